@@ -1,0 +1,79 @@
+"""The command line: one typer app."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+# Keep the console for our own progress bars: transformers' per-load bars and advisories
+# would interleave with them on every model load.
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="rlxf: RLHF / RLAIF that measures its own failure modes.")
+console = Console(stderr=True)
+
+
+def _progress_factory(progress: Progress):
+    def factory(description: str, total: int):
+        task = progress.add_task(description, total=total, info="")
+
+        def update(step: int, metrics: dict) -> None:
+            info = "  ".join(f"{k}={v:.3f}" for k, v in metrics.items()
+                             if isinstance(v, float))
+            progress.update(task, completed=step, info=info)
+        return update
+    return factory
+
+
+@app.command()
+def run(config: Path = typer.Argument(..., help="TOML config (see examples/quickstart.toml)"),
+        out: Path = typer.Option(..., "--out", help="run directory (created; resumed if it exists)"),
+        until: str = typer.Option(None, help="stop after this stage"),
+        threads: int = typer.Option(0, help="torch threads (0: one per core)")) -> None:
+    """Run the whole pipeline: world -> pretrain -> sft -> feedback -> reward -> policy -> eval
+    -> audit. Finished stages are skipped; an interrupted stage resumes from its checkpoint."""
+    from .config import ConfigError, load_config
+    try:
+        cfg = load_config(config)
+    except ConfigError as e:
+        console.print(f"[red]config error[/red]\n{e}", markup=True, highlight=False)
+        raise typer.Exit(2) from None
+    from .pipeline import STAGE_NAMES, run_pipeline
+    if until is not None and until not in STAGE_NAMES:
+        console.print(f"[red]--until {until!r}: not a stage; stages: {', '.join(STAGE_NAMES)}")
+        raise typer.Exit(2)
+    import torch
+    torch.set_num_threads(threads or os.cpu_count() or 1)
+    with Progress(TextColumn("{task.description:<14}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), TextColumn("{task.fields[info]}"), console=console,
+                  transient=False) as progress:
+        rd = run_pipeline(cfg, config.read_text(), out, _progress_factory(progress),
+                          progress.console.print, until)
+    if until is None:
+        _write_report(rd.root)
+
+
+def _write_report(run_dir: Path) -> None:
+    from .audit.report import write_report
+    paths = write_report(run_dir)
+    console.print(f"report: {paths['html']}\n        {paths['md']}\n        {paths['json']}")
+
+
+@app.command()
+def audit(run_dir: Path = typer.Argument(..., help="a run directory written by `rlxf run`")) -> None:
+    """Regenerate report/report.json, report.md and index.html from the run directory alone."""
+    if not (run_dir / "ledger.jsonl").exists():
+        console.print(f"[red]{run_dir}: not a run directory (no ledger.jsonl)")
+        raise typer.Exit(2)
+    _write_report(run_dir)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,193 @@
+"""Typed configuration for every stage. TOML in; the resolved config goes to the ledger.
+
+Unknown keys and bad values fail before any work starts, naming the key, the value and what is
+allowed (`ConfigError`).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Weights(Section):
+    """How much a group values each of the three H's; the gold utility is the weighted sum."""
+    helpful: float = Field(0.30, ge=0)
+    harmless: float = Field(0.45, ge=0)
+    honest: float = Field(0.25, ge=0)
+
+    @model_validator(mode="after")
+    def _positive_total(self) -> "Weights":
+        if self.helpful + self.harmless + self.honest <= 0:
+            raise ValueError("weights must not all be zero")
+        return self
+
+
+class WorldConfig(Section):
+    n_countries: int = Field(10, ge=2, le=14, description="countries (each with a capital)")
+    n_creatures: int = Field(10, ge=2, le=14, description="creatures (each with a color)")
+    heldout_fraction: float = Field(0.25, gt=0, lt=1, description="prompts kept for evaluation")
+    weights: Weights = Field(default_factory=Weights, description="the gold utility's 3H weights")
+
+
+class ModelConfig(Section):
+    """A tiny causal LM built from a transformers config (no download)."""
+    architecture: Literal["gpt2", "llama"] = "gpt2"
+    n_layer: int = Field(2, ge=1)
+    n_embd: int = Field(128, ge=8)
+    n_head: int = Field(4, ge=1)
+    max_length: int = Field(96, ge=16, description="context length in tokens")
+
+    @model_validator(mode="after")
+    def _heads_divide(self) -> "ModelConfig":
+        if self.n_embd % self.n_head:
+            raise ValueError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
+        return self
+
+
+class TrainConfig(Section):
+    steps: int = Field(600, ge=1)
+    batch_size: int = Field(64, ge=1)
+    lr: float = Field(3e-3, gt=0)
+    warmup_steps: int = Field(30, ge=0)
+    checkpoint_every: int = Field(100, ge=1, description="steps between resumable checkpoints")
+
+
+class PretrainConfig(TrainConfig):
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    n_documents: int = Field(20000, ge=10, description="web conversations + fact statements")
+    fact_fraction: float = Field(0.2, ge=0, le=1, description="share of documents that are facts")
+
+
+class SFTConfig(TrainConfig):
+    steps: int = 300
+    lr: float = 1e-3
+    n_demonstrations: int = Field(6000, ge=10)
+    demonstrator_error: float = Field(0.1, ge=0, le=1,
+                                      description="share of demonstrations with a random act")
+
+
+class Annotators(Section):
+    """A group of simulated annotators with explicit biases (added to the gold utility they
+    perceive) and Bradley-Terry noise."""
+    name: str = "crowd"
+    count: int = Field(12, ge=1)
+    weights: Weights = Field(default_factory=Weights, description="this group's 3H weights")
+    temperature: float = Field(0.1, gt=0, description="Bradley-Terry noise scale")
+    careless: float = Field(0.0, ge=0, le=1, description="share of labels given at random")
+    length_bias: float = Field(0.0, description="utility added per filler sentence")
+    flattery_bias: float = 0.0
+    confidence_bias: float = 0.0
+    agreement_bias: float = Field(0.0, description="added when the response agrees with the user")
+    anthro_bias: float = 0.0
+    refusal_bias: float = Field(0.0, description="added to refusals (negative: refusal aversion)")
+
+
+class FeedbackConfig(Section):
+    source: Literal["simulated"] = "simulated"
+    n_comparisons: int = Field(2000, ge=10)
+    overlap: int = Field(3, ge=1, description="annotators who label each comparison")
+    temperature: float = Field(1.0, gt=0, description="sampling temperature for the pairs")
+    annotators: list[Annotators] = Field(default_factory=lambda: [Annotators()])
+
+    @model_validator(mode="after")
+    def _enough_annotators(self) -> "FeedbackConfig":
+        total = sum(a.count for a in self.annotators)
+        if total < self.overlap:
+            raise ValueError(f"overlap ({self.overlap}) exceeds the number of annotators ({total})")
+        return self
+
+
+class RewardConfig(TrainConfig):
+    steps: int = 300
+    batch_size: int = 32
+    lr: float = 1e-3
+    heldout_fraction: float = Field(0.15, gt=0, lt=1, description="comparisons kept for accuracy")
+
+
+class PolicyConfig(TrainConfig):
+    algorithm: Literal["dpo"] = "dpo"
+    steps: int = 200
+    batch_size: int = 32
+    lr: float = 5e-5
+    beta: float = Field(0.1, gt=0, description="DPO's KL strength")
+    eval_every: int = Field(50, ge=1, description="steps between gold/proxy/KL measurements")
+    eval_prompts: int = Field(128, ge=8)
+
+
+class EvalConfig(Section):
+    samples_per_prompt: int = Field(4, ge=1)
+    temperature: float = Field(1.0, gt=0)
+    max_new_tokens: int = Field(40, ge=4)
+
+
+class DisclosureConfig(Section):
+    """Free-text answers for what a run cannot know about itself (Casper et al. section 5)."""
+    evaluator_selection: str | None = None
+    expected_risks: str | None = None
+    monitoring: str | None = None
+    audits: str | None = None
+
+
+class RunConfig(Section):
+    seed: int = 0
+    world: WorldConfig = Field(default_factory=WorldConfig)
+    pretrain: PretrainConfig = Field(default_factory=PretrainConfig)
+    sft: SFTConfig = Field(default_factory=SFTConfig)
+    feedback: FeedbackConfig = Field(default_factory=FeedbackConfig)
+    reward: RewardConfig = Field(default_factory=RewardConfig)
+    policy: PolicyConfig = Field(default_factory=PolicyConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    disclosure: DisclosureConfig = Field(default_factory=DisclosureConfig)
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def _allowed_keys(model: type[BaseModel], loc: tuple) -> list[str]:
+    """The keys allowed at `loc` (the parent of a rejected key)."""
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part)
+        ann = getattr(field, "annotation", None)
+        args = getattr(ann, "__args__", None)
+        model = args[0] if args else ann
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            return []
+    return sorted(model.model_fields)
+
+
+def _describe(err: dict, source: str) -> str:
+    loc = err["loc"]
+    key = ".".join(str(p) for p in loc) or "(top level)"
+    if err["type"] == "extra_forbidden":
+        allowed = _allowed_keys(RunConfig, loc[:-1])
+        return f"{source}: unknown key {key!r}; allowed here: {', '.join(allowed)}"
+    return f"{source}: {key} = {err.get('input')!r}: {err['msg']}"
+
+
+def parse_config(data: dict, source: str = "config") -> RunConfig:
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError("\n".join(_describe(err, source) for err in e.errors())) from None
+
+
+def load_config(path: str | Path) -> RunConfig:
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}") from None
+    return parse_config(data, str(path))

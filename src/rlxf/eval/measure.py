@@ -1,0 +1,50 @@
+"""Sample a model on prompts and measure everything the report needs: gold 3H, proxy reward,
+KL to the SFT model, and behaviour rates."""
+
+from __future__ import annotations
+
+from statistics import mean
+
+import torch
+
+from ..models.generate import sample_responses
+from ..models.logprobs import response_batch, sequence_logprobs
+from ..models.tokenizer import prompt_ids, response_ids
+from ..train import reward as rm
+from .metrics import behaviour_metrics
+
+
+@torch.no_grad()
+def response_logprobs(model, tokenizer, prompts: list[str], texts: list[str],
+                      batch_size: int = 256) -> list[float]:
+    out: list[float] = []
+    for b in range(0, len(prompts), batch_size):
+        ids, mask, resp = response_batch([prompt_ids(tokenizer, p) for p in prompts[b:b + batch_size]],
+                                         [response_ids(tokenizer, t) for t in texts[b:b + batch_size]],
+                                         tokenizer.pad_token_id)
+        out.extend(sequence_logprobs(model, ids, mask, resp).tolist())
+    return out
+
+
+def measure(model, *, prompts, world, sft_model, reward_model, samples_per_prompt: int,
+            temperature: float, max_new_tokens: int, seed: int) -> dict:
+    """Returns {"metrics", "per_family", "samples"}. kl/to_sft is the Monte-Carlo estimate
+    E_{y~π}[log π(y|x) - log π_sft(y|x)], exact for sampling at temperature 1."""
+    tok = world.tokenizer
+    ps = [p for p in prompts for _ in range(samples_per_prompt)]
+    texts = sample_responses(model, tok, [p.text for p in ps], temperature=temperature,
+                             max_new_tokens=max_new_tokens, seed=seed)
+    metrics, per_family = behaviour_metrics(ps, texts, world.kb, world.weights)
+    proxy = rm.score(reward_model, [prompt_ids(tok, p.text) for p in ps],
+                     [response_ids(tok, t) for t in texts], tok.pad_token_id)
+    logp = response_logprobs(model, tok, [p.text for p in ps], texts)
+    logp_sft = (logp if model is sft_model
+                else response_logprobs(sft_model, tok, [p.text for p in ps], texts))
+    kl = [a - b for a, b in zip(logp, logp_sft)]
+    metrics["reward/proxy"] = mean(proxy)
+    metrics["kl/to_sft"] = mean(kl)
+    metrics["entropy/per_response"] = -mean(logp)
+    samples = [{"prompt_id": p.id, "family": p.family, "prompt": p.text, "response": t,
+                "reward_proxy": r, "logp": lp, "kl_to_sft": k}
+               for p, t, r, lp, k in zip(ps, texts, proxy, logp, kl)]
+    return {"metrics": metrics, "per_family": per_family, "samples": samples}

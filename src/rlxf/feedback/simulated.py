@@ -1,0 +1,64 @@
+"""Simulated annotators: they see the same response as the gold judge but judge it through
+their own group's 3H weights, explicit biases toward surface features, Bradley-Terry noise and
+occasional carelessness (Casper et al. 3.1; Lindström et al. on whose values count)."""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+
+from ..config import Annotators, FeedbackConfig
+from ..world.features import features
+from ..world.grammar import try_parse
+from ..world.judge import score
+from ..world.kb import KnowledgeBase
+from ..world.prompts import Prompt
+
+# feature name -> the Annotators field that weighs it
+BIAS_OF = {"n_filler": "length_bias", "flattery": "flattery_bias",
+           "confident": "confidence_bias", "agrees": "agreement_bias",
+           "anthro": "anthro_bias", "refuses": "refusal_bias"}
+
+
+@dataclass(frozen=True)
+class Annotator:
+    id: str
+    group: str
+    params: Annotators
+
+    def perceived_utility(self, prompt: Prompt, text: str, kb: KnowledgeBase) -> float:
+        r = try_parse(text)
+        u = score(prompt, r, kb).utility(self.params.weights.model_dump())
+        f = features(r)
+        return u + sum(getattr(self.params, bias) * f[name] for name, bias in BIAS_OF.items())
+
+    def prefers_a(self, prompt: Prompt, a: str, b: str, kb: KnowledgeBase,
+                  rng: random.Random) -> bool:
+        if rng.random() < self.params.careless:
+            return rng.random() < 0.5
+        diff = (self.perceived_utility(prompt, a, kb) - self.perceived_utility(prompt, b, kb))
+        # Bradley-Terry: P(a > b) = σ((u_a - u_b) / T)
+        p_a = 1.0 / (1.0 + math.exp(-diff / self.params.temperature))
+        return rng.random() < p_a
+
+
+def build_pool(cfg: FeedbackConfig) -> list[Annotator]:
+    pool = []
+    for group in cfg.annotators:
+        pool += [Annotator(f"{group.name}-{i:03d}", group.name, group)
+                 for i in range(group.count)]
+    return pool
+
+
+def label_comparisons(pairs: list[tuple[Prompt, str, str]], pool: list[Annotator],
+                      overlap: int, kb: KnowledgeBase, seed: int) -> list[list[dict]]:
+    """For each pair, `overlap` distinct annotators' judgements: {annotator, group, choice}."""
+    rng = random.Random(seed)
+    out = []
+    for prompt, a, b in pairs:
+        judges = rng.sample(pool, overlap)
+        out.append([{"annotator": j.id, "group": j.group,
+                     "choice": "a" if j.prefers_a(prompt, a, b, kb, rng) else "b"}
+                    for j in judges])
+    return out

@@ -1,0 +1,90 @@
+"""`rlxf run`: the stages in order, each skipped when its outputs are complete and its inputs
+unchanged, each resumed from its checkpoint when it was interrupted."""
+
+from __future__ import annotations
+
+import platform
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+from .config import RunConfig
+from .rundir import RunDir, atomic_write_text, sha256_json
+from .stages import evaluate, feedback, policy, pretrain, reward, sft, world
+from .stages.context import ProgressFactory, StageContext
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    run: Callable[[StageContext], dict]
+    inputs: tuple[str, ...]  # stages whose outputs this one reads
+    config: tuple[str, ...]  # config sections that change its result
+
+
+STAGES = (
+    Stage("world", world.run, (), ("seed", "world")),
+    Stage("pretrain", pretrain.run, ("world",), ("seed", "pretrain")),
+    Stage("sft", sft.run, ("world", "pretrain"), ("seed", "sft")),
+    Stage("feedback", feedback.run, ("world", "sft"), ("seed", "feedback", "eval.max_new_tokens")),
+    Stage("reward", reward.run, ("world", "sft", "feedback"), ("seed", "reward")),
+    Stage("policy", policy.run, ("world", "sft", "feedback", "reward"),
+          ("seed", "policy", "reward.heldout_fraction", "eval")),
+    Stage("eval", evaluate.run, ("world", "pretrain", "sft", "reward", "policy"), ("seed", "eval")),
+)
+STAGE_NAMES = tuple(s.name for s in STAGES)
+
+
+def versions() -> dict:
+    import torch
+    import transformers
+
+    from . import __version__
+    return {"python": platform.python_version(), "torch": torch.__version__,
+            "transformers": transformers.__version__, "rlxf": __version__}
+
+
+def _config_slice(config: RunConfig, keys: tuple[str, ...]) -> dict:
+    data = config.model_dump(mode="json")
+    out = {}
+    for key in keys:
+        value = data
+        for part in key.split("."):
+            value = value[part]
+        out[key] = value
+    return out
+
+
+def fingerprint(stage: Stage, config: RunConfig, run: RunDir) -> tuple[str, dict, dict]:
+    cfg = _config_slice(config, stage.config)
+    inputs = {name: run.output_hash(name) for name in stage.inputs}
+    return sha256_json({"stage": stage.name, "config": cfg, "inputs": inputs}), cfg, inputs
+
+
+def run_pipeline(config: RunConfig, config_text: str, out: Path, progress: ProgressFactory,
+                 log: Callable[[str], None], until: str | None = None) -> RunDir:
+    run = RunDir(out)
+    run.root.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(run.root / "config.toml", config_text)
+    for stage in STAGES:
+        fp, cfg, inputs = fingerprint(stage, config, run)
+        if run.is_complete(stage.name, fp):
+            run.ensure_ledgered(stage.name)
+            log(f"[dim]{stage.name:<9} up to date, skipped[/dim]")
+        else:
+            partial, ckpt = run.begin(stage.name, fp)
+            started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+            t0 = time.perf_counter()
+            result = stage.run(StageContext(run=run, config=config, out=partial, ckpt=ckpt,
+                                            progress=progress))
+            wall = time.perf_counter() - t0
+            run.commit(stage.name, {
+                "stage": stage.name, "fingerprint": fp, "config": cfg, "inputs": inputs,
+                "counts": result.get("counts", {}), "metrics": result.get("metrics", {}),
+                "started": started, "wall_s": round(wall, 3), "versions": versions()})
+            log(f"{stage.name:<9} done in {wall:6.1f} s")
+        if stage.name == until:
+            break
+    return run

@@ -1,0 +1,62 @@
+"""What a stage gets: its config, where to write, where to checkpoint, how to show progress,
+and loaders for the artifacts of earlier stages."""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from ..config import RunConfig
+from ..models.build import load_tokenizer
+from ..rundir import RunDir, read_jsonl
+from ..world.kb import KnowledgeBase
+from ..world.prompts import Prompt
+
+# (description, total steps) -> callback(step, metrics)
+ProgressFactory = Callable[[str, int], Callable[[int, dict], None]]
+
+
+@dataclass(frozen=True)
+class World:
+    kb: KnowledgeBase
+    weights: dict[str, float]
+    train: list[Prompt]
+    heldout: list[Prompt]
+    tokenizer: object
+
+    @property
+    def by_id(self) -> dict[str, Prompt]:
+        return {p.id: p for p in self.train + self.heldout}
+
+
+@dataclass
+class StageContext:
+    run: RunDir
+    config: RunConfig
+    out: Path
+    ckpt: Path
+    progress: ProgressFactory
+
+    @property
+    def seed(self) -> int:
+        return self.config.seed
+
+    def rng(self, stage: str) -> random.Random:
+        """A stage's own random stream, independent of the order stages run in."""
+        return random.Random(f"{self.seed}:{stage}")
+
+    def load_world(self) -> World:
+        d = self.run.stage_dir("world")
+        meta = json.loads((d / "world.json").read_text())
+        prompts = [(row["split"], Prompt.from_json(row["prompt"]))
+                   for row in read_jsonl(d / "prompts.jsonl")]
+        return World(kb=KnowledgeBase.from_json(meta["kb"]), weights=meta["weights"],
+                     train=[p for s, p in prompts if s == "train"],
+                     heldout=[p for s, p in prompts if s == "heldout"],
+                     tokenizer=load_tokenizer(d / "tokenizer"))
+
+    def model_dir(self, stage: str) -> Path:
+        return self.run.stage_dir(stage) / "model"

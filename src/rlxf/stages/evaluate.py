@@ -1,0 +1,34 @@
+"""Stage `eval`: base, SFT and policy sampled on the held-out prompts and scored by the gold
+judge, the reward model (proxy) and their KL to the SFT model."""
+
+from __future__ import annotations
+
+from ..eval.measure import measure
+from ..models.build import load_causal_lm, load_reward_model
+from ..rundir import atomic_write_json, write_jsonl
+from .context import StageContext
+
+MODELS = {"base": "pretrain", "sft": "sft", "policy": "policy"}  # report name -> stage
+
+
+def run(ctx: StageContext) -> dict:
+    cfg = ctx.config.eval
+    world = ctx.load_world()
+    sft = load_causal_lm(ctx.model_dir("sft"))
+    reward_model = load_reward_model(ctx.model_dir("reward"))
+    results, samples = {}, []
+    report = ctx.progress("eval", len(MODELS))
+    for i, (name, stage) in enumerate(MODELS.items()):
+        model = sft if name == "sft" else load_causal_lm(ctx.model_dir(stage))
+        m = measure(model, prompts=world.heldout, world=world, sft_model=sft,
+                    reward_model=reward_model, samples_per_prompt=cfg.samples_per_prompt,
+                    temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens,
+                    seed=ctx.seed)
+        results[name] = {"metrics": m["metrics"], "per_family": m["per_family"]}
+        samples += [{"model": name, **s} for s in m["samples"]]
+        report(i + 1, {})
+    atomic_write_json(ctx.out / "metrics.json", results)
+    write_jsonl(ctx.out / "samples.jsonl", samples)
+    return {"counts": {"prompts": len(world.heldout), "samples": len(samples)},
+            "metrics": {f"{name}/{k}": v for name, r in results.items()
+                        for k, v in r["metrics"].items()}}

@@ -1,0 +1,48 @@
+"""Next-token training: pretraining (loss on every token) and SFT (loss on the response only)."""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+from ..config import TrainConfig
+from .loop import BatchOrder, Checkpointer, StepCallback, lr_at, pad_right, set_lr
+
+
+def lm_batch(examples: list[tuple[list[int], int]], pad_id: int):
+    """examples: (token ids, index of the first token that is trained on)."""
+    ids, mask = pad_right([ids for ids, _ in examples], pad_id)
+    labels = ids.clone()
+    labels[mask == 0] = -100
+    for i, (_, start) in enumerate(examples):
+        labels[i, :start] = -100
+    return ids, mask, labels
+
+
+def train_lm(model, examples: list[tuple[list[int], int]], cfg: TrainConfig, pad_id: int,
+             seed: int, ckpt: Checkpointer, on_step: StepCallback | None = None) -> dict:
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0)
+    start = ckpt.load(model, optimizer)
+    order = BatchOrder(len(examples), cfg.batch_size, seed)
+    model.train()
+    loss_ema, tokens, t0 = ckpt.extra.get("loss_ema"), 0, time.perf_counter()
+    for step in range(start, cfg.steps):
+        ids, mask, labels = lm_batch([examples[i] for i in order.indices(step)], pad_id)
+        set_lr(optimizer, lr_at(step, cfg))
+        # HF averages the loss over trained tokens (token-mean), as TRL's SFTTrainer does.
+        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        tokens += int(mask.sum())
+        loss_ema = loss.item() if loss_ema is None else 0.95 * loss_ema + 0.05 * loss.item()
+        ckpt.extra["loss_ema"] = loss_ema
+        ckpt.maybe_save(step + 1, model, optimizer, final=step + 1 == cfg.steps)
+        if on_step:
+            on_step(step + 1, {"loss/lm": loss_ema})
+    model.eval()
+    elapsed = time.perf_counter() - t0
+    return {"loss/lm": loss_ema, "steps": cfg.steps, "resumed_from_step": start,
+            "throughput/tokens_per_s": tokens / elapsed if elapsed > 0 else None}

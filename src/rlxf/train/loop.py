@@ -1,0 +1,96 @@
+"""What every training recipe shares: a data order that is a pure function of the step, a
+learning rate that is a pure function of the step, and atomic checkpoints. Together they make a
+resumed run step-for-step identical to an uninterrupted one."""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from ..config import TrainConfig
+
+
+class BatchOrder:
+    """Item indices for step s: positions [s*B, (s+1)*B) of a stream of per-epoch permutations."""
+
+    def __init__(self, n_items: int, batch_size: int, seed: int):
+        if n_items < 1:
+            raise ValueError("cannot train on an empty dataset")
+        self.n, self.batch_size, self.seed = n_items, batch_size, seed
+        self._perms: dict[int, list[int]] = {}
+
+    def _perm(self, epoch: int) -> list[int]:
+        if epoch not in self._perms:
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            self._perms[epoch] = torch.randperm(self.n, generator=g).tolist()
+        return self._perms[epoch]
+
+    def indices(self, step: int) -> list[int]:
+        start = step * self.batch_size
+        return [self._perm(p // self.n)[p % self.n] for p in range(start, start + self.batch_size)]
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Linear warm-up, then cosine decay to 10% of the peak."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+    return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+
+
+def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+
+
+@dataclass
+class Checkpointer:
+    """Saves model + optimizer + step + the recipe's own state (e.g. eval history)."""
+    directory: Path
+    every: int
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def path(self) -> Path:
+        return self.directory / "state.pt"
+
+    def load(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> int:
+        """Restore the latest checkpoint if any; returns the step to continue from."""
+        if not self.path.exists():
+            return 0
+        try:
+            state = torch.load(self.path, weights_only=False)
+        except Exception as e:  # a checkpoint we cannot read must not be silently trained over
+            raise RuntimeError(f"{self.path}: corrupt checkpoint ({e}); delete it to restart "
+                               "the stage from scratch") from None
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        self.extra = state.get("extra", {})
+        return state["step"]
+
+    def maybe_save(self, step: int, model, optimizer, final: bool = False) -> None:
+        if final or step % self.every:
+            return
+        tmp = self.path.with_suffix(".tmp")
+        torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                    "step": step, "extra": self.extra}, tmp)
+        os.replace(tmp, self.path)
+
+
+StepCallback = Callable[[int, dict], None]
+
+
+def pad_right(seqs: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(ids, attention_mask), both (B, T_max)."""
+    width = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for i, s in enumerate(seqs):
+        ids[i, : len(s)] = torch.tensor(s)
+        mask[i, : len(s)] = 1
+    return ids, mask
