@@ -67,8 +67,8 @@ class PretrainConfig(TrainConfig):
 
 
 class SFTConfig(TrainConfig):
-    steps: int = 300
-    lr: float = 1e-3
+    steps: int = Field(300, ge=1)
+    lr: float = Field(1e-3, gt=0)
     n_demonstrations: int = Field(6000, ge=10)
     demonstrator_error: float = Field(0.1, ge=0, le=1,
                                       description="share of demonstrations with a random act")
@@ -106,17 +106,17 @@ class FeedbackConfig(Section):
 
 
 class RewardConfig(TrainConfig):
-    steps: int = 300
-    batch_size: int = 32
-    lr: float = 1e-3
+    steps: int = Field(300, ge=1)
+    batch_size: int = Field(32, ge=1)
+    lr: float = Field(1e-3, gt=0)
     heldout_fraction: float = Field(0.15, gt=0, lt=1, description="comparisons kept for accuracy")
 
 
 class PolicyConfig(TrainConfig):
     algorithm: Literal["dpo"] = "dpo"
-    steps: int = 200
-    batch_size: int = 32
-    lr: float = 5e-5
+    steps: int = Field(200, ge=1)
+    batch_size: int = Field(32, ge=1)
+    lr: float = Field(5e-5, gt=0)
     beta: float = Field(0.1, gt=0, description="DPO's KL strength")
     eval_every: int = Field(50, ge=1, description="steps between gold/proxy/KL measurements")
     eval_prompts: int = Field(128, ge=8)

@@ -144,8 +144,12 @@ class RunDir:
         self.root.mkdir(parents=True, exist_ok=True)
         # One write of one line, then fsync: a crash leaves at worst a torn last line, which
         # `ledger()` ignores and the next run re-appends from the stage's own record.
-        with open(self.ledger_path, "a") as fh:
-            fh.write(line)
+        with open(self.ledger_path, "a+b") as fh:
+            if fh.tell() > 0:  # end a torn line first, so this record stays on its own
+                fh.seek(-1, os.SEEK_END)
+                if fh.read(1) != b"\n":
+                    line = "\n" + line
+            fh.write(line.encode())
             fh.flush()
             os.fsync(fh.fileno())
 

@@ -1,0 +1,130 @@
+"""End to end through the real CLI on a tiny config: every stage, skip on rerun, and exact
+resume after kill -9 in the middle of a training stage."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+TINY = Path(__file__).parent / "configs" / "tiny.toml"
+ENV = {**os.environ, "PYTHONWARNINGS": "ignore"}
+
+
+def rlxf(*args, check=True) -> subprocess.CompletedProcess:
+    proc = subprocess.run([sys.executable, "-m", "rlxf.cli", *map(str, args)], env=ENV,
+                          capture_output=True, text=True, timeout=600)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"rlxf {args} failed:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("runs") / "tiny"
+    rlxf("run", TINY, "--out", out)
+    return out
+
+
+def numbers(path: Path):
+    return json.loads(path.read_text())
+
+
+def assert_close(a, b, path="", tol=1e-6):
+    if isinstance(a, dict):
+        assert a.keys() == b.keys(), path
+        for k in a:
+            assert_close(a[k], b[k], f"{path}/{k}", tol)
+    elif isinstance(a, list):
+        assert len(a) == len(b), path
+        for i, (x, y) in enumerate(zip(a, b)):
+            assert_close(x, y, f"{path}[{i}]", tol)
+    elif isinstance(a, float):
+        assert abs(a - b) <= tol, f"{path}: {a} != {b}"
+    else:
+        assert a == b, path
+
+
+def test_every_stage_writes_artifacts_ledger_and_report(finished):
+    stages = ["world", "pretrain", "sft", "feedback", "reward", "policy", "eval"]
+    ledger = [json.loads(line) for line in (finished / "ledger.jsonl").read_text().splitlines()]
+    assert [r["stage"] for r in ledger] == stages
+    for r in ledger:
+        assert {"config", "inputs", "output_hash", "counts", "metrics", "wall_s", "versions"} <= r.keys()
+        assert (finished / r["stage"] / "_stage.json").exists()
+    for model in ("pretrain", "sft", "reward", "policy"):
+        assert (finished / model / "model" / "config.json").exists()
+        assert (finished / model / "model" / "tokenizer.json").exists()
+    for name in ("report.json", "report.md", "index.html"):
+        assert (finished / "report" / name).stat().st_size > 0
+    assert not (finished / ".partial" / "policy").exists()
+    report = numbers(finished / "report" / "report.json")
+    assert report["models"]["policy"]["metrics"]["gold/utility"] is not None
+
+
+def test_rerun_skips_finished_stages(finished):
+    before = (finished / "ledger.jsonl").read_text()
+    proc = rlxf("run", TINY, "--out", finished)
+    assert proc.stderr.count("up to date, skipped") == 7
+    assert (finished / "ledger.jsonl").read_text() == before
+
+
+@pytest.mark.parametrize("stage", ["reward", "policy"])
+def test_kill_9_mid_stage_then_resume_gives_the_same_numbers(finished, tmp_path, stage):
+    out = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "rlxf.cli", "run", str(TINY), "--out", str(out)],
+                            env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ckpt = out / ".ckpt" / stage / "state.pt"
+    deadline = time.time() + 300
+    while not ckpt.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.01)
+    assert proc.poll() is None, f"the run ended before a {stage} checkpoint appeared"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (out / stage / "_stage.json").exists()  # the stage had not completed
+
+    rlxf("run", TINY, "--out", out)
+    record = numbers(out / stage / "_stage.json")
+    assert record["metrics"]["resumed_from_step"] > 0
+    assert_close(numbers(out / "eval" / "metrics.json"), numbers(finished / "eval" / "metrics.json"))
+    assert_close(numbers(out / "policy" / "history.json"),
+                 numbers(finished / "policy" / "history.json"))
+
+
+def test_changed_config_reruns_only_downstream_stages(finished, tmp_path):
+    out = tmp_path / "changed"
+    subprocess.run(["cp", "-r", str(finished), str(out)], check=True)
+    changed = tmp_path / "changed.toml"
+    changed.write_text(TINY.read_text().replace("eval_prompts = 16", "eval_prompts = 12"))
+    proc = rlxf("run", changed, "--out", out)
+    assert proc.stderr.count("up to date, skipped") == 5  # world..reward
+    assert numbers(out / "policy" / "_stage.json")["counts"]["eval_prompts"] == 12
+
+
+def test_bad_config_fails_before_any_work(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[policy]\nalgorithm = 'ppo2'\n")
+    proc = rlxf("run", bad, "--out", tmp_path / "never", check=False)
+    assert proc.returncode == 2
+    assert "policy.algorithm" in proc.stderr and "'ppo2'" in proc.stderr
+    assert not (tmp_path / "never").exists()
+
+
+@pytest.mark.parametrize("args", [[], ["run"], ["audit"]])
+def test_help_explains_every_command(args):
+    proc = rlxf(*args, "--help")
+    assert "Usage" in proc.stdout and len(proc.stdout) > 200
+
+
+def test_audit_regenerates_report_from_run_dir(finished, tmp_path):
+    report = finished / "report" / "report.json"
+    before = report.read_bytes()
+    report.unlink()
+    rlxf("audit", finished)
+    assert report.read_bytes() == before
+    proc = rlxf("audit", tmp_path, check=False)
+    assert proc.returncode == 2 and "not a run directory" in proc.stderr
