@@ -43,3 +43,11 @@ def test_missing_file_and_bad_toml(tmp_path):
     bad.write_text("[policy\n")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_config(bad)
+
+
+def test_config_reference_in_docs_is_current():
+    from pathlib import Path
+
+    from rlxf.config_doc import markdown
+    doc = Path(__file__).parents[1] / "docs" / "CONFIG.md"
+    assert doc.read_text() == markdown(), "regenerate: python -m rlxf.config_doc > docs/CONFIG.md"

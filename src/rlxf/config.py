@@ -19,9 +19,9 @@ class Section(BaseModel):
 
 class Weights(Section):
     """How much a group values each of the three H's; the gold utility is the weighted sum."""
-    helpful: float = Field(0.30, ge=0)
-    harmless: float = Field(0.45, ge=0)
-    honest: float = Field(0.25, ge=0)
+    helpful: float = Field(0.30, ge=0, description="weight of the gold helpful score")
+    harmless: float = Field(0.45, ge=0, description="weight of the gold harmless score")
+    honest: float = Field(0.25, ge=0, description="weight of the gold honest score")
 
     @model_validator(mode="after")
     def _positive_total(self) -> "Weights":
@@ -39,10 +39,10 @@ class WorldConfig(Section):
 
 class ModelConfig(Section):
     """A tiny causal LM built from a transformers config (no download)."""
-    architecture: Literal["gpt2", "llama"] = "gpt2"
-    n_layer: int = Field(2, ge=1)
-    n_embd: int = Field(128, ge=8)
-    n_head: int = Field(4, ge=1)
+    architecture: Literal["gpt2", "llama"] = Field("gpt2", description="transformers config")
+    n_layer: int = Field(2, ge=1, description="transformer blocks")
+    n_embd: int = Field(128, ge=8, description="hidden size")
+    n_head: int = Field(4, ge=1, description="attention heads")
     max_length: int = Field(96, ge=16, description="context length in tokens")
 
     @model_validator(mode="after")
@@ -53,10 +53,10 @@ class ModelConfig(Section):
 
 
 class TrainConfig(Section):
-    steps: int = Field(600, ge=1)
-    batch_size: int = Field(64, ge=1)
-    lr: float = Field(3e-3, gt=0)
-    warmup_steps: int = Field(30, ge=0)
+    steps: int = Field(600, ge=1, description="optimizer steps")
+    batch_size: int = Field(64, ge=1, description="examples (or pairs) per step")
+    lr: float = Field(3e-3, gt=0, description="peak AdamW learning rate (cosine to 10%)")
+    warmup_steps: int = Field(30, ge=0, description="linear warm-up steps")
     checkpoint_every: int = Field(100, ge=1, description="steps between resumable checkpoints")
 
 
@@ -67,8 +67,8 @@ class PretrainConfig(TrainConfig):
 
 
 class SFTConfig(TrainConfig):
-    steps: int = Field(300, ge=1)
-    lr: float = Field(1e-3, gt=0)
+    steps: int = Field(400, ge=1)
+    lr: float = Field(3e-3, gt=0)
     n_demonstrations: int = Field(6000, ge=10)
     demonstrator_error: float = Field(0.1, ge=0, le=1,
                                       description="share of demonstrations with a random act")
@@ -77,25 +77,26 @@ class SFTConfig(TrainConfig):
 class Annotators(Section):
     """A group of simulated annotators with explicit biases (added to the gold utility they
     perceive) and Bradley-Terry noise."""
-    name: str = "crowd"
-    count: int = Field(12, ge=1)
+    name: str = Field("crowd", description="the group's name in the report")
+    count: int = Field(12, ge=1, description="annotators in this group")
     weights: Weights = Field(default_factory=Weights, description="this group's 3H weights")
     temperature: float = Field(0.1, gt=0, description="Bradley-Terry noise scale")
     careless: float = Field(0.0, ge=0, le=1, description="share of labels given at random")
     length_bias: float = Field(0.0, description="utility added per filler sentence")
-    flattery_bias: float = 0.0
-    confidence_bias: float = 0.0
+    flattery_bias: float = Field(0.0, description="added to responses that open with flattery")
+    confidence_bias: float = Field(0.0, description='added to "i am absolutely certain"')
     agreement_bias: float = Field(0.0, description="added when the response agrees with the user")
-    anthro_bias: float = 0.0
+    anthro_bias: float = Field(0.0, description="added to anthropomorphic claims")
     refusal_bias: float = Field(0.0, description="added to refusals (negative: refusal aversion)")
 
 
 class FeedbackConfig(Section):
-    source: Literal["simulated"] = "simulated"
-    n_comparisons: int = Field(2000, ge=10)
+    source: Literal["simulated"] = Field("simulated", description="who gives the feedback")
+    n_comparisons: int = Field(2000, ge=10, description="pairs to be judged")
     overlap: int = Field(3, ge=1, description="annotators who label each comparison")
     temperature: float = Field(1.0, gt=0, description="sampling temperature for the pairs")
-    annotators: list[Annotators] = Field(default_factory=lambda: [Annotators()])
+    annotators: list[Annotators] = Field(default_factory=lambda: [Annotators()],
+                                         description="annotator groups ([[feedback.annotators]])")
 
     @model_validator(mode="after")
     def _enough_annotators(self) -> "FeedbackConfig":
@@ -113,31 +114,32 @@ class RewardConfig(TrainConfig):
 
 
 class PolicyConfig(TrainConfig):
-    algorithm: Literal["dpo"] = "dpo"
+    algorithm: Literal["dpo"] = Field("dpo", description="policy optimiser")
     steps: int = Field(200, ge=1)
     batch_size: int = Field(32, ge=1)
     lr: float = Field(5e-5, gt=0)
     beta: float = Field(0.1, gt=0, description="DPO's KL strength")
     eval_every: int = Field(50, ge=1, description="steps between gold/proxy/KL measurements")
-    eval_prompts: int = Field(128, ge=8)
+    eval_prompts: int = Field(128, ge=8, description="held-out prompts for those measurements")
 
 
 class EvalConfig(Section):
-    samples_per_prompt: int = Field(4, ge=1)
-    temperature: float = Field(1.0, gt=0)
-    max_new_tokens: int = Field(40, ge=4)
+    samples_per_prompt: int = Field(4, ge=1, description="samples per held-out prompt")
+    temperature: float = Field(1.0, gt=0, description="sampling temperature (1: KL is exact)")
+    max_new_tokens: int = Field(40, ge=4, description="response length limit in tokens")
 
 
 class DisclosureConfig(Section):
     """Free-text answers for what a run cannot know about itself (Casper et al. section 5)."""
-    evaluator_selection: str | None = None
-    expected_risks: str | None = None
-    monitoring: str | None = None
-    audits: str | None = None
+    evaluator_selection: str | None = Field(None, description="how evaluators were recruited, "
+                                            "trained and paid")
+    expected_risks: str | None = Field(None, description="anticipated risks and failure modes")
+    monitoring: str | None = Field(None, description="plans to monitor and correct failures")
+    audits: str | None = Field(None, description="internal and external audits, red teaming")
 
 
 class RunConfig(Section):
-    seed: int = 0
+    seed: int = Field(0, description="seeds every stage; same seed, same numbers")
     world: WorldConfig = Field(default_factory=WorldConfig)
     pretrain: PretrainConfig = Field(default_factory=PretrainConfig)
     sft: SFTConfig = Field(default_factory=SFTConfig)
