@@ -76,6 +76,7 @@ class Checkpointer:
     def maybe_save(self, step: int, model, optimizer, final: bool = False) -> None:
         if final or step % self.every:
             return
+        self.directory.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp")
         torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                     "step": step, "extra": self.extra}, tmp)
