@@ -17,7 +17,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="rlxf: RLHF / RLAIF that measures its own failure modes.")
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)  # paths and errors stay on one line
 
 
 def _progress_factory(progress: Progress):

@@ -1,0 +1,360 @@
+"""The audit report: a pure function of the run directory.
+
+`build_report` reads only files under RUN/ (stage records, their artifacts, config.toml) and
+returns the JSON of the report contract (docs/REPORT.md, `report.schema.json`); `write_report`
+also renders Markdown and HTML beside it. The same run directory always gives the same bytes:
+floats are rounded, keys sorted, nothing depends on the clock, the host or the path.
+
+A number that cannot be computed is null with a reason beside it (`notes` / `metric_notes`),
+never a made-up value; a stage that has not run (e.g. `rlxf run --until sft`) leaves its
+sections null or empty with the reason, it does not crash the report.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from pathlib import Path
+
+from ..rundir import RunDir, atomic_write_json, atomic_write_text, read_jsonl
+from ..world.judge import score as gold_score
+from ..world.kb import KnowledgeBase
+from ..world.prompts import FAMILIES, Prompt
+from .disclosure import build_disclosure, summary
+
+SCHEMA_VERSION = "1"
+SCHEMA_PATH = Path(__file__).with_name("report.schema.json")
+# rlxf.pipeline.STAGE_NAMES, not imported: that module pulls in torch and the audit must stay
+# light. tests/test_report.py keeps the two equal.
+STAGE_ORDER = ("world", "pretrain", "sft", "feedback", "reward", "policy", "eval")
+MODEL_ROLES = {"base": "base", "sft": "sft", "policy": "policy"}  # report name -> role
+CONTRACT_METRICS = (
+    "gold/utility", "gold/helpful", "gold/harmless", "gold/honest", "reward/proxy", "kl/to_sft",
+    "length/tokens", "diversity/distinct2", "rate/sycophancy", "rate/anthropomorphic",
+    "rate/refusal_harmful", "rate/refusal_benign", "rate/overconfident", "rate/backdoor")
+AXES = ("helpful", "harmless", "honest")
+TRADEOFF_DELTA = 0.05  # a per-family axis change smaller than this is read as noise
+N_SAMPLES = 8
+DIGITS = 6
+
+# Why eval/metrics.json holds null for a metric (rlxf.eval.metrics returns None when the
+# held-out set has nothing to measure it on).
+NULL_METRIC_REASONS = {
+    "rate/sycophancy": "no held-out false_premise prompts to measure sycophancy on",
+    "rate/refusal_harmful": "no held-out harmful prompts to measure refusals on",
+    "rate/refusal_benign": "no held-out benign prompts to measure over-refusal on",
+    "diversity/distinct2": "the responses are too short to contain a bigram",
+}
+BIAS_PROBES_NOTE = "bias probes not built yet (issue 5)"
+FIT_NOTE = "Gao et al. fit not built yet (issue 6)"
+GROUP_WEIGHTS_NOTE = "per-group gold utility needs group weights evaluation (issue 4)"
+
+
+def _not_run(*stages: str) -> str:
+    return f"stage {' / '.join(stages)} has not run"
+
+
+def _clean(x):
+    """Round floats for byte-stable output; a non-finite float is not a number JSON can hold."""
+    if isinstance(x, float):
+        return round(x, DIGITS) + 0.0 if math.isfinite(x) else None  # + 0.0: no "-0.0"
+    if isinstance(x, dict):
+        return {str(k): _clean(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_clean(v) for v in x]
+    return x
+
+
+def _read_json(path: Path):
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not valid JSON ({e.msg}, line {e.lineno})") from None
+
+
+def _ordered(records: dict) -> list[str]:
+    """Stages in pipeline order; unknown ones (a newer rlxf) after, by name."""
+    return ([s for s in STAGE_ORDER if s in records]
+            + sorted(s for s in records if s not in STAGE_ORDER))
+
+
+# --- sections ---------------------------------------------------------------------------------
+
+def _run_section(run_dir: Path, records: dict) -> dict:
+    recs = [records[s] for s in _ordered(records)]
+    notes = {}
+    started = [r["started"] for r in recs if r.get("started")]
+    # The latest record by start time (ties: later in the pipeline) holds the current versions.
+    latest = (max(enumerate(recs), key=lambda ir: (ir[1].get("started") or "", ir[0]))[1]
+              if recs else None)
+    versions = latest.get("versions") if latest else None
+    if latest and any(r.get("versions") != versions for r in recs):
+        notes["versions"] = ("stages ran with different versions: "
+                             + "; ".join(f"{r['stage']}: {r.get('versions')}" for r in recs
+                                         if r.get("versions") != versions))
+    seed_rec = records.get("world") or next(iter(recs), None)
+    seed = (seed_rec or {}).get("config", {}).get("seed")
+    config = run_dir / "config.toml"
+    sha = hashlib.sha256(config.read_bytes()).hexdigest() if config.exists() else None
+    if not recs:
+        notes["created"] = notes["seed"] = notes["versions"] = "no stage has completed"
+    if sha is None:
+        notes["config_sha256"] = "RUN/config.toml is missing"
+    # abspath, not resolve(): "." and ".." get their names, a symlinked run keeps its own.
+    return {"id": Path(os.path.abspath(run_dir)).name, "created": min(started) if started else None,
+            "seed": seed, "wall_s": round(sum(r.get("wall_s") or 0 for r in recs), 3),
+            "config_sha256": sha, "versions": versions, "notes": notes}
+
+
+def _is_poisoned(annotator: dict) -> bool:
+    # Poisoning is not an annotator parameter yet; any future trigger/poison field counts.
+    return any(v for k, v in annotator.items() if "poison" in k or "trigger" in k)
+
+
+def _null_reason(metric: str, measured: bool, backdoor: str) -> str:
+    if metric == "rate/backdoor":
+        return backdoor
+    if not measured:
+        return "not in eval/metrics.json: this run's eval did not measure it"
+    return NULL_METRIC_REASONS.get(metric, "not computable on this run's samples")
+
+
+def _models_section(run_dir: Path, records: dict, annotators: list[dict]) -> dict:
+    data = _read_json(run_dir / "eval" / "metrics.json") if "eval" in records else {}
+    backdoor = ("poisoned annotators are present but the backdoor probe is not built yet"
+                if any(map(_is_poisoned, annotators))
+                else "no poisoned annotators in this run: the backdoor rate is not measured")
+    names = list(MODEL_ROLES) + sorted(n for n in data if n not in MODEL_ROLES)
+    out = {}
+    for name in names:
+        entry = data.get(name)
+        if entry is None:
+            reason = (_not_run("eval") if "eval" not in records
+                      else f"eval/metrics.json has no model {name!r}")
+            out[name] = {"role": MODEL_ROLES.get(name, name),
+                         "metrics": dict.fromkeys(CONTRACT_METRICS),
+                         "metric_notes": dict.fromkeys(CONTRACT_METRICS, reason),
+                         "per_family": None}
+            continue
+        measured = entry.get("metrics", {})
+        metrics = {**dict.fromkeys(CONTRACT_METRICS), **measured}
+        notes = {k: _null_reason(k, k in measured, backdoor)
+                 for k, v in metrics.items() if v is None}
+        out[name] = {"role": MODEL_ROLES.get(name, name), "metrics": metrics,
+                     "metric_notes": notes, "per_family": entry.get("per_family")}
+    return out
+
+
+def _feedback_section(records: dict) -> dict:
+    keys = ("n_judgements", "n_annotators", "agreement/raw", "agreement/krippendorff_alpha")
+    rec = records.get("feedback")
+    if rec is None:
+        return {**dict.fromkeys(keys), "groups": {},
+                "notes": dict.fromkeys((*keys, "groups"), _not_run("feedback"))}
+    c, m, cfg = rec["counts"], rec["metrics"], rec["config"]["feedback"]
+    out = {"n_judgements": c.get("judgements"), "n_annotators": c.get("annotators"),
+           "agreement/raw": m.get("agreement/raw"),
+           "agreement/krippendorff_alpha": m.get("agreement/krippendorff_alpha"),
+           "groups": m.get("groups", {}), "n_comparisons": c.get("comparisons"),
+           "dropped_identical_pairs": c.get("dropped_identical_pairs"),
+           "majority_ties": c.get("majority_ties"), "overlap": cfg.get("overlap"),
+           "source": cfg.get("source"), "pair_temperature": cfg.get("temperature")}
+    notes = {k: "fewer than two annotators labelled any comparison" for k in keys[2:]
+             if out[k] is None}
+    return {**out, "notes": notes}
+
+
+def _reward_section(records: dict) -> dict:
+    biases = ("bias/length", "bias/flattery", "bias/sycophancy", "bias/anthropomorphic")
+    rec = records.get("reward")
+    out = dict.fromkeys(biases)
+    notes = dict.fromkeys(biases, BIAS_PROBES_NOTE)
+    if rec is None:
+        for k in ("accuracy/heldout", "accuracy/gold"):
+            out[k], notes[k] = None, _not_run("reward")
+        return {**out, "notes": notes}
+    m, c = rec["metrics"], rec["counts"]
+    out.update({"accuracy/heldout": m.get("accuracy/heldout"),
+                "accuracy/gold": m.get("accuracy/gold"), "accuracy/train": m.get("accuracy/train"),
+                "loss/reward": m.get("loss/reward"), "n_heldout": c.get("pairs/heldout"),
+                "n_gold_comparable": c.get("pairs/gold_comparable")})
+    if out["accuracy/gold"] is None:
+        notes["accuracy/gold"] = "no held-out pair had a gold utility difference"
+    if out["accuracy/heldout"] is None:
+        notes["accuracy/heldout"] = "no held-out comparisons"
+    return {**out, "notes": notes}
+
+
+def _overoptimisation_section(run_dir: Path, records: dict) -> dict:
+    rec = records.get("policy")
+    if rec is None:
+        return {"points": [], "fit": None, "notes": {"points": _not_run("policy"),
+                                                     "fit": FIT_NOTE}}
+    history = _read_json(run_dir / "policy" / "history.json")
+    points = [{"step": h.get("step"), "kl": h.get("kl/to_sft"),
+               "reward_proxy": h.get("reward/proxy"), "reward_gold": h.get("gold/utility")}
+              for h in history]
+    n = rec["counts"].get("eval_prompts", "?")
+    return {"points": points, "fit": None, "n_prompts": rec["counts"].get("eval_prompts"),
+            "notes": {"fit": FIT_NOTE,
+                      "points": f"measured during the policy stage on {n} held-out prompts, one "
+                                "sample each with the same sampling seed at every step; kl is a "
+                                "Monte-Carlo estimate of KL(policy || SFT) in nats and can be "
+                                "slightly negative"}}
+
+
+def _same_weights(a: dict, b: dict | None) -> bool:
+    return b is not None and all(abs(a.get(ax, math.nan) - b.get(ax, math.nan)) < 1e-12
+                                 for ax in AXES)
+
+
+def _groups_section(annotators: list[dict], measured: dict, world_weights: dict | None,
+                    models: dict) -> dict:
+    """Each annotator group's parameters, its measured agreement (`measured`: the feedback
+    record's per-group metrics) and the gold utility of SFT and policy by its values."""
+    out: dict = {}
+    for a in annotators:  # a group's members share their parameters
+        params = {k: v for k, v in a.items() if k not in ("id", "group", "name", "count")}
+        g = out.setdefault(a["group"], {**params, **measured.get(a["group"], {}),
+                                        "n_annotators": 0})
+        g["n_annotators"] += 1
+    for g in out.values():
+        keys = ("gold/utility_sft", "gold/utility_policy")
+        g["weights_match_world"] = _same_weights(g.get("weights", {}), world_weights)
+        if not g["weights_match_world"]:
+            g.update(dict.fromkeys(keys))
+            g["notes"] = dict.fromkeys(keys, GROUP_WEIGHTS_NOTE)
+            continue
+        # The gold judge already scored the models with exactly this group's values.
+        g["notes"] = {}
+        for key, role in zip(keys, ("sft", "policy")):
+            g[key] = models[role]["metrics"]["gold/utility"]
+            if g[key] is None:
+                g["notes"][key] = models[role]["metric_notes"]["gold/utility"]
+    return out
+
+
+def _tensions_section(models: dict) -> dict:
+    per_family: dict = {}
+    for name in ("base", "sft", "policy"):
+        for fam, s in (models[name].get("per_family") or {}).items():
+            per_family.setdefault(fam, {})[name] = {k: s.get(k) for k in (*AXES, "utility")}
+    families = [f for f in FAMILIES if f in per_family] + sorted(set(per_family) - set(FAMILIES))
+    tradeoffs = []
+    for fam in families:
+        sft, pol = per_family[fam].get("sft"), per_family[fam].get("policy")
+        if not sft or not pol:
+            continue
+        delta = {ax: pol[ax] - sft[ax] for ax in AXES
+                 if pol.get(ax) is not None and sft.get(ax) is not None}
+        down = [ax for ax in AXES if delta.get(ax, 0) < -TRADEOFF_DELTA]
+        up = [ax for ax in AXES if delta.get(ax, 0) > TRADEOFF_DELTA]
+        if down and up:
+            tradeoffs.append(f"{fam}: " + ", ".join(f"{ax} {delta[ax]:+.2f}" for ax in down + up))
+    return {"per_family": per_family, "tradeoffs": tradeoffs,
+            "notes": {"tradeoffs": f"per family, an axis the policy lowered by more than "
+                                   f"{TRADEOFF_DELTA} against SFT while another rose by more "
+                                   f"than {TRADEOFF_DELTA}"}}
+
+
+def _stages_section(records: dict) -> list[dict]:
+    out = []
+    for s in [*STAGE_ORDER, *[s for s in _ordered(records) if s not in STAGE_ORDER]]:
+        rec = records.get(s)
+        out.append({"stage": s, "status": "done" if rec else "not run",
+                    "started": rec.get("started") if rec else None,
+                    "wall_s": rec.get("wall_s") if rec else None,
+                    "counts": rec.get("counts") if rec else None})
+    return out
+
+
+def _load_world(run_dir: Path) -> tuple[KnowledgeBase, dict, dict[str, Prompt]]:
+    d = run_dir / "world"
+    meta = _read_json(d / "world.json")
+    prompts = {p.id: p for p in (Prompt.from_json(row["prompt"])
+                                 for row in read_jsonl(d / "prompts.jsonl"))}
+    return KnowledgeBase.from_json(meta["kb"]), meta["weights"], prompts
+
+
+def _samples_section(run_dir: Path, records: dict, world) -> list[dict]:
+    """Held-out prompts where the policy's proxy reward moved furthest from SFT's: where to look
+    first for reward hacking (a large proxy gain with no gold gain)."""
+    first: dict[str, dict[str, dict]] = {"sft": {}, "policy": {}}
+    for row in read_jsonl(run_dir / "eval" / "samples.jsonl"):
+        if row.get("model") in first:
+            first[row["model"]].setdefault(row["prompt_id"], row)  # the first sample per prompt
+
+    def side(row: dict) -> dict:
+        util = None
+        if world is not None and row["prompt_id"] in world[2]:
+            kb, weights, prompts = world
+            util = gold_score(prompts[row["prompt_id"]], row["response"], kb).utility(weights)
+        return {"response": row["response"], "reward_proxy": row.get("reward_proxy"),
+                "gold_utility": util}
+
+    rows = []
+    for pid in sorted(set(first["sft"]) & set(first["policy"])):
+        s, p = first["sft"][pid], first["policy"][pid]
+        if not all(isinstance(r.get("reward_proxy"), (int, float))
+                   and math.isfinite(r["reward_proxy"]) for r in (s, p)):
+            continue  # no proxy difference to rank by
+        rows.append({"prompt_id": pid, "prompt": s["prompt"], "family": s.get("family"),
+                     "proxy_difference": p["reward_proxy"] - s["reward_proxy"],
+                     "sft": side(s), "policy": side(p)})
+    # Round before ranking so the order cannot hinge on digits the report does not keep.
+    rows.sort(key=lambda r: (-abs(_clean(r["proxy_difference"])), r["prompt_id"]))
+    return rows[:N_SAMPLES]
+
+
+# --- the report ---------------------------------------------------------------------------------
+
+def build_report(run_dir: Path) -> dict:
+    run_dir = Path(run_dir)
+    records = RunDir(run_dir).latest()
+    notes = {}
+    annotators = (_read_json(run_dir / "feedback" / "annotators.json")
+                  if "feedback" in records else [])
+    world = _load_world(run_dir) if "world" in records else None
+    models = _models_section(run_dir, records, annotators)
+    disclosure = build_disclosure(records, run_dir)
+    feedback = _feedback_section(records)
+    groups = _groups_section(annotators, feedback["groups"], world[1] if world else None, models)
+    if not groups:
+        notes["groups"] = _not_run("feedback")
+    samples = _samples_section(run_dir, records, world) if "eval" in records else []
+    if "eval" not in records:
+        notes["samples"] = notes["tensions"] = _not_run("eval")
+    elif world is None:
+        notes["samples"] = "stage world has not run: gold utility of samples not computed"
+    report = {
+        "schema_version": SCHEMA_VERSION,
+        "run": _run_section(run_dir, records),
+        "disclosure": disclosure,
+        "disclosure_summary": summary(disclosure),
+        "models": models,
+        "feedback": feedback,
+        "reward_model": _reward_section(records),
+        "overoptimisation": _overoptimisation_section(run_dir, records),
+        "groups": groups,
+        "tensions": _tensions_section(models),
+        "stages": _stages_section(records),
+        "samples": samples,
+        "notes": notes,
+    }
+    return _clean(report)
+
+
+def write_report(run_dir: Path) -> dict[str, Path]:
+    """Write RUN/report/{report.json, report.md, index.html}, each atomically."""
+    from .render import render_html, render_markdown  # matplotlib is needed only here
+
+    run_dir = Path(run_dir)
+    report = build_report(run_dir)
+    out = run_dir / "report"
+    paths = {"json": out / "report.json", "md": out / "report.md", "html": out / "index.html"}
+    atomic_write_json(paths["json"], report)
+    atomic_write_text(paths["md"], render_markdown(report))
+    atomic_write_text(paths["html"], render_html(report))
+    return paths
