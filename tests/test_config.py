@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from rlxf.config import ConfigError, load_config, parse_config
@@ -32,7 +34,7 @@ def test_cross_field_rules():
 
 def test_defaults_are_valid_and_the_quickstart_loads():
     assert parse_config({}).policy.algorithm == "dpo"
-    cfg = load_config("examples/quickstart.toml")
+    cfg = load_config(Path(__file__).parents[1] / "examples" / "quickstart.toml")
     assert cfg.feedback.annotators[0].length_bias > 0
 
 
@@ -46,8 +48,6 @@ def test_missing_file_and_bad_toml(tmp_path):
 
 
 def test_config_reference_in_docs_is_current():
-    from pathlib import Path
-
     from rlxf.config_doc import markdown
     doc = Path(__file__).parents[1] / "docs" / "CONFIG.md"
     assert doc.read_text() == markdown(), "regenerate: python -m rlxf.config_doc > docs/CONFIG.md"
