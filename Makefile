@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 TORCH := torch==2.13.0
 
-.PHONY: install demo test test-all clean
+.PHONY: install demo test clean
 
 install: $(VENV)/.installed
 
@@ -21,9 +21,6 @@ demo: install
 	@echo "Open runs/quickstart/report/index.html (also report.md and report.json)."
 
 test: install
-	$(BIN)/python -m pytest -q -m "not slow"
-
-test-all: install
 	$(BIN)/python -m pytest -q
 
 clean:
