@@ -1,6 +1,6 @@
 import pytest
 
-from rlxf.feedback.quality import krippendorff_alpha, majority, raw_agreement
+from rlxf.feedback.quality import items_of, krippendorff_alpha, majority, raw_agreement
 
 
 def item(*choices):
@@ -26,3 +26,15 @@ def test_krippendorff_alpha_hand_computed():
 def test_majority_and_ties():
     assert majority(item("a", "b", "b")) == "b"
     assert majority(item("a", "b")) is None
+
+
+def test_items_of_groups_pairwise_records_and_keeps_ties():
+    from rlxf.feedback.record import FeedbackRecord
+
+    def rec(i, item, choice, annotator):
+        return FeedbackRecord(id=str(i), item_id=item, type="pairwise", prompt="p",
+                              responses=["x", "y"], choice=choice, tie=choice is None,
+                              annotator={"id": annotator, "group": "g"}, source="human")
+    items = items_of([rec(1, "i1", 0, "u1"), rec(2, "i2", 1, "u1"), rec(3, "i1", None, "u2")])
+    assert [[j["choice"] for j in v] for v in items.values()] == [["a", "tie"], ["b"]]
+    assert majority(items["i1"]) == "a"

@@ -107,7 +107,7 @@ class FakeRun:
         annotators = group("crowd", 3, WEIGHTS) + group("minority", 2, minority)
         groups = {"crowd": {"n_judgements": 200, "n_annotators": 3, "agreement/raw": 0.7},
                   "minority": {"n_judgements": 100, "n_annotators": 2, "agreement/raw": 0.6}}
-        self.commit("feedback", {"annotators.json": annotators, "comparisons.jsonl": []},
+        self.commit("feedback", {"annotators.json": annotators, "feedback.jsonl": []},
                     {"feedback": {"overlap": 3, "temperature": 1.0, "source": "simulated",
                                   "n_comparisons": 100}},
                     {"comparisons": 100, "judgements": 300, "annotators": 5,

@@ -1,11 +1,27 @@
-"""Inter-annotator agreement: disagreement is information, so it is measured, not averaged away."""
+"""Inter-annotator agreement: disagreement is information, so it is measured, not averaged away.
+
+Functions take items: lists of {"annotator": id, "choice": label} judgements of one item
+(`items_of` builds them from pairwise feedback records)."""
 
 from __future__ import annotations
 
 import itertools
+from collections import defaultdict
 
 import krippendorff
 import numpy as np
+
+from .record import FeedbackRecord
+
+
+def items_of(records: list[FeedbackRecord]) -> dict[str, list[dict]]:
+    """Pairwise records grouped by item_id, in first-seen order; ties are the label 'tie'."""
+    items: dict[str, list[dict]] = defaultdict(list)
+    for r in records:
+        if r.type == "pairwise":
+            items[r.item_id].append({"annotator": r.annotator.id, "group": r.annotator.group,
+                                     "choice": "tie" if r.tie else "ab"[r.choice]})
+    return dict(items)
 
 
 def raw_agreement(labels: list[list[dict]]) -> float | None:
@@ -25,9 +41,10 @@ def krippendorff_alpha(labels: list[list[dict]]) -> float | None:
         return None
     row = {a: i for i, a in enumerate(annotators)}
     data = np.full((len(annotators), len(labels)), np.nan)
+    codes = {"a": 0.0, "b": 1.0, "tie": 2.0}
     for col, item in enumerate(labels):
         for j in item:
-            data[row[j["annotator"]], col] = 1.0 if j["choice"] == "a" else 0.0
+            data[row[j["annotator"]], col] = codes[j["choice"]]
     try:
         return float(krippendorff.alpha(reliability_data=data, level_of_measurement="nominal"))
     except ValueError:  # e.g. every label identical: alpha is undefined
@@ -35,7 +52,7 @@ def krippendorff_alpha(labels: list[list[dict]]) -> float | None:
 
 
 def majority(item: list[dict]) -> str | None:
-    """'a', 'b', or None on a tie."""
+    """'a' or 'b' by plurality of the annotators who expressed a preference; None if even."""
     a = sum(j["choice"] == "a" for j in item)
-    b = len(item) - a
+    b = sum(j["choice"] == "b" for j in item)
     return "a" if a > b else "b" if b > a else None

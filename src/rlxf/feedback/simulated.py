@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from ..config import Annotators, FeedbackConfig
 from ..world.features import features
+from .record import FeedbackRecord
 from ..world.grammar import try_parse
 from ..world.judge import score
 from ..world.kb import KnowledgeBase
@@ -52,13 +53,17 @@ def build_pool(cfg: FeedbackConfig) -> list[Annotator]:
 
 
 def label_comparisons(pairs: list[tuple[Prompt, str, str]], pool: list[Annotator],
-                      overlap: int, kb: KnowledgeBase, seed: int) -> list[list[dict]]:
-    """For each pair, `overlap` distinct annotators' judgements: {annotator, group, choice}."""
+                      overlap: int, kb: KnowledgeBase, seed: int) -> list[FeedbackRecord]:
+    """Each pair judged by `overlap` distinct annotators: one canonical record per judgement,
+    sharing the pair's item_id."""
     rng = random.Random(seed)
     out = []
-    for prompt, a, b in pairs:
-        judges = rng.sample(pool, overlap)
-        out.append([{"annotator": j.id, "group": j.group,
-                     "choice": "a" if j.prefers_a(prompt, a, b, kb, rng) else "b"}
-                    for j in judges])
+    for i, (prompt, a, b) in enumerate(pairs):
+        item = f"c{i:06d}"
+        for judge in rng.sample(pool, overlap):
+            choice = 0 if judge.prefers_a(prompt, a, b, kb, rng) else 1
+            out.append(FeedbackRecord(
+                id=f"{item}/{judge.id}", item_id=item, type="pairwise", prompt=prompt.text,
+                prompt_id=prompt.id, responses=[a, b], choice=choice,
+                annotator={"id": judge.id, "group": judge.group}, source="simulated"))
     return out

@@ -1,11 +1,12 @@
 """Stage `feedback`: pairs of SFT samples on training prompts, each judged by `overlap`
-simulated annotators. Disagreement is kept (every judgement is stored), not averaged away."""
+simulated annotators. Every judgement is stored as a canonical record (feedback/feedback.jsonl),
+so disagreement is kept, not averaged away."""
 
 from __future__ import annotations
 
 from collections import defaultdict
 
-from ..feedback.quality import krippendorff_alpha, majority, raw_agreement
+from ..feedback.quality import items_of, krippendorff_alpha, majority, raw_agreement
 from ..feedback.simulated import build_pool, label_comparisons
 from ..models.build import load_causal_lm
 from ..models.generate import sample_responses
@@ -31,11 +32,9 @@ def run(ctx: StageContext) -> dict:
         elif len(pairs) < cfg.n_comparisons:
             pairs.append((p, a, b))
     pool = build_pool(cfg)
-    labels = label_comparisons(pairs, pool, cfg.overlap, world.kb, ctx.seed)
-    rows = [{"id": f"c{i:06d}", "prompt_id": p.id, "prompt": p.text, "response_a": a,
-             "response_b": b, "source": "simulated", "judgements": js}
-            for i, ((p, a, b), js) in enumerate(zip(pairs, labels))]
-    write_jsonl(ctx.out / "comparisons.jsonl", rows)
+    records = label_comparisons(pairs, pool, cfg.overlap, world.kb, ctx.seed)
+    write_jsonl(ctx.out / "feedback.jsonl", [r.to_json() for r in records])
+    labels = list(items_of(records).values())
     atomic_write_json(ctx.out / "annotators.json",
                       [{"id": a.id, "group": a.group, **a.params.model_dump()} for a in pool])
 
@@ -50,7 +49,7 @@ def run(ctx: StageContext) -> dict:
                      "n_annotators": sum(a.group == g for a in pool),
                      "agreement/raw": raw_agreement(within)}
     ties = sum(majority(js) is None for js in labels)
-    return {"counts": {"comparisons": len(rows), "judgements": sum(map(len, labels)),
+    return {"counts": {"comparisons": len(labels), "judgements": len(records),
                        "annotators": len(pool), "dropped_identical_pairs": identical,
                        "majority_ties": ties},
             "metrics": {"agreement/raw": raw_agreement(labels),

@@ -9,9 +9,9 @@ import hashlib
 import torch
 from transformers import AutoModelForSequenceClassification
 
-from ..feedback.quality import majority
+from ..feedback.quality import items_of, majority
+from ..feedback.record import read_records
 from ..models.tokenizer import prompt_ids, response_ids
-from ..rundir import read_jsonl
 from ..train.loop import Checkpointer
 from ..train.reward import pair_rewards, train_reward_model
 from ..world.judge import score as gold_score
@@ -26,17 +26,22 @@ def is_heldout(comparison_id: str, seed: int, fraction: float) -> bool:
 def preference_pairs(ctx: StageContext, world):
     """(train, heldout) lists of (comparison row, (prompt ids, chosen ids, rejected ids))."""
     tok, cfg = world.tokenizer, ctx.config.reward
+    records = read_records(ctx.run.stage_dir("feedback") / "feedback.jsonl")
+    first = {}
+    for r in records:
+        first.setdefault(r.item_id, r)
     train, heldout = [], []
-    for row in read_jsonl(ctx.run.stage_dir("feedback") / "comparisons.jsonl"):
-        winner = majority(row["judgements"])
+    for item_id, judgements in items_of(records).items():
+        winner = majority(judgements)
         if winner is None:
             continue
-        chosen, rejected = ((row["response_a"], row["response_b"]) if winner == "a"
-                            else (row["response_b"], row["response_a"]))
-        pair = (prompt_ids(tok, row["prompt"]), response_ids(tok, chosen),
+        rec = first[item_id]
+        chosen, rejected = rec.responses if winner == "a" else rec.responses[::-1]
+        pair = (prompt_ids(tok, rec.prompt), response_ids(tok, chosen),
                 response_ids(tok, rejected))
-        item = ({**row, "chosen": chosen, "rejected": rejected}, pair)
-        (heldout if is_heldout(row["id"], ctx.seed, cfg.heldout_fraction) else train).append(item)
+        row = {"id": item_id, "prompt_id": rec.prompt_id, "chosen": chosen, "rejected": rejected}
+        split = heldout if is_heldout(item_id, ctx.seed, cfg.heldout_fraction) else train
+        split.append((row, pair))
     return train, heldout
 
 
