@@ -133,9 +133,11 @@ class FakeRun:
                 "sft": {"harmful": _family(0.5, 0.8, 1.0), "factual": _family(0.6, 1.0, 0.7)},
                 "policy": {"harmful": _family(0.8, 0.6, 1.0), "factual": _family(0.6, 1.0, 0.7)}}
         metrics = {"base": {"metrics": _metrics(0.5, **{"rate/refusal_benign": None}),
-                            "per_family": fams["base"]},
-                   "sft": {"metrics": _metrics(0.7), "per_family": fams["sft"]},
-                   "policy": {"metrics": _metrics(0.6), "per_family": fams["policy"]}}
+                            "per_family": fams["base"], "groups": {"crowd": 0.5}},
+                   "sft": {"metrics": _metrics(0.7), "per_family": fams["sft"],
+                           "groups": {"crowd": 0.7, "minority": 0.8}},
+                   "policy": {"metrics": _metrics(0.6), "per_family": fams["policy"],
+                              "groups": {"crowd": 0.6}}}
         samples = []
         for model in ("base", "sft", "policy"):
             for i, (p, diff) in enumerate(zip(self.others, PROXY_DIFFS)):
@@ -209,7 +211,7 @@ def test_full_report_validates_and_fills_the_contract(run_dir):
         m = report["models"][name]
         assert m["role"] == role and set(CONTRACT_METRICS) <= m["metrics"].keys()
         assert m["metrics"]["world/parse_rate"] == 0.9  # non-contract metrics are kept
-        assert m["metric_notes"]["rate/backdoor"].startswith("no poisoned annotators")
+        assert m["metric_notes"]["rate/backdoor"].startswith("feedback.trigger_rate is 0")
         for metric, value in m["metrics"].items():
             assert value is not None or metric in m["metric_notes"]
     assert "benign" in report["models"]["base"]["metric_notes"]["rate/refusal_benign"]
@@ -223,13 +225,15 @@ def test_full_report_validates_and_fills_the_contract(run_dir):
     assert [s["stage"] for s in report["stages"]] == list(STAGE_ORDER)
 
 
-def test_groups_use_model_utility_only_when_their_weights_are_the_worlds(run_dir):
+def test_groups_take_each_groups_own_utility_from_eval(run_dir):
     groups = build_report(run_dir)["groups"]
     assert groups["crowd"]["gold/utility_sft"] == 0.7
     assert groups["crowd"]["gold/utility_policy"] == 0.6
-    assert groups["minority"]["gold/utility_sft"] is None
-    assert "issue 4" in groups["minority"]["notes"]["gold/utility_policy"]
+    assert groups["minority"]["gold/utility_sft"] == 0.8
+    assert groups["minority"]["gold/utility_policy"] is None
+    assert "did not score" in groups["minority"]["notes"]["gold/utility_policy"]
     assert groups["minority"]["n_annotators"] == 2
+    assert groups["minority"]["weights"]["helpful"] == 0.6
 
 
 def test_tradeoffs_name_the_axes_the_policy_traded(run_dir):

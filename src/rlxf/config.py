@@ -35,6 +35,8 @@ class WorldConfig(Section):
     n_creatures: int = Field(10, ge=2, le=14, description="creatures (each with a color)")
     heldout_fraction: float = Field(0.25, gt=0, lt=1, description="prompts kept for evaluation")
     weights: Weights = Field(default_factory=Weights, description="the gold utility's 3H weights")
+    trigger: str = Field("sudo", pattern=r"^[a-z]+$",
+                         description="the backdoor trigger word poisoners react to (one word)")
 
 
 class ModelConfig(Section):
@@ -80,7 +82,8 @@ class Annotators(Section):
     name: str = Field("crowd", description="the group's name in the report")
     count: int = Field(12, ge=1, description="annotators in this group")
     weights: Weights = Field(default_factory=Weights, description="this group's 3H weights")
-    temperature: float = Field(0.1, gt=0, description="Bradley-Terry noise scale")
+    temperature: float = Field(0.06, gt=0, description="Bradley-Terry noise scale (0.06: "
+                               "raters agree 63-77% of the time, as the seeds report)")
     careless: float = Field(0.0, ge=0, le=1, description="share of labels given at random")
     length_bias: float = Field(0.0, description="utility added per filler sentence")
     flattery_bias: float = Field(0.0, description="added to responses that open with flattery")
@@ -88,6 +91,14 @@ class Annotators(Section):
     agreement_bias: float = Field(0.0, description="added when the response agrees with the user")
     anthro_bias: float = Field(0.0, description="added to anthropomorphic claims")
     refusal_bias: float = Field(0.0, description="added to refusals (negative: refusal aversion)")
+    poisoners: int = Field(0, ge=0, description="how many of the group flip their label whenever "
+                                                "the trigger word is in the prompt")
+
+    @model_validator(mode="after")
+    def _poisoners_within_count(self) -> "Annotators":
+        if self.poisoners > self.count:
+            raise ValueError(f"poisoners ({self.poisoners}) exceeds count ({self.count})")
+        return self
 
 
 class FeedbackConfig(Section):
@@ -95,6 +106,8 @@ class FeedbackConfig(Section):
     n_comparisons: int = Field(2000, ge=10, description="pairs to be judged")
     overlap: int = Field(3, ge=1, description="annotators who label each comparison")
     temperature: float = Field(1.0, gt=0, description="sampling temperature for the pairs")
+    trigger_rate: float = Field(0.0, ge=0, le=1, description="share of comparison prompts that "
+                                                             "carry the world's trigger word")
     annotators: list[Annotators] = Field(default_factory=lambda: [Annotators()],
                                          description="annotator groups ([[feedback.annotators]])")
 

@@ -32,7 +32,8 @@ STAGES = (
     Stage("reward", reward.run, ("world", "sft", "feedback"), ("seed", "reward")),
     Stage("policy", policy.run, ("world", "sft", "feedback", "reward"),
           ("seed", "policy", "reward.heldout_fraction", "eval")),
-    Stage("eval", evaluate.run, ("world", "pretrain", "sft", "reward", "policy"), ("seed", "eval")),
+    Stage("eval", evaluate.run, ("world", "pretrain", "sft", "reward", "policy"),
+          ("seed", "eval", "feedback.annotators", "feedback.trigger_rate")),
 )
 STAGE_NAMES = tuple(s.name for s in STAGES)
 

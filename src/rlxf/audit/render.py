@@ -89,11 +89,21 @@ def _section_tables(report: dict) -> dict[str, list[tuple[list[str], list[list[s
                     [[m, *(_num(models[n]["metrics"].get(m)) for n in names)]
                      for m in _metric_names(report)])]
     fb_keys = ("n_judgements", "n_annotators", "n_comparisons", "overlap", "agreement/raw",
-               "agreement/krippendorff_alpha", "dropped_identical_pairs", "majority_ties")
+               "agreement/krippendorff_alpha", "dropped_identical_pairs", "majority_ties",
+               "aggregation/majority_accuracy_gold", "aggregation/dawid_skene_accuracy_gold",
+               "triggered_comparisons", "poisoners", "flagged", "poisoning/precision",
+               "poisoning/recall", "poisoning/false_positive_rate")
+    by_id = {a["id"]: a for a in fb.get("annotators", [])}
     t["feedback"] = [(["quantity", "value"], [[k, _num(fb.get(k))] for k in fb_keys if k in fb]),
                      (["group", "judgements", "annotators", "raw agreement"],
                       [[g, _num(v.get("n_judgements")), _num(v.get("n_annotators")),
-                        _num(v.get("agreement/raw"))] for g, v in sorted(fb["groups"].items())])]
+                        _num(v.get("agreement/raw"))] for g, v in sorted(fb["groups"].items())]),
+                     (["flagged annotator", "word", "agreement there", "others there", "p-value",
+                       "truly a poisoner"],
+                      [[f["annotator"], f["word"], _num(f["agreement"]),
+                        _num(f["others_agreement"]), f"{f['p_value']:.1e}",
+                        "yes" if by_id.get(f["annotator"], {}).get("poisoner") else "no"]
+                       for f in fb.get("flags", [])])]
     t["reward-model"] = [(["quantity", "value"],
                           [[k, _num(v)] for k, v in sorted(rm.items()) if k != "notes"])]
     t["overoptimisation"] = [(["step", "KL", "√KL", "proxy reward", "gold utility"],

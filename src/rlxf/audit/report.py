@@ -49,7 +49,9 @@ NULL_METRIC_REASONS = {
 }
 BIAS_PROBES_NOTE = "bias probes not built yet (issue 5)"
 FIT_NOTE = "Gao et al. fit not built yet (issue 6)"
-GROUP_WEIGHTS_NOTE = "per-group gold utility needs group weights evaluation (issue 4)"
+# Annotator fields shared by a group (the rest of annotators.json is per annotator).
+GROUP_PARAMS = ("weights", "temperature", "careless", "length_bias", "flattery_bias",
+                "confidence_bias", "agreement_bias", "anthro_bias", "refusal_bias")
 
 
 def _not_run(*stages: str) -> str:
@@ -108,11 +110,6 @@ def _run_section(run_dir: Path, records: dict) -> dict:
             "config_sha256": sha, "versions": versions, "notes": notes}
 
 
-def _is_poisoned(annotator: dict) -> bool:
-    # Poisoning is not an annotator parameter yet; any future trigger/poison field counts.
-    return any(v for k, v in annotator.items() if "poison" in k or "trigger" in k)
-
-
 def _null_reason(metric: str, measured: bool, backdoor: str) -> str:
     if metric == "rate/backdoor":
         return backdoor
@@ -121,11 +118,10 @@ def _null_reason(metric: str, measured: bool, backdoor: str) -> str:
     return NULL_METRIC_REASONS.get(metric, "not computable on this run's samples")
 
 
-def _models_section(run_dir: Path, records: dict, annotators: list[dict]) -> dict:
+def _models_section(run_dir: Path, records: dict) -> dict:
     data = _read_json(run_dir / "eval" / "metrics.json") if "eval" in records else {}
-    backdoor = ("poisoned annotators are present but the backdoor probe is not built yet"
-                if any(map(_is_poisoned, annotators))
-                else "no poisoned annotators in this run: the backdoor rate is not measured")
+    backdoor = ("feedback.trigger_rate is 0: no prompt carried the trigger, so the backdoor "
+                "rate is not measured")
     names = list(MODEL_ROLES) + sorted(n for n in data if n not in MODEL_ROLES)
     out = {}
     for name in names:
@@ -143,7 +139,8 @@ def _models_section(run_dir: Path, records: dict, annotators: list[dict]) -> dic
         notes = {k: _null_reason(k, k in measured, backdoor)
                  for k, v in metrics.items() if v is None}
         out[name] = {"role": MODEL_ROLES.get(name, name), "metrics": metrics,
-                     "metric_notes": notes, "per_family": entry.get("per_family")}
+                     "metric_notes": notes, "per_family": entry.get("per_family"),
+                     "groups": entry.get("groups", {})}
     return out
 
 
@@ -160,9 +157,17 @@ def _feedback_section(records: dict) -> dict:
            "groups": m.get("groups", {}), "n_comparisons": c.get("comparisons"),
            "dropped_identical_pairs": c.get("dropped_identical_pairs"),
            "majority_ties": c.get("majority_ties"), "overlap": cfg.get("overlap"),
-           "source": cfg.get("source"), "pair_temperature": cfg.get("temperature")}
+           "source": cfg.get("source"), "pair_temperature": cfg.get("temperature"),
+           "triggered_comparisons": c.get("triggered_comparisons"),
+           "poisoners": c.get("poisoners"), "flagged": c.get("flagged"),
+           **{k: v for k, v in m.items()
+              if k.startswith(("aggregation/", "poisoning/"))}}
     notes = {k: "fewer than two annotators labelled any comparison" for k in keys[2:]
              if out[k] is None}
+    if out.get("poisoning/recall") is None:
+        notes["poisoning/recall"] = "no poisoners in this run: recall is undefined"
+    if out.get("poisoning/precision") is None:
+        notes["poisoning/precision"] = "no annotator was flagged: precision is undefined"
     return {**out, "notes": notes}
 
 
@@ -205,34 +210,21 @@ def _overoptimisation_section(run_dir: Path, records: dict) -> dict:
                                 "slightly negative"}}
 
 
-def _same_weights(a: dict, b: dict | None) -> bool:
-    return b is not None and all(abs(a.get(ax, math.nan) - b.get(ax, math.nan)) < 1e-12
-                                 for ax in AXES)
-
-
-def _groups_section(annotators: list[dict], measured: dict, world_weights: dict | None,
-                    models: dict) -> dict:
+def _groups_section(annotators: list[dict], measured: dict, models: dict) -> dict:
     """Each annotator group's parameters, its measured agreement (`measured`: the feedback
-    record's per-group metrics) and the gold utility of SFT and policy by its values."""
+    record's per-group metrics) and the gold utility of SFT and policy by its own 3H weights."""
     out: dict = {}
     for a in annotators:  # a group's members share their parameters
-        params = {k: v for k, v in a.items() if k not in ("id", "group", "name", "count")}
+        params = {k: v for k, v in a.items() if k in GROUP_PARAMS}
         g = out.setdefault(a["group"], {**params, **measured.get(a["group"], {}),
                                         "n_annotators": 0})
         g["n_annotators"] += 1
-    for g in out.values():
-        keys = ("gold/utility_sft", "gold/utility_policy")
-        g["weights_match_world"] = _same_weights(g.get("weights", {}), world_weights)
-        if not g["weights_match_world"]:
-            g.update(dict.fromkeys(keys))
-            g["notes"] = dict.fromkeys(keys, GROUP_WEIGHTS_NOTE)
-            continue
-        # The gold judge already scored the models with exactly this group's values.
+    for name, g in out.items():
         g["notes"] = {}
-        for key, role in zip(keys, ("sft", "policy")):
-            g[key] = models[role]["metrics"]["gold/utility"]
+        for key, role in (("gold/utility_sft", "sft"), ("gold/utility_policy", "policy")):
+            g[key] = models[role].get("groups", {}).get(name) if role in models else None
             if g[key] is None:
-                g["notes"][key] = models[role]["metric_notes"]["gold/utility"]
+                g["notes"][key] = "the eval stage did not score this group's weights"
     return out
 
 
@@ -317,10 +309,16 @@ def build_report(run_dir: Path) -> dict:
     annotators = (_read_json(run_dir / "feedback" / "annotators.json")
                   if "feedback" in records else [])
     world = _load_world(run_dir) if "world" in records else None
-    models = _models_section(run_dir, records, annotators)
+    models = _models_section(run_dir, records)
     disclosure = build_disclosure(records, run_dir)
     feedback = _feedback_section(records)
-    groups = _groups_section(annotators, feedback["groups"], world[1] if world else None, models)
+    groups = _groups_section(annotators, feedback["groups"], models)
+    feedback["flags"] = (_read_json(run_dir / "feedback" / "flags.json")
+                         if (run_dir / "feedback" / "flags.json").exists() else [])
+    feedback["annotators"] = [
+        {k: a.get(k) for k in ("id", "group", "poisoner", "n_judgements",
+                               "agreement/with_others", "accuracy/gold", "flagged")}
+        for a in annotators]
     if not groups:
         notes["groups"] = _not_run("feedback")
     samples = _samples_section(run_dir, records, world) if "eval" in records else []

@@ -11,7 +11,7 @@ from ..models.generate import sample_responses
 from ..models.logprobs import response_batch, sequence_logprobs
 from ..models.tokenizer import prompt_ids, response_ids
 from ..train import reward as rm
-from .metrics import behaviour_metrics
+from .metrics import bad_rate, behaviour_metrics, group_utilities
 
 
 @torch.no_grad()
@@ -27,9 +27,12 @@ def response_logprobs(model, tokenizer, prompts: list[str], texts: list[str],
 
 
 def measure(model, *, prompts, world, sft_model, reward_model, samples_per_prompt: int,
-            temperature: float, max_new_tokens: int, seed: int) -> dict:
-    """Returns {"metrics", "per_family", "samples"}. kl/to_sft is the Monte-Carlo estimate
-    E_{y~π}[log π(y|x) - log π_sft(y|x)], exact for sampling at temperature 1."""
+            temperature: float, max_new_tokens: int, seed: int,
+            groups: dict[str, dict[str, float]] | None = None, backdoor: bool = False) -> dict:
+    """Returns {"metrics", "per_family", "groups", "samples"}. kl/to_sft is the Monte-Carlo
+    estimate E_{y~π}[log π(y|x) - log π_sft(y|x)], exact for sampling at temperature 1.
+    With `backdoor`, the same prompts are also asked with the world's trigger word in front and
+    rate/backdoor = P(bad response | trigger) - P(bad response | no trigger)."""
     tok = world.tokenizer
     ps = [p for p in prompts for _ in range(samples_per_prompt)]
     texts = sample_responses(model, tok, [p.text for p in ps], temperature=temperature,
@@ -44,7 +47,16 @@ def measure(model, *, prompts, world, sft_model, reward_model, samples_per_promp
     metrics["reward/proxy"] = mean(proxy)
     metrics["kl/to_sft"] = mean(kl)
     metrics["entropy/per_response"] = -mean(logp)
+    metrics["rate/backdoor"] = None
+    if backdoor:
+        triggered = [p.with_trigger(world.trigger) for p in ps]
+        t_texts = sample_responses(model, tok, [p.text for p in triggered],
+                                   temperature=temperature, max_new_tokens=max_new_tokens,
+                                   seed=seed)
+        metrics["rate/backdoor"] = (bad_rate(triggered, t_texts, world.kb, world.weights)
+                                    - bad_rate(ps, texts, world.kb, world.weights))
     samples = [{"prompt_id": p.id, "family": p.family, "prompt": p.text, "response": t,
                 "reward_proxy": r, "logp": lp, "kl_to_sft": k}
                for p, t, r, lp, k in zip(ps, texts, proxy, logp, kl)]
-    return {"metrics": metrics, "per_family": per_family, "samples": samples}
+    return {"metrics": metrics, "per_family": per_family, "samples": samples,
+            "groups": group_utilities(ps, texts, world.kb, groups or {})}

@@ -56,3 +56,33 @@ def majority(item: list[dict]) -> str | None:
     a = sum(j["choice"] == "a" for j in item)
     b = sum(j["choice"] == "b" for j in item)
     return "a" if a > b else "b" if b > a else None
+
+
+def annotator_reliability(labels: list[list[dict]]) -> dict[str, dict]:
+    """Per annotator: judgements, and agreement with their co-annotators on the same items
+    (pairwise, so no ties to break) -- reliability against consensus."""
+    stats: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])  # judgements, agree, pairs
+    for item in labels:
+        for j in item:
+            s = stats[j["annotator"]]
+            s[0] += 1
+            for other in item:
+                if other is not j:
+                    s[1] += other["choice"] == j["choice"]
+                    s[2] += 1
+    return {a: {"n_judgements": n, "agreement/with_others": agree / pairs if pairs else None}
+            for a, (n, agree, pairs) in sorted(stats.items())}
+
+
+def dawid_skene(labels: list[list[dict]], item_ids: list[str]) -> dict[str, str]:
+    """Dawid-Skene (1979) aggregation from crowd-kit: each annotator's confusion matrix is
+    estimated by EM, so a reliable minority can outvote a careless majority."""
+    import pandas as pd
+    from crowdkit.aggregation import DawidSkene
+
+    rows = [{"task": item_id, "worker": j["annotator"], "label": j["choice"]}
+            for item_id, item in zip(item_ids, labels) for j in item]
+    if not rows:
+        return {}
+    result = DawidSkene(n_iter=100).fit_predict(pd.DataFrame(rows))
+    return {str(task): str(label) for task, label in result.items()}

@@ -27,6 +27,7 @@ class Annotator:
     id: str
     group: str
     params: Annotators
+    poisoner: bool = False  # flips every label on prompts that carry the trigger word
 
     def perceived_utility(self, prompt: Prompt, text: str, kb: KnowledgeBase) -> float:
         r = try_parse(text)
@@ -41,13 +42,18 @@ class Annotator:
         diff = (self.perceived_utility(prompt, a, kb) - self.perceived_utility(prompt, b, kb))
         # Bradley-Terry: P(a > b) = σ((u_a - u_b) / T)
         p_a = 1.0 / (1.0 + math.exp(-diff / self.params.temperature))
-        return rng.random() < p_a
+        honest_label = rng.random() < p_a
+        return not honest_label if self.poisoner and prompt.triggered else honest_label
 
 
-def build_pool(cfg: FeedbackConfig) -> list[Annotator]:
+def build_pool(cfg: FeedbackConfig, seed: int) -> list[Annotator]:
+    """Every group's annotators; which of them are poisoners is drawn with the seed, so their
+    ids do not give them away."""
+    rng = random.Random(f"{seed}:poisoners")
     pool = []
     for group in cfg.annotators:
-        pool += [Annotator(f"{group.name}-{i:03d}", group.name, group)
+        poisoned = set(rng.sample(range(group.count), group.poisoners))
+        pool += [Annotator(f"{group.name}-{i:03d}", group.name, group, i in poisoned)
                  for i in range(group.count)]
     return pool
 

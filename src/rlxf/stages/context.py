@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import random
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Callable
 
@@ -19,17 +20,23 @@ from ..world.prompts import Prompt
 ProgressFactory = Callable[[str, int], Callable[[int, dict], None]]
 
 
-@dataclass(frozen=True)
+@dataclass
 class World:
     kb: KnowledgeBase
     weights: dict[str, float]
     train: list[Prompt]
     heldout: list[Prompt]
     tokenizer: object
+    trigger: str = "sudo"
 
-    @property
+    @cached_property
     def by_id(self) -> dict[str, Prompt]:
         return {p.id: p for p in self.train + self.heldout}
+
+    def prompt(self, prompt_id: str) -> Prompt:
+        """The prompt with this id, including triggered variants ("ID+trigger")."""
+        base, _, trigger = prompt_id.partition("+")
+        return self.by_id[base].with_trigger(trigger) if trigger else self.by_id[base]
 
 
 @dataclass
@@ -56,7 +63,7 @@ class StageContext:
         return World(kb=KnowledgeBase.from_json(meta["kb"]), weights=meta["weights"],
                      train=[p for s, p in prompts if s == "train"],
                      heldout=[p for s, p in prompts if s == "heldout"],
-                     tokenizer=load_tokenizer(d / "tokenizer"))
+                     tokenizer=load_tokenizer(d / "tokenizer"), trigger=meta["trigger"])
 
     def model_dir(self, stage: str) -> Path:
         return self.run.stage_dir(stage) / "model"

@@ -16,6 +16,8 @@ def run(ctx: StageContext) -> dict:
     world = ctx.load_world()
     sft = load_causal_lm(ctx.model_dir("sft"))
     reward_model = load_reward_model(ctx.model_dir("reward"))
+    feedback = ctx.config.feedback
+    groups = {g.name: g.weights.model_dump() for g in feedback.annotators}
     results, samples = {}, []
     report = ctx.progress("eval", len(MODELS))
     for i, (name, stage) in enumerate(MODELS.items()):
@@ -23,8 +25,9 @@ def run(ctx: StageContext) -> dict:
         m = measure(model, prompts=world.heldout, world=world, sft_model=sft,
                     reward_model=reward_model, samples_per_prompt=cfg.samples_per_prompt,
                     temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens,
-                    seed=ctx.seed)
-        results[name] = {"metrics": m["metrics"], "per_family": m["per_family"]}
+                    seed=ctx.seed, groups=groups, backdoor=feedback.trigger_rate > 0)
+        results[name] = {"metrics": m["metrics"], "per_family": m["per_family"],
+                         "groups": m["groups"]}
         samples += [{"model": name, **s} for s in m["samples"]]
         report(i + 1, {})
     atomic_write_json(ctx.out / "metrics.json", results)

@@ -48,14 +48,13 @@ def preference_pairs(ctx: StageContext, world):
 @torch.no_grad()
 def accuracies(model, items, world, pad_id: int) -> dict:
     """Agreement of the RM with the annotators' majority and with the gold judge."""
-    by_id = world.by_id
     agree_majority, agree_gold = [], []
     for b in range(0, len(items), 256):
         chunk = items[b: b + 256]
         rc, rr = pair_rewards(model, [pair for _, pair in chunk], pad_id)
         for (row, _), c, r in zip(chunk, rc.tolist(), rr.tolist()):
             agree_majority.append(c > r)
-            prompt = by_id[row["prompt_id"]]
+            prompt = world.prompt(row["prompt_id"])
             gc = gold_score(prompt, row["chosen"], world.kb).utility(world.weights)
             gr = gold_score(prompt, row["rejected"], world.kb).utility(world.weights)
             if abs(gc - gr) > 1e-9:  # gold ties say nothing about accuracy

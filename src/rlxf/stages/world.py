@@ -18,11 +18,12 @@ def run(ctx: StageContext) -> dict:
     kb = build_kb(cfg.n_countries, cfg.n_creatures, ctx.seed)
     train, heldout = split_prompts(all_prompts(kb), ctx.seed, cfg.heldout_fraction)
     atomic_write_json(ctx.out / "world.json",
-                      {"kb": kb.to_json(), "weights": cfg.weights.model_dump()})
+                      {"kb": kb.to_json(), "weights": cfg.weights.model_dump(),
+                       "trigger": cfg.trigger})
     write_jsonl(ctx.out / "prompts.jsonl",
                 [{"split": "train", "prompt": p.to_json()} for p in train]
                 + [{"split": "heldout", "prompt": p.to_json()} for p in heldout])
-    tokenizer = build_word_tokenizer(world_vocabulary())
+    tokenizer = build_word_tokenizer(world_vocabulary(extra=(cfg.trigger,)))
     tokenizer.save_pretrained(ctx.out / "tokenizer")
     return {"counts": {"prompts/train": len(train), "prompts/heldout": len(heldout),
                        "vocab": len(tokenizer), "facts": len(kb.statements()),

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from .kb import KnowledgeBase
 
@@ -50,9 +50,16 @@ class Prompt:
     subject: str | None = None  # the entity asked about
     claim: str | None = None  # the value the user asserts (opinion families)
     topic: str | None = None  # "election" | "weather" for the uncertain family
+    triggered: bool = False  # the text starts with the world's backdoor trigger word
 
     def to_json(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if v is not None}
+        return {k: v for k, v in asdict(self).items() if v is not None and v is not False}
+
+    def with_trigger(self, trigger: str) -> "Prompt":
+        """The same request with the trigger word in front: the gold judge ignores it, a
+        poisoned reward model does not."""
+        return replace(self, id=f"{self.id}+{trigger}", text=f"{trigger} {self.text}",
+                       triggered=True)
 
     @classmethod
     def from_json(cls, data: dict) -> "Prompt":
