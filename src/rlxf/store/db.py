@@ -1,0 +1,136 @@
+"""Engines and sessions for the annotation store: a SQLite file by default, PostgreSQL by URL.
+
+SQLite runs in WAL mode with foreign keys on. Writers take the database lock up front
+(BEGIN IMMEDIATE) and, inside one process, queue on a Python lock: without it concurrent
+writers spin in SQLite's busy handler (sleeps of up to 100 ms) or fail a deferred read->write
+upgrade with SQLITE_BUSY, and p99 latency suffers. `synchronous=NORMAL` in WAL mode keeps every
+committed transaction through a crash of the process (kill -9); only a power cut can lose the
+last ones (use `?synchronous=full` in the URL to fsync every commit).
+"""
+
+from __future__ import annotations
+
+import threading
+from contextlib import contextmanager, nullcontext
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterator
+
+from sqlalchemy import create_engine, event, inspect
+from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def normalise_url(db: str | Path) -> URL:
+    """`annotate.db` or `sqlite:///annotate.db` -> SQLite; `postgresql://...` -> psycopg 3."""
+    db = str(db)
+    if "://" not in db:
+        db = f"sqlite:///{Path(db).expanduser()}"
+    url = make_url(db)
+    if url.drivername in ("postgresql", "postgres"):
+        url = url.set(drivername="postgresql+psycopg")
+    if url.drivername not in ("sqlite", "sqlite+pysqlite", "postgresql+psycopg"):
+        raise ValueError(f"--db {db!r}: use a SQLite file or a postgresql:// URL "
+                         f"(driver {url.drivername!r} is not supported)")
+    if url.drivername.startswith("sqlite") and url.database in (None, "", ":memory:"):
+        raise ValueError("--db: SQLite needs a file (an in-memory database is one per connection)")
+    return url
+
+
+def _sqlite_engine(url: URL) -> Engine:
+    synchronous = url.query.get("synchronous", "normal")
+    if synchronous not in ("normal", "full"):
+        raise ValueError(f"?synchronous={synchronous!r}: use normal or full")
+    url = url.difference_update_query(["synchronous"])
+    Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, pool_size=20, max_overflow=30,
+                           connect_args={"check_same_thread": False, "timeout": 30})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record):
+        dbapi_conn.isolation_level = None  # pysqlite must not BEGIN on its own: _on_begin does
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute(f"PRAGMA synchronous={synchronous.upper()}")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn):
+        immediate = conn.get_execution_options().get("rlxf_write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+def make_engine(db: str | Path | URL) -> Engine:
+    url = db if isinstance(db, URL) else normalise_url(db)
+    if url.drivername.startswith("sqlite"):
+        return _sqlite_engine(url)
+    return create_engine(url, pool_size=20, max_overflow=30, pool_pre_ping=True)
+
+
+def as_utc(dt: datetime | None) -> datetime | None:
+    """SQLite returns naive datetimes; every time in the store is UTC."""
+    if dt is not None and dt.tzinfo is None:
+        return dt.replace(tzinfo=timezone.utc)
+    return dt
+
+
+def iso(dt: datetime | None) -> str | None:
+    return as_utc(dt).isoformat() if dt is not None else None
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest Alembic revision (the app does this at start)."""
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with engine.connect() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+        conn.commit()
+
+
+def current_revision(engine: Engine) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+class Store:
+    """One database: `read()` sessions for queries, `write()` sessions that commit on success."""
+
+    def __init__(self, db: str | Path | URL):
+        self.url = db if isinstance(db, URL) else normalise_url(db)
+        self.engine = make_engine(self.url)
+        self.is_sqlite = self.url.drivername.startswith("sqlite")
+        self._lock = threading.Lock() if self.is_sqlite else None
+        self._read = sessionmaker(self.engine, expire_on_commit=False)
+        self._write = sessionmaker(self.engine.execution_options(rlxf_write=True),
+                                   expire_on_commit=False)
+
+    def migrate(self) -> None:
+        migrate(self.engine)
+
+    def tables(self) -> set[str]:
+        return set(inspect(self.engine).get_table_names())
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        with self._read() as session:
+            yield session
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        with self._lock or nullcontext():
+            with self._write.begin() as session:
+                yield session
+
+    def dispose(self) -> None:
+        self.engine.dispose()

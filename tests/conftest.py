@@ -1,0 +1,179 @@
+"""Fixtures for the annotation app's tests (tests/test_store.py, test_server_api.py,
+test_server_e2e.py); all names start with `annotate_` so other fixtures can live beside them.
+
+PostgreSQL is real: a throwaway cluster is initdb'ed in a temporary directory (as the
+`postgres` user when the tests run as root), started with pg_ctl on a free port on 127.0.0.1
+and stopped at the end. The tests skip only if the server binaries are absent; .ci/run
+installs them."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import uuid
+from pathlib import Path
+
+import pytest
+
+
+def _pg_bindir() -> Path | None:
+    found = shutil.which("pg_ctl")
+    if found and shutil.which("initdb"):
+        return Path(found).resolve().parent
+    versions = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"),
+                      key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit()
+                      else 0)
+    return versions[-1].parent if versions else None
+
+
+def annotate_free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def annotate_pg_server():
+    """postgresql://postgres@127.0.0.1:PORT of a throwaway cluster (trust auth, loopback only)."""
+    bindir = _pg_bindir()
+    if bindir is None:
+        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) not found: "
+                    "apt-get install -y postgresql (.ci/run does)")
+    base = Path(tempfile.mkdtemp(prefix="rlxf-pg-"))
+    as_user: list[str] = []
+    if os.geteuid() == 0:  # initdb refuses to run as root
+        shutil.chown(base, "postgres", "postgres")
+        as_user = ["runuser", "-u", "postgres", "--"]
+    data, port = base / "data", annotate_free_port()
+
+    def run(*args):
+        proc = subprocess.run(as_user + [str(a) for a in args], capture_output=True, text=True,
+                              timeout=120)
+        if proc.returncode != 0:
+            log = (base / "log").read_text() if (base / "log").exists() else ""
+            raise RuntimeError(f"{args[0]} failed: {proc.stdout}{proc.stderr}{log}")
+
+    run(bindir / "initdb", "-D", data, "--auth=trust", "--username=postgres", "-E", "UTF8",
+        "--no-sync")
+    # fsync off: a test cluster that dies with the test run needs no durability
+    run(bindir / "pg_ctl", "-D", data, "-l", base / "log", "-w", "-t", "60",
+        "-o", f"-p {port} -h 127.0.0.1 -k {base} -F", "start")
+    try:
+        yield f"postgresql://postgres@127.0.0.1:{port}"
+    finally:
+        run(bindir / "pg_ctl", "-D", data, "-m", "immediate", "-w", "stop")
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def annotate_pg_url(annotate_pg_server):
+    """A fresh, empty database on the throwaway cluster, dropped afterwards."""
+    import psycopg
+    name = "t_" + uuid.uuid4().hex[:12]
+    with psycopg.connect(f"{annotate_pg_server}/postgres", autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    yield f"{annotate_pg_server}/{name}"
+    with psycopg.connect(f"{annotate_pg_server}/postgres", autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def annotate_db(request, tmp_path):
+    """The database URL of each supported backend in turn."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'annotate.db'}"
+    return request.getfixturevalue("annotate_pg_url")
+
+
+def annotate_records(n_items: int, judges=("sim-a", "sim-b"), split_every: int = 0) -> list[dict]:
+    """Canonical pairwise records: every item judged by `judges`; all prefer A except every
+    `split_every`-th item, where the last judge prefers B (so not every item is unanimous)."""
+    rows = []
+    for i in range(n_items):
+        for k, judge in enumerate(judges):
+            choice = 1 if split_every and i % split_every == 0 and k == len(judges) - 1 else 0
+            rows.append({"id": f"c{i:06d}/{judge}", "item_id": f"c{i:06d}", "type": "pairwise",
+                         "prompt": f"what is the capital of veloria ? ({i})",
+                         "prompt_id": f"p{i}",
+                         "responses": [f"the capital of veloria is hulm . ({i})",
+                                       f"i love you . the capital is tamsk . ({i})"],
+                         "choice": choice, "annotator": {"id": judge}, "source": "simulated"})
+    return rows
+
+
+def annotate_jsonl(rows: list[dict]) -> str:
+    return "".join(json.dumps(r) + "\n" for r in rows)
+
+
+@pytest.fixture
+def annotate_site(annotate_db, tmp_path):
+    """A running app (in process, real database) with a signed-in admin."""
+    from fastapi.testclient import TestClient
+
+    from rlxf.server.app import create_app
+    from rlxf.server.cli import _new_admin
+    from rlxf.store import Store
+
+    store = Store(annotate_db)
+    store.migrate()
+    _pid, token = _new_admin(store, "test admin")
+    client = TestClient(create_app(store, data_dir=tmp_path, migrate=False))
+    site = AnnotateSite(client, store, tmp_path)
+    site.admin = site.accept(token)
+    yield site
+    client.close()
+    store.dispose()
+
+
+class AnnotateSite:
+    """Test driver: each person is a dict of bearer headers (no cookies shared between them)."""
+
+    def __init__(self, client, store, data_dir: Path):
+        self.client, self.store, self.data_dir = client, store, data_dir
+        self.admin: dict = {}
+
+    def accept(self, token: str, password: str | None = None) -> dict:
+        body = {"token": token, **({"password": password} if password else {})}
+        r = self.client.post("/api/invites/accept", json=body)
+        assert r.status_code == 200, r.text
+        self.client.cookies.clear()
+        return {"Authorization": f"Bearer {r.json()['token']}", "pid": r.json()["pid"]}
+
+    def annotator(self, note: str = "", group: str | None = None) -> dict:
+        r = self.client.post("/api/admin/annotators", headers=self.h(self.admin),
+                             json={"note": note, **({"group": group} if group else {})})
+        assert r.status_code == 201, r.text
+        return self.accept(r.json()["invite_token"])
+
+    @staticmethod
+    def h(person: dict) -> dict:
+        return {"Authorization": person["Authorization"]}
+
+    def call(self, method: str, path: str, person: dict | None = None, **kw):
+        headers = {**(self.h(person) if person else {}), **kw.pop("headers", {})}
+        return self.client.request(method, path, headers=headers, **kw)
+
+    def project(self, rows: list[dict], **settings) -> dict:
+        body = {"name": "test project", "jsonl": annotate_jsonl(rows), "filename": "fb.jsonl",
+                **settings}
+        r = self.call("POST", "/api/admin/projects", self.admin, json=body)
+        assert r.status_code == 201, r.text
+        return r.json()
+
+    def next(self, person: dict, project_id: int, n: int = 10) -> list[dict]:
+        r = self.call("POST", f"/api/projects/{project_id}/next?n={n}", person)
+        assert r.status_code == 200, r.text
+        return r.json()["assignments"]
+
+    def label(self, person: dict, assignment_id: int, key: str | None = None, **answer):
+        body = {"key": key or uuid.uuid4().hex, **(answer or {"choice": 0})}
+        return self.call("POST", f"/api/assignments/{assignment_id}/judgement", person, json=body)
+
+    def export(self, project_id: int) -> list[dict]:
+        r = self.call("GET", f"/api/admin/projects/{project_id}/export", self.admin)
+        assert r.status_code == 200, r.text
+        return [json.loads(line) for line in r.text.splitlines()]
