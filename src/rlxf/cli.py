@@ -9,6 +9,8 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from .data.cli import data_app
+
 # Keep the console for our own progress bars: transformers' per-load bars and advisories
 # would interleave with them on every model load.
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
@@ -74,6 +76,8 @@ def audit(run_dir: Path = typer.Argument(..., help="a run directory written by `
         raise typer.Exit(2)
     _write_report(run_dir)
 
+
+app.add_typer(data_app, name="data")
 
 if __name__ == "__main__":
     app()

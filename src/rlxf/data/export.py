@@ -1,0 +1,75 @@
+"""`rlxf data export --format trl`: canonical pairwise records -> TRL preference JSONL.
+
+One row per item: the judgements sharing an item_id are reduced to their majority (ties and
+even splits dropped and counted), the same rule the reward stage trains on
+(`rlxf.feedback.quality.majority`). Rows are TRL's standard format, {prompt, chosen, rejected}
+strings -- or, when any record has earlier turns (`context`), TRL's conversational format for
+every row (prompt a message list ending with the user turn, chosen/rejected one assistant
+message each), since a string prompt would lose the turns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..feedback.record import FeedbackRecord, RecordError, read_records
+from .io import write_records
+
+
+@dataclass
+class ExportResult:
+    records: int = 0           # records read
+    not_pairwise: int = 0      # rating, ranking, ... records: not preferences, left out
+    tie_judgements: int = 0    # pairwise records with tie=true
+    items: int = 0             # items with a pairwise judgement
+    several: int = 0           # items judged more than once: their majority is exported
+    no_majority: int = 0       # items whose judgements tie or split evenly: dropped
+    rows: int = 0              # rows written
+    conversational: bool = False
+
+
+def export_trl(src: Path, dst: Path) -> ExportResult:
+    from ..feedback.quality import majority  # numpy and krippendorff: only when exporting
+
+    records = read_records(src)
+    result = ExportResult(records=len(records))
+    items: dict[str, list[FeedbackRecord]] = {}
+    for r in records:
+        if r.type != "pairwise":
+            result.not_pairwise += 1
+        else:
+            items.setdefault(r.item_id, []).append(r)
+    result.items = len(items)
+    result.conversational = any(r.context for group in items.values() for r in group)
+    rows = []
+    for item_id, group in items.items():
+        first = group[0]
+        votes = []
+        for r in group:
+            if r.tie:
+                result.tie_judgements += 1
+            elif r.responses == first.responses:
+                votes.append({"choice": "ab"[r.choice]})
+            elif r.responses == first.responses[::-1]:  # same pair shown the other way round
+                votes.append({"choice": "ba"[r.choice]})
+            else:
+                raise RecordError(f"{src}: item {item_id}: record {r.id} judges other responses "
+                                  f"than record {first.id} (expected one pair per item_id)")
+        result.several += len(group) > 1
+        winner = majority(votes)
+        if winner is None:
+            result.no_majority += 1
+            continue
+        chosen, rejected = first.responses if winner == "a" else first.responses[::-1]
+        rows.append(_row(first, chosen, rejected, result.conversational))
+    result.rows = write_records(dst, rows)
+    return result
+
+
+def _row(rec: FeedbackRecord, chosen: str, rejected: str, conversational: bool) -> dict:
+    if not conversational:
+        return {"prompt": rec.prompt, "chosen": chosen, "rejected": rejected}
+    prompt = [m.model_dump() for m in rec.context] + [{"role": "user", "content": rec.prompt}]
+    return {"prompt": prompt, "chosen": [{"role": "assistant", "content": chosen}],
+            "rejected": [{"role": "assistant", "content": rejected}]}
