@@ -1,0 +1,80 @@
+"""The annotation web app: `create_app(db)` wires the store, the JSON API, the pages and the
+protections (body limits, security headers, JSON errors)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from ..store import Store
+from . import admin, api, pages
+from .errors import BodyLimit, install_error_handlers
+
+HERE = Path(__file__).parent
+MAX_BODY = 1 << 20  # 1 MiB: a judgement is a few hundred bytes
+MAX_IMPORT = 64 << 20  # a project's JSONL upload
+
+# No inline script or style and nothing from another origin: an injected <script> cannot run.
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+       "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+SECURITY_HEADERS = [(b"content-security-policy", CSP.encode()),
+                    (b"x-content-type-options", b"nosniff"),
+                    (b"x-frame-options", b"DENY"),
+                    (b"referrer-policy", b"no-referrer"),  # invite links must not leak
+                    (b"cache-control", b"no-store")]
+
+
+class SecurityHeaders:
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        static = scope["path"].startswith("/static/")
+
+        async def add_headers(message):
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                names = {k.lower() for k, _ in headers}
+                headers += [(k, v) for k, v in SECURITY_HEADERS
+                            if k not in names and not (static and k == b"cache-control")]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, add_headers)
+
+
+def create_app(db: str | Store, *, data_dir: str | Path | None = None, migrate: bool = True,
+               secure_cookies: bool | None = None, max_body: int = MAX_BODY,
+               max_import: int = MAX_IMPORT) -> FastAPI:
+    """`db`: a SQLite file or a postgresql:// URL (or an open Store). `data_dir`: the one
+    directory whose run directories and JSONL files admins may import by path."""
+    store = db if isinstance(db, Store) else Store(db)
+    if migrate:
+        store.migrate()
+    # The interactive docs load scripts from a CDN: off. The schema stays at /api/openapi.json.
+    app = FastAPI(title="rlxf annotate", docs_url=None, redoc_url=None,
+                  openapi_url="/api/openapi.json")
+    app.state.store = store
+    app.state.data_dir = Path(data_dir).resolve() if data_dir else None
+    app.state.secure_cookies = secure_cookies
+    install_error_handlers(app)
+    app.include_router(api.router)
+    app.include_router(admin.router)
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    app.add_middleware(BodyLimit, limit=max_body, large_limit=max_import,
+                       large_paths=("/api/admin/projects",))
+    app.add_middleware(SecurityHeaders)
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """Factory for `uvicorn --factory` with several workers: settings come from the
+    environment `rlxf annotate serve` sets (the schema is already migrated by then)."""
+    return create_app(os.environ["RLXF_ANNOTATE_DB"], data_dir=os.environ.get("RLXF_ANNOTATE_DATA")
+                      or None, migrate=False)

@@ -1,0 +1,173 @@
+"""Projects from canonical feedback: a run directory's comparison queue
+(RUN/feedback/feedback.jsonl) or any canonical JSONL file (docs/FEEDBACK.md).
+
+Records sharing an `item_id` become one item. Gold items -- those with a known answer, mixed
+into every annotator's queue to measure their accuracy -- come from the lab world's gold judge
+when the source is a run directory with RUN/world/, or else from items whose source judgements
+were unanimous.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..feedback.record import FeedbackRecord, RecordError, read_records
+
+GOLD_MARGIN = 0.2  # gold-judge utility gap for a gold item: a clear case, not a coin toss
+MAX_ITEMS = 200_000
+
+
+@dataclass
+class ImportedItem:
+    item_id: str
+    prompt: str
+    responses: list[str]
+    context: list[dict] = field(default_factory=list)
+    prompt_id: str | None = None
+    gold: dict | None = None
+    provenance: dict = field(default_factory=dict)
+
+
+@dataclass
+class Source:
+    records: list[FeedbackRecord]
+    description: dict
+    world_dir: Path | None = None
+
+
+def resolve_under(path: str, root: Path) -> Path:
+    """`path` (absolute, or relative to `root`) if it lies inside `root`, else ValueError."""
+    root = root.resolve()
+    p = (root / path).resolve()
+    if p != root and root not in p.parents:
+        raise ValueError(f"{path}: outside the directory this server may read ({root})")
+    return p
+
+
+def read_source(path: Path) -> Source:
+    """A run directory (its feedback/feedback.jsonl, gold from its world/) or a JSONL file."""
+    if path.is_dir():
+        queue = path / "feedback" / "feedback.jsonl"
+        if not queue.exists():
+            raise ValueError(f"{path}: a run directory needs feedback/feedback.jsonl "
+                             "(run `rlxf run CONFIG --out RUN --until feedback` first)")
+        world = path / "world"
+        has_world = (world / "world.json").exists() and (world / "prompts.jsonl").exists()
+        return Source(read_records(queue), {"run_dir": str(path), "file": str(queue)},
+                      world if has_world else None)
+    if not path.exists():
+        raise ValueError(f"{path}: no such file or directory")
+    return Source(read_records(path), {"file": str(path)})
+
+
+def records_from_text(text: str, name: str) -> list[FeedbackRecord]:
+    """Parse uploaded JSONL with the same checks (and messages) as a file on disk."""
+    fd, tmp = tempfile.mkstemp(suffix=".jsonl")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        return read_records(tmp)
+    except RecordError as e:
+        raise RecordError(str(e).replace(tmp, name)) from None
+    finally:
+        os.unlink(tmp)
+
+
+def _label(r: FeedbackRecord) -> str | None:
+    if r.type != "pairwise":
+        return None
+    return "tie" if r.tie else "ab"[r.choice]
+
+
+def _check_text(r: FeedbackRecord) -> None:
+    texts = [r.item_id, r.prompt, r.prompt_id or "", *r.responses, *(m.content for m in r.context)]
+    if any("\x00" in t for t in texts) or len(r.item_id) > 180 or len(r.prompt_id or "") > 200:
+        raise ValueError(f"record {r.id!r}: NUL characters, or an item_id over 180 / prompt_id "
+                         "over 200 characters, cannot be stored")
+
+
+def build_items(records: list[FeedbackRecord], task_type: str) -> list[ImportedItem]:
+    """One item per item_id (first-seen order). Pairwise projects need two responses; a Likert
+    project rates each distinct response on its own (item ids ITEM#0, ITEM#1)."""
+    grouped: dict[str, list[FeedbackRecord]] = {}
+    for r in records:
+        _check_text(r)
+        grouped.setdefault(r.item_id, []).append(r)
+    items = []
+    for item_id, rs in grouped.items():
+        first = rs[0]
+        prov = {k: v for k, v in first.provenance.items() if k in ("dataset", "file", "line")}
+        labels = [x for x in map(_label, rs) if x is not None]
+        if task_type == "pairwise":
+            if len(first.responses) != 2:
+                continue
+            items.append(ImportedItem(item_id, first.prompt, list(first.responses),
+                                      [m.model_dump() for m in first.context], first.prompt_id,
+                                      provenance={**prov, "source_labels": labels}))
+        else:
+            for i, text in enumerate(dict.fromkeys(first.responses)):
+                items.append(ImportedItem(f"{item_id}#{i}", first.prompt, [text],
+                                          [m.model_dump() for m in first.context],
+                                          first.prompt_id, provenance=prov))
+    if not items:
+        raise ValueError(f"no usable items: a {task_type} project needs records with "
+                         f"{'two responses' if task_type == 'pairwise' else 'responses'}")
+    if len(items) > MAX_ITEMS:
+        raise ValueError(f"{len(items)} items: at most {MAX_ITEMS} per project")
+    return items
+
+
+def world_gold(items: list[ImportedItem], world_dir: Path) -> dict[str, dict]:
+    """Answers of the lab world's gold judge for the pairs it can score with a clear margin."""
+    from ..world.judge import score
+    from ..world.kb import KnowledgeBase
+    from ..world.prompts import Prompt
+
+    meta = json.loads((world_dir / "world.json").read_text())
+    kb, weights = KnowledgeBase.from_json(meta["kb"]), meta["weights"]
+    prompts = {}
+    for line in (world_dir / "prompts.jsonl").read_text().splitlines():
+        if line.strip():
+            p = Prompt.from_json(json.loads(line)["prompt"])
+            prompts[p.id] = p
+    answers = {}
+    for it in items:
+        # a backdoor variant "ID+trigger" is judged like its base prompt: the judge ignores it
+        p = prompts.get(it.prompt_id or "") or prompts.get((it.prompt_id or "").partition("+")[0])
+        if p is None or len(it.responses) != 2:
+            continue
+        ua, ub = (score(p, text, kb).utility(weights) for text in it.responses)
+        if abs(ua - ub) >= GOLD_MARGIN:
+            answers[it.item_id] = {"choice": 0 if ua > ub else 1, "by": "world gold judge"}
+    return answers
+
+
+def unanimous_gold(items: list[ImportedItem]) -> dict[str, dict]:
+    """Items whose two or more source judgements all preferred the same response."""
+    answers = {}
+    for it in items:
+        labels = it.provenance.get("source_labels", [])
+        if len(labels) >= 2 and len(set(labels)) == 1 and labels[0] != "tie":
+            answers[it.item_id] = {"choice": "ab".index(labels[0]), "by": "unanimous source"}
+    return answers
+
+
+def mark_gold(items: list[ImportedItem], source: Source, n_gold: int, seed: int = 0) -> str:
+    """Mark up to `n_gold` items (spread at random, seeded) as gold; returns where answers came
+    from."""
+    if n_gold <= 0:
+        return "none"
+    if source.world_dir is not None:
+        answers, how = world_gold(items, source.world_dir), "world gold judge"
+    else:
+        answers, how = unanimous_gold(items), "unanimous source judgements"
+    chosen = set(random.Random(seed).sample(sorted(answers), min(n_gold, len(answers))))
+    for it in items:
+        if it.item_id in chosen:
+            it.gold = answers[it.item_id]
+    return how
