@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from .data.cli import data_app
+from .server.cli import annotate_app
 
 # Keep the console for our own progress bars: transformers' per-load bars and advisories
 # would interleave with them on every model load.
@@ -78,6 +79,7 @@ def audit(run_dir: Path = typer.Argument(..., help="a run directory written by `
 
 
 app.add_typer(data_app, name="data")
+app.add_typer(annotate_app, name="annotate")
 
 if __name__ == "__main__":
     app()
