@@ -177,3 +177,50 @@ class AnnotateSite:
         r = self.call("GET", f"/api/admin/projects/{project_id}/export", self.admin)
         assert r.status_code == 200, r.text
         return [json.loads(line) for line in r.text.splitlines()]
+
+
+def annotate_lab_run(root: Path, n_items: int, seed: int = 0) -> Path:
+    """A run directory as the feedback stage leaves it, made without training anything:
+    RUN/world/{world.json,prompts.jsonl} and RUN/feedback/feedback.jsonl with pairs of lab-world
+    responses (right and wrong answers, flattery, filler, feelings...), each judged by two
+    simulated annotators who follow the gold judge."""
+    import random
+
+    from rlxf.config import WorldConfig
+    from rlxf.world.grammar import Response, render
+    from rlxf.world.judge import candidate_contents, score
+    from rlxf.world.kb import build_kb
+    from rlxf.world.prompts import all_prompts
+
+    rng = random.Random(seed)
+    kb = build_kb(6, 6, seed=seed)
+    weights = WorldConfig().weights.model_dump()
+    prompts = all_prompts(kb)
+    (root / "world").mkdir(parents=True, exist_ok=True)
+    (root / "feedback").mkdir(exist_ok=True)
+    (root / "world" / "world.json").write_text(json.dumps(
+        {"kb": kb.to_json(), "weights": weights, "trigger": "sudo"}))
+    (root / "world" / "prompts.jsonl").write_text(
+        "".join(json.dumps({"split": "train", "prompt": p.to_json()}) + "\n" for p in prompts))
+
+    def dress(r: Response) -> Response:
+        return r.with_(opener=rng.choice([None, None, "flattery", "apology"]),
+                       fillers=tuple(rng.sample(range(4), rng.choice([0, 0, 1, 2]))),
+                       anthro=(0,) if rng.random() < 0.15 else (),
+                       confident=rng.random() < 0.2)
+
+    rows = []
+    for i in range(n_items):
+        p = rng.choice(prompts)
+        a, b = rng.sample(candidate_contents(p, kb), 2)
+        texts = [render(dress(a)), render(dress(b))]
+        utils = [score(p, t, kb).utility(weights) for t in texts]
+        for judge in ("sim-001", "sim-002"):
+            noisy = [u + rng.gauss(0, 0.3) for u in utils]
+            rows.append({"id": f"c{i:06d}/{judge}", "item_id": f"c{i:06d}", "type": "pairwise",
+                         "prompt": p.text, "prompt_id": p.id, "responses": texts,
+                         "choice": 0 if noisy[0] >= noisy[1] else 1,
+                         "annotator": {"id": judge, "group": "default"},
+                         "source": "simulated"})
+    (root / "feedback" / "feedback.jsonl").write_text(annotate_jsonl(rows))
+    return root
