@@ -128,3 +128,48 @@ def test_audit_regenerates_report_from_run_dir(finished, tmp_path):
     assert report.read_bytes() == before
     proc = rlxf("audit", tmp_path, check=False)
     assert proc.returncode == 2 and "not a run directory" in proc.stderr
+
+
+def test_rlaif_run_with_an_ai_judge_behind_a_real_http_endpoint(tmp_path):
+    from fake_chat_server import FakeChatServer
+
+    def prefers_shorter(body, n):  # a consistent judge: no position bias
+        user = body["messages"][-1]["content"]
+        a = user.split("<response_a>\n")[1].split("\n</response_a>")[0]
+        b = user.split("<response_b>\n")[1].split("\n</response_b>")[0]
+        verdict = "A" if len(a) < len(b) else "B" if len(b) < len(a) else "TIE"
+        return 200, f"The shorter one is clearer.\nVERDICT: {verdict}", {}
+
+    server = FakeChatServer(prefers_shorter)
+    try:
+        config = tmp_path / "rlaif.toml"
+        constitution = Path(__file__).parents[1] / "examples" / "constitution.toml"
+        config.write_text(TINY.read_text().replace(
+            "[feedback]\n", f'[feedback]\nsource = "ai"\nai = {{ model = "fake-judge", '
+            f'base_url = "{server.url}", constitution = "{constitution}" }}\n'))
+        out = tmp_path / "run"
+        rlxf("run", config, "--out", out)
+        record = numbers(out / "feedback" / "_stage.json")
+        assert record["metrics"]["ai_judge/position_bias"] == 0.0
+        assert record["counts"]["ai_requests"] == 2 * record["counts"]["comparisons"]
+        assert "constitution_sha256" in record["config"]
+        first = json.loads((out / "feedback" / "feedback.jsonl").read_text().splitlines()[0])
+        assert first["source"] == "ai" and first["annotator"]["id"] == "fake-judge"
+        report = numbers(out / "report" / "report.json")
+        assert report["feedback"]["source"] == "ai"
+        requests = server.n_requests
+        # Rerunning the stage asks the judge nothing: every answer comes from the cache.
+        subprocess.run(["rm", "-rf", str(out / "feedback")], check=True)
+        rlxf("run", config, "--out", out)
+        assert server.n_requests == requests
+    finally:
+        server.close()
+
+
+def test_missing_constitution_fails_before_any_work(tmp_path):
+    config = tmp_path / "rlaif.toml"
+    config.write_text(TINY.read_text().replace(
+        "[feedback]\n", '[feedback]\nsource = "ai"\nai = { constitution = "nope.toml" }\n'))
+    proc = rlxf("run", config, "--out", tmp_path / "never", check=False)
+    assert proc.returncode == 2 and "nope.toml: no such file" in proc.stderr
+    assert not (tmp_path / "never").exists()

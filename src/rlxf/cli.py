@@ -42,13 +42,15 @@ def run(config: Path = typer.Argument(..., help="TOML config (see examples/quick
         threads: int = typer.Option(0, help="torch threads (0: one per core)")) -> None:
     """Run the whole pipeline: world -> pretrain -> sft -> feedback -> reward -> policy -> eval
     -> audit. Finished stages are skipped; an interrupted stage resumes from its checkpoint."""
-    from .config import ConfigError, load_config
+    from .config import load_config
+    from .pipeline import STAGE_NAMES, preflight, run_pipeline
     try:
         cfg = load_config(config)
-    except ConfigError as e:
-        console.print(f"[red]config error[/red]\n{e}", markup=True, highlight=False)
+        preflight(cfg)
+    except ValueError as e:  # ConfigError, or an outside file (e.g. the constitution) is bad
+        console.print("config error", style="red")
+        console.print(str(e), markup=False, highlight=False)
         raise typer.Exit(2) from None
-    from .pipeline import STAGE_NAMES, run_pipeline
     if until is not None and until not in STAGE_NAMES:
         console.print(f"[red]--until {until!r}: not a stage; stages: {', '.join(STAGE_NAMES)}")
         raise typer.Exit(2)

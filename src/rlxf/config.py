@@ -101,8 +101,24 @@ class Annotators(Section):
         return self
 
 
+class AIJudgeConfig(Section):
+    """An AI judge (RLAIF) behind an OpenAI-compatible endpoint, steered by a constitution
+    (docs/AI_JUDGE.md). Used when [feedback] source = "ai"."""
+    model: str = Field("gpt-4o-mini", description="the judge model's name at the endpoint")
+    base_url: str | None = Field(None, description="endpoint, e.g. http://127.0.0.1:8000/v1 "
+                                                   "(None: OpenAI's)")
+    api_key_env: str = Field("OPENAI_API_KEY", description="environment variable with the key")
+    constitution: str = Field("examples/constitution.toml",
+                              description="TOML or Markdown principles (path from the "
+                                          "working directory)")
+    temperature: float = Field(0.0, ge=0, description="the judge's sampling temperature")
+    workers: int = Field(4, ge=1, description="concurrent requests")
+    max_attempts: int = Field(5, ge=1, description="tries per request (retries with backoff)")
+
+
 class FeedbackConfig(Section):
-    source: Literal["simulated"] = Field("simulated", description="who gives the feedback")
+    source: Literal["simulated", "ai"] = Field(
+        "simulated", description="who judges: simulated annotators, or an AI judge ([feedback.ai])")
     n_comparisons: int = Field(2000, ge=10, description="pairs to be judged")
     overlap: int = Field(3, ge=1, description="annotators who label each comparison")
     temperature: float = Field(1.0, gt=0, description="sampling temperature for the pairs")
@@ -110,6 +126,7 @@ class FeedbackConfig(Section):
                                                              "carry the world's trigger word")
     annotators: list[Annotators] = Field(default_factory=lambda: [Annotators()],
                                          description="annotator groups ([[feedback.annotators]])")
+    ai: AIJudgeConfig = Field(default_factory=AIJudgeConfig)
 
     @model_validator(mode="after")
     def _enough_annotators(self) -> "FeedbackConfig":

@@ -16,19 +16,34 @@ from .stages import evaluate, feedback, policy, pretrain, reward, sft, world
 from .stages.context import ProgressFactory, StageContext
 
 
+def _no_files(config: RunConfig) -> dict:
+    return {}
+
+
+def _feedback_files(config: RunConfig) -> dict:
+    """The constitution is a file outside the run: its content belongs in the fingerprint, and
+    it must load before any work starts."""
+    if config.feedback.source != "ai":
+        return {}
+    from .feedback.constitution import load_constitution
+    return {"constitution_sha256": load_constitution(config.feedback.ai.constitution).sha256}
+
+
 @dataclass(frozen=True)
 class Stage:
     name: str
     run: Callable[[StageContext], dict]
     inputs: tuple[str, ...]  # stages whose outputs this one reads
     config: tuple[str, ...]  # config sections that change its result
+    files: Callable[[RunConfig], dict] = _no_files  # hashes of outside files it reads
 
 
 STAGES = (
     Stage("world", world.run, (), ("seed", "world")),
     Stage("pretrain", pretrain.run, ("world",), ("seed", "pretrain")),
     Stage("sft", sft.run, ("world", "pretrain"), ("seed", "sft")),
-    Stage("feedback", feedback.run, ("world", "sft"), ("seed", "feedback", "eval.max_new_tokens")),
+    Stage("feedback", feedback.run, ("world", "sft"), ("seed", "feedback", "eval.max_new_tokens"),
+          _feedback_files),
     Stage("reward", reward.run, ("world", "sft", "feedback"), ("seed", "reward")),
     Stage("policy", policy.run, ("world", "sft", "feedback", "reward"),
           ("seed", "policy", "reward.heldout_fraction", "eval")),
@@ -61,11 +76,20 @@ def _config_slice(config: RunConfig, keys: tuple[str, ...]) -> dict:
 def fingerprint(stage: Stage, config: RunConfig, run: RunDir) -> tuple[str, dict, dict]:
     cfg = _config_slice(config, stage.config)
     inputs = {name: run.output_hash(name) for name in stage.inputs}
-    return sha256_json({"stage": stage.name, "config": cfg, "inputs": inputs}), cfg, inputs
+    files = stage.files(config)
+    return (sha256_json({"stage": stage.name, "config": cfg, "inputs": inputs, "files": files}),
+            {**cfg, **files}, inputs)
+
+
+def preflight(config: RunConfig) -> None:
+    """Load every outside file a stage will read, so a bad one fails before any work."""
+    for stage in STAGES:
+        stage.files(config)
 
 
 def run_pipeline(config: RunConfig, config_text: str, out: Path, progress: ProgressFactory,
                  log: Callable[[str], None], until: str | None = None) -> RunDir:
+    preflight(config)
     run = RunDir(out)
     run.root.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run.root / "config.toml", config_text)

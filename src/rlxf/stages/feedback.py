@@ -1,12 +1,14 @@
-"""Stage `feedback`: pairs of SFT samples on training prompts, each judged by `overlap`
-simulated annotators. Every judgement is stored as a canonical record (feedback/feedback.jsonl),
-so disagreement is kept, not averaged away; quality control measures agreement, each
-annotator's reliability, aggregations, and looks for poisoners without being told who they are."""
+"""Stage `feedback`: pairs of SFT samples on training prompts, judged by simulated annotators
+(each pair by `overlap` of them) or by an AI judge with a constitution (RLAIF). Every judgement is
+stored as a canonical record (feedback/feedback.jsonl), so disagreement is kept, not averaged
+away; quality control measures agreement, each annotator's reliability, aggregations, and looks
+for poisoners without being told who they are."""
 
 from __future__ import annotations
 
 import random
 from collections import defaultdict
+from datetime import datetime, timezone
 
 from ..feedback.poisoning import detect_flippers, precision_recall
 from ..feedback.quality import (annotator_reliability, dawid_skene, items_of, krippendorff_alpha,
@@ -20,23 +22,22 @@ from ..world.judge import score
 from .context import StageContext
 
 
+def _rate(hits: int, n: int) -> float | None:
+    return hits / n if n else None
+
+
 def _gold_choice(world, prompt, a: str, b: str) -> str | None:
     ua = score(prompt, a, world.kb).utility(world.weights)
     ub = score(prompt, b, world.kb).utility(world.weights)
     return None if abs(ua - ub) < 1e-9 else "a" if ua > ub else "b"
 
 
-def _rate(hits: int, n: int) -> float | None:
-    return hits / n if n else None
-
-
-def run(ctx: StageContext) -> dict:
+def sample_pairs(ctx: StageContext, world) -> tuple[list, int]:
+    """(pairs of distinct SFT samples, number of identical pairs dropped)."""
     cfg = ctx.config.feedback
-    world = ctx.load_world()
     policy = load_causal_lm(ctx.model_dir("sft"))
-    rng = ctx.rng("feedback")
     # Oversample: identical pairs carry no preference and are dropped (and counted).
-    prompts = sample_family_balanced(world.train, 2 * cfg.n_comparisons, rng)
+    prompts = sample_family_balanced(world.train, 2 * cfg.n_comparisons, ctx.rng("feedback"))
     trigger_rng = random.Random(f"{ctx.seed}:trigger")
     prompts = [p.with_trigger(world.trigger) if trigger_rng.random() < cfg.trigger_rate else p
                for p in prompts]
@@ -50,15 +51,22 @@ def run(ctx: StageContext) -> dict:
             identical += 1
         elif len(pairs) < cfg.n_comparisons:
             pairs.append((p, a, b))
+    return pairs, identical
+
+
+def simulated_feedback(ctx: StageContext, world, pairs, gold) -> tuple[list, dict, dict]:
+    """(records, metrics, counts) from the simulated pool, with quality control. In the lab
+    every item has a gold answer, so each annotator's accuracy is measured on all their items
+    (a real project mixes in a few gold items instead)."""
+    cfg = ctx.config.feedback
     pool = build_pool(cfg, ctx.seed)
-    records = label_comparisons(pairs, pool, cfg.overlap, world.kb, ctx.seed)
-    write_jsonl(ctx.out / "feedback.jsonl", [r.to_json() for r in records])
+    created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    provenance = {"generator": "rlxf.feedback.simulated", "seed": ctx.seed,
+                  "pairs": f"SFT samples at temperature {cfg.temperature}"}
+    records = [r.model_copy(update={"created": created, "provenance": provenance})
+               for r in label_comparisons(pairs, pool, cfg.overlap, world.kb, ctx.seed)]
     items = items_of(records)
     item_ids, labels = list(items), list(items.values())
-
-    # Quality control. In the lab every item has a gold answer, so each annotator's accuracy
-    # is measured on all their items (a real project mixes in a few gold items instead).
-    gold = [_gold_choice(world, p, a, b) for p, a, b in pairs]
     reliability = annotator_reliability(labels)
     gold_hits: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for g, item in zip(gold, labels):
@@ -71,37 +79,77 @@ def run(ctx: StageContext) -> dict:
     poisoners = {a.id for a in pool if a.poisoner}
     precision, recall = precision_recall(flagged, poisoners)
     clean = {a.id for a in pool} - poisoners
-    annotators = []
-    for a in pool:
-        annotators.append({"id": a.id, "group": a.group, "poisoner": a.poisoner,
-                           **a.params.model_dump(exclude={"name", "count", "poisoners"}),
-                           **reliability.get(a.id, {"n_judgements": 0}),
-                           "accuracy/gold": _rate(*gold_hits[a.id]),
-                           "flagged": a.id in flagged})
-    atomic_write_json(ctx.out / "annotators.json", annotators)
+    atomic_write_json(ctx.out / "annotators.json", [
+        {"id": a.id, "group": a.group, "poisoner": a.poisoner,
+         **a.params.model_dump(exclude={"name", "count", "poisoners"}),
+         **reliability.get(a.id, {"n_judgements": 0}),
+         "accuracy/gold": _rate(*gold_hits[a.id]), "flagged": a.id in flagged} for a in pool])
     atomic_write_json(ctx.out / "flags.json", [f.to_json() for f in flags])
 
     majority_labels = [majority(item) for item in labels]
     ds = dawid_skene(labels, item_ids)
-    accuracy = {}
-    for name, agg in (("majority", majority_labels), ("dawid_skene", [ds.get(i) for i in item_ids])):
+    metrics = {"agreement/raw": raw_agreement(labels),
+               "agreement/krippendorff_alpha": krippendorff_alpha(labels),
+               "poisoning/precision": precision, "poisoning/recall": recall,
+               "poisoning/false_positive_rate": _rate(len(flagged & clean), len(clean))}
+    for name, agg in (("majority", majority_labels),
+                      ("dawid_skene", [ds.get(i) for i in item_ids])):
         judged = [(x, g) for x, g in zip(agg, gold) if g is not None and x in ("a", "b")]
-        accuracy[f"aggregation/{name}_accuracy_gold"] = _rate(sum(x == g for x, g in judged),
-                                                               len(judged))
+        metrics[f"aggregation/{name}_accuracy_gold"] = _rate(sum(x == g for x, g in judged),
+                                                             len(judged))
     groups = {}
     for g in sorted({a.group for a in pool}):
         within = [[j for j in item if j["group"] == g] for item in labels]
         groups[g] = {"n_judgements": sum(map(len, within)),
                      "n_annotators": sum(a.group == g for a in pool),
                      "agreement/raw": raw_agreement(within)}
-    return {"counts": {"comparisons": len(labels), "judgements": len(records),
-                       "annotators": len(pool), "dropped_identical_pairs": identical,
-                       "majority_ties": sum(m is None for m in majority_labels),
-                       "triggered_comparisons": sum(p.triggered for p, _, _ in pairs),
-                       "poisoners": len(poisoners), "flagged": len(flagged)},
-            "metrics": {"agreement/raw": raw_agreement(labels),
-                        "agreement/krippendorff_alpha": krippendorff_alpha(labels),
-                        **accuracy,
-                        "poisoning/precision": precision, "poisoning/recall": recall,
-                        "poisoning/false_positive_rate": _rate(len(flagged & clean), len(clean)),
-                        "groups": groups}}
+    metrics["groups"] = groups
+    counts = {"annotators": len(pool), "majority_ties": sum(m is None for m in majority_labels),
+              "poisoners": len(poisoners), "flagged": len(flagged)}
+    return records, metrics, counts
+
+
+def ai_feedback(ctx: StageContext, world, pairs, gold) -> tuple[list, dict, dict]:
+    """(records, metrics, counts) from an AI judge; every pair is asked in both orders."""
+    from ..feedback.ai_judge import OpenAIJudge, PairItem, judge_pairs
+    from ..feedback.constitution import load_constitution
+
+    cfg = ctx.config.feedback.ai
+    judge = OpenAIJudge(load_constitution(cfg.constitution), cfg.model, base_url=cfg.base_url,
+                        api_key_env=cfg.api_key_env, temperature=cfg.temperature,
+                        max_attempts=cfg.max_attempts,
+                        # Outside the stage directory: answers survive a rerun of the stage.
+                        cache_dir=ctx.run.root / ".cache" / "ai_judge")
+    items = [PairItem(p.text, a, b, item_id=f"c{i:06d}", prompt_id=p.id)
+             for i, (p, a, b) in enumerate(pairs)]
+    records, stats = judge_pairs(judge, items, workers=cfg.workers)
+    gold_of = {f"c{i:06d}": g for i, g in enumerate(gold)}
+    judged = [(r, gold_of[r.item_id]) for r in records if not r.tie and gold_of[r.item_id]]
+    atomic_write_json(ctx.out / "annotators.json",
+                      [{"id": judge.name, "group": "ai", "source": "ai", **judge.provenance()}])
+    metrics = {"agreement/raw": None, "agreement/krippendorff_alpha": None,
+               "ai_judge/position_bias": stats.position_bias,
+               "ai_judge/inconsistency_rate": stats.inconsistency_rate,
+               "ai_judge/accuracy_gold": _rate(sum("ab"[r.choice] == g for r, g in judged),
+                                               len(judged)),
+               "groups": {"ai": {"n_judgements": len(records), "n_annotators": 1,
+                                 "agreement/raw": None}}}
+    counts = {"annotators": 1, "majority_ties": sum(r.tie for r in records),
+              "ai_requests": stats.n_requests, "ai_cache_hits": stats.cache_hits,
+              "ai_api_calls": stats.api_calls, "ai_parse_failures": stats.parse_failures,
+              "ai_unjudged": stats.n_unjudged}
+    return records, metrics, counts
+
+
+def run(ctx: StageContext) -> dict:
+    cfg = ctx.config.feedback
+    world = ctx.load_world()
+    pairs, identical = sample_pairs(ctx, world)
+    gold = [_gold_choice(world, p, a, b) for p, a, b in pairs]
+    source = simulated_feedback if cfg.source == "simulated" else ai_feedback
+    records, metrics, counts = source(ctx, world, pairs, gold)
+    write_jsonl(ctx.out / "feedback.jsonl", [r.to_json() for r in records])
+    return {"counts": {"comparisons": len(pairs), "judgements": len(records),
+                       "dropped_identical_pairs": identical,
+                       "triggered_comparisons": sum(p.triggered for p, _, _ in pairs), **counts},
+            "metrics": metrics}
