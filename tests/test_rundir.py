@@ -1,6 +1,6 @@
 import json
 
-from rlxf.rundir import RunDir, read_jsonl, write_jsonl
+from rlxf.rundir import RunDir, hash_dir, read_jsonl, write_jsonl
 
 
 def make_stage(run: RunDir, stage: str, fp: str, payload: str) -> dict:
@@ -61,3 +61,21 @@ def test_jsonl_round_trip_and_errors_name_the_line(tmp_path):
         raise AssertionError("malformed JSONL was accepted")
     assert not list(tmp_path.glob(".*.tmp"))
     assert json.loads('{"a": 1}') == {"a": 1}
+
+
+def test_derived_docs_do_not_change_the_output_hash_but_other_files_do(tmp_path):
+    run = RunDir(tmp_path)
+    partial, _ = run.begin("sft", "fp1")
+    (partial / "model").mkdir()
+    (partial / "model" / "config.json").write_text("{}")
+    rec = run.commit("sft", {"stage": "sft", "fingerprint": "fp1"})
+    stage = run.stage_dir("sft")
+    (stage / "model" / "README.md").write_text("---\ntags: [rlxf]\n---\n# card\n")
+    (stage / "DATASHEET.md").write_text("# datasheet\n")
+    assert hash_dir(stage) == rec["output_hash"] and run.is_complete("sft", "fp1")
+    for extra in ("README.md", "model/DATASHEET.md", "model/sub/README.md"):  # not derived docs
+        (stage / extra).parent.mkdir(parents=True, exist_ok=True)
+        (stage / extra).write_text("x")
+        assert not run.is_complete("sft", "fp1"), extra
+        (stage / extra).unlink()
+    assert run.is_complete("sft", "fp1")

@@ -28,10 +28,19 @@ def sha256_json(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()
 
 
+# Documentation derived from a sealed stage by `rlxf audit` (rlxf.audit.cards): a model card
+# beside each saved model and a datasheet at a feedback stage's root. They describe the
+# artifacts without being inputs of any stage, so writing or refreshing them must not make the
+# stage look modified (which would rerun it and everything downstream). Paths are relative to
+# the stage directory; only these exact paths are skipped, so any other change still counts.
+DERIVED_DOCS = frozenset({"model/README.md", "DATASHEET.md"})
+
+
 def hash_dir(path: Path) -> str:
-    """Content hash of every file under `path` except the stage record itself."""
+    """Content hash of every file under `path` except the stage record and DERIVED_DOCS."""
     h = hashlib.sha256()
-    for f in sorted(p for p in path.rglob("*") if p.is_file() and p.name != STAGE_RECORD):
+    for f in sorted(p for p in path.rglob("*") if p.is_file() and p.name != STAGE_RECORD
+                    and p.relative_to(path).as_posix() not in DERIVED_DOCS):
         h.update(str(f.relative_to(path)).encode() + b"\0")
         with open(f, "rb") as fh:
             for chunk in iter(lambda: fh.read(1 << 20), b""):
