@@ -9,15 +9,16 @@ and gets the same answer back instead of a second row.
 from __future__ import annotations
 
 import re
+from types import SimpleNamespace
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Integer, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..store import Assignment, Item, Judgement, Project, Store, iso
 from .errors import APIError
-from .security import User
+from .security import User, utcnow
 
 KEY = re.compile(r"^[A-Za-z0-9._:-]{8,100}$")
 
@@ -91,68 +92,88 @@ def assignment_json(a: Assignment, item: Item, j: Judgement | None) -> dict:
             "context": item.context, "responses": item.responses, "judgement": judgement_json(j)}
 
 
+ITEM_COLUMNS = (Item.item_id, Item.prompt, Item.context, Item.responses)
+# The hot statements are built once (with bind parameters): building and cache-keying a
+# statement per request cost more than executing it (py-spy on bench/annotate_load.py).
+_PROJECT = select(Project.id, Project.status, Project.overlap, Project.gold_rate).where(
+    Project.id == bindparam("project"))
+_MINE = (Assignment.annotator_id == bindparam("annotator"),
+         Assignment.project_id == bindparam("project"))
+_PENDING = (select(Assignment.id, Assignment.position, *ITEM_COLUMNS)
+            .join(Item, Item.id == Assignment.item_id)
+            .outerjoin(Judgement, Judgement.assignment_id == Assignment.id)
+            .where(*_MINE, Judgement.id.is_(None))
+            .order_by(Assignment.position).limit(bindparam("n")))
+_MY_COUNTS = (select(func.count(Assignment.id), func.count(Assignment.id).filter(Item.is_gold),
+                     func.max(Assignment.position))
+              .join(Item, Item.id == Assignment.item_id).where(*_MINE))
+_NOT_MINE = Item.id.not_in(select(Assignment.item_id).where(*_MINE))
+_REGULAR = (select(Item.id)
+            .where(Item.project_id == bindparam("project"), Item.is_gold.is_(False),
+                   Item.n_assigned < bindparam("overlap"), _NOT_MINE)
+            .order_by(Item.n_assigned.desc(), Item.position).limit(bindparam("n")))
+_GOLD = (select(Item.id)
+         .where(Item.project_id == bindparam("project"), Item.is_gold.is_(True), _NOT_MINE)
+         .order_by(Item.position).limit(bindparam("n")))
+_FRESH = (select(Assignment.id, Assignment.position, *ITEM_COLUMNS)
+          .join(Item, Item.id == Assignment.item_id)
+          .where(Assignment.annotator_id == bindparam("annotator"),
+                 Assignment.item_id.in_(bindparam("ids", expanding=True)))
+          .order_by(Assignment.position))
+
+
+def _fresh(row) -> dict:
+    """An unlabelled assignment from a row of (Assignment.id, position, *ITEM_COLUMNS)."""
+    return {"id": row.id, "position": row.position, "item_id": row.item_id, "prompt": row.prompt,
+            "context": row.context, "responses": row.responses, "judgement": None}
+
+
 def next_assignments(store: Store, user: User, project_id: int, n: int) -> list[dict]:
     """The annotator's first `n` unlabelled assignments, topping the queue up with new items:
     items closest to k judgements first (so overlap, and agreement, appear early), and a gold
     item whenever the annotator's gold share falls below the project's gold rate."""
-    with store.write() as s:
-        p = _get_project(s, project_id, for_work=True)
-        pending = s.execute(
-            select(Assignment, Item).join(Item, Item.id == Assignment.item_id)
-            .outerjoin(Judgement, Judgement.assignment_id == Assignment.id)
-            .where(Assignment.annotator_id == user.id, Assignment.project_id == p.id,
-                   Judgement.id.is_(None))
-            .order_by(Assignment.position).limit(n)).all()
-        out = [assignment_json(a, it, None) for a, it in pending]
+    with store.write_conn() as c:
+        p = c.execute(_PROJECT, {"project": project_id}).first()
+        if p is None:
+            raise APIError(404, f"no project {project_id}")
+        if p.status != "open":
+            raise APIError(409, f"project {project_id} is closed")
+        mine = {"annotator": user.id, "project": p.id}
+        out = [_fresh(r) for r in c.execute(_PENDING, {**mine, "n": n})]
         need = n - len(out)
         if need <= 0:
             return out
-        mine = select(Assignment.item_id).where(Assignment.annotator_id == user.id,
-                                                Assignment.project_id == p.id)
-        n_mine, n_gold_mine, last = s.execute(
-            select(func.count(Assignment.id), func.count(Assignment.id).filter(Item.is_gold),
-                   func.max(Assignment.position))
-            .join(Item, Item.id == Assignment.item_id)
-            .where(Assignment.annotator_id == user.id, Assignment.project_id == p.id)).one()
-        position = (last or 0) + 1
-        regular = list(s.scalars(
-            select(Item.id).where(Item.project_id == p.id, Item.is_gold.is_(False),
-                                  Item.n_assigned < p.overlap, Item.id.not_in(mine))
-            .order_by(Item.n_assigned.desc(), Item.position).limit(2 * need + 10)))
-        gold = list(s.scalars(
-            select(Item.id).where(Item.project_id == p.id, Item.is_gold.is_(True),
-                                  Item.id.not_in(mine))
-            .order_by(Item.position).limit(need))) if p.gold_rate > 0 else []
-        new_ids = []
-        while len(new_ids) < need:
+        n_mine, n_gold_mine, last = c.execute(_MY_COUNTS, mine).one()
+        regular = list(c.scalars(_REGULAR, {**mine, "overlap": p.overlap, "n": need}))
+        gold = list(c.scalars(_GOLD, {**mine, "n": need})) if p.gold_rate > 0 else []
+        slots: list[tuple[bool, int]] = []  # (is_gold, item id) in queue order
+        for _ in range(need):
             if gold and n_gold_mine + 1 <= p.gold_rate * (n_mine + 1):
-                item_id = gold.pop(0)
+                slots.append((True, gold.pop(0)))
                 n_gold_mine += 1
-                s.execute(update(Item).where(Item.id == item_id)
-                          .values(n_assigned=Item.n_assigned + 1))
             elif regular:
-                item_id = regular.pop(0)
-                # conditional: another annotator may have taken the k-th slot meanwhile
-                taken = s.execute(update(Item).where(Item.id == item_id,
-                                                     Item.n_assigned < p.overlap)
-                                  .values(n_assigned=Item.n_assigned + 1)).rowcount
-                if not taken:
-                    continue
+                slots.append((False, regular.pop(0)))
             else:
                 break  # no real work left: gold items alone would measure nothing useful
-            s.add(Assignment(project_id=p.id, annotator_id=user.id, item_id=item_id,
-                             position=position))
-            position += 1
             n_mine += 1
-            new_ids.append(item_id)
-        s.flush()
-        if new_ids:
-            fresh = s.execute(select(Assignment, Item).join(Item, Item.id == Assignment.item_id)
-                              .where(Assignment.annotator_id == user.id,
-                                     Assignment.item_id.in_(new_ids))
-                              .order_by(Assignment.position)).all()
-            out += [assignment_json(a, it, None) for a, it in fresh]
-        return out
+        wanted = [i for g, i in slots if not g]
+        # conditional: another annotator may have taken an item's k-th slot meanwhile
+        taken = set(c.scalars(update(Item).where(Item.id.in_(wanted), Item.n_assigned < p.overlap)
+                              .values(n_assigned=Item.n_assigned + 1)
+                              .returning(Item.id))) if wanted else set()
+        golds = [i for g, i in slots if g]
+        if golds:
+            c.execute(update(Item).where(Item.id.in_(golds))
+                      .values(n_assigned=Item.n_assigned + 1))
+        ids = [i for g, i in slots if g or i in taken]
+        if not ids:
+            return out
+        position = (last or 0) + 1
+        now = utcnow()
+        c.execute(insert(Assignment), [
+            {"project_id": p.id, "annotator_id": user.id, "item_id": i, "position": position + k,
+             "created": now} for k, i in enumerate(ids)])
+        return out + [_fresh(r) for r in c.execute(_FRESH, {"annotator": user.id, "ids": ids})]
 
 
 def my_assignments(store: Store, user: User, project_id: int, done: bool | None,
@@ -181,47 +202,58 @@ def submit(store: Store, user: User, assignment_id: int, body: JudgementIn,
            replace: bool = False) -> tuple[dict, bool]:
     """Store a judgement; returns (answer, created). A retried key returns the stored answer."""
     try:
-        return _submit_once(store, user, assignment_id, body, replace)
+        return _submit_once(store, user, assignment_id, body, replace, careful=False)
     except IntegrityError:
-        # A concurrent retry of the same key (or the same assignment) won the race; the second
-        # attempt finds its row and answers as a duplicate.
-        return _submit_once(store, user, assignment_id, body, replace)
+        # The key was used before (a concurrent retry that won the race, or a client bug that
+        # reused it on another assignment): look again with every check.
+        return _submit_once(store, user, assignment_id, body, replace, careful=True)
+
+
+_SUBMIT_ROW = (
+    select(Assignment.annotator_id, Assignment.project_id, Assignment.item_id.label("pk"),
+           Item.item_id, Project.task_type, Project.scale, Project.aspects,
+           Judgement.id.label("jid"), Judgement.key, Judgement.choice, Judgement.tie,
+           Judgement.strength, Judgement.ratings, Judgement.created)
+    .join(Item, Item.id == Assignment.item_id)
+    .join(Project, Project.id == Assignment.project_id)
+    .outerjoin(Judgement, Judgement.assignment_id == Assignment.id)
+    .where(Assignment.id == bindparam("assignment")))
+_KEY_USED = select(Judgement.assignment_id).where(Judgement.annotator_id == bindparam("annotator"),
+                                                  Judgement.key == bindparam("key"))
+_INSERT_JUDGEMENT = insert(Judgement)
 
 
 def _submit_once(store: Store, user: User, assignment_id: int, body: JudgementIn,
-                 replace: bool) -> tuple[dict, bool]:
-    with store.write() as s:
-        row = _own_assignment(s, user, assignment_id)
-        a, item, p = row.Assignment, row.Item, row.Project
-        _check_fits(body, p)
-        rid = record_id(item.item_id, user.pid)
-        # On PostgreSQL (read committed) each query sees the latest commits, so a concurrent
-        # retry may land between these two reads: both check for the key on this assignment.
-        current = s.scalar(select(Judgement).where(Judgement.assignment_id == a.id))
-        same_key = current if current is not None and current.key == body.key else s.scalar(
-            select(Judgement).where(Judgement.annotator_id == user.id, Judgement.key == body.key))
-        if same_key is not None:
-            if same_key.assignment_id != a.id:
+                 replace: bool, careful: bool) -> tuple[dict, bool]:
+    """One select, one insert: the unique constraints catch what the select cannot see."""
+    with store.write_conn() as c:
+        row = c.execute(_SUBMIT_ROW, {"assignment": assignment_id}).first()
+        if row is None:
+            raise APIError(404, f"no assignment {assignment_id}")
+        if row.annotator_id != user.id:
+            raise APIError(403, f"assignment {assignment_id} belongs to another annotator")
+        _check_fits(body, row)
+        answer = {"id": record_id(row.item_id, user.pid), "assignment": assignment_id}
+        if row.jid is not None and row.key == body.key:
+            return {**answer, "duplicate": True, "judgement": judgement_json(row)}, False
+        if careful:
+            used = c.scalar(_KEY_USED, {"annotator": user.id, "key": body.key})
+            if used is not None and used != assignment_id:
                 raise APIError(409, f"key {body.key!r} was already used for another assignment")
-            return {"id": rid, "assignment": a.id, "duplicate": True,
-                    "judgement": judgement_json(same_key)}, False
         values = {"key": body.key, "choice": body.choice, "tie": body.tie,
                   "strength": body.strength, "ratings": body.ratings,
-                  "duration_ms": body.duration_ms}
-        if current is not None:
+                  "duration_ms": body.duration_ms, "created": utcnow()}
+        if row.jid is not None:
             if not replace:
-                raise APIError(409, f"assignment {a.id} is already labelled: PUT to change it, "
-                                    "DELETE to undo")
-            for k, v in values.items():
-                setattr(current, k, v)
-            j = current
+                raise APIError(409, f"assignment {assignment_id} is already labelled: PUT to "
+                                    "change it, DELETE to undo")
+            c.execute(update(Judgement).where(Judgement.id == row.jid).values(**values))
         else:
-            j = Judgement(project_id=p.id, assignment_id=a.id, annotator_id=user.id,
-                          item_id=item.id, **values)
-            s.add(j)
-        s.flush()
-        return {"id": rid, "assignment": a.id, "duplicate": False,
-                "judgement": judgement_json(j)}, True
+            c.execute(_INSERT_JUDGEMENT, {"project_id": row.project_id,
+                                          "assignment_id": assignment_id,
+                                          "annotator_id": user.id, "item_id": row.pk, **values})
+        return {**answer, "duplicate": False,
+                "judgement": judgement_json(SimpleNamespace(**values))}, True
 
 
 def undo(store: Store, user: User, assignment_id: int) -> dict:
@@ -233,16 +265,21 @@ def undo(store: Store, user: User, assignment_id: int) -> dict:
         return {"assignment": assignment_id, "undone": True, "item_id": row.Item.item_id}
 
 
+_PROGRESS = (select(func.count(Judgement.id), func.count(Assignment.id))
+             .select_from(Assignment)
+             .outerjoin(Judgement, Judgement.assignment_id == Assignment.id).where(*_MINE))
+_OPEN_SLOTS = (select(func.coalesce(func.sum(bindparam("overlap", type_=Integer)
+                                             - Item.n_assigned), 0))
+               .where(Item.project_id == bindparam("project"), Item.is_gold.is_(False),
+                      Item.n_assigned < bindparam("overlap", type_=Integer)))
+
+
 def progress(store: Store, user: User, project_id: int) -> dict:
-    with store.read() as s:
-        p = _get_project(s, project_id)
-        done, assigned = s.execute(
-            select(func.count(Judgement.id), func.count(Assignment.id))
-            .select_from(Assignment)
-            .outerjoin(Judgement, Judgement.assignment_id == Assignment.id)
-            .where(Assignment.annotator_id == user.id, Assignment.project_id == p.id)).one()
-        open_slots = s.scalar(select(func.coalesce(func.sum(p.overlap - Item.n_assigned), 0))
-                              .where(Item.project_id == p.id, Item.is_gold.is_(False),
-                                     Item.n_assigned < p.overlap))
+    with store.read_conn() as c:
+        p = c.execute(_PROJECT, {"project": project_id}).first()
+        if p is None:
+            raise APIError(404, f"no project {project_id}")
+        done, assigned = c.execute(_PROGRESS, {"annotator": user.id, "project": p.id}).one()
+        open_slots = c.scalar(_OPEN_SLOTS, {"project": p.id, "overlap": p.overlap})
         return {"done": done, "assigned": assigned, "pending": assigned - done,
                 "open_slots": int(open_slots or 0)}

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Iterator
 
 from sqlalchemy import create_engine, event, inspect
-from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -104,7 +104,9 @@ def current_revision(engine: Engine) -> str | None:
 
 
 class Store:
-    """One database: `read()` sessions for queries, `write()` sessions that commit on success."""
+    """One database: `read()` sessions for queries, `write()` sessions that commit on success;
+    `read_conn()` / `write_conn()` give SQLAlchemy Core connections for the hot paths, where
+    the ORM's per-statement bookkeeping costs more than SQLite itself."""
 
     def __init__(self, db: str | Path | URL):
         self.url = db if isinstance(db, URL) else normalise_url(db)
@@ -112,8 +114,8 @@ class Store:
         self.is_sqlite = self.url.drivername.startswith("sqlite")
         self._lock = threading.Lock() if self.is_sqlite else None
         self._read = sessionmaker(self.engine, expire_on_commit=False)
-        self._write = sessionmaker(self.engine.execution_options(rlxf_write=True),
-                                   expire_on_commit=False)
+        self._write_engine = self.engine.execution_options(rlxf_write=True)
+        self._write = sessionmaker(self._write_engine, expire_on_commit=False)
 
     def migrate(self) -> None:
         migrate(self.engine)
@@ -131,6 +133,17 @@ class Store:
         with self._lock or nullcontext():
             with self._write.begin() as session:
                 yield session
+
+    @contextmanager
+    def read_conn(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn:
+            yield conn
+
+    @contextmanager
+    def write_conn(self) -> Iterator[Connection]:
+        with self._lock or nullcontext():
+            with self._write_engine.begin() as conn:
+                yield conn
 
     def dispose(self) -> None:
         self.engine.dispose()
