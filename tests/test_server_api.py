@@ -388,3 +388,23 @@ def test_pages_render_with_security_headers(annotate_site):
     assert site.client.get("/login?next=//evil.example").text.count('data-next="/"') == 1
     site.client.cookies.clear()
     assert uuid  # (used by the helpers)
+
+
+def test_kill_9_mid_load_loses_and_duplicates_nothing(tmp_path):
+    """The load script's fault mode, small: 10 annotators, 300 labels against a real server
+    process on SQLite, kill -9 after 40%, restart; every acknowledged label is exported once."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).parents[1] / "bench" / "annotate_load.py"
+    out = tmp_path / "summary.json"
+    proc = subprocess.run([sys.executable, str(script), "--annotators", "10", "--labels", "300",
+                           "--overlap", "2", "--batch", "10", "--fault", "--timeout", "120",
+                           "--json", str(out)], capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    summary = json.loads(out.read_text())
+    assert summary["kills"] and summary["kills"][0]["at_label"] >= 120
+    assert summary["labels_acknowledged"] == summary["exported"] == 300
+    assert (summary["lost"], summary["duplicated"], summary["unacknowledged_in_export"],
+            summary["mismatched"]) == (0, 0, 0, 0)

@@ -60,8 +60,11 @@ def _sqlite_engine(url: URL) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn):
-        immediate = conn.get_execution_options().get("rlxf_write", False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        options = conn.get_execution_options()
+        if options.get("rlxf_write", False):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        elif not options.get("rlxf_autocommit", False):  # a lone SELECT needs no BEGIN
+            conn.exec_driver_sql("BEGIN")
 
     return engine
 
@@ -115,6 +118,7 @@ class Store:
         self._lock = threading.Lock() if self.is_sqlite else None
         self._read = sessionmaker(self.engine, expire_on_commit=False)
         self._write_engine = self.engine.execution_options(rlxf_write=True)
+        self._quick_engine = self.engine.execution_options(rlxf_autocommit=True)
         self._write = sessionmaker(self._write_engine, expire_on_commit=False)
 
     def migrate(self) -> None:
@@ -136,7 +140,9 @@ class Store:
 
     @contextmanager
     def read_conn(self) -> Iterator[Connection]:
-        with self.engine.connect() as conn:
+        """For reads that need no snapshot across statements (on SQLite each statement is its
+        own transaction, which saves a BEGIN and a ROLLBACK per request)."""
+        with self._quick_engine.connect() as conn:
             yield conn
 
     @contextmanager
