@@ -1,0 +1,108 @@
+"""Advantage estimators as pure functions: GAE for PPO with a critic, whitening, and the two
+critic-free group baselines (GRPO, RLOO). Tensors in, tensors out; no models.
+
+Layout conventions:
+- Per-token tensors are (B, T) over response tokens; `mask` is 1 on a prefix of each row (the
+  response, right-padded) and 0 on padding. A 0 ends the episode: nothing after it is
+  bootstrapped from.
+- Group tensors are (P, G): P prompts, G sampled responses each (row p holds prompt p's group).
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def masked_mean(x: torch.Tensor, mask: torch.Tensor, dim: int | None = None) -> torch.Tensor:
+    """Mean of x over positions where mask == 1 (over all of them if dim is None)."""
+    mask = mask.to(x.dtype)
+    if dim is None:
+        return (x * mask).sum() / mask.sum()
+    return (x * mask).sum(dim) / mask.sum(dim)
+
+
+def masked_var(x: torch.Tensor, mask: torch.Tensor, unbiased: bool = True) -> torch.Tensor:
+    """Variance of x over all positions where mask == 1; Bessel-corrected if unbiased
+    (as TRL's PPOTrainer did), which needs at least two valid positions."""
+    mean = masked_mean(x, mask)
+    var = masked_mean((x - mean) ** 2, mask)
+    if unbiased:
+        n = mask.to(x.dtype).sum()
+        if n < 2:
+            raise ValueError(f"masked_var(unbiased=True) needs >= 2 valid positions, got {int(n)}")
+        var = var * n / (n - 1)
+    return var
+
+
+def whiten(x: torch.Tensor, mask: torch.Tensor | None = None, shift_mean: bool = True,
+           eps: float = 1e-8) -> torch.Tensor:
+    """Normalise x to unit variance (and zero mean if shift_mean) using the statistics of its valid
+    positions; padding comes back as 0. Used for PPO advantages (shift_mean=True) and for
+    rewards (shift_mean=False keeps the reward's sign, as in Ziegler et al.'s reward scaling).
+
+    (x - mean) / sqrt(var + eps), var unbiased over valid positions."""
+    if mask is None:
+        mask = torch.ones_like(x)
+    mean, var = masked_mean(x, mask), masked_var(x, mask)
+    # whitening (Schulman et al. 2017, PPO baselines): (x - μ) / sqrt(σ² + eps)
+    out = (x - mean) * torch.rsqrt(var + eps)
+    if not shift_mean:
+        out = out + mean
+    return out * mask.to(x.dtype)
+
+
+def gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: float = 1.0,
+        lam: float = 0.95) -> tuple[torch.Tensor, torch.Tensor]:
+    """(advantages, returns), both (B, T) and 0 on padding.
+
+    rewards: (B, T) per-token rewards (e.g. from `losses.kl_penalised_rewards`)
+    values:  (B, T) V(s_t) from the critic at each response token
+    mask:    (B, T) 1 on the response, 0 on padding (right-padded)
+
+    GAE (Schulman et al. 2016, eq. 16): Â_t = Σ_l (γλ)^l δ_{t+l}, δ_t = r_t + γ V(s_{t+1}) - V(s_t),
+    with V = 0 after the last valid token (the response ends the episode). Returns are the
+    λ-returns Â_t + V(s_t), the critic's regression target."""
+    mask = mask.to(values.dtype)
+    rewards, values = rewards * mask, values * mask
+    T = rewards.shape[1]
+    advantages = torch.zeros_like(values)
+    last = torch.zeros_like(values[:, 0])                      # (B,) Â_{t+1}
+    for t in reversed(range(T)):
+        # a padded (or absent) next step contributes neither its value nor its advantage
+        alive = mask[:, t + 1] if t + 1 < T else torch.zeros_like(last)
+        next_value = values[:, t + 1] * alive if t + 1 < T else torch.zeros_like(last)
+        # δ_t = r_t + γ V(s_{t+1}) - V(s_t)
+        delta = rewards[:, t] + gamma * next_value - values[:, t]
+        # Â_t = δ_t + γλ Â_{t+1}
+        last = delta + gamma * lam * alive * last
+        advantages[:, t] = last
+    advantages = advantages * mask
+    return advantages, (advantages + values) * mask
+
+
+def group_advantages(rewards: torch.Tensor, scale: bool = True, eps: float = 1e-4) -> torch.Tensor:
+    """GRPO outcome advantages, (P, G) -> (P, G): each response's reward relative to its group.
+
+    GRPO (Shao et al. 2024, DeepSeekMath §4.1.2): Â_i = (r_i - mean(r_group)) / (std(r_group) + eps).
+    std is the unbiased sample std and eps = 1e-4, as TRL's GRPOTrainer; scale=False gives
+    Dr. GRPO's unscaled r_i - mean (Liu et al. 2025), which avoids up-weighting easy prompts."""
+    if rewards.dim() != 2 or rewards.shape[1] < 2:
+        raise ValueError(f"rewards must be (P, G) with G >= 2, got shape {tuple(rewards.shape)}")
+    centred = rewards - rewards.mean(dim=1, keepdim=True)
+    if not scale:
+        return centred
+    # GRPO (Shao et al. 2024): (r - mean_group) / (std_group + eps)
+    return centred / (rewards.std(dim=1, keepdim=True) + eps)
+
+
+def rloo_advantages(rewards: torch.Tensor) -> torch.Tensor:
+    """RLOO advantages, (P, G) -> (P, G): each reward minus the mean of the *other* G - 1 rewards
+    of its group, an unbiased baseline because it does not depend on the sample it scores.
+
+    RLOO (Ahmadian et al. 2024, eq. 8; Kool et al. 2019): Â_i = r_i - 1/(G-1) Σ_{j≠i} r_j
+    = G/(G-1) (r_i - mean(r_group))."""
+    if rewards.dim() != 2 or rewards.shape[1] < 2:
+        raise ValueError(f"rewards must be (P, G) with G >= 2, got shape {tuple(rewards.shape)}")
+    G = rewards.shape[1]
+    # RLOO (Ahmadian et al. 2024): r_i - (Σ_j r_j - r_i) / (G - 1)
+    return rewards - (rewards.sum(dim=1, keepdim=True) - rewards) / (G - 1)
