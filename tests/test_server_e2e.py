@@ -33,7 +33,7 @@ pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
 @pytest.fixture
 def server(tmp_path):
     """`rlxf annotate serve` on a free port; yields (base URL, first-start admin link)."""
-    annotate_lab_run(tmp_path / "runs" / "lab", n_items=24)
+    annotate_lab_run(tmp_path / "runs" / "lab", n_items=30)
     port = annotate_free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "rlxf.cli", "annotate", "serve", "--db", str(tmp_path / "a.db"),
@@ -84,6 +84,26 @@ def expect(locator):
     return pw_expect(locator)
 
 
+class GoldJudge:
+    """The lab world's gold judge, applied to what the page shows: a careful annotator."""
+
+    def __init__(self, run_dir: Path):
+        from rlxf.world.kb import KnowledgeBase
+        from rlxf.world.prompts import Prompt
+        meta = json.loads((run_dir / "world" / "world.json").read_text())
+        self.kb, self.weights = KnowledgeBase.from_json(meta["kb"]), meta["weights"]
+        rows = (run_dir / "world" / "prompts.jsonl").read_text().splitlines()
+        self.prompts = {p.text: p for p in (Prompt.from_json(json.loads(r)["prompt"])
+                                            for r in rows)}
+
+    def key(self, page) -> str:
+        from rlxf.world.judge import score
+        prompt = self.prompts[page.inner_text("#prompt")]
+        ua, ub = (score(prompt, page.inner_text(f"#text-{i}"), self.kb).utility(self.weights)
+                  for i in (0, 1))
+        return "1" if ua > ub else "2" if ub > ua else "t"
+
+
 def label(page, key, expect_done, strength=None):
     """Press the keys for one label and wait until the page shows it saved."""
     page.clock.fast_forward(4_000)  # a person reads for a few seconds (a bot would be flagged)
@@ -111,7 +131,7 @@ def test_admin_and_two_annotators_end_to_end(server, browser, tmp_path):
     admin.fill("#project-form [name=path]", "lab")
     admin.fill("#project-form [name=overlap]", "2")
     admin.fill("#project-form [name=gold_count]", "4")
-    admin.fill("#project-form [name=gold_rate]", "0.2")
+    admin.fill("#project-form [name=gold_rate]", "0.25")
     admin.click("text=Create project")
     admin.wait_for_url(re.compile(r".*/admin/projects/\d+$"))
     project_url = admin.url
@@ -128,9 +148,11 @@ def test_admin_and_two_annotators_end_to_end(server, browser, tmp_path):
         admin.wait_for_selector(f"#annotators td:text('{note}')")
     shoot(admin, tmp_path, "admin_dashboard")
 
-    # 4. both annotators label with the keyboard only
-    plans = [["1", "1", "2", "1", "t", "1", "1", "2", "1", "1"],
-             ["1", "2", "2", "1", "t", "1", "2", "2", "1", "t"]]
+    # 4. both annotators label with the keyboard only: the first follows the gold judge,
+    #    the second presses a fixed sequence (a careless annotator)
+    judge = GoldJudge(tmp_path / "runs" / "lab")
+    plans = [[judge.key] * 12,
+             ["1", "2", "2", "1", "t", "1", "2", "2", "1", "t", "2", "1"]]
     pages = []
     for n, (link, plan) in enumerate(zip(links, plans)):
         page = browser.new_context(viewport={"width": 1280, "height": 860}).new_page()
@@ -148,13 +170,15 @@ def test_admin_and_two_annotators_end_to_end(server, browser, tmp_path):
         page.keyboard.press("g")
         assert not page.is_visible("#guidelines")
         for i, key in enumerate(plan, 1):
-            label(page, key, i, strength="d" if (n, i) == (1, 2) else None)
+            label(page, key if isinstance(key, str) else key(page), i,
+                  strength="d" if (n, i) == (1, 2) else None)
         # undo the last label, then label it again; review an earlier one with the arrow
         first_prompt = page.inner_text("#prompt")
         page.keyboard.press("u")
         expect(page.locator("#mycount")).to_have_text(re.compile(rf"^{len(plan) - 1} labelled"))
         assert "Undone" in page.inner_text("#status")
-        label(page, plan[-1], len(plan))
+        last = plan[-1] if isinstance(plan[-1], str) else plan[-1](page)
+        label(page, last, len(plan))
         page.keyboard.press("ArrowLeft")
         page.wait_for_selector("#viewing:not([hidden])")
         assert "Reviewing your last label" in page.inner_text("#viewing")
@@ -164,6 +188,7 @@ def test_admin_and_two_annotators_end_to_end(server, browser, tmp_path):
         pages.append(page)
     # a screenshot with a strength chosen, before the key that saves it
     pages[1].keyboard.press("a")
+    pages[1].clock.fast_forward(1_000)  # let the key-press flash end
     shoot(pages[1], tmp_path, "annotate")
     pages[1].keyboard.press("?")
     shoot(pages[1], tmp_path, "annotate_keys")
@@ -182,6 +207,8 @@ def test_admin_and_two_annotators_end_to_end(server, browser, tmp_path):
     rows = admin.locator("#people tbody tr")
     assert rows.count() == 2
     assert "Annotator one" in admin.inner_text("#people")
+    careful = admin.locator("#people tr", has_text="Annotator one").inner_text()
+    assert "100% of 3" in careful  # the gold judge's own answers: gold accuracy 100%
     raw = admin.inner_text("#s-raw")
     assert raw.endswith("%")
     shoot(admin, tmp_path, "admin_project")

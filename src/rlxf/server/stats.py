@@ -16,7 +16,9 @@ from .export import project_rows, to_record
 # A flag is a reason to look, not a verdict: thresholds are loose on purpose.
 MIN_GOLD = 3  # gold answers before gold accuracy can flag anyone
 MIN_GOLD_ACCURACY = 0.6
-MIN_PAIRS = 5  # co-annotated judgements before agreement can flag anyone
+# Disagreement flags use the majority of the *other* annotators of an item: with only two
+# annotators nobody can tell which one is wrong (gold accuracy can), so no flag is raised.
+MIN_MAJORITY_ITEMS = 5  # items with a majority among the others before agreement can flag
 MIN_AGREEMENT = 0.4
 MIN_MEDIAN_MS = 1500  # faster than this per pair, the annotator cannot have read it
 
@@ -82,16 +84,17 @@ def project_stats(session, p: Project) -> dict:
         flags = []
         if gold_acc is not None and s["gold_n"] >= MIN_GOLD and gold_acc < MIN_GOLD_ACCURACY:
             flags.append(f"gold accuracy {gold_acc:.0%} on {s['gold_n']} gold items")
-        if agreement is not None and s["pairs"] >= MIN_PAIRS and agreement < MIN_AGREEMENT:
-            flags.append(f"agrees with others only {agreement:.0%} of the time")
+        with_majority = s["agree_majority"] / s["majority_n"] if s["majority_n"] else None
+        if s["majority_n"] >= MIN_MAJORITY_ITEMS and with_majority < MIN_AGREEMENT:
+            flags.append(f"agrees with the other annotators' majority on only "
+                         f"{with_majority:.0%} of {s['majority_n']} items")
         if median_ms is not None and s["judgements"] >= 5 and median_ms < MIN_MEDIAN_MS:
             flags.append(f"median {median_ms / 1000:.1f} s per item: too fast to read")
         annotators.append({
             "pid": a.pid, "note": a.note, "group": a.group, "judgements": s["judgements"],
             "pending": assigned.get(aid, 0) - s["judgements"],
             "agreement/with_others": agreement, "agreement/pairs": s["pairs"],
-            "agreement/with_majority": (s["agree_majority"] / s["majority_n"]
-                                        if s["majority_n"] else None),
+            "agreement/with_majority": with_majority,
             "gold/n": s["gold_n"], "gold/accuracy": gold_acc, "median_ms": median_ms,
             "flags": flags})
     target = n_items * p.overlap
