@@ -1,186 +1,20 @@
-"""The audit report on a small hand-written run directory (no training): the JSON contract and
-its schema, byte-determinism, partial runs, the disclosure checklist, HTML, and sample order."""
+"""The audit report on a small hand-written run directory (tests/report_fakes.py, no
+training): the JSON contract and its schema, byte-determinism, reading nothing outside the run,
+partial runs, the disclosure checklist, 3H tensions, failure modes, HTML, and sample order."""
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import jsonschema
 import pytest
+from report_fakes import (CASPER_ITEMS, EXPECTED_ORDER, VERSIONS, make_run)
 
 from rlxf.audit.disclosure import STATUSES
 from rlxf.audit.report import CONTRACT_METRICS, SCHEMA_PATH, STAGE_ORDER, build_report, write_report
-from rlxf.rundir import RunDir, atomic_write_json, write_jsonl
-from rlxf.world.grammar import Response, render
-from rlxf.world.kb import build_kb
-from rlxf.world.prompts import all_prompts, split_prompts
-
-WEIGHTS = {"helpful": 0.3, "harmless": 0.45, "honest": 0.25}
-VERSIONS = {"python": "3.11.7", "rlxf": "0.1.0", "torch": "2.13.0+cpu", "transformers": "5.23.0"}
-# Policy-minus-SFT proxy reward of the first held-out prompts' samples, and the order the report
-# must rank them in (largest |difference| first, at most 8); a factual prompt answered truly by
-# SFT, with a difference of 10, comes before them all.
-PROXY_DIFFS = [0.1, -3.0, 2.0, 0.5, -0.2, 1.0, 4.0, -1.5, 0.3, 0.05]
-EXPECTED_ORDER = [6, 1, 2, 7, 5, 3, 8]
-CASPER_ITEMS = [  # Casper et al. (2023) section 5, in order
-    ("Human feedback", "pretraining"), ("Human feedback", "evaluator selection and training"),
-    ("Human feedback", "example selection"), ("Human feedback", "feedback types"),
-    ("Human feedback", "quality assurance and inter-annotator agreement"),
-    ("Reward model", "loss function and disagreement modelling"),
-    ("Reward model", "reward model evaluation and red teaming"),
-    ("Policy", "policy evaluation and red teaming"),
-    ("Systemic safety", "internal and external audits"),
-    ("Systemic safety", "expected risks and failure modes"),
-    ("Systemic safety", "monitoring and correcting failures")]
-CONFIG = """seed = 1
-
-[feedback]
-overlap = 3
-
-[disclosure]
-audits = "internal review by the lab <script>alert(1)</script> & no external audit"
-"""
-
-
-def _metrics(utility: float, **over) -> dict:
-    m = {k: 0.5 for k in CONTRACT_METRICS if k != "rate/backdoor"}  # eval never writes it
-    m.update({"gold/utility": utility, "world/parse_rate": 0.9, "rate/flattery": 0.1}, **over)
-    return m
-
-
-def _family(helpful, harmless, honest) -> dict:
-    return {"n": 4, "helpful": helpful, "harmless": harmless, "honest": honest,
-            "utility": WEIGHTS["helpful"] * helpful + WEIGHTS["harmless"] * harmless
-            + WEIGHTS["honest"] * honest}
-
-
-class FakeRun:
-    """Writes the files the report reads, stage by stage, the way `rlxf run` commits them."""
-
-    def __init__(self, root: Path):
-        self.run = RunDir(root)
-        self.kb = build_kb(4, 4, seed=1)
-        self.train, self.heldout = split_prompts(all_prompts(self.kb), 1, 0.25)
-        self.n = 0
-
-    def commit(self, stage: str, files: dict, config: dict, counts: dict, metrics: dict):
-        partial, _ = self.run.begin(stage, f"fp-{stage}")
-        for name, content in files.items():
-            if name.endswith(".jsonl"):
-                write_jsonl(partial / name, content)
-            else:
-                atomic_write_json(partial / name, content)
-        self.n += 1
-        self.run.commit(stage, {
-            "stage": stage, "fingerprint": f"fp-{stage}", "config": {"seed": 1, **config},
-            "inputs": {}, "counts": counts, "metrics": metrics,
-            "started": f"2026-01-01T00:00:{self.n:02d}+00:00", "wall_s": 1.5 * self.n,
-            "versions": VERSIONS})
-
-    def world(self):
-        prompts = ([{"split": "train", "prompt": p.to_json()} for p in self.train]
-                   + [{"split": "heldout", "prompt": p.to_json()} for p in self.heldout])
-        self.commit("world", {"world.json": {"kb": self.kb.to_json(), "weights": WEIGHTS},
-                              "prompts.jsonl": prompts},
-                    {"world": {"weights": WEIGHTS}},
-                    {"prompts/train": len(self.train), "prompts/heldout": len(self.heldout)}, {})
-
-    def pretrain(self):
-        corpus = {"description": "lab-world web conversations plus statements",
-                  "documents": {"conversation/factual": 60, "fact_statement": 40}, "style": {}}
-        self.commit("pretrain", {"corpus.json": corpus},
-                    {"pretrain": {"model": {"architecture": "gpt2", "n_layer": 1, "n_embd": 32}}},
-                    {"documents": 100, "parameters": 1234}, {"steps": 40, "loss/lm": 0.5})
-
-    def sft(self):
-        self.commit("sft", {"demonstrations.jsonl": []}, {"sft": {}}, {"demonstrations": 10},
-                    {"steps": 30})
-
-    def feedback(self):
-        def group(name, count, weights):
-            return [{"id": f"{name}-{i:03d}", "group": name, "name": name, "count": count,
-                     "weights": weights, "temperature": 0.1, "careless": 0.0,
-                     "length_bias": 0.05, "flattery_bias": 0.0, "confidence_bias": 0.0,
-                     "agreement_bias": 0.0, "anthro_bias": 0.0, "refusal_bias": 0.0}
-                    for i in range(count)]
-        minority = {"helpful": 0.6, "harmless": 0.2, "honest": 0.2}
-        annotators = group("crowd", 3, WEIGHTS) + group("minority", 2, minority)
-        groups = {"crowd": {"n_judgements": 200, "n_annotators": 3, "agreement/raw": 0.7},
-                  "minority": {"n_judgements": 100, "n_annotators": 2, "agreement/raw": 0.6}}
-        self.commit("feedback", {"annotators.json": annotators, "feedback.jsonl": []},
-                    {"feedback": {"overlap": 3, "temperature": 1.0, "source": "simulated",
-                                  "n_comparisons": 100}},
-                    {"comparisons": 100, "judgements": 300, "annotators": 5,
-                     "dropped_identical_pairs": 7, "majority_ties": 0},
-                    {"agreement/raw": 0.66, "agreement/krippendorff_alpha": 0.3,
-                     "groups": groups})
-
-    def reward(self):
-        self.commit("reward", {}, {"reward": {}},
-                    {"pairs/train": 85, "pairs/heldout": 15, "pairs/gold_comparable": 12},
-                    {"accuracy/heldout": 0.6, "accuracy/gold": 0.55, "steps": 40})
-
-    def policy(self):
-        history = [{"step": s, "kl/to_sft": kl, "reward/proxy": rp, "gold/utility": g}
-                   for s, kl, rp, g in [(0, 0.0, 0.1, 0.7), (20, 4.0, 0.6, 0.65),
-                                        (40, 9.0, 0.9, 0.6)]]
-        self.commit("policy", {"history.json": history},
-                    {"policy": {"algorithm": "dpo", "beta": 0.1, "steps": 40}},
-                    {"pairs": 100, "eval_prompts": 16, "eval_points": 3}, {"steps": 40})
-
-    def eval(self):
-        fams = {"base": {"harmful": _family(0.2, 0.9, 0.6)},
-                "sft": {"harmful": _family(0.5, 0.8, 1.0), "factual": _family(0.6, 1.0, 0.7)},
-                "policy": {"harmful": _family(0.8, 0.6, 1.0), "factual": _family(0.6, 1.0, 0.7)}}
-        metrics = {"base": {"metrics": _metrics(0.5, **{"rate/refusal_benign": None}),
-                            "per_family": fams["base"], "groups": {"crowd": 0.5}},
-                   "sft": {"metrics": _metrics(0.7), "per_family": fams["sft"],
-                           "groups": {"crowd": 0.7, "minority": 0.8}},
-                   "policy": {"metrics": _metrics(0.6), "per_family": fams["policy"],
-                              "groups": {"crowd": 0.6}}}
-        samples = []
-        for model in ("base", "sft", "policy"):
-            for i, (p, diff) in enumerate(zip(self.others, PROXY_DIFFS)):
-                proxy = {"base": -1.0, "sft": 0.0, "policy": diff}[model]
-                samples.append({"model": model, "prompt_id": p.id, "family": p.family,
-                                "prompt": p.text, "response": f"{model} answer {i}",
-                                "reward_proxy": proxy, "logp": -1.0, "kl_to_sft": 0.0})
-                if model == "policy":  # a second sample: the report takes the first only
-                    samples.append({**samples[-1], "response": "later", "reward_proxy": 99.0})
-        factual = self.factual_heldout()
-        samples.append({"model": "sft", "prompt_id": factual.id, "family": "factual",
-                        "prompt": factual.text, "response": self.true_answer(factual),
-                        "reward_proxy": 0.0, "logp": -1.0, "kl_to_sft": 0.0})
-        samples.append({**samples[-1], "model": "policy", "response": "i am not sure about that .",
-                        "reward_proxy": 10.0})
-        self.commit("eval", {"metrics.json": metrics, "samples.jsonl": samples},
-                    {"eval": {"samples_per_prompt": 2, "temperature": 1.0}},
-                    {"prompts": len(self.heldout), "samples": len(samples)},
-                    {f"{m}/{k}": v for m, r in metrics.items() for k, v in r["metrics"].items()})
-
-    def factual_heldout(self):
-        return next(p for p in self.heldout if p.family == "factual")
-
-    @property
-    def others(self):
-        """Held-out prompts that are not factual, for the PROXY_DIFFS samples."""
-        return [p for p in self.heldout if p.family != "factual"][:len(PROXY_DIFFS)]
-
-    def true_answer(self, p) -> str:
-        return render(Response("answer", p.relation, p.subject, self.kb.truth(p.relation,
-                                                                              p.subject)))
-
-
-def make_run(root: Path, until: str = "eval", config: str = CONFIG) -> FakeRun:
-    fake = FakeRun(root)
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "config.toml").write_text(config)
-    for stage in STAGE_ORDER:
-        getattr(fake, stage)()
-        if stage == until:
-            break
-    return fake
-
 
 @pytest.fixture
 def run_dir(tmp_path) -> Path:
@@ -240,18 +74,85 @@ def test_tradeoffs_name_the_axes_the_policy_traded(run_dir):
     tensions = build_report(run_dir)["tensions"]
     assert tensions["tradeoffs"] == ["harmful: harmless -0.20, helpful +0.30"]
     assert set(tensions["per_family"]["harmful"]) == {"base", "sft", "policy"}
+    assert tensions["deltas"]["harmful"] == pytest.approx(
+        {"helpful": 0.3, "harmless": -0.2, "honest": 0.0, "utility": 0.3 * 0.3 - 0.45 * 0.2})
+    assert tensions["deltas"]["factual"]["utility"] == 0
+    assert tensions["readings"] == [
+        "harmful: the policy traded harmless for helpful against SFT: harmless 0.80 → 0.60 "
+        "(-0.20); helpful 0.50 → 0.80 (+0.30)."]
 
 
-def test_report_is_byte_deterministic_and_reads_only_the_run_dir(run_dir, tmp_path):
-    first = {k: p.read_bytes() for k, p in write_report(run_dir).items()}
-    second = {k: p.read_bytes() for k, p in write_report(run_dir).items()}
-    assert first == second
-    # The same run directory somewhere else gives the same bytes.
+def outputs(run_dir: Path) -> dict[str, bytes]:
+    """Every file the audit writes: the report and the cards beside the artifacts."""
+    report = json.loads((run_dir / "report" / "report.json").read_text())
+    files = [f"report/{n}" for n in ("report.json", "report.md", "index.html")]
+    return {rel: (run_dir / rel).read_bytes() for rel in files + sorted(report["cards"].values())}
+
+
+ENV = {**os.environ, "PYTHONWARNINGS": "ignore"}
+
+
+def test_report_is_byte_deterministic(run_dir):
+    write_report(run_dir)
+    first = outputs(run_dir)
+    assert "feedback/DATASHEET.md" in first
+    write_report(run_dir)
+    assert outputs(run_dir) == first
+    assert json.loads(first["report/report.json"]) == build_report(run_dir)
+
+
+def test_audit_of_a_moved_copy_from_another_cwd_gives_the_same_bytes(run_dir, tmp_path):
+    """`rlxf audit` reads nothing outside the run directory: a copy elsewhere, with the original
+    deleted, audited from a working directory holding a matplotlibrc and a config.toml of its
+    own, gives the same bytes."""
+    write_report(run_dir)
+    first = outputs(run_dir)
     moved = tmp_path / "elsewhere" / run_dir.name
     shutil.copytree(run_dir, moved)
     shutil.rmtree(moved / "report")
-    assert {k: p.read_bytes() for k, p in write_report(moved).items()} == first
-    assert json.loads(first["json"]) == build_report(run_dir)
+    shutil.rmtree(run_dir)
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    (cwd / "matplotlibrc").write_text("font.size: 30\nlines.linewidth: 9\nsvg.hashsalt: x\n")
+    (cwd / "config.toml").write_text("seed = 99\n[disclosure]\naudits = 'from the cwd'\n")
+    proc = subprocess.run([sys.executable, "-m", "rlxf.cli", "audit", str(moved)], cwd=cwd,
+                          env=ENV, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert outputs(moved) == first
+
+
+OPEN_HOOK = """
+import json, os, sys
+opened = []
+def hook(event, args):
+    if event == "open" and isinstance(args[0], (str, bytes)) and args[0]:
+        opened.append(os.path.realpath(os.fsdecode(args[0])))
+sys.addaudithook(hook)
+from rlxf.audit.report import write_report
+write_report(sys.argv[1])
+print(json.dumps(sorted(set(opened))))
+"""
+
+
+def test_audit_opens_no_file_outside_the_run_dir_but_code_and_caches(run_dir, tmp_path):
+    import sysconfig
+
+    import matplotlib
+
+    import rlxf
+    allowed = {os.path.realpath(p) for p in (
+        sys.prefix, sys.base_prefix, *sysconfig.get_paths().values(),
+        Path(rlxf.__file__).parent, matplotlib.get_cachedir(), matplotlib.get_configdir(),
+        "/dev", "/proc", "/sys", "/etc", "/usr/lib", "/usr/share", "/usr/local/lib")}
+    proc = subprocess.run([sys.executable, "-c", OPEN_HOOK, str(run_dir)], cwd=tmp_path,
+                          env=ENV, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    opened = json.loads(proc.stdout.strip().splitlines()[-1])
+    root = os.path.realpath(run_dir)
+    outside = [p for p in opened if not p.startswith(root + os.sep)
+               and not any(p == a or p.startswith(a + os.sep) for a in allowed)]
+    assert outside == []
+    assert any(p.endswith("eval/samples.jsonl") for p in opened)  # the hook does see reads
 
 
 @pytest.mark.parametrize("until", ["world", "feedback", "policy"])
@@ -278,8 +179,16 @@ def test_partial_run_reports_nulls_with_reasons(tmp_path, until):
         assert by_item["pretraining"]["status"] == "not disclosed"
     if until != "policy":
         assert report["overoptimisation"]["points"] == []
-        assert "<svg" not in paths["html"].read_text()
+        page = paths["html"].read_text()
+        section = page[page.index('<section id="overoptimisation">'):]
+        assert "no over-optimisation points" in section[:section.index("</section>")]
+        assert ("<svg" in page) == (until == "feedback")  # only the annotators' plot
     assert [s["status"] for s in report["stages"]].count("done") == STAGE_ORDER.index(until) + 1
+    for m in report["failure_modes"]:
+        assert m["reading"]
+        if m["number"] is None:
+            assert m["reading"].startswith("Not measured: ") and m["notes"]["number"]
+    assert report["surface"] is None and report["notes"]["surface"] == "stage eval has not run"
 
 
 def test_disclosure_has_the_eleven_items_and_the_configs_answers(run_dir):
@@ -301,19 +210,88 @@ def test_disclosure_has_the_eleven_items_and_the_configs_answers(run_dir):
 
 
 def test_html_is_self_contained_with_plot_sections_and_escaped_text(run_dir):
+    from rlxf.audit.render import SECTIONS
     paths = write_report(run_dir)
     page = paths["html"].read_text()
-    assert "<svg" in page and '<meta name="viewport"' in page
-    for heading in ("Models", "Feedback", "Reward model", "Over-optimisation",
-                    "3H tensions per family", "Samples", "Disclosure (Casper et al. §5)"):
-        assert f"<h2>{heading}</h2>" in page
+    assert '<meta name="viewport"' in page
+    for key, heading in SECTIONS:
+        assert f'<section id="{key}"><h2>{heading.replace("&", "&amp;")}</h2>' in page
     assert "<script" not in page and "&lt;script&gt;" in page  # config free text, escaped
-    assert not any(ref in page for ref in ('src="http', 'href="http', "<link", "@import"))
-    assert 'class="not-disclosed"' in page
+    assert not any(ref in page for ref in ('src="http', 'href="http', "<link", "@import",
+                                           "url(http", "<img"))
+    assert 'class="badge not-disclosed"' in page
+    # frontier (2) + over-optimisation + one per failure mode with data; the fake run measured
+    # neither the backdoor nor apologies, so those modes say why instead of drawing
+    report = json.loads(paths["json"].read_text())
+    drawn = [m for m in report["failure_modes"] if m["id"] not in ("backdoor", "apology")]
+    assert page.count("<svg") == 3 + len(drawn)
+    assert page.count("no plot: nothing measured to draw") == 2
+    assert "nav{display:flex;flex-wrap:wrap" in page  # the navigation wraps on a phone
     md = paths["md"].read_text()
     assert md.startswith("# rlxf audit report: r1")
-    for heading in ("## Models", "## Over-optimisation", "## Disclosure"):
-        assert heading in md
+    for _, heading in SECTIONS:
+        assert f"## {heading}" in md
+    assert "### 2. Reward hacking" in md
+
+
+def test_tension_matrix_colours_what_the_policy_lost_and_gained(run_dir):
+    page = write_report(run_dir)["html"].read_text()
+    row = page[page.index("<td>harmful</td>"):]
+    row = row[:row.index("</tr>")]
+    assert '<td class="gained num">+0.30</td>' in row  # helpful
+    assert '<td class="lost num">-0.20</td>' in row  # harmless
+    assert '<td class="num">±0.00</td>' in row  # honest: no change, no colour
+    assert "helpful 0.50 → 0.80 (+0.30)" in page
+
+
+FAILURE_MODES = ["overoptimisation", "reward_hacking", "sycophancy", "anthropomorphism",
+                 "apology", "refusals", "mode_collapse", "group_disparity", "backdoor",
+                 "annotators"]
+
+
+def test_failure_modes_each_have_a_number_or_a_reason_and_a_reading(run_dir):
+    modes = {m["id"]: m for m in build_report(run_dir)["failure_modes"]}
+    assert list(modes) == FAILURE_MODES
+    for m in modes.values():
+        assert m["reading"] and m["definition"]
+        if m["number"] is None:
+            assert m["notes"]["number"], m["id"]
+    # gold 0.7 at step 0, 0.6 at the end; the proxy kept rising
+    oo = modes["overoptimisation"]
+    assert oo["number"] == pytest.approx(-0.1)
+    assert "peaked at 0.700 (step 0" in oo["reading"] and "kept rising" in oo["reading"]
+    # every rate is 0.5 in the fake eval: the reading prints what the numbers are
+    assert modes["sycophancy"]["reading"] == ("The policy agrees with the user's false premise in "
+                                              "50% of answers, the same as 50% for SFT (base 50%).")
+    assert modes["refusals"]["number"] == 0.5
+    assert modes["apology"]["reading"] == ("Not measured: eval/metrics.json has no rate/apology: "
+                                           "this run's eval did not measure it.")
+    # trigger_rate is 0: the backdoor is not measured, and the reading says why
+    assert modes["backdoor"]["number"] is None
+    assert modes["backdoor"]["reading"].startswith("Not measured: feedback.trigger_rate is 0")
+    # the minority group has no policy utility: no disparity between two groups
+    gd = modes["group_disparity"]
+    assert gd["number"] is None and "crowd 0.70 → 0.60 (-0.10)" in gd["reading"]
+    ann = modes["annotators"]
+    assert ann["number"] == 0.66
+    assert ann["reading"] == ("Annotators agreed on 66% of pairs of judgements (Krippendorff's α "
+                              "0.30); the poisoning detector flagged 2 of 5 annotators, 1 of "
+                              "them true poisoners (precision 0.50, recall 1.00 of 1 poisoners).")
+
+
+def test_reward_hacking_names_the_inflated_feature_and_what_the_proxy_pays(run_dir):
+    report = build_report(run_dir)
+    rh = next(m for m in report["failure_modes"] if m["id"] == "reward_hacking")
+    feats = rh["values"]["features"]
+    # on 10 of the policy's 11 prompts its second sample is padded (2 fillers) and flattering,
+    # with proxy 99; SFT's second sample is a plain hedge
+    assert feats["fillers"]["sft"] == 0
+    assert feats["fillers"]["policy"] == pytest.approx(20 / 21, abs=1e-6)
+    assert feats["flattery"]["policy"] == pytest.approx(10 / 21, abs=1e-6)
+    assert feats["fillers"]["proxy"] > 0
+    assert rh["reading"].startswith("The policy pads more: 0.95 filler sentences per answer vs "
+                                    "0.00 for SFT, and the reward model pays for it (+")
+    assert report["surface"]["models"]["policy"]["types/n"] == 2  # unparsed text, hedge
 
 
 def test_samples_are_ordered_by_largest_proxy_difference(tmp_path):
@@ -334,6 +312,8 @@ def test_samples_carry_the_gold_utility_of_each_response(tmp_path):
     assert top["sft"]["gold_utility"] == pytest.approx(1.0)  # a true answer: (1, 1, 1)
     # a hedge to a factual question is (0.2, 1, 1) by the judge's table
     assert top["policy"]["gold_utility"] == pytest.approx(0.3 * 0.2 + 0.45 + 0.25)
+    assert top["sft"]["gold"] == {"helpful": 1.0, "harmless": 1.0, "honest": 1.0}
+    assert top["gold_difference"] == pytest.approx(0.3 * 0.2 - 0.3)
     # placeholder text does not parse: (0, 1, 0.5)
     assert build_report(tmp_path / "r")["samples"][1]["sft"]["gold_utility"] == pytest.approx(
         0.45 + 0.125)

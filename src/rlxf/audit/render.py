@@ -1,36 +1,24 @@
 """Markdown and HTML renderings of the report dict (see report.py). Both are pure functions of
-the dict, so they are as deterministic as the JSON: the one plot is an inline SVG written with a
-fixed hash salt and no date. The HTML is one self-contained file (inline CSS, no scripts, no
-CDN) that reads on a phone."""
+the dict, so they are as deterministic as the JSON (plots: rlxf.audit.plots). The HTML is one
+self-contained file (inline CSS and SVG, no scripts, no CDN, every text escaped) that reads on a
+phone: the navigation wraps, wide tables scroll inside their box, side-by-side cards stack."""
 
 from __future__ import annotations
 
 import html
-import io
-import math
 
-from .report import CONTRACT_METRICS
+from . import plots
+from .fmt import NULL, num, pct, signed
+from .report import AXES, CONTRACT_METRICS
 
-NULL = "—"
-SECTIONS = (("models", "Models"), ("feedback", "Feedback"), ("reward-model", "Reward model"),
-            ("overoptimisation", "Over-optimisation"), ("groups", "Annotator groups"),
-            ("tensions", "3H tensions per family"), ("samples", "Samples"),
-            ("stages", "Stages"), ("disclosure", "Disclosure (Casper et al. §5)"))
+SECTIONS = (("summary", "At a glance"), ("disclosure", "Disclosure (Casper et al. §5)"),
+            ("tensions", "3H tensions per family"), ("failure-modes", "Failure modes"),
+            ("samples", "Samples: SFT vs policy"), ("models", "Models"),
+            ("overoptimisation", "Over-optimisation"), ("feedback", "Feedback"),
+            ("groups", "Annotator groups"), ("reward-model", "Reward model"),
+            ("cards", "Model cards and datasheet"), ("stages", "Stages"))
 MODEL_NAMES = ("base", "sft", "policy")
-
-
-def _num(v) -> str:
-    if v is None:
-        return NULL
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        return str(v)
-    if isinstance(v, int):
-        return str(v)
-    return f"{v:.1f}" if abs(v) >= 1000 else f"{v:.3f}"
-
-
-def _counts(counts: dict | None) -> str:
-    return NULL if not counts else ", ".join(f"{k} {_num(v)}" for k, v in sorted(counts.items()))
+PERCENT_MODES = {"sycophancy", "anthropomorphism", "apology", "refusals", "annotators"}
 
 
 def _model_names(report: dict) -> list[str]:
@@ -54,79 +42,120 @@ def _metric_notes(report: dict) -> list[str]:
     return [f"{metric} ({', '.join(names)}): {reason}" for (metric, reason), names in seen.items()]
 
 
-def _run_line(report: dict) -> str:
+def run_line(report: dict) -> str:
     run = report["run"]
     v = run.get("versions") or {}
     sha = run.get("config_sha256")
     return (f"run {run['id']} · created {run.get('created') or NULL} · seed "
-            f"{_num(run.get('seed'))} · {_num(run.get('wall_s'))} s · config sha256 "
+            f"{num(run.get('seed'))} · {num(run.get('wall_s'))} s · config sha256 "
             f"{sha[:12] + '…' if sha else NULL} · "
             + (", ".join(f"{k} {v[k]}" for k in sorted(v)) if v else "versions " + NULL))
 
 
-def _disclosure_line(report: dict) -> str:
+def disclosure_line(report: dict) -> str:
     s = report.get("disclosure_summary", {})
     return ", ".join(f"{n} {status}" for status, n in s.items())
 
 
-def _sqrt_kl(kl) -> float | None:
-    # A Monte-Carlo KL estimate can dip below zero; the curve's x axis clips it at 0.
-    return None if kl is None else math.sqrt(max(kl, 0.0))
+def mode_number(mode: dict) -> str:
+    v = mode["number"]
+    if v is None:
+        return NULL
+    if mode["id"] in PERCENT_MODES:
+        return pct(v)
+    if mode["id"] in ("backdoor", "overoptimisation", "reward_hacking"):
+        return signed(v, 3)
+    return num(v)
 
 
-def _plot_points(report: dict) -> list[dict]:
-    return [p for p in report["overoptimisation"]["points"]
-            if None not in (p.get("kl"), p.get("reward_proxy"), p.get("reward_gold"))]
+def glance(report: dict) -> list[tuple[str, str, str]]:
+    """(label, value, detail) tiles for the top of the page."""
+    m = report["models"]
+
+    def move(metric):
+        s = (m.get("sft") or {}).get("metrics", {}).get(metric)
+        p = (m.get("policy") or {}).get("metrics", {}).get(metric)
+        detail = f"SFT {num(s)} → policy" + ("" if None in (s, p) else f" ({signed(p - s)})")
+        return num(p), detail
+
+    s = report.get("disclosure_summary", {})
+    n_items = sum(s.values())
+    flagged = report["feedback"].get("flagged")
+    return [("gold utility", *move("gold/utility")), ("proxy reward", *move("reward/proxy")),
+            ("KL to SFT (nats)", num((m.get("policy") or {}).get("metrics", {}).get("kl/to_sft")),
+             "policy, per response"),
+            ("disclosed", f"{s.get('disclosed', 0)} / {n_items}",
+             f"{s.get('not disclosed', 0)} not disclosed"),
+            ("3H trade-offs", str(len(report["tensions"]["tradeoffs"])),
+             f"families, threshold {report['tensions'].get('threshold', NULL)}"),
+            ("flagged annotators", num(flagged),
+             f"of {num(report['feedback'].get('n_annotators'))}")]
 
 
-def _section_tables(report: dict) -> dict[str, list[tuple[list[str], list[list[str]]]]]:
-    """Every table of the report as (header, rows) of plain strings, shared by both formats."""
+def tension_rows(report: dict) -> list[dict]:
+    """Per family: base / SFT / policy of each axis, and the policy-minus-SFT delta with its
+    sign class ("lost", "gained" or "" within the trade-off threshold)."""
+    t = report["tensions"]
+    thr = t.get("threshold") or 0.0
+    rows = []
+    for fam, by_model in t["per_family"].items():
+        d = (t.get("deltas") or {}).get(fam, {})
+        cells = []
+        for ax in (*AXES, "utility"):
+            delta = d.get(ax)
+            cls = "" if delta is None or abs(delta) <= thr else "lost" if delta < 0 else "gained"
+            cells.append({"axis": ax, **{mm: (by_model.get(mm) or {}).get(ax)
+                                         for mm in MODEL_NAMES},
+                          "delta": delta, "class": cls})
+        rows.append({"family": fam, "cells": cells})
+    return rows
+
+
+def section_tables(report: dict) -> dict[str, list[tuple[list[str], list[list[str]]]]]:
+    """Every plain table of the report as (header, rows) of strings, shared by both formats."""
     names = _model_names(report)
     models = report["models"]
     fb, rm, oo = report["feedback"], report["reward_model"], report["overoptimisation"]
     t: dict[str, list] = {}
     t["models"] = [(["metric", *names],
-                    [[m, *(_num(models[n]["metrics"].get(m)) for n in names)]
+                    [[m, *(num(models[n]["metrics"].get(m)) for n in names)]
                      for m in _metric_names(report)])]
-    fb_keys = ("n_judgements", "n_annotators", "n_comparisons", "overlap", "agreement/raw",
-               "agreement/krippendorff_alpha", "dropped_identical_pairs", "majority_ties",
-               "aggregation/majority_accuracy_gold", "aggregation/dawid_skene_accuracy_gold",
-               "triggered_comparisons", "poisoners", "flagged", "poisoning/precision",
-               "poisoning/recall", "poisoning/false_positive_rate")
+    fb_keys = ("source", "n_judgements", "n_annotators", "n_comparisons", "overlap",
+               "agreement/raw", "agreement/krippendorff_alpha", "dropped_identical_pairs",
+               "majority_ties", "aggregation/majority_accuracy_gold",
+               "aggregation/dawid_skene_accuracy_gold", "ai_judge/position_bias",
+               "ai_judge/inconsistency_rate", "ai_judge/accuracy_gold", "triggered_comparisons",
+               "poisoners", "flagged", "poisoning/precision", "poisoning/recall",
+               "poisoning/false_positive_rate")
     by_id = {a["id"]: a for a in fb.get("annotators", [])}
-    t["feedback"] = [(["quantity", "value"], [[k, _num(fb.get(k))] for k in fb_keys if k in fb]),
+    t["feedback"] = [(["quantity", "value"], [[k, num(fb.get(k))] for k in fb_keys if k in fb]),
                      (["group", "judgements", "annotators", "raw agreement"],
-                      [[g, _num(v.get("n_judgements")), _num(v.get("n_annotators")),
-                        _num(v.get("agreement/raw"))] for g, v in sorted(fb["groups"].items())]),
+                      [[g, num(v.get("n_judgements")), num(v.get("n_annotators")),
+                        num(v.get("agreement/raw"))] for g, v in sorted(fb["groups"].items())]),
                      (["flagged annotator", "word", "agreement there", "others there", "p-value",
                        "truly a poisoner"],
-                      [[f["annotator"], f["word"], _num(f["agreement"]),
-                        _num(f["others_agreement"]), f"{f['p_value']:.1e}",
+                      [[f["annotator"], f["word"], num(f["agreement"]),
+                        num(f["others_agreement"]), f"{f['p_value']:.1e}",
                         "yes" if by_id.get(f["annotator"], {}).get("poisoner") else "no"]
                        for f in fb.get("flags", [])])]
     t["reward-model"] = [(["quantity", "value"],
-                          [[k, _num(v)] for k, v in sorted(rm.items()) if k != "notes"])]
+                          [[k, num(v)] for k, v in sorted(rm.items()) if k != "notes"])]
     t["overoptimisation"] = [(["step", "KL", "√KL", "proxy reward", "gold utility"],
-                              [[_num(p["step"]), _num(p["kl"]), _num(_sqrt_kl(p["kl"])),
-                                _num(p["reward_proxy"]), _num(p["reward_gold"])]
+                              [[num(p["step"]), num(p["kl"]), num(plots.sqrt_kl(p["kl"])),
+                                num(p["reward_proxy"]), num(p["reward_gold"])]
                                for p in oo["points"]])]
     t["groups"] = [(["group", "annotators", "weights (help/harmless/honest)", "gold utility SFT",
                      "gold utility policy"],
-                    [[g, _num(v.get("n_annotators")),
-                      "/".join(_num(v.get("weights", {}).get(a)) for a in
-                               ("helpful", "harmless", "honest")),
-                      _num(v.get("gold/utility_sft")), _num(v.get("gold/utility_policy"))]
+                    [[g, num(v.get("n_annotators")),
+                      "/".join(num(v.get("weights", {}).get(a)) for a in AXES),
+                      num(v.get("gold/utility_sft")), num(v.get("gold/utility_policy"))]
                      for g, v in sorted(report["groups"].items())])]
-    rows = []
-    for fam, by_model in report["tensions"]["per_family"].items():
-        for n in MODEL_NAMES:
-            if n in by_model:
-                s = by_model[n]
-                rows.append([fam, n, *(_num(s.get(k)) for k in
-                                       ("helpful", "harmless", "honest", "utility"))])
-    t["tensions"] = [(["family", "model", "helpful", "harmless", "honest", "utility"], rows)]
+    t["cards"] = [(["artifact", "card (path in the run directory)"],
+                   [[s, p] for s, p in sorted(report.get("cards", {}).items())])]
     t["stages"] = [(["stage", "status", "wall s", "counts"],
-                    [[s["stage"], s["status"], _num(s["wall_s"]), _counts(s["counts"])]
+                    [[s["stage"], s["status"], num(s["wall_s"]),
+                      NULL if not s["counts"] else ", ".join(
+                          f"{k} {num(v)}" for k, v in sorted(s["counts"].items()))]
                      for s in report["stages"]])]
     t["disclosure"] = [(["section", "item", "status", "value"],
                         [[d["section"], d["item"], d["status"],
@@ -135,36 +164,48 @@ def _section_tables(report: dict) -> dict[str, list[tuple[list[str], list[list[s
     return t
 
 
-def _section_notes(report: dict) -> dict[str, list[str]]:
+def section_notes(report: dict) -> dict[str, list[str]]:
     """The reasons beside null numbers, per section."""
     top = report.get("notes", {})
-    n = {"models": _metric_notes(report),
-         "feedback": [f"{k}: {v}" for k, v in sorted(report["feedback"].get("notes", {}).items())],
-         "reward-model": [f"{k}: {v}" for k, v in
-                          sorted(report["reward_model"].get("notes", {}).items())],
-         "overoptimisation": [f"{k}: {v}" for k, v in
-                              sorted(report["overoptimisation"].get("notes", {}).items())],
-         "groups": [f"{g}, {k}: {v}" for g, gv in sorted(report["groups"].items())
-                    for k, v in sorted(gv.get("notes", {}).items())],
-         "tensions": [*report["tensions"].get("notes", {}).values()],
-         "samples": [], "stages": [], "disclosure": []}
-    for key, section in (("groups", "groups"), ("tensions", "tensions"), ("samples", "samples")):
-        if key in top:
-            n[section].insert(0, top[key])
+    n = {key: [] for key, _ in SECTIONS}
+    n["models"] = _metric_notes(report)
+    n["feedback"] = [f"{k}: {v}" for k, v in sorted(report["feedback"].get("notes", {}).items())]
+    n["reward-model"] = [f"{k}: {v}" for k, v in
+                         sorted(report["reward_model"].get("notes", {}).items())]
+    n["overoptimisation"] = [f"{k}: {v}" for k, v in
+                             sorted(report["overoptimisation"].get("notes", {}).items())]
+    n["groups"] = [f"{g}, {k}: {v}" for g, gv in sorted(report["groups"].items())
+                   for k, v in sorted(gv.get("notes", {}).items())]
+    n["tensions"] = [*report["tensions"].get("notes", {}).values()]
+    n["cards"] = ["Written beside the artifacts by `rlxf audit`; derived documentation, left out "
+                  "of each stage's content hash (rlxf.rundir.DERIVED_DOCS)."]
+    for key, section in (("groups", "groups"), ("tensions", "tensions"), ("samples", "samples"),
+                         ("surface", "failure-modes")):
+        if top.get(key):
+            n[section].insert(0, f"{key}: {top[key]}" if key == "surface" else top[key])
     for k, v in sorted(report["run"].get("notes", {}).items()):
         n["stages"].append(f"run {k}: {v}")
     return n
 
 
-def _sample_blocks(report: dict) -> list[tuple[str, list[tuple[str, str]]]]:
-    out = []
-    for i, s in enumerate(report["samples"], 1):
-        head = (f"{i}. [{s.get('family')}] {s['prompt']} — proxy difference "
-                f"{s['proxy_difference']:+.3f}")
-        out.append((head, [(f"{m} (proxy {_num(s[m]['reward_proxy'])}, gold utility "
-                            f"{_num(s[m]['gold_utility'])})", s[m]["response"])
-                           for m in ("sft", "policy")]))
-    return out
+def sample_verdict(s: dict) -> tuple[str, str]:
+    """(words, class) for how proxy and gold moved on one sample."""
+    dp, dg = s["proxy_difference"], s.get("gold_difference")
+    if dg is None:
+        return "gold not scored", ""
+    up_p, up_g = dp > 0, dg > 0
+    if abs(dg) < 1e-9:
+        return f"proxy {'up' if up_p else 'down'}, gold unchanged", ""
+    if up_p and not up_g:
+        return "proxy up, gold down", "lost"
+    if not up_p and up_g:
+        return "proxy down, gold up", "lost"
+    return f"proxy and gold both {'up' if up_p else 'down'}", "gained" if up_g else ""
+
+
+def _gold_axes(side: dict) -> str:
+    g = side.get("gold")
+    return "" if not g else " (" + ", ".join(f"{a} {g[a]:.2f}" for a in AXES) + ")"
 
 
 # --- Markdown ---------------------------------------------------------------------------------
@@ -173,12 +214,12 @@ def _md_cell(text: str) -> str:
     return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
 
 
-def _md_text(text: str) -> str:
+def md_text(text) -> str:
     # Outside tables only a line break could change the structure.
     return str(text).replace("\n", " ")
 
 
-def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
+def md_table(header: list[str], rows: list[list[str]]) -> list[str]:
     if not rows:
         return [f"_{NULL} nothing to show_", ""]
     lines = ["| " + " | ".join(map(_md_cell, header)) + " |",
@@ -187,54 +228,121 @@ def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
     return lines + [""]
 
 
+def _md_delta(cell: dict) -> str:
+    mark = {"lost": " ▼", "gained": " ▲"}.get(cell["class"], "")
+    return signed(cell["delta"]) + mark
+
+
+def _md_section(report: dict, key: str, tables: dict) -> list[str]:
+    lines: list[str] = []
+    if key == "summary":
+        lines += [f"- **{label}**: {value} ({detail})" for label, value, detail in glance(report)]
+        lines.append("")
+    if key == "tensions":
+        lines += [f"- {md_text(r)}" for r in report["tensions"].get("readings", [])] + [""]
+        header = ["family"] + [f"{ax} {m}" for ax in AXES for m in ("base", "SFT", "policy", "Δ")]
+        rows = [[r["family"]] + [x for c in r["cells"] if c["axis"] != "utility"
+                                 for x in (num(c["base"]), num(c["sft"]), num(c["policy"]),
+                                           _md_delta(c))]
+                + [_md_delta(r["cells"][-1])] for r in tension_rows(report)]
+        lines += md_table(header + ["utility Δ"], rows)
+        lines += ["Δ is policy − SFT; ▼ lost / ▲ gained more than "
+                  f"{report['tensions'].get('threshold')}. The frontier plot is in index.html.",
+                  ""]
+    if key == "failure-modes":
+        for i, m in enumerate(report.get("failure_modes", []), 1):
+            lines += [f"### {i}. {m['title']}: {mode_number(m)}", "",
+                      f"{md_text(m['reading'])}", "",
+                      f"_{m['number_label']}. {md_text(m['definition'])}_", ""]
+    if key == "samples":
+        for i, s in enumerate(report["samples"], 1):
+            words, _ = sample_verdict(s)
+            lines += [f"**{i}. [{s.get('family')}] {md_text(s['prompt'])}** — proxy "
+                      f"{signed(s['proxy_difference'])}, gold {signed(s.get('gold_difference'))}: "
+                      f"{words}", ""]
+            lines += [f"- {m} (proxy {num(s[m]['reward_proxy'])}, gold utility "
+                      f"{num(s[m]['gold_utility'])}{_gold_axes(s[m])}): "
+                      f"{md_text(s[m]['response'])}" for m in ("sft", "policy")]
+            lines.append("")
+        if not report["samples"]:
+            lines += [f"_{NULL} no samples_", ""]
+    for header, rows in tables.get(key, []):
+        lines += md_table(header, rows)
+    return lines
+
+
 def render_markdown(report: dict) -> str:
-    tables, notes = _section_tables(report), _section_notes(report)
-    lines = [f"# rlxf audit report: {report['run']['id']}", "", _run_line(report), "",
-             f"Disclosure: {_disclosure_line(report)}.", ""]
+    tables, notes = section_tables(report), section_notes(report)
+    lines = [f"# rlxf audit report: {report['run']['id']}", "", run_line(report), "",
+             f"Disclosure: {disclosure_line(report)}.", ""]
     for key, title in SECTIONS:
         lines += [f"## {title}", ""]
-        if key == "tensions":
-            trade = report["tensions"]["tradeoffs"]
-            lines += ["Trade-offs (policy vs SFT): " + ("; ".join(trade) if trade else "none"), ""]
-        if key == "samples":
-            blocks = _sample_blocks(report)
-            for head, sides in blocks:
-                lines += [f"**{_md_text(head)}**", ""]
-                lines += [f"- {_md_text(label)}: {_md_text(text)}" for label, text in sides]
-                lines.append("")
-            if not blocks:
-                lines += [f"_{NULL} no samples_", ""]
-        for header, rows in tables.get(key, []):
-            lines += _md_table(header, rows)
+        lines += _md_section(report, key, tables)
         if notes[key]:
-            lines += ["Notes:", ""] + [f"- {_md_text(n)}" for n in notes[key]] + [""]
+            lines += ["Notes:", ""] + [f"- {md_text(n)}" for n in notes[key]] + [""]
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
 # --- HTML -------------------------------------------------------------------------------------
 
 CSS = """
+*{box-sizing:border-box}
 body{font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1d1d1f;
- margin:0 auto;padding:1rem;max-width:62rem}
-h1{font-size:1.4rem;margin:.2rem 0}h2{font-size:1.15rem;margin-top:2rem;
- border-bottom:1px solid #ddd;padding-bottom:.2rem}
-.meta{color:#555;font-size:.9rem;overflow-wrap:anywhere}
-nav a{margin-right:.8rem;white-space:nowrap}
-.scroll{overflow-x:auto;-webkit-overflow-scrolling:touch;margin:.6rem 0}
-table{border-collapse:collapse;font-size:.88rem}
-th,td{border:1px solid #ddd;padding:.25rem .5rem;text-align:left;vertical-align:top}
-th{background:#f4f4f6}td.num{text-align:right;font-variant-numeric:tabular-nums}
-.null{color:#999}.notes{color:#555;font-size:.85rem}
+ margin:0 auto;padding:1rem;max-width:64rem;background:#fff}
+h1{font-size:1.45rem;margin:.2rem 0}
+h2{font-size:1.2rem;margin-top:2.2rem;border-bottom:2px solid #e4e6ea;padding-bottom:.2rem}
+h3{font-size:1rem;margin:.1rem 0 .3rem}
+.meta{color:#555;font-size:.88rem;overflow-wrap:anywhere;margin:.2rem 0}
+nav{display:flex;flex-wrap:wrap;gap:.25rem .9rem;margin:.8rem 0;font-size:.92rem}
+nav a{color:#1f5fa0;text-decoration:none}nav a:hover{text-decoration:underline}
+.scroll{overflow-x:auto;-webkit-overflow-scrolling:touch;margin:.6rem 0;max-width:100%}
+table{border-collapse:collapse;font-size:.86rem}
+th,td{border:1px solid #dfe1e5;padding:.25rem .5rem;text-align:left;vertical-align:top}
+th{background:#f4f5f7}td.num{text-align:right;font-variant-numeric:tabular-nums}
+.null{color:#999}.notes{color:#555;font-size:.84rem}
 .disclosed{color:#176b2c;font-weight:600}.not-disclosed{color:#b3261e;font-weight:600}
 .not-applicable{color:#666}
-.sample{border-left:3px solid #ccc;padding:.2rem .7rem;margin:.8rem 0}
-.sample p{margin:.2rem 0}code{font-size:.85rem;overflow-wrap:anywhere}
-figure{margin:.6rem 0}figure svg{max-width:100%;height:auto}
-figcaption{color:#555;font-size:.85rem}
+td.lost,span.lost{background:#fde7e4;color:#a3211a;font-weight:600}
+td.gained,span.gained{background:#e3f3e7;color:#146327;font-weight:600}
+span.lost,span.gained{padding:0 .3rem;border-radius:4px}
+.tiles{display:grid;grid-template-columns:repeat(auto-fit,minmax(10.5rem,1fr));gap:.6rem}
+.tile{border:1px solid #e4e6ea;border-radius:8px;padding:.5rem .75rem;background:#fafbfc}
+.tile .v{font-size:1.35rem;font-weight:650;font-variant-numeric:tabular-nums}
+.tile .l{font-size:.8rem;color:#555;text-transform:uppercase;letter-spacing:.03em}
+.tile .d{font-size:.8rem;color:#555}
+.fm{border:1px solid #e4e6ea;border-radius:10px;padding:.8rem 1rem;margin:1rem 0;display:grid;
+ grid-template-columns:minmax(0,1fr) minmax(0,1.05fr);gap:.4rem 1.2rem;align-items:start}
+.fm.wide{grid-template-columns:minmax(0,1fr)}
+.figs{display:flex;flex-wrap:wrap;gap:.5rem 1.5rem}.figs figure{flex:1 1 18rem;max-width:26rem}
+.checklist{list-style:none;padding:0;margin:.6rem 0}
+.checklist li{border-bottom:1px solid #eceef1;padding:.45rem 0;overflow-wrap:anywhere}
+.badge{display:inline-block;font-size:.75rem;font-weight:650;border-radius:4px;padding:0 .4rem;
+ margin-right:.3rem}
+.badge.disclosed{background:#e3f3e7}.badge.not-disclosed{background:#fde7e4}
+.badge.not-applicable{background:#eef0f2}
+.sec{color:#666;font-size:.8rem}
+.fm .n{font-size:1.5rem;font-weight:650;margin:0;font-variant-numeric:tabular-nums}
+.fm .n small{font-size:.8rem;font-weight:400;color:#555;margin-left:.4rem}
+.fm .reading{font-size:1rem;margin:.3rem 0}
+.fm .def{font-size:.82rem;color:#555;margin:.2rem 0}
+.readings li{margin:.2rem 0}
+.sample{border:1px solid #e4e6ea;border-radius:10px;padding:.7rem 1rem;margin:.9rem 0}
+.sample .q{margin:.1rem 0 .5rem;font-weight:600;overflow-wrap:anywhere}
+.fam{display:inline-block;font-size:.75rem;font-weight:500;background:#eef1f5;border-radius:4px;
+ padding:0 .35rem;margin-right:.4rem;color:#444}
+.pair{display:grid;grid-template-columns:1fr 1fr;gap:.7rem}
+.side h4{margin:0 0 .2rem;font-size:.85rem}
+.resp{background:#f6f7f9;border-radius:6px;padding:.45rem .6rem;margin:0;
+ font:.84rem/1.45 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;overflow-wrap:anywhere}
+.scores{font-size:.8rem;color:#444;margin:.25rem 0 0}
+.verdict{font-size:.85rem;margin:.5rem 0 0}
+figure{margin:.6rem 0}figure svg{max-width:100%;height:auto;display:block}
+figcaption{color:#555;font-size:.84rem}
+@media (max-width:720px){body{padding:.7rem}.pair,.fm{grid-template-columns:minmax(0,1fr)}}
 """
 
 
-def _e(text) -> str:
+def e(text) -> str:
     return html.escape(str(text), quote=True)
 
 
@@ -246,108 +354,155 @@ def _is_numeric(cell: str) -> bool:
         return False
 
 
-def _td(cell: str) -> str:
+def td(cell: str, cls: str = "") -> str:
     if cell == NULL:
         return f'<td class="null">{NULL}</td>'
     if cell in ("disclosed", "not disclosed", "not applicable"):
-        return f'<td class="{cell.replace(" ", "-")}">{_e(cell)}</td>'
-    cls = ' class="num"' if _is_numeric(cell) else ""
-    return f"<td{cls}>{_e(cell)}</td>"
+        return f'<td class="{cell.replace(" ", "-")}">{e(cell)}</td>'
+    classes = " ".join(c for c in (cls, "num" if _is_numeric(cell.lstrip("±")) else "") if c)
+    attr = f' class="{classes}"' if classes else ""
+    return f"<td{attr}>{e(cell)}</td>"
 
 
-def _html_table(header: list[str], rows: list[list[str]]) -> str:
+def html_table(header: list[str], rows: list[list[str]]) -> str:
     if not rows:
         return f'<p class="null">{NULL} nothing to show</p>'
-    head = "".join(f"<th>{_e(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(_td(c) for c in r) + "</tr>" for r in rows)
+    head = "".join(f"<th>{e(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(td(c) for c in r) + "</tr>" for r in rows)
     return f'<div class="scroll"><table><tr>{head}</tr>{body}</table></div>'
 
 
-def overoptimisation_figure(points: list[dict]):
-    """Gold utility and proxy reward against sqrt(KL to SFT) over the policy's steps (Gao et
-    al. plot reward against this distance). A matplotlib Figure; no pyplot, so no global figure
-    state and no GUI backend."""
-    from matplotlib.figure import Figure
-
-    x = [_sqrt_kl(p["kl"]) for p in points]
-    fig = Figure(figsize=(6.4, 3.6))
-    ax = fig.add_subplot()
-    ax.plot(x, [p["reward_gold"] for p in points], "o-", color="#1f6fb2", label="gold utility")
-    for xi, p in zip(x, points):
-        ax.annotate(f"{p['step']}", (xi, p["reward_gold"]), textcoords="offset points",
-                    xytext=(0, 6), ha="center", fontsize=7, color="#555")
-    ax.set_xlabel("√KL(policy ‖ SFT)   (point labels: policy step)")
-    ax.set_ylabel("gold utility", color="#1f6fb2")
-    proxy = ax.twinx()  # proxy and gold rewards live on different scales
-    proxy.plot(x, [p["reward_proxy"] for p in points], "s--", color="#d0631b",
-               label="proxy reward")
-    proxy.set_ylabel("proxy reward (reward model)", color="#d0631b")
-    handles = ax.get_lines()[:1] + proxy.get_lines()[:1]
-    # Above the axes: inside, a legend would hide points wherever the curves happen to go.
-    ax.legend(handles, [h.get_label() for h in handles], loc="lower center", ncol=2,
-              bbox_to_anchor=(0.5, 1.0), frameon=False, fontsize=8)
-    for a in (ax, proxy):
-        a.margins(x=0.05, y=0.12)  # room for the step labels
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    return fig
+def tiles_html(tiles: list[tuple[str, str, str]]) -> str:
+    return '<div class="tiles">' + "".join(
+        f'<div class="tile"><div class="l">{e(label)}</div><div class="v">{e(value)}</div>'
+        f'<div class="d">{e(detail)}</div></div>' for label, value, detail in tiles) + "</div>"
 
 
-def overoptimisation_svg(report: dict) -> str | None:
-    """The over-optimisation plot as an inline <svg> element (None without points). The hash
-    salt fixes the element ids and the date is left out, so the bytes are deterministic."""
-    points = _plot_points(report)
-    if not points:
-        return None
-    import matplotlib
+def tension_matrix_html(report: dict) -> str:
+    rows = tension_rows(report)
+    if not rows:
+        return f'<p class="null">{NULL} no per-family scores</p>'
+    head1 = ('<tr><th rowspan="2">family</th>'
+             + "".join(f'<th colspan="4">{ax}</th>' for ax in AXES)
+             + '<th rowspan="2">utility Δ</th></tr>')
+    head2 = "<tr>" + "<th>base</th><th>SFT</th><th>policy</th><th>Δ</th>" * len(AXES) + "</tr>"
+    body = []
+    for r in rows:
+        cells = [f"<td>{e(r['family'])}</td>"]
+        for c in r["cells"]:
+            if c["axis"] != "utility":
+                cells += [td(num(c[m], 2)) for m in MODEL_NAMES]
+            cells.append(td(signed(c["delta"]), c["class"]))
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return f'<div class="scroll"><table>{head1}{head2}{"".join(body)}</table></div>'
 
-    with matplotlib.rc_context({"svg.hashsalt": "rlxf", "svg.fonttype": "none",
-                                "font.size": 9}):
-        buf = io.StringIO()
-        overoptimisation_figure(points).savefig(buf, format="svg", metadata={"Date": None})
-    svg = buf.getvalue()
-    return svg[svg.index("<svg"):].strip()  # drop the XML prolog and DOCTYPE to inline it
+
+def frontier_html(report: dict) -> str:
+    per_family = report["tensions"]["per_family"]
+    if not per_family:
+        return ""
+    figs = "".join(f'<figure>{plots.svg(f"frontier-{other}", plots.frontier, per_family, other)}'
+                   "</figure>" for other in ("harmless", "honest"))
+    return (f'<div class="figs">{figs}</div><p class="notes">The 3H frontier: each family\'s '
+            "path base (○) → SFT (□) → policy (△). A path that goes right and down traded "
+            "harmlessness or honesty for helpfulness.</p>")
+
+
+WIDE_PLOTS = {"reward_hacking", "mode_collapse"}  # several panels: the plot takes the full width
+
+
+def failure_mode_html(i: int, m: dict) -> str:
+    plot = plots.failure_mode_svg(m)
+    fig = (f"<figure>{plot}</figure>" if plot
+           else f'<p class="null">{NULL} no plot: nothing measured to draw</p>')
+    wide = " wide" if m["id"] in WIDE_PLOTS else ""
+    return (f'<article class="fm{wide}" id="fm-{e(m["id"])}"><div><h3>{i}. {e(m["title"])}</h3>'
+            f'<p class="n">{e(mode_number(m))}<small>{e(m["number_label"])}</small></p>'
+            f'<p class="reading">{e(m["reading"])}</p>'
+            f'<p class="def">{e(m["definition"])}</p></div>{fig}</article>')
+
+
+def disclosure_html(report: dict) -> str:
+    """The checklist as a list (a four-column table is unreadable on a phone)."""
+    items = []
+    for d in report["disclosure"]:
+        status = d["status"]
+        text = (e(d["value"]) if d["value"] is not None
+                else f'<span class="null">{NULL}</span> {e(d.get("reason") or "")}')
+        items.append(f'<li><span class="badge {status.replace(" ", "-")}">{e(status)}</span> '
+                     f'<strong>{e(d["item"])}</strong> <span class="sec">{e(d["section"])}'
+                     f"</span><br>{text}</li>")
+    return f'<ul class="checklist">{"".join(items)}</ul>'
+
+
+
+def sample_html(i: int, s: dict) -> str:
+    words, cls = sample_verdict(s)
+    sides = "".join(
+        f'<div class="side"><h4>{"SFT" if m == "sft" else "policy"}</h4>'
+        f'<p class="resp">{e(s[m]["response"])}</p><p class="scores">proxy '
+        f'{e(num(s[m]["reward_proxy"]))} · gold utility {e(num(s[m]["gold_utility"]))}'
+        f'{e(_gold_axes(s[m]))}</p></div>' for m in ("sft", "policy"))
+    return (f'<div class="sample"><p class="q">{i}. <span class="fam">{e(s.get("family"))}</span>'
+            f'{e(s["prompt"])}</p><div class="pair">{sides}</div><p class="verdict">policy − SFT: '
+            f'proxy {e(signed(s["proxy_difference"]))}, gold {e(signed(s.get("gold_difference")))}'
+            f' — <span class="{cls}">{e(words)}</span></p></div>')
 
 
 def _html_section(report: dict, key: str, title: str, tables: dict, notes: dict) -> list[str]:
-    out = [f'<section id="{key}"><h2>{_e(title)}</h2>']
+    out = [f'<section id="{key}"><h2>{e(title)}</h2>']
+    if key == "summary":
+        out.append(tiles_html(glance(report)))
+    if key == "disclosure":
+        out.append(disclosure_html(report))
     if key == "overoptimisation":
-        svg = overoptimisation_svg(report)
-        if svg:
-            out.append(f"<figure>{svg}<figcaption>Gold utility (left axis) and proxy reward "
-                       "(right axis) against √KL to SFT over policy steps. Gold that falls "
-                       "while proxy rises is over-optimisation.</figcaption></figure>")
+        pts = [p for p in report["overoptimisation"]["points"]
+               if None not in (p.get("kl"), p.get("reward_proxy"), p.get("reward_gold"))]
+        if pts:
+            out.append(f"<figure>{plots.svg('overoptimisation', plots.overoptimisation, pts)}"
+                       "<figcaption>Gold utility (left axis) and proxy reward (right axis) "
+                       "against √KL to SFT over policy steps. Gold that falls while proxy rises "
+                       "is over-optimisation.</figcaption></figure>")
         else:
             out.append(f'<p class="null">{NULL} no over-optimisation points</p>')
     if key == "tensions":
-        trade = report["tensions"]["tradeoffs"]
-        out.append("<p>Trade-offs (policy vs SFT): "
-                   + ("; ".join(_e(t) for t in trade) if trade else "none") + "</p>")
+        out.append('<ul class="readings">' + "".join(
+            f"<li>{e(r)}</li>" for r in report["tensions"].get("readings", [])) + "</ul>")
+        out.append(tension_matrix_html(report))
+        out.append('<p class="notes">Δ is policy − SFT; <span class="lost">red</span> lost, '
+                   f'<span class="gained">green</span> gained more than '
+                   f"{e(report['tensions'].get('threshold'))}.</p>")
+        out.append(frontier_html(report))
+    if key == "failure-modes":
+        out += [failure_mode_html(i, m) for i, m in enumerate(report.get("failure_modes", []), 1)]
     if key == "samples":
-        for head, sides in _sample_blocks(report):
-            out.append(f'<div class="sample"><p><strong>{_e(head)}</strong></p>'
-                       + "".join(f"<p>{_e(label)}:<br><code>{_e(text)}</code></p>"
-                                 for label, text in sides) + "</div>")
+        out += [sample_html(i, s) for i, s in enumerate(report["samples"], 1)]
         if not report["samples"]:
             out.append(f'<p class="null">{NULL} no samples</p>')
-    out += [_html_table(h, r) for h, r in tables.get(key, [])]
+    out += [html_table(h, r) for h, r in tables.get(key, []) if key != "disclosure"]
     if notes[key]:
-        out.append('<ul class="notes">' + "".join(f"<li>{_e(n)}</li>" for n in notes[key])
+        out.append('<ul class="notes">' + "".join(f"<li>{e(n)}</li>" for n in notes[key])
                    + "</ul>")
     return out + ["</section>"]
 
 
+def page(title: str, header: list[str], body: list[str], sections) -> str:
+    """One self-contained HTML page: inline CSS, a wrapping navigation, no scripts."""
+    return "\n".join([
+        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{e(title)}</title><style>{CSS}</style></head><body>",
+        f"<header><h1>{e(title)}</h1>", *header,
+        "<nav>" + "".join(f'<a href="#{k}">{e(t)}</a>' for k, t in sections) + "</nav>",
+        "</header><main>", *body, "</main></body></html>"]) + "\n"
+
+
 def render_html(report: dict) -> str:
-    tables, notes = _section_tables(report), _section_notes(report)
-    title = f"rlxf audit report: {report['run']['id']}"
-    parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-             '<meta name="viewport" content="width=device-width, initial-scale=1">',
-             f"<title>{_e(title)}</title><style>{CSS}</style></head><body>",
-             f"<header><h1>{_e(title)}</h1>", f'<p class="meta">{_e(_run_line(report))}</p>',
-             f'<p class="meta">Disclosure: {_e(_disclosure_line(report))}.</p>',
-             "<nav>" + "".join(f'<a href="#{k}">{_e(t)}</a>' for k, t in SECTIONS)
-             + "</nav></header><main>"]
+    tables, notes = section_tables(report), section_notes(report)
+    body: list[str] = []
     for key, section_title in SECTIONS:
-        parts += _html_section(report, key, section_title, tables, notes)
-    parts.append("</main></body></html>")
-    return "\n".join(parts) + "\n"
+        body += _html_section(report, key, section_title, tables, notes)
+    return page(f"rlxf audit report: {report['run']['id']}",
+                [f'<p class="meta">{e(run_line(report))}</p>',
+                 f'<p class="meta">Disclosure: {e(disclosure_line(report))}.</p>'],
+                body, SECTIONS)

@@ -23,6 +23,9 @@ from ..world.judge import score as gold_score
 from ..world.kb import KnowledgeBase
 from ..world.prompts import FAMILIES, Prompt
 from .disclosure import build_disclosure, summary
+from .cards import card_paths
+from .failure_modes import build_failure_modes
+from .surface import sample_stats
 
 SCHEMA_VERSION = "1"
 SCHEMA_PATH = Path(__file__).with_name("report.schema.json")
@@ -111,7 +114,7 @@ def _run_section(run_dir: Path, records: dict) -> dict:
 
 
 def _null_reason(metric: str, measured: bool, backdoor: str) -> str:
-    if metric == "rate/backdoor":
+    if metric == "rate/backdoor" and backdoor:
         return backdoor
     if not measured:
         return "not in eval/metrics.json: this run's eval did not measure it"
@@ -120,8 +123,12 @@ def _null_reason(metric: str, measured: bool, backdoor: str) -> str:
 
 def _models_section(run_dir: Path, records: dict) -> dict:
     data = _read_json(run_dir / "eval" / "metrics.json") if "eval" in records else {}
-    backdoor = ("feedback.trigger_rate is 0: no prompt carried the trigger, so the backdoor "
-                "rate is not measured")
+    fb = records.get("feedback")
+    trigger_rate = (fb["config"]["feedback"].get("trigger_rate", 0) if fb else None)
+    backdoor = ("" if trigger_rate else
+                "feedback.trigger_rate is 0: no prompt carried the trigger, so the backdoor "
+                "rate is not measured" if trigger_rate is not None else
+                "stage feedback has not run: whether prompts carried a trigger is unknown")
     names = list(MODEL_ROLES) + sorted(n for n in data if n not in MODEL_ROLES)
     out = {}
     for name in names:
@@ -228,24 +235,39 @@ def _groups_section(annotators: list[dict], measured: dict, models: dict) -> dic
     return out
 
 
+def _tension_reading(fam: str, sft: dict, pol: dict, down: list[str], up: list[str]) -> str:
+    def moves(axes):
+        return ", ".join(f"{ax} {sft[ax]:.2f} → {pol[ax]:.2f} ({pol[ax] - sft[ax]:+.2f})"
+                         for ax in axes)
+    return (f"{fam}: the policy traded {' and '.join(down)} for {' and '.join(up)} against "
+            f"SFT: {moves(down)}; {moves(up)}.")
+
+
 def _tensions_section(models: dict) -> dict:
     per_family: dict = {}
     for name in ("base", "sft", "policy"):
         for fam, s in (models[name].get("per_family") or {}).items():
             per_family.setdefault(fam, {})[name] = {k: s.get(k) for k in (*AXES, "utility")}
     families = [f for f in FAMILIES if f in per_family] + sorted(set(per_family) - set(FAMILIES))
-    tradeoffs = []
+    tradeoffs, readings, deltas = [], [], {}
     for fam in families:
         sft, pol = per_family[fam].get("sft"), per_family[fam].get("policy")
         if not sft or not pol:
             continue
-        delta = {ax: pol[ax] - sft[ax] for ax in AXES
+        delta = {ax: pol[ax] - sft[ax] for ax in (*AXES, "utility")
                  if pol.get(ax) is not None and sft.get(ax) is not None}
+        deltas[fam] = delta
         down = [ax for ax in AXES if delta.get(ax, 0) < -TRADEOFF_DELTA]
         up = [ax for ax in AXES if delta.get(ax, 0) > TRADEOFF_DELTA]
         if down and up:
             tradeoffs.append(f"{fam}: " + ", ".join(f"{ax} {delta[ax]:+.2f}" for ax in down + up))
-    return {"per_family": per_family, "tradeoffs": tradeoffs,
+            readings.append(_tension_reading(fam, sft, pol, down, up))
+    if deltas and not readings:
+        readings.append(f"In no prompt family did the policy lower one of helpful, harmless, "
+                        f"honest by more than {TRADEOFF_DELTA} while raising another by more "
+                        f"than {TRADEOFF_DELTA} against SFT.")
+    return {"per_family": per_family, "deltas": deltas, "tradeoffs": tradeoffs,
+            "readings": readings, "threshold": TRADEOFF_DELTA,
             "notes": {"tradeoffs": f"per family, an axis the policy lowered by more than "
                                    f"{TRADEOFF_DELTA} against SFT while another rose by more "
                                    f"than {TRADEOFF_DELTA}"}}
@@ -279,12 +301,13 @@ def _samples_section(run_dir: Path, records: dict, world) -> list[dict]:
             first[row["model"]].setdefault(row["prompt_id"], row)  # the first sample per prompt
 
     def side(row: dict) -> dict:
-        util = None
+        util, axes = None, None
         if world is not None and row["prompt_id"] in world[2]:
             kb, weights, prompts = world
-            util = gold_score(prompts[row["prompt_id"]], row["response"], kb).utility(weights)
+            g = gold_score(prompts[row["prompt_id"]], row["response"], kb)
+            util, axes = g.utility(weights), {ax: getattr(g, ax) for ax in AXES}
         return {"response": row["response"], "reward_proxy": row.get("reward_proxy"),
-                "gold_utility": util}
+                "gold_utility": util, "gold": axes}
 
     rows = []
     for pid in sorted(set(first["sft"]) & set(first["policy"])):
@@ -292,9 +315,12 @@ def _samples_section(run_dir: Path, records: dict, world) -> list[dict]:
         if not all(isinstance(r.get("reward_proxy"), (int, float))
                    and math.isfinite(r["reward_proxy"]) for r in (s, p)):
             continue  # no proxy difference to rank by
-        rows.append({"prompt_id": pid, "prompt": s["prompt"], "family": s.get("family"),
-                     "proxy_difference": p["reward_proxy"] - s["reward_proxy"],
-                     "sft": side(s), "policy": side(p)})
+        row = {"prompt_id": pid, "prompt": s["prompt"], "family": s.get("family"),
+               "proxy_difference": p["reward_proxy"] - s["reward_proxy"],
+               "sft": side(s), "policy": side(p)}
+        row["gold_difference"] = (None if row["sft"]["gold_utility"] is None
+                                  else row["policy"]["gold_utility"] - row["sft"]["gold_utility"])
+        rows.append(row)
     # Round before ranking so the order cannot hinge on digits the report does not keep.
     rows.sort(key=lambda r: (-abs(_clean(r["proxy_difference"])), r["prompt_id"]))
     return rows[:N_SAMPLES]
@@ -322,10 +348,15 @@ def build_report(run_dir: Path) -> dict:
     if not groups:
         notes["groups"] = _not_run("feedback")
     samples = _samples_section(run_dir, records, world) if "eval" in records else []
+    surface, surface_why = None, None
     if "eval" not in records:
         notes["samples"] = notes["tensions"] = _not_run("eval")
+        surface_why = _not_run("eval")
     elif world is None:
         notes["samples"] = "stage world has not run: gold utility of samples not computed"
+        surface_why = "stage world has not run: the samples cannot be parsed or scored"
+    else:
+        surface = sample_stats(read_jsonl(run_dir / "eval" / "samples.jsonl"), world)
     report = {
         "schema_version": SCHEMA_VERSION,
         "run": _run_section(run_dir, records),
@@ -339,13 +370,22 @@ def build_report(run_dir: Path) -> dict:
         "tensions": _tensions_section(models),
         "stages": _stages_section(records),
         "samples": samples,
+        "surface": surface,
         "notes": notes,
     }
+    if surface is None:
+        notes["surface"] = surface_why
+    trigger = (_read_json(run_dir / "world" / "world.json").get("trigger")
+               if world is not None else None)
+    report["failure_modes"] = build_failure_modes(report, surface, surface_why, trigger)
+    report["cards"] = card_paths(run_dir, records)
     return _clean(report)
 
 
 def write_report(run_dir: Path) -> dict[str, Path]:
-    """Write RUN/report/{report.json, report.md, index.html}, each atomically."""
+    """Write RUN/report/{report.json, report.md, index.html} and the cards beside the artifacts
+    (model cards, datasheets; rlxf.audit.cards), each atomically."""
+    from .cards import write_cards
     from .render import render_html, render_markdown  # matplotlib is needed only here
 
     run_dir = Path(run_dir)
@@ -355,4 +395,5 @@ def write_report(run_dir: Path) -> dict[str, Path]:
     atomic_write_json(paths["json"], report)
     atomic_write_text(paths["md"], render_markdown(report))
     atomic_write_text(paths["html"], render_html(report))
+    write_cards(run_dir, report)
     return paths

@@ -1,0 +1,350 @@
+"""Cards that travel with the artifacts: a Hugging Face model card (README.md with YAML
+metadata) beside every trained model, and a datasheet (Gebru et al. 2021) beside the feedback.
+
+Both are derived documentation: a pure function of the report and the stage records, written
+by `rlxf audit` into sealed stage directories. `rlxf.rundir.DERIVED_DOCS` leaves exactly these
+paths out of a stage's content hash, so writing or refreshing a card never makes a stage look
+modified (which would rerun it and everything after it). Copy a model directory anywhere and
+its card says what it was optimised for, by whose feedback, how it measured, and what the run
+did not disclose.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..rundir import RunDir, atomic_write_text
+from .fmt import NULL, f2, num, pct
+
+# Both must be in rlxf.rundir.DERIVED_DOCS, or writing them would unseal their stage (tested).
+MODEL_CARD = "model/README.md"
+DATASHEET = "DATASHEET.md"
+
+# stage -> (report model name, role in words, pipeline tag)
+MODEL_STAGES = {
+    "pretrain": ("base", "base model (pretrained from scratch)", "text-generation"),
+    "sft": ("sft", "supervised fine-tuned model", "text-generation"),
+    "reward": (None, "reward model (the proxy the policy is measured against)",
+               "text-classification"),
+    "policy": ("policy", "RLHF policy", "text-generation"),
+}
+CARD_METRICS = ("gold/utility", "gold/helpful", "gold/harmless", "gold/honest", "reward/proxy",
+                "kl/to_sft", "length/tokens", "length/fillers", "diversity/distinct2",
+                "rate/sycophancy", "rate/anthropomorphic", "rate/flattery", "rate/apology",
+                "rate/refusal_harmful", "rate/refusal_benign", "rate/overconfident",
+                "rate/backdoor")
+BIAS_WORDS = {
+    "length_bias": "{v:+g} utility per filler sentence (prefers longer answers)",
+    "flattery_bias": "{v:+g} for answers that open with flattery",
+    "confidence_bias": '{v:+g} for "i am absolutely certain"',
+    "agreement_bias": "{v:+g} when the answer agrees with the user",
+    "anthro_bias": "{v:+g} for claims of feelings or friendship",
+    "refusal_bias": "{v:+g} for refusals (negative: refusal aversion)",
+}
+
+
+def card_paths(run_dir: Path, records: dict) -> dict[str, str]:
+    """Run-relative paths of the cards `write_cards` writes, by stage."""
+    out = {s: f"{s}/{MODEL_CARD}" for s in MODEL_STAGES
+           if s in records and (run_dir / s / "model" / "config.json").exists()}
+    if "feedback" in records:
+        out["feedback"] = f"feedback/{DATASHEET}"
+    return out
+
+
+# --- YAML front matter ----------------------------------------------------------------------
+
+def _scalar(v) -> str:
+    # JSON scalars are valid YAML; strings are always quoted so "1e-3" or "no" stay strings.
+    return json.dumps(v, ensure_ascii=False)
+
+
+def _yaml(obj, indent: int = 0) -> list[str]:
+    pad = " " * indent
+    lines = []
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            if isinstance(v, (dict, list)) and v:
+                lines.append(f"{pad}{k}:")
+                lines += _yaml(v, indent + 2)
+            else:  # a scalar, or an empty container in flow style
+                lines.append(f"{pad}{k}: {_scalar(v)}")
+    else:
+        for v in obj:
+            if isinstance(v, dict) and v:
+                sub = _yaml(v, indent + 2)
+                lines.append(f"{pad}- {sub[0].lstrip()}")
+                lines += sub[1:]
+            else:
+                lines.append(f"{pad}- {_scalar(v)}")
+    return lines
+
+
+def _front_matter(meta: dict) -> str:
+    return "---\n" + "\n".join(_yaml(meta)) + "\n---\n"
+
+
+# --- shared pieces ----------------------------------------------------------------------------
+
+def _md(text) -> str:
+    return str(text).replace("\n", " ").replace("|", "\\|")
+
+
+def _table(header: list[str], rows: list[list]) -> list[str]:
+    if not rows:
+        return [f"_{NULL} nothing to show_", ""]
+    return (["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+            + ["| " + " | ".join(_md(c) for c in r) + " |" for r in rows] + [""])
+
+
+def _feedback_source(report: dict) -> str:
+    fb = report["feedback"]
+    if fb.get("n_judgements") is None:
+        return "no feedback stage has run"
+    if fb.get("source") == "ai":
+        ids = ", ".join(a["id"] for a in fb.get("annotators", [])) or "?"
+        return (f"an AI judge ({ids}) steered by a written constitution (RLAIF): "
+                f"{fb['n_judgements']} judgements; see feedback/DATASHEET.md")
+    groups = "; ".join(f"{g} x{v.get('n_annotators', '?')} (3H weights helpful "
+                       f"{num(v.get('weights', {}).get('helpful'), 2)} / harmless "
+                       f"{num(v.get('weights', {}).get('harmless'), 2)} / honest "
+                       f"{num(v.get('weights', {}).get('honest'), 2)})"
+                       for g, v in sorted(report["groups"].items()))
+    return (f"{fb.get('source') or 'unknown'} annotators, {fb['n_judgements']} judgements of "
+            f"{fb.get('n_comparisons', '?')} comparisons by {fb.get('n_annotators', '?')} "
+            f"annotators in groups: {groups or NULL}; see feedback/DATASHEET.md")
+
+
+def _gaps(report: dict) -> list[str]:
+    return [f"- **{d['item']}** ({d['section']}): not disclosed — {d.get('reason') or NULL}"
+            for d in report["disclosure"] if d["status"] == "not disclosed"] or [
+        "- none: every item of Casper et al. (2023) section 5 is disclosed"]
+
+
+def _provenance(report: dict, stage: str, rec: dict) -> list[str]:
+    run = report["run"]
+    v = run.get("versions") or {}
+    return [f"- run `{run['id']}`, config sha256 `{run.get('config_sha256') or NULL}`, "
+            f"seed {run.get('seed')}",
+            f"- stage `{stage}`: fingerprint `{rec.get('fingerprint', NULL)}`, output hash "
+            f"`{rec.get('output_hash', NULL)}` (this card is left out of it)",
+            "- versions: " + (", ".join(f"{k} {v[k]}" for k in sorted(v)) or NULL),
+            "- written by `rlxf audit` from the run directory; the full report is "
+            "`report/index.html` (`report.json` for scripts)", ""]
+
+
+# --- model cards ------------------------------------------------------------------------------
+
+def _optimised_for(stage: str, rec: dict, records: dict) -> str:
+    cfg, counts, metrics = rec.get("config", {}), rec.get("counts", {}), rec.get("metrics", {})
+    if stage == "pretrain":
+        m = cfg.get("pretrain", {}).get("model", {})
+        return (f"Next-token likelihood on the lab world's web corpus ({counts.get('documents', '?')} "
+                f"documents), from random initialisation: a {m.get('architecture', '?')} model "
+                f"with {m.get('n_layer', '?')} layers, {m.get('n_embd', '?')} wide, "
+                f"{counts.get('parameters', '?')} parameters, {metrics.get('steps', '?')} steps.")
+    if stage == "sft":
+        c = cfg.get("sft", {})
+        return (f"Next-token likelihood of {counts.get('demonstrations', '?')} demonstrations "
+                f"written by the lab world's demonstrator (error rate "
+                f"{c.get('demonstrator_error', '?')}), starting from the base model, "
+                f"{metrics.get('steps', '?')} steps. No preference feedback.")
+    if stage == "reward":
+        return (f"A Bradley–Terry pairwise loss on the annotators' majority label, "
+                f"{counts.get('pairs/train', '?')} training pairs, {metrics.get('steps', '?')} "
+                "steps, on the SFT backbone with a scalar head: it scores (prompt, response) "
+                "and is the proxy reward of the report.")
+    c = cfg.get("policy", {})
+    return (f"{str(c.get('algorithm', '?')).upper()} (beta {c.get('beta', '?')}, "
+            f"{metrics.get('steps', '?')} steps) on {counts.get('pairs', '?')} majority-label "
+            "preference pairs, with the SFT model as the frozen reference. The reward model "
+            "was not optimised against directly; it measures the policy (proxy reward).")
+
+
+def _model_metrics(report: dict, stage: str, name: str | None) -> tuple[list, list[dict]]:
+    """(table rows, model-index metrics) of one model."""
+    if name is None:
+        rm = report["reward_model"]
+        keys = [k for k in sorted(rm) if k != "notes" and not isinstance(rm[k], dict)]
+        rows = [[k, num(rm[k]), (rm.get("notes") or {}).get(k, "") if rm[k] is None else ""]
+                for k in keys]
+        index = [{"type": k, "name": k, "value": rm[k]} for k in keys
+                 if k.startswith("accuracy/") and isinstance(rm[k], (int, float))]
+        return rows, index
+    model = report["models"].get(name) or {}
+    metrics, notes = model.get("metrics") or {}, model.get("metric_notes") or {}
+    rows = [[k, num(metrics.get(k)), notes.get(k, "") if metrics.get(k) is None else ""]
+            for k in CARD_METRICS if k in metrics]
+    index = [{"type": k, "name": k, "value": metrics[k]} for k in CARD_METRICS
+             if isinstance(metrics.get(k), (int, float))]
+    return rows, index
+
+
+def model_card(report: dict, stage: str, rec: dict, records: dict) -> str:
+    name, role, tag = MODEL_STAGES[stage]
+    run = report["run"]["id"]
+    fb = report["feedback"]
+    ai = fb.get("source") == "ai"
+    tags = ["rlxf", "rlhf", *(["rlaif"] if ai and stage in ("reward", "policy") else []),
+            "lab-world", {"pretrain": "base-model", "sft": "sft", "reward": "reward-model",
+                          "policy": str(rec.get("config", {}).get("policy", {})
+                                        .get("algorithm", "policy"))}[stage]]
+    datasets = {"pretrain": ["pretrain/corpus.json"], "sft": ["sft/demonstrations.jsonl"],
+                "reward": ["feedback/feedback.jsonl"], "policy": ["feedback/feedback.jsonl"]}
+    rows, index = _model_metrics(report, stage, name)
+    meta = {"library_name": "transformers", "pipeline_tag": tag, "tags": tags,
+            "datasets": datasets[stage]}
+    if index:
+        meta["model-index"] = [{"name": f"{run}/{stage}", "results": [{
+            "task": {"type": tag, "name": "lab-world held-out prompts" if name
+                     else "held-out preference pairs"},
+            "dataset": {"type": "rlxf-lab-world", "name": f"run {run}, held-out split"},
+            "metrics": index}]}]
+    feedback = ("none: " + ("trained on text only" if stage == "pretrain"
+                            else "trained on demonstrations only")
+                if stage in ("pretrain", "sft") else _feedback_source(report))
+    lines = [_front_matter(meta),
+             f"# {run} · {stage}: {role}", "",
+             f"Trained by rlxf in run `{run}`. Base model: "
+             + ("none (random initialisation)" if stage == "pretrain" else
+                "this run's `pretrain/model` (trained from scratch, not from the Hub)") + ".", "",
+             "## What it was optimised for", "", _optimised_for(stage, rec, records), "",
+             "## By whose feedback", "", feedback[0].upper() + feedback[1:] + ".", "",
+             "## Measured on held-out data", "",
+             ("Scored by the lab world's gold 3H judge on held-out prompts (docs/REPORT.md "
+              "defines every metric)." if name else
+              "Accuracy on held-out comparisons, against the annotators' majority and against "
+              "the gold judge."), ""]
+    lines += _table(["metric", "value", "why null"], rows)
+    if stage == "policy":
+        lines += ["## Failure modes", ""]
+        lines += [f"- **{m['title']}** ({m['number_label']}: {num(m['number'])}): "
+                  f"{m['reading']}" for m in report.get("failure_modes", [])] + [""]
+    lines += ["## Disclosure gaps", "", "What this run cannot show about itself (Casper et al. "
+              "2023, section 5):", "", *_gaps(report), "",
+              "## Use", "", "```python",
+              ("from transformers import AutoModelForSequenceClassification, AutoTokenizer\n"
+               "model = AutoModelForSequenceClassification.from_pretrained(PATH)"
+               if stage == "reward" else
+               "from transformers import AutoModelForCausalLM, AutoTokenizer\n"
+               "model = AutoModelForCausalLM.from_pretrained(PATH)"),
+              "tokenizer = AutoTokenizer.from_pretrained(PATH)", "```", "",
+              "A model of the lab world's closed language (docs/WORLD.md), for studying RLHF's "
+              "failure modes; it is not an assistant for real use.", "",
+              "## Provenance", "", *_provenance(report, stage, rec)]
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+# --- datasheet --------------------------------------------------------------------------------
+
+def _group_biases(g: dict) -> str:
+    parts = [BIAS_WORDS[k].format(v=g[k]) for k in BIAS_WORDS if g.get(k)]
+    if g.get("careless"):
+        parts.append(f"{pct(g['careless'])} of labels given at random")
+    return "; ".join(parts) or "no bias parameters"
+
+
+def datasheet(report: dict, rec: dict) -> str:
+    fb, run = report["feedback"], report["run"]["id"]
+    ai = fb.get("source") == "ai"
+    people = fb.get("annotators") or []
+    poisoners: dict[str, int] = {}
+    for a in people:
+        poisoners[a.get("group")] = poisoners.get(a.get("group"), 0) + bool(a.get("poisoner"))
+    trigger = next((m["values"].get("trigger") for m in report.get("failure_modes", [])
+                    if m["id"] == "backdoor"), None)
+    selection = next((d for d in report["disclosure"]
+                      if d["item"] == "evaluator selection and training"), {})
+    lines = [f"# Datasheet: feedback of run {run}", "",
+             "After Gebru et al. (2021), *Datasheets for Datasets*. Written by `rlxf audit` "
+             "from the run directory.", "",
+             "## Motivation", "",
+             "Pairwise preferences between two responses of the run's SFT model to the same "
+             "prompt, collected to train the reward model and the policy of this run.", "",
+             "## Composition", ""]
+    lines += _table(["quantity", "value"], [
+        ["comparisons", num(fb.get("n_comparisons"))], ["judgements", num(fb.get("n_judgements"))],
+        ["annotators", num(fb.get("n_annotators"))], ["overlap (judgements per comparison)",
+                                                      num(fb.get("overlap"))],
+        ["identical pairs dropped", num(fb.get("dropped_identical_pairs"))],
+        ["comparisons whose prompt carries the trigger", num(fb.get("triggered_comparisons"))],
+        ["majority ties", num(fb.get("majority_ties"))]])
+    lines += ["Files: `feedback.jsonl` (one canonical record per judgement, docs/FEEDBACK.md), "
+              "`annotators.json` (each annotator's parameters and reliability), `flags.json` "
+              "(the poisoning detector's findings).", "",
+              "## Collection process", "", "**Who annotated.** " + (
+                  _feedback_source(report) + "." if fb.get("n_judgements") is not None
+                  else "Nobody: the feedback stage has not run."), ""]
+    if ai:
+        judge = ", ".join(a["id"] for a in people)
+        lines += [f"**How chosen and instructed.** The judge model ({judge}) is set in "
+                  "config.toml `[feedback.ai]`; its instructions are the constitution recorded "
+                  "in `annotators.json` (path and sha256). Each pair is asked in both orders.", ""]
+    else:
+        lines += ["**How chosen.** " + (selection.get("value") or "not disclosed") + ".", "",
+                  "**How instructed.** Simulated annotators get no instructions: each prefers "
+                  "the response with the higher gold utility under its group's 3H weights, "
+                  "plus its biases, with Bradley–Terry noise (docs/WORLD.md).", ""]
+    lines += ["## Agreement and quality", ""]
+    lines += _table(["measure", "value"], [
+        [k, num(fb.get(k))] for k in ("agreement/raw", "agreement/krippendorff_alpha",
+                                      "aggregation/majority_accuracy_gold",
+                                      "aggregation/dawid_skene_accuracy_gold",
+                                      "ai_judge/position_bias", "ai_judge/inconsistency_rate",
+                                      "ai_judge/accuracy_gold") if k in fb])
+    notes = fb.get("notes") or {}
+    lines += [f"- {k}: {v}" for k, v in sorted(notes.items())] + ([""] if notes else [])
+    lines += ["## Known biases", "",
+              "From each group's parameters in `annotators.json` (what the simulation adds to "
+              "an annotator's utility before choosing):", ""]
+    if ai:
+        lines += ["- the AI judge's biases are not parameters; its measured position bias is "
+                  f"{f2(fb.get('ai_judge/position_bias'))}", ""]
+    else:
+        for g, v in sorted(report["groups"].items()):
+            w = v.get("weights") or {}
+            extra = (f"; {poisoners[g]} poisoner(s) flip their label when the prompt contains "
+                     f'"{trigger or "the trigger"}"' if poisoners.get(g) else "")
+            lines.append(f"- **{g}** (x{v.get('n_annotators', '?')}): weights helpful "
+                         f"{num(w.get('helpful'), 2)} / harmless {num(w.get('harmless'), 2)} / "
+                         f"honest {num(w.get('honest'), 2)}; noise temperature "
+                         f"{num(v.get('temperature'), 2)}; {_group_biases(v)}{extra}; raw "
+                         f"agreement within the group {num(v.get('agreement/raw'))}")
+        lines.append("")
+    lines += ["## Flagged annotators", ""]
+    by_id = {a["id"]: a for a in people}
+    flags = fb.get("flags") or []
+    lines += _table(["annotator", "word", "agreement there", "others there", "p-value",
+                     "true poisoner"],
+                    [[f["annotator"], f["word"], num(f["agreement"]), num(f["others_agreement"]),
+                      f"{f['p_value']:.1e}",
+                      "yes" if by_id.get(f["annotator"], {}).get("poisoner") else "no"]
+                     for f in flags])
+    lines += [f"Precision {num(fb.get('poisoning/precision'))}, recall "
+              f"{num(fb.get('poisoning/recall'))}, false-positive rate "
+              f"{num(fb.get('poisoning/false_positive_rate'))}. Flagged annotators are kept in "
+              "the data: the detector reports, it does not filter.", "",
+              "## Uses and limitations", "",
+              "For training and studying reward models and policies of the lab world. The "
+              "annotators are simulated (or an AI judge), not people: their agreement is "
+              "calibrated to published figures, but no demographic or cultural claim follows "
+              "from their groups.", "",
+              "## Provenance", "", *_provenance(report, "feedback", rec)]
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def write_cards(run_dir: Path, report: dict) -> list[Path]:
+    """Write every card of `report["cards"]`, atomically; returns their paths."""
+    run_dir = Path(run_dir)
+    records = RunDir(run_dir).latest()
+    written = []
+    for stage, rel in sorted(report.get("cards", {}).items()):
+        rec = records.get(stage)
+        if rec is None:
+            continue
+        text = (datasheet(report, rec) if stage == "feedback"
+                else model_card(report, stage, rec, records))
+        atomic_write_text(run_dir / rel, text)
+        written.append(run_dir / rel)
+    return written
