@@ -5,7 +5,7 @@ features, failure modes and cards have something to measure)."""
 
 from pathlib import Path
 
-from rlxf.audit.report import CONTRACT_METRICS, STAGE_ORDER
+from rlxf.audit.report import CONTRACT_METRICS, STAGE_ORDER  # noqa: F401 (STAGE_ORDER: for tests)
 from rlxf.rundir import RunDir, atomic_write_json, write_jsonl
 from rlxf.world.grammar import Response, render
 from rlxf.world.kb import build_kb
@@ -57,14 +57,17 @@ def _family(helpful, harmless, honest) -> dict:
 class FakeRun:
     """Writes the files the report reads, stage by stage, the way `rlxf run` commits them."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, models: bool = False):
         self.run = RunDir(root)
+        self.models = models  # save a tiny transformers model in each model stage's model/
         self.kb = build_kb(4, 4, seed=1)
         self.train, self.heldout = split_prompts(all_prompts(self.kb), 1, 0.25)
         self.n = 0
 
     def commit(self, stage: str, files: dict, config: dict, counts: dict, metrics: dict):
         partial, _ = self.run.begin(stage, f"fp-{stage}")
+        if self.models and stage in ("pretrain", "sft", "reward", "policy"):
+            save_tiny_model(partial / "model", reward=stage == "reward")
         for name, content in files.items():
             if name.endswith(".jsonl"):
                 write_jsonl(partial / name, content)
@@ -187,8 +190,20 @@ class FakeRun:
                                                                               p.subject)))
 
 
-def make_run(root: Path, until: str = "eval", config: str = CONFIG) -> FakeRun:
-    fake = FakeRun(root)
+def save_tiny_model(path: Path, reward: bool = False) -> None:
+    """A one-layer GPT-2 (a causal LM, or a scalar-head classifier like the reward model)."""
+    import torch
+    from transformers import GPT2Config, GPT2ForSequenceClassification, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    cfg = GPT2Config(n_layer=1, n_embd=8, n_head=2, vocab_size=16, n_positions=16,
+                     num_labels=1, pad_token_id=0)
+    (GPT2ForSequenceClassification if reward else GPT2LMHeadModel)(cfg).save_pretrained(path)
+
+
+def make_run(root: Path, until: str = "eval", config: str = CONFIG,
+             models: bool = False) -> FakeRun:
+    fake = FakeRun(root, models)
     root.mkdir(parents=True, exist_ok=True)
     (root / "config.toml").write_text(config)
     for stage in STAGE_ORDER:

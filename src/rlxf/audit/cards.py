@@ -98,14 +98,14 @@ def _table(header: list[str], rows: list[list]) -> list[str]:
             + ["| " + " | ".join(_md(c) for c in r) + " |" for r in rows] + [""])
 
 
-def _feedback_source(report: dict) -> str:
+def _feedback_source(report: dict, see: str = "; see feedback/DATASHEET.md") -> str:
     fb = report["feedback"]
     if fb.get("n_judgements") is None:
         return "no feedback stage has run"
     if fb.get("source") == "ai":
         ids = ", ".join(a["id"] for a in fb.get("annotators", [])) or "?"
         return (f"an AI judge ({ids}) steered by a written constitution (RLAIF): "
-                f"{fb['n_judgements']} judgements; see feedback/DATASHEET.md")
+                f"{fb['n_judgements']} judgements{see}")
     groups = "; ".join(f"{g} x{v.get('n_annotators', '?')} (3H weights helpful "
                        f"{num(v.get('weights', {}).get('helpful'), 2)} / harmless "
                        f"{num(v.get('weights', {}).get('harmless'), 2)} / honest "
@@ -113,7 +113,11 @@ def _feedback_source(report: dict) -> str:
                        for g, v in sorted(report["groups"].items()))
     return (f"{fb.get('source') or 'unknown'} annotators, {fb['n_judgements']} judgements of "
             f"{fb.get('n_comparisons', '?')} comparisons by {fb.get('n_annotators', '?')} "
-            f"annotators in groups: {groups or NULL}; see feedback/DATASHEET.md")
+            f"annotators in groups: {groups or NULL}{see}")
+
+
+def _capital(text: str) -> str:
+    return text[:1].upper() + text[1:]
 
 
 def _gaps(report: dict) -> list[str]:
@@ -210,7 +214,7 @@ def model_card(report: dict, stage: str, rec: dict, records: dict) -> str:
              + ("none (random initialisation)" if stage == "pretrain" else
                 "this run's `pretrain/model` (trained from scratch, not from the Hub)") + ".", "",
              "## What it was optimised for", "", _optimised_for(stage, rec, records), "",
-             "## By whose feedback", "", feedback[0].upper() + feedback[1:] + ".", "",
+             "## By whose feedback", "", _capital(feedback) + ".", "",
              "## Measured on held-out data", "",
              ("Scored by the lab world's gold 3H judge on held-out prompts (docs/REPORT.md "
               "defines every metric)." if name else
@@ -273,16 +277,16 @@ def datasheet(report: dict, rec: dict) -> str:
     lines += ["Files: `feedback.jsonl` (one canonical record per judgement, docs/FEEDBACK.md), "
               "`annotators.json` (each annotator's parameters and reliability), `flags.json` "
               "(the poisoning detector's findings).", "",
-              "## Collection process", "", "**Who annotated.** " + (
-                  _feedback_source(report) + "." if fb.get("n_judgements") is not None
-                  else "Nobody: the feedback stage has not run."), ""]
+              "## Collection process", "",
+              "**Who annotated.** " + _capital(_feedback_source(report, see="")) + ".", ""]
     if ai:
         judge = ", ".join(a["id"] for a in people)
         lines += [f"**How chosen and instructed.** The judge model ({judge}) is set in "
                   "config.toml `[feedback.ai]`; its instructions are the constitution recorded "
                   "in `annotators.json` (path and sha256). Each pair is asked in both orders.", ""]
     else:
-        lines += ["**How chosen.** " + (selection.get("value") or "not disclosed") + ".", "",
+        lines += ["**How chosen.** " + _capital(selection.get("value") or "not disclosed") + ".",
+                  "",
                   "**How instructed.** Simulated annotators get no instructions: each prefers "
                   "the response with the higher gold utility under its group's 3H weights, "
                   "plus its biases, with Bradley–Terry noise (docs/WORLD.md).", ""]

@@ -62,9 +62,10 @@ def _not_run(*stages: str) -> str:
 
 
 def _clean(x):
-    """Round floats for byte-stable output; a non-finite float is not a number JSON can hold."""
+    """Floats to DIGITS significant digits for byte-stable output (significant, not decimal:
+    a p-value of 2e-9 must not become 0); a non-finite float is not a number JSON can hold."""
     if isinstance(x, float):
-        return round(x, DIGITS) + 0.0 if math.isfinite(x) else None  # + 0.0: no "-0.0"
+        return float(f"{x:.{DIGITS}g}") + 0.0 if math.isfinite(x) else None  # + 0.0: no "-0.0"
     if isinstance(x, dict):
         return {str(k): _clean(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
