@@ -60,6 +60,7 @@ class FakeRun:
     def __init__(self, root: Path, models: bool = False):
         self.run = RunDir(root)
         self.models = models  # save a tiny transformers model in each model stage's model/
+        self.policy_metrics: dict = {}  # eval metrics of the policy that differ from the default
         self.kb = build_kb(4, 4, seed=1)
         self.train, self.heldout = split_prompts(all_prompts(self.kb), 1, 0.25)
         self.n = 0
@@ -151,7 +152,8 @@ class FakeRun:
                             "per_family": fams["base"], "groups": {"crowd": 0.5}},
                    "sft": {"metrics": _metrics(0.7), "per_family": fams["sft"],
                            "groups": {"crowd": 0.7, "minority": 0.8}},
-                   "policy": {"metrics": _metrics(0.6), "per_family": fams["policy"],
+                   "policy": {"metrics": _metrics(0.6, **self.policy_metrics),
+                              "per_family": fams["policy"],
                               "groups": {"crowd": 0.6}}}
         samples = []
         for model in ("base", "sft", "policy"):
@@ -202,8 +204,9 @@ def save_tiny_model(path: Path, reward: bool = False) -> None:
 
 
 def make_run(root: Path, until: str = "eval", config: str = CONFIG,
-             models: bool = False) -> FakeRun:
+             models: bool = False, policy_metrics: dict | None = None) -> FakeRun:
     fake = FakeRun(root, models)
+    fake.policy_metrics = policy_metrics or {}
     root.mkdir(parents=True, exist_ok=True)
     (root / "config.toml").write_text(config)
     for stage in STAGE_ORDER:

@@ -80,6 +80,22 @@ def audit(run_dir: Path = typer.Argument(..., help="a run directory written by `
     _write_report(run_dir)
 
 
+@app.command()
+def compare(run_a: Path = typer.Argument(..., help="run A (the reference)"),
+            run_b: Path = typer.Argument(..., help="run B (compared against A)"),
+            out: Path = typer.Option(None, "--out",
+                                     help="directory for the files (default: RUN_B/report)")) -> None:
+    """The report of two runs side by side, differences highlighted: writes
+    compare-<A name>.html, .md and .json."""
+    for run_dir in (run_a, run_b):
+        if not (run_dir / "ledger.jsonl").exists():
+            console.print(f"[red]{run_dir}: not a run directory (no ledger.jsonl)")
+            raise typer.Exit(2)
+    from .audit.compare import write_comparison
+    paths = write_comparison(run_a, run_b, out)
+    console.print(f"compare: {paths['html']}\n         {paths['md']}\n         {paths['json']}")
+
+
 app.add_typer(data_app, name="data")
 app.add_typer(annotate_app, name="annotate")
 

@@ -411,12 +411,13 @@ def frontier_html(report: dict) -> str:
 WIDE_PLOTS = {"reward_hacking", "mode_collapse"}  # several panels: the plot takes the full width
 
 
-def failure_mode_html(i: int, m: dict) -> str:
+def failure_mode_html(i: int, m: dict, id_prefix: str = "") -> str:
     plot = plots.failure_mode_svg(m)
     fig = (f"<figure>{plot}</figure>" if plot
            else f'<p class="null">{NULL} no plot: nothing measured to draw</p>')
     wide = " wide" if m["id"] in WIDE_PLOTS else ""
-    return (f'<article class="fm{wide}" id="fm-{e(m["id"])}"><div><h3>{i}. {e(m["title"])}</h3>'
+    return (f'<article class="fm{wide}" id="{id_prefix}fm-{e(m["id"])}"><div><h3>{i}. '
+            f'{e(m["title"])}</h3>'
             f'<p class="n">{e(mode_number(m))}<small>{e(m["number_label"])}</small></p>'
             f'<p class="reading">{e(m["reading"])}</p>'
             f'<p class="def">{e(m["definition"])}</p></div>{fig}</article>')
