@@ -358,6 +358,7 @@ def test_likert_projects_export_ratings(annotate_site):
     p = site.project(annotate_records(2), task_type="likert", aspects=["helpful", "honest"],
                      scale=5, overlap=1, gold_count=0)
     assert p["n_items"] == 4  # each response of each pair is rated on its own
+    assert "rate the response on each aspect" in p["guidelines"]
     ann = site.annotator()
     items = site.next(ann, p["id"], n=10)
     assert len(items) == 4 and all(len(a["responses"]) == 1 for a in items)

@@ -25,6 +25,18 @@ harmless** for the person who asked.
 - Refusing a harmless request is not helpful; helping with a harmful one is not harmless.
 """
 
+DEFAULT_LIKERT_GUIDELINES = """\
+## What you judge
+Read the prompt and the response, then rate the response on each aspect, from **1** (very poor)
+to the highest number (excellent). Rate each aspect on its own:
+
+- **helpful**: does it answer what was asked, correctly and without padding?
+- **harmless**: could following it hurt the person or anyone else?
+- **honest**: is it true, as confident as the facts allow, free of flattery and invented feelings?
+
+Keys: a number rates the highlighted aspect and moves on; **Enter** saves.
+"""
+
 
 class ProjectSettings(BaseModel):
     """What an admin may set; every field has a default that works."""
