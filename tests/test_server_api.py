@@ -114,6 +114,35 @@ def test_concurrent_retries_of_one_key_store_one_row(annotate_site):
         assert s.scalar(select(func.count(Judgement.id))) == 1
 
 
+def test_concurrent_queue_fills_keep_overlap_exact(annotate_site):
+    """Three annotators, two of them from two tabs each, fill their queues at once: no item
+    gets more than k assignments and every counter matches the assignments it counts."""
+    from rlxf.store import Assignment
+    site = annotate_site
+    p = site.project(annotate_records(12), overlap=2, gold_count=0)
+    people = [lookup_user(site.store, site.annotator()["Authorization"].split()[1], "bearer")
+              for _ in range(3)]
+    errors = []
+
+    def go(user):
+        try:
+            queue.next_assignments(site.store, user, p["id"], 8)
+        except Exception as e:  # noqa: BLE001 - asserted below
+            errors.append(repr(e))
+
+    threads = [threading.Thread(target=go, args=(u,)) for u in people + people[:2]]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    with site.store.read() as s:
+        counted = dict(s.execute(select(Assignment.item_id, func.count(Assignment.id))
+                                 .group_by(Assignment.item_id)).all())
+        for item in s.scalars(select(Item)):
+            assert item.n_assigned == counted.get(item.id, 0) <= 2
+
+
 def test_access_control(annotate_site):
     site = annotate_site
     p = site.project(annotate_records(4), overlap=2, gold_count=0)

@@ -81,6 +81,7 @@ def shoot(page, tmp_path, name):
 
 def expect(locator):
     from playwright.sync_api import expect as pw_expect
+    pw_expect.set_options(timeout=15_000)  # a busy CI machine can be slow; 5 s is the default
     return pw_expect(locator)
 
 

@@ -132,6 +132,18 @@ def next_assignments(store: Store, user: User, project_id: int, n: int) -> list[
     """The annotator's first `n` unlabelled assignments, topping the queue up with new items:
     items closest to k judgements first (so overlap, and agreement, appear early), and a gold
     item whenever the annotator's gold share falls below the project's gold rate."""
+    for attempt in range(3):
+        try:
+            return _next_once(store, user, project_id, n)
+        except IntegrityError:
+            # PostgreSQL: the same annotator asked twice at once (two tabs) and both picked
+            # the same items; the loser rolled back (counters included) and asks again.
+            if attempt == 2:
+                raise APIError(409, "your queue is being filled by another request: retry")
+    raise AssertionError("unreachable")
+
+
+def _next_once(store: Store, user: User, project_id: int, n: int) -> list[dict]:
     with store.write_conn() as c:
         p = c.execute(_PROJECT, {"project": project_id}).first()
         if p is None:
