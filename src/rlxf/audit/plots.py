@@ -145,8 +145,11 @@ def by_model(values: dict, ylabel: str, percent: bool = True):
     _bar_labels(ax, bars, vals, pct if percent else (lambda v: f"{v:+.2f}"))
     if percent:
         from matplotlib.ticker import PercentFormatter
-        ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0 if max(vals) >= 0.05
-                                                      else None))
+        top = max(vals, default=0.0)
+        if top <= 0:  # all zero: a flat axis would label its ticks "-0.000000%"
+            ax.set_ylim(0, 0.1)
+        ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0 if top >= 0.05 or top <= 0
+                                                      else 1))
     ax.axhline(0, color="#444", lw=0.6)
     ax.set_ylabel(ylabel)
     ax.margins(y=0.2)
@@ -274,7 +277,9 @@ def failure_mode_svg(mode: dict) -> str | None:
     if mode["id"] == "overoptimisation":
         return svg(name, overoptimisation, v["points"], SMALL) if len(v["points"]) >= 2 else None
     if mode["id"] == "reward_hacking":
-        return svg(name, surface_features, v["features"]) if v.get("features") else None
+        feats = v.get("features") or {}
+        seen = any(f["sft"] or f["policy"] or f["proxy"] is not None for f in feats.values())
+        return svg(name, surface_features, feats) if seen else None
     if mode["id"] in ("sycophancy", "anthropomorphism", "apology", "backdoor"):
         if all(x is None for x in v["by_model"].values()):
             return None
