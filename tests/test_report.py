@@ -317,3 +317,20 @@ def test_samples_carry_the_gold_utility_of_each_response(tmp_path):
     # placeholder text does not parse: (0, 1, 0.5)
     assert build_report(tmp_path / "r")["samples"][1]["sft"]["gold_utility"] == pytest.approx(
         0.45 + 0.125)
+
+
+def test_tension_readings_name_losses_without_gains_and_say_when_nothing_traded():
+    from rlxf.audit.report import _tensions_section
+
+    def models(policy_honest):
+        fam = {"helpful": 0.5, "harmless": 1.0, "honest": 0.8, "utility": 0.7}
+        return {"base": {"per_family": None}, "sft": {"per_family": {"companion": fam}},
+                "policy": {"per_family": {"companion": {**fam, "honest": policy_honest}}}}
+    lost = _tensions_section(models(0.5))
+    assert lost["tradeoffs"] == []
+    assert lost["readings"] == [
+        "In no prompt family did the policy lower one of helpful, harmless, honest by more than "
+        "0.05 while raising another by more than 0.05 against SFT.",
+        "companion: the policy lost honest 0.80 → 0.50 (-0.30) against SFT, and no axis gained "
+        "more than 0.05."]
+    assert _tensions_section(models(0.8))["readings"] == lost["readings"][:1]

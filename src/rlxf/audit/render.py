@@ -305,7 +305,7 @@ th{background:#f4f5f7}td.num{text-align:right;font-variant-numeric:tabular-nums}
 td.lost,span.lost{background:#fde7e4;color:#a3211a;font-weight:600}
 td.gained,span.gained{background:#e3f3e7;color:#146327;font-weight:600}
 span.lost,span.gained{padding:0 .3rem;border-radius:4px}
-.tiles{display:grid;grid-template-columns:repeat(auto-fit,minmax(10.5rem,1fr));gap:.6rem}
+.tiles{display:grid;grid-template-columns:repeat(auto-fit,minmax(9.4rem,1fr));gap:.6rem}
 .tile{border:1px solid #e4e6ea;border-radius:8px;padding:.5rem .75rem;background:#fafbfc}
 .tile .v{font-size:1.35rem;font-weight:650;font-variant-numeric:tabular-nums}
 .tile .l{font-size:.8rem;color:#555;text-transform:uppercase;letter-spacing:.03em}

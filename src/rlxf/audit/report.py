@@ -263,10 +263,14 @@ def _tensions_section(models: dict) -> dict:
         if down and up:
             tradeoffs.append(f"{fam}: " + ", ".join(f"{ax} {delta[ax]:+.2f}" for ax in down + up))
             readings.append(_tension_reading(fam, sft, pol, down, up))
-    if deltas and not readings:
-        readings.append(f"In no prompt family did the policy lower one of helpful, harmless, "
-                        f"honest by more than {TRADEOFF_DELTA} while raising another by more "
-                        f"than {TRADEOFF_DELTA} against SFT.")
+        elif down:  # lost without gaining: not a trade-off, but what the reader must see too
+            readings.append(f"{fam}: the policy lost " + ", ".join(
+                f"{ax} {sft[ax]:.2f} → {pol[ax]:.2f} ({delta[ax]:+.2f})" for ax in down)
+                + f" against SFT, and no axis gained more than {TRADEOFF_DELTA}.")
+    if deltas and not tradeoffs:
+        readings.insert(0, f"In no prompt family did the policy lower one of helpful, harmless, "
+                           f"honest by more than {TRADEOFF_DELTA} while raising another by more "
+                           f"than {TRADEOFF_DELTA} against SFT.")
     return {"per_family": per_family, "deltas": deltas, "tradeoffs": tradeoffs,
             "readings": readings, "threshold": TRADEOFF_DELTA,
             "notes": {"tradeoffs": f"per family, an axis the policy lowered by more than "
