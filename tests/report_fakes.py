@@ -61,6 +61,7 @@ class FakeRun:
         self.run = RunDir(root)
         self.models = models  # save a tiny transformers model in each model stage's model/
         self.policy_metrics: dict = {}  # eval metrics of the policy that differ from the default
+        self.ai_judge = False  # feedback from an AI judge (RLAIF) instead of simulated people
         self.kb = build_kb(4, 4, seed=1)
         self.train, self.heldout = split_prompts(all_prompts(self.kb), 1, 0.25)
         self.n = 0
@@ -102,6 +103,8 @@ class FakeRun:
                     {"steps": 30})
 
     def feedback(self):
+        if self.ai_judge:
+            return self.ai_feedback()
         def group(name, count, weights):
             return [{"id": f"{name}-{i:03d}", "group": name, "name": name, "count": count,
                      "weights": weights, "temperature": 0.1, "careless": 0.0,
@@ -130,6 +133,22 @@ class FakeRun:
                     {"agreement/raw": 0.66, "agreement/krippendorff_alpha": 0.3,
                      "poisoning/precision": 0.5, "poisoning/recall": 1.0,
                      "poisoning/false_positive_rate": 0.25, "groups": groups})
+
+    def ai_feedback(self):
+        judge = {"id": "judge-llm", "group": "ai", "source": "ai", "judge": "openai-compatible",
+                 "model": "judge-llm", "base_url": "http://127.0.0.1:9/v1", "temperature": 0.0,
+                 "constitution": "lab-3h", "constitution_sha256": "ab" * 32,
+                 "prompt_version": 1}
+        self.commit("feedback", {"annotators.json": [judge], "feedback.jsonl": []},
+                    {"feedback": {"overlap": 1, "temperature": 1.0, "source": "ai",
+                                  "n_comparisons": 100, "trigger_rate": 0.0}},
+                    {"comparisons": 100, "judgements": 100, "annotators": 1,
+                     "dropped_identical_pairs": 7, "majority_ties": 4},
+                    {"agreement/raw": None, "agreement/krippendorff_alpha": None,
+                     "ai_judge/position_bias": 0.12, "ai_judge/inconsistency_rate": 0.2,
+                     "ai_judge/accuracy_gold": 0.71,
+                     "groups": {"ai": {"n_judgements": 100, "n_annotators": 1,
+                                       "agreement/raw": None}}})
 
     def reward(self):
         self.commit("reward", {}, {"reward": {}},
@@ -204,9 +223,11 @@ def save_tiny_model(path: Path, reward: bool = False) -> None:
 
 
 def make_run(root: Path, until: str = "eval", config: str = CONFIG,
-             models: bool = False, policy_metrics: dict | None = None) -> FakeRun:
+             models: bool = False, policy_metrics: dict | None = None,
+             ai_judge: bool = False) -> FakeRun:
     fake = FakeRun(root, models)
     fake.policy_metrics = policy_metrics or {}
+    fake.ai_judge = ai_judge
     root.mkdir(parents=True, exist_ok=True)
     (root / "config.toml").write_text(config)
     for stage in STAGE_ORDER:

@@ -116,3 +116,22 @@ def test_models_load_with_their_cards_beside_them(run):
         assert (run / stage / "model" / "README.md").exists()
         AutoModelForCausalLM.from_pretrained(run / stage / "model")
     AutoModelForSequenceClassification.from_pretrained(run / "reward" / "model")
+
+
+def test_an_ai_judged_run_is_described_as_rlaif(tmp_path):
+    root = tmp_path / "rlaif"
+    make_run(root, models=True, ai_judge=True)
+    report = json.loads(write_report(root)["json"].read_text())
+    ann = next(m for m in report["failure_modes"] if m["id"] == "annotators")
+    assert ann["number"] is None
+    assert ann["reading"] == ("Not measured: one AI judge gave every label, so there is no "
+                              "agreement between annotators.")
+    meta, body = front_matter((root / "policy" / "model" / "README.md").read_text())
+    assert "rlaif" in meta["tags"]
+    assert "An AI judge (judge-llm) steered by a written constitution (RLAIF)" in body
+    sheet = (root / "feedback" / "DATASHEET.md").read_text()
+    assert "The judge model (judge-llm) is set in config.toml `[feedback.ai]`" in sheet
+    assert "| ai_judge/position_bias | 0.120 |" in sheet
+    assert "The AI judge's biases are not parameters. Measured: position bias 0.12" in sheet
+    for stage in STAGE_ORDER:
+        assert RunDir(root).is_complete(stage, f"fp-{stage}")

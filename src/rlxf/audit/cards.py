@@ -299,13 +299,16 @@ def datasheet(report: dict, rec: dict) -> str:
                                       "ai_judge/accuracy_gold") if k in fb])
     notes = fb.get("notes") or {}
     lines += [f"- {k}: {v}" for k, v in sorted(notes.items())] + ([""] if notes else [])
-    lines += ["## Known biases", "",
-              "From each group's parameters in `annotators.json` (what the simulation adds to "
-              "an annotator's utility before choosing):", ""]
+    lines += ["## Known biases", ""]
     if ai:
-        lines += ["- the AI judge's biases are not parameters; its measured position bias is "
-                  f"{f2(fb.get('ai_judge/position_bias'))}", ""]
+        lines += ["The AI judge's biases are not parameters. Measured: position bias "
+                  f"{f2(fb.get('ai_judge/position_bias'))} (2·P(picks the answer shown "
+                  "first) − 1; 0 is none), inconsistency across the two orders "
+                  f"{f2(fb.get('ai_judge/inconsistency_rate'))}, accuracy against the gold "
+                  f"judge {f2(fb.get('ai_judge/accuracy_gold'))}.", ""]
     else:
+        lines += ["From each group's parameters in `annotators.json` (what the simulation adds "
+                  "to an annotator's utility before choosing):", ""]
         for g, v in sorted(report["groups"].items()):
             w = v.get("weights") or {}
             extra = (f"; {poisoners[g]} poisoner(s) flip their label when the prompt contains "
@@ -330,10 +333,13 @@ def datasheet(report: dict, rec: dict) -> str:
               f"{num(fb.get('poisoning/false_positive_rate'))}. Flagged annotators are kept in "
               "the data: the detector reports, it does not filter.", "",
               "## Uses and limitations", "",
-              "For training and studying reward models and policies of the lab world. The "
-              "annotators are simulated (or an AI judge), not people: their agreement is "
-              "calibrated to published figures, but no demographic or cultural claim follows "
-              "from their groups.", "",
+              "For training and studying reward models and policies of the lab world. "
+              + ("The labels come from one AI model and its constitution, not from people: "
+                 "they carry that model's preferences, whatever the constitution says."
+                 if ai else
+                 "The annotators are simulated, not people: their agreement is calibrated to "
+                 "published figures, but no demographic or cultural claim follows from their "
+                 "groups."), "",
               "## Provenance", "", *_provenance(report, "feedback", rec)]
     return "\n".join(lines).rstrip("\n") + "\n"
 

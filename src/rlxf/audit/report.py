@@ -169,7 +169,7 @@ def _feedback_section(records: dict) -> dict:
            "triggered_comparisons": c.get("triggered_comparisons"),
            "poisoners": c.get("poisoners"), "flagged": c.get("flagged"),
            **{k: v for k, v in m.items()
-              if k.startswith(("aggregation/", "poisoning/"))}}
+              if k.startswith(("aggregation/", "poisoning/", "ai_judge/"))}}
     notes = {k: "fewer than two annotators labelled any comparison" for k in keys[2:]
              if out[k] is None}
     if out.get("poisoning/recall") is None:
