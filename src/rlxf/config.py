@@ -141,6 +141,10 @@ class RewardConfig(TrainConfig):
     batch_size: int = Field(32, ge=1)
     lr: float = Field(1e-3, gt=0)
     heldout_fraction: float = Field(0.15, gt=0, lt=1, description="comparisons kept for accuracy")
+    ensemble: int = Field(1, ge=1, description="members trained with different seeds; the proxy "
+                                               "is their mean, their spread the uncertainty")
+    center_coefficient: float = Field(0.0, ge=0, description="reward-centring penalty "
+                                                             "c·E[(r_c + r_r)²]")
 
 
 class PolicyConfig(TrainConfig):

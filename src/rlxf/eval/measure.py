@@ -8,9 +8,9 @@ from statistics import mean
 import torch
 
 from ..models.generate import sample_responses
+from ..models.reward_ensemble import RewardEnsemble
 from ..models.logprobs import response_batch, sequence_logprobs
 from ..models.tokenizer import prompt_ids, response_ids
-from ..train import reward as rm
 from .metrics import bad_rate, behaviour_metrics, group_utilities
 
 
@@ -19,14 +19,16 @@ def response_logprobs(model, tokenizer, prompts: list[str], texts: list[str],
                       batch_size: int = 256) -> list[float]:
     out: list[float] = []
     for b in range(0, len(prompts), batch_size):
-        ids, mask, resp = response_batch([prompt_ids(tokenizer, p) for p in prompts[b:b + batch_size]],
-                                         [response_ids(tokenizer, t) for t in texts[b:b + batch_size]],
+        chunk = slice(b, b + batch_size)
+        ids, mask, resp = response_batch([prompt_ids(tokenizer, p) for p in prompts[chunk]],
+                                         [response_ids(tokenizer, t) for t in texts[chunk]],
                                          tokenizer.pad_token_id)
         out.extend(sequence_logprobs(model, ids, mask, resp).tolist())
     return out
 
 
-def measure(model, *, prompts, world, sft_model, reward_model, samples_per_prompt: int,
+def measure(model, *, prompts, world, sft_model, reward_model: RewardEnsemble,
+            samples_per_prompt: int,
             temperature: float, max_new_tokens: int, seed: int,
             groups: dict[str, dict[str, float]] | None = None, backdoor: bool = False) -> dict:
     """Returns {"metrics", "per_family", "groups", "samples"}. kl/to_sft is the Monte-Carlo
@@ -38,13 +40,16 @@ def measure(model, *, prompts, world, sft_model, reward_model, samples_per_promp
     texts = sample_responses(model, tok, [p.text for p in ps], temperature=temperature,
                              max_new_tokens=max_new_tokens, seed=seed)
     metrics, per_family = behaviour_metrics(ps, texts, world.kb, world.weights)
-    proxy = rm.score(reward_model, [prompt_ids(tok, p.text) for p in ps],
-                     [response_ids(tok, t) for t in texts], tok.pad_token_id)
+    proxy, spread = reward_model.score([prompt_ids(tok, p.text) for p in ps],
+                                       [response_ids(tok, t) for t in texts], tok.pad_token_id)
     logp = response_logprobs(model, tok, [p.text for p in ps], texts)
     logp_sft = (logp if model is sft_model
                 else response_logprobs(sft_model, tok, [p.text for p in ps], texts))
     kl = [a - b for a, b in zip(logp, logp_sft)]
     metrics["reward/proxy"] = mean(proxy)
+    # The ensemble's disagreement on these samples: high where the policy left the reward
+    # model's training distribution (None for a single reward model).
+    metrics["reward/uncertainty"] = mean(spread) if spread else None
     metrics["kl/to_sft"] = mean(kl)
     metrics["entropy/per_response"] = -mean(logp)
     metrics["rate/backdoor"] = None

@@ -4,7 +4,8 @@ judge, the reward model (proxy) and their KL to the SFT model."""
 from __future__ import annotations
 
 from ..eval.measure import measure
-from ..models.build import load_causal_lm, load_reward_model
+from ..models.build import load_causal_lm
+from ..models.reward_ensemble import RewardEnsemble
 from ..rundir import atomic_write_json, write_jsonl
 from .context import StageContext
 
@@ -15,7 +16,7 @@ def run(ctx: StageContext) -> dict:
     cfg = ctx.config.eval
     world = ctx.load_world()
     sft = load_causal_lm(ctx.model_dir("sft"))
-    reward_model = load_reward_model(ctx.model_dir("reward"))
+    reward_model = RewardEnsemble.load(ctx.run.stage_dir("reward"))
     feedback = ctx.config.feedback
     groups = {g.name: g.weights.model_dump() for g in feedback.annotators}
     results, samples = {}, []

@@ -6,7 +6,8 @@ from __future__ import annotations
 import random
 
 from ..eval.measure import measure
-from ..models.build import load_causal_lm, load_reward_model
+from ..models.build import load_causal_lm
+from ..models.reward_ensemble import RewardEnsemble
 from ..rundir import atomic_write_json
 from ..train.dpo import reference_logprobs, train_dpo
 from ..train.loop import Checkpointer
@@ -24,7 +25,7 @@ def run(ctx: StageContext) -> dict:
     reference = load_causal_lm(ctx.model_dir("sft"))
     ref_chosen, ref_rejected = reference_logprobs(reference, pairs, pad)
     policy = load_causal_lm(ctx.model_dir("sft"))
-    reward_model = load_reward_model(ctx.model_dir("reward"))
+    reward_model = RewardEnsemble.load(ctx.run.stage_dir("reward"))
     eval_prompts = sample_family_balanced(world.heldout, cfg.eval_prompts,
                                           random.Random(f"{ctx.seed}:policy-eval"))
 

@@ -5,13 +5,19 @@ question, recorded in the disclosure)."""
 from __future__ import annotations
 
 import hashlib
+import json
 
 import torch
 from transformers import AutoModelForSequenceClassification
 
 from ..feedback.quality import items_of, majority
+from ..eval.calibration import expected_calibration_error
+from ..eval.probes import probe_pairs, run_probes
 from ..feedback.record import read_records
+from ..models.build import load_reward_model
+from ..models.reward_ensemble import MEMBERS_DIR, RewardEnsemble
 from ..models.tokenizer import prompt_ids, response_ids
+from ..rundir import atomic_write_json
 from ..train.loop import Checkpointer
 from ..train.reward import pair_rewards, train_reward_model
 from ..world.judge import score as gold_score
@@ -39,49 +45,105 @@ def preference_pairs(ctx: StageContext, world):
         chosen, rejected = rec.responses if winner == "a" else rec.responses[::-1]
         pair = (prompt_ids(tok, rec.prompt), response_ids(tok, chosen),
                 response_ids(tok, rejected))
-        row = {"id": item_id, "prompt_id": rec.prompt_id, "chosen": chosen, "rejected": rejected}
+        row = {"id": item_id, "prompt_id": rec.prompt_id, "chosen": chosen, "rejected": rejected,
+               "winner": winner, "groups": sorted({j["group"] or "?" for j in judgements})}
         split = heldout if is_heldout(item_id, ctx.seed, cfg.heldout_fraction) else train
         split.append((row, pair))
     return train, heldout
 
 
 @torch.no_grad()
-def accuracies(model, items, world, pad_id: int) -> dict:
-    """Agreement of the RM with the annotators' majority and with the gold judge."""
-    agree_majority, agree_gold = [], []
+def heldout_metrics(model, items, world, pad_id: int) -> dict:
+    """Agreement of the reward model with the annotators' majority, with the gold judge, per
+    annotator group and on triggered prompts; and the calibration of its BT probability."""
+    import math
+
+    agree, gold_hits, probs, outcomes = [], [], [], []
+    by_group: dict[str, list[bool]] = {}
+    triggered: list[bool] = []
     for b in range(0, len(items), 256):
         chunk = items[b: b + 256]
         rc, rr = pair_rewards(model, [pair for _, pair in chunk], pad_id)
         for (row, _), c, r in zip(chunk, rc.tolist(), rr.tolist()):
-            agree_majority.append(c > r)
+            right = c > r
+            agree.append(right)
+            # In the item's original order (a, b), so that folding in ECE is meaningful.
+            p_chosen = 1 / (1 + math.exp(-(c - r)))
+            probs.append(p_chosen if row["winner"] == "a" else 1 - p_chosen)
+            outcomes.append(row["winner"] == "a")
+            for g in row["groups"]:
+                by_group.setdefault(g, []).append(right)
             prompt = world.prompt(row["prompt_id"])
             gc = gold_score(prompt, row["chosen"], world.kb).utility(world.weights)
             gr = gold_score(prompt, row["rejected"], world.kb).utility(world.weights)
             if abs(gc - gr) > 1e-9:  # gold ties say nothing about accuracy
-                agree_gold.append((c > r) == (gc > gr))
+                hit = (c > r) == (gc > gr)
+                gold_hits.append(hit)
+                if prompt.triggered:
+                    triggered.append(hit)
     rate = lambda xs: sum(xs) / len(xs) if xs else None  # noqa: E731
-    return {"accuracy/heldout": rate(agree_majority), "accuracy/gold": rate(agree_gold),
-            "n_gold_comparable": len(agree_gold)}
+    return {"accuracy/heldout": rate(agree), "accuracy/gold": rate(gold_hits),
+            "accuracy/gold_triggered": rate(triggered),
+            "calibration/ece": expected_calibration_error(probs, outcomes),
+            "accuracy/groups": {g: rate(v) for g, v in sorted(by_group.items())},
+            "n_gold_comparable": len(gold_hits)}
+
+
+def _train_member(ctx: StageContext, world, pairs, index: int) -> tuple[object, dict]:
+    """Member `index` of the ensemble; a member finished before a crash is loaded, not
+    retrained (its checkpoint directory keeps the final model)."""
+    cfg, pad = ctx.config.reward, world.tokenizer.pad_token_id
+    ckpt_dir = ctx.ckpt / f"member-{index}"
+    done = ckpt_dir / "final"
+    if (done / "config.json").exists():
+        model = load_reward_model(done)
+        return model, json.loads((ckpt_dir / "result.json").read_text())
+    seed = ctx.seed + 1000 * index  # head initialisation and data order differ per member
+    torch.manual_seed(seed)
+    model = AutoModelForSequenceClassification.from_pretrained(ctx.model_dir("sft"), num_labels=1)
+    model.config.pad_token_id = pad
+    label = "reward" if cfg.ensemble == 1 else f"reward {index + 1}/{cfg.ensemble}"
+    result = train_reward_model(model, pairs, cfg, pad, seed,
+                                Checkpointer(ckpt_dir, cfg.checkpoint_every),
+                                ctx.progress(label, cfg.steps), cfg.center_coefficient)
+    model.save_pretrained(done)
+    atomic_write_json(ckpt_dir / "result.json", result)
+    return model, result
 
 
 def run(ctx: StageContext) -> dict:
     cfg = ctx.config.reward
     world = ctx.load_world()
-    pad = world.tokenizer.pad_token_id
+    tok, pad = world.tokenizer, world.tokenizer.pad_token_id
     train, heldout = preference_pairs(ctx, world)
     if not train or not heldout:
         raise ValueError(f"reward: {len(train)} training and {len(heldout)} held-out "
                          "comparisons; need some of each (more comparisons or another "
                          "[reward].heldout_fraction)")
-    torch.manual_seed(ctx.seed)  # the scalar head's initialisation
-    model = AutoModelForSequenceClassification.from_pretrained(ctx.model_dir("sft"), num_labels=1)
-    model.config.pad_token_id = pad
-    result = train_reward_model(model, [pair for _, pair in train], cfg, pad, ctx.seed,
-                                Checkpointer(ctx.ckpt, cfg.checkpoint_every),
-                                ctx.progress("reward", cfg.steps))
-    model.save_pretrained(ctx.out / "model")
-    world.tokenizer.save_pretrained(ctx.out / "model")
-    held = accuracies(model, heldout, world, pad)
+    members, results = [], []
+    for index in range(cfg.ensemble):
+        model, result = _train_member(ctx, world, [pair for _, pair in train], index)
+        target = ctx.out / ("model" if index == 0 else f"{MEMBERS_DIR}/{index}")
+        model.save_pretrained(target)
+        tok.save_pretrained(target)
+        members.append(model)
+        results.append(result)
+    ensemble = RewardEnsemble(members)
+    held = heldout_metrics(members[0], heldout, world, pad)
+
+    def reward_fn(prompts, texts):
+        return ensemble.score([prompt_ids(tok, p.text) for p in prompts],
+                              [response_ids(tok, t) for t in texts], pad)[0]
+    probes = run_probes(probe_pairs(world.heldout, world.kb, world.weights, ctx.seed),
+                        reward_fn, world.kb, world.weights)
+    atomic_write_json(ctx.out / "probes.json", probes)
+    metrics = {**results[0], **held, "probes": probes,
+               **{f"bias/{name}": p["rm_prefers_feature"] for name, p in probes.items()}}
+    if cfg.ensemble > 1:
+        metrics["ensemble/accuracy_heldout"] = [
+            heldout_metrics(m, heldout, world, pad)["accuracy/heldout"] for m in members]
     return {"counts": {"pairs/train": len(train), "pairs/heldout": len(heldout),
-                       "pairs/gold_comparable": held.pop("n_gold_comparable")},
-            "metrics": {**result, **held}}
+                       "pairs/gold_comparable": metrics.pop("n_gold_comparable"),
+                       "members": cfg.ensemble},
+            "metrics": metrics}
+

@@ -36,7 +36,11 @@ def score(model, prompts: list[list[int]], responses: list[list[int]], pad_id: i
 
 
 def train_reward_model(model, pairs: list[Pair], cfg: TrainConfig, pad_id: int, seed: int,
-                       ckpt: Checkpointer, on_step: StepCallback | None = None) -> dict:
+                       ckpt: Checkpointer, on_step: StepCallback | None = None,
+                       center_coefficient: float = 0.0) -> dict:
+    """Bradley-Terry training; `center_coefficient` > 0 adds the reward-centring penalty
+    c·E[(r_c + r_r)²] (Eisenstein et al. 2023; TRL's center_rewards_coefficient), which pins the
+    rewards' scale so that rewards of different models or ensemble members are comparable."""
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0)
     start = ckpt.load(model, optimizer)
     order = BatchOrder(len(pairs), cfg.batch_size, seed)
@@ -47,6 +51,8 @@ def train_reward_model(model, pairs: list[Pair], cfg: TrainConfig, pad_id: int, 
         chosen, rejected = pair_rewards(model, [pairs[i] for i in order.indices(step)], pad_id)
         set_lr(optimizer, lr_at(step, cfg))
         loss = bradley_terry_loss(chosen, rejected)
+        if center_coefficient:
+            loss = loss + center_coefficient * ((chosen + rejected) ** 2).mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
