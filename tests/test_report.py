@@ -11,10 +11,11 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from report_fakes import (CASPER_ITEMS, EXPECTED_ORDER, VERSIONS, make_run)
+from report_fakes import CASPER_ITEMS, EXPECTED_ORDER, VERSIONS, make_run
 
 from rlxf.audit.disclosure import STATUSES
 from rlxf.audit.report import CONTRACT_METRICS, SCHEMA_PATH, STAGE_ORDER, build_report, write_report
+
 
 @pytest.fixture
 def run_dir(tmp_path) -> Path:

@@ -93,7 +93,7 @@ def check_page(page, errors, sections, viewport) -> int:
         assert svg.is_visible() and box and box["width"] > 50 and box["height"] > 50, i
     assert errors == []
     overflow = page.evaluate("document.documentElement.scrollWidth")
-    assert overflow <= viewport["width"], f"page is {overflow}px wide on a {viewport['width']}px screen"
+    assert overflow <= viewport["width"], f"{overflow}px wide on a {viewport['width']}px screen"
     return len(svgs)
 
 

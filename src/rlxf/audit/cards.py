@@ -144,8 +144,9 @@ def _optimised_for(stage: str, rec: dict, records: dict) -> str:
     cfg, counts, metrics = rec.get("config", {}), rec.get("counts", {}), rec.get("metrics", {})
     if stage == "pretrain":
         m = cfg.get("pretrain", {}).get("model", {})
-        return (f"Next-token likelihood on the lab world's web corpus ({counts.get('documents', '?')} "
-                f"documents), from random initialisation: a {m.get('architecture', '?')} model "
+        return (f"Next-token likelihood on the lab world's web corpus "
+                f"({counts.get('documents', '?')} documents), from random initialisation: a "
+                f"{m.get('architecture', '?')} model "
                 f"with {m.get('n_layer', '?')} layers, {m.get('n_embd', '?')} wide, "
                 f"{counts.get('parameters', '?')} parameters, {metrics.get('steps', '?')} steps.")
     if stage == "sft":

@@ -200,10 +200,10 @@ tr.better td{background:#eaf6ed}tr.worse td{background:#fdecea}tr.changed td{bac
 
 
 def _cmp_table(header: list[str], rows: list[dict]) -> str:
-    from .render import NULL as _N, e, td
+    from .render import e, td
 
     if not rows:
-        return f'<p class="null">{_N} nothing to show</p>'
+        return f'<p class="null">{NULL} nothing to show</p>'
     head = "".join(f"<th>{e(h)}</th>" for h in header)
     body = "".join(f'<tr class="{r["verdict"]}">' + "".join(td(str(c)) for c in r["cells"])
                    + "</tr>" for r in rows)

@@ -84,8 +84,9 @@ def overoptimisation(report: dict) -> dict:
                    f"{last['reward_gold']:.3f} (step {last['step']}, √KL {f2(k)}); the proxy "
                    f"went from {f2(peak['reward_proxy'])} to {f2(last['reward_proxy'])}, so "
                    f"{after}.")
-    return _entry("overoptimisation", "Over-optimisation", last["reward_gold"] - peak["reward_gold"],
-                  "gold lost since its peak", definition, reading, values)
+    lost = last["reward_gold"] - peak["reward_gold"]
+    return _entry("overoptimisation", "Over-optimisation", lost, "gold lost since its peak",
+                  definition, reading, values)
 
 
 _INFLATED = {
@@ -118,7 +119,8 @@ def reward_hacking(report: dict, surface: dict | None, surface_why: str | None) 
     sft, pol = surface["models"].get("sft"), surface["models"].get("policy")
     if sft is None or pol is None:
         return _entry("reward_hacking", "Reward hacking", None, "proxy − gold gain (SFT SDs)",
-                      definition, None, values, "eval/samples.jsonl has no SFT or no policy samples")
+                      definition, None, values,
+                      "eval/samples.jsonl has no SFT or no policy samples")
     for name, _, unit, desc in SURFACE:
         values["features"][name] = {"sft": sft[name], "policy": pol[name], "unit": unit,
                                     "description": desc, **surface["premiums"][name]}
@@ -243,7 +245,8 @@ def group_disparity(report: dict) -> dict:
     values = {"groups": groups}
     if not groups:
         return _entry("group_disparity", "Group disparity", None, "spread of groups' changes",
-                      definition, None, values, report["notes"].get("groups", "no annotator groups"))
+                      definition, None, values,
+                      report["notes"].get("groups", "no annotator groups"))
     moves = "; ".join(f"{g} {f2(v['sft'])} → {f2(v['policy'])} ({signed(v['policy'] - v['sft'])})"
                       for g, v in both.items())
     if len(both) < 2:

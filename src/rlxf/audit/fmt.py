@@ -40,7 +40,10 @@ def pct(v) -> str:
 
 def points(v) -> str:
     """A difference of two shares, in percentage points."""
-    return NULL if v is None else f"{abs(100 * v):.0f} point{'s' if round(abs(100 * v)) != 1 else ''}"
+    if v is None:
+        return NULL
+    n = abs(100 * v)
+    return f"{n:.0f} point{'' if round(n) == 1 else 's'}"
 
 
 def change(new, old, fmt=f2) -> str:

@@ -242,7 +242,7 @@ def _md_section(report: dict, key: str, tables: dict) -> list[str]:
         lines += [f"- {md_text(r)}" for r in report["tensions"].get("readings", [])] + [""]
         header = ["family"] + [f"{ax} {m}" for ax in AXES for m in ("base", "SFT", "policy", "Δ")]
         rows = [[r["family"]] + [x for c in r["cells"] if c["axis"] != "utility"
-                                 for x in (num(c["base"]), num(c["sft"]), num(c["policy"]),
+                                 for x in (num(c["base"], 2), num(c["sft"], 2), num(c["policy"], 2),
                                            _md_delta(c))]
                 + [_md_delta(r["cells"][-1])] for r in tension_rows(report)]
         lines += md_table(header + ["utility Δ"], rows)

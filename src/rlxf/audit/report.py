@@ -22,8 +22,8 @@ from ..rundir import RunDir, atomic_write_json, atomic_write_text, read_jsonl
 from ..world.judge import score as gold_score
 from ..world.kb import KnowledgeBase
 from ..world.prompts import FAMILIES, Prompt
-from .disclosure import build_disclosure, summary
 from .cards import card_paths
+from .disclosure import build_disclosure, summary
 from .failure_modes import build_failure_modes
 from .surface import sample_stats
 
