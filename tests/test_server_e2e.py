@@ -161,6 +161,7 @@ def test_admin_and_two_annotators_end_to_end(server, browser, tmp_path):
         page.clock.install()
         page.goto(link)
         if n == 0:
+            shoot(page, tmp_path, "invite")
             page.fill("#password", "annotator-pass-1")
         page.click("text=Accept invite and start")
         page.wait_for_url(base + "/projects")
