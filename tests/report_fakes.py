@@ -153,7 +153,10 @@ class FakeRun:
     def reward(self):
         self.commit("reward", {}, {"reward": {}},
                     {"pairs/train": 85, "pairs/heldout": 15, "pairs/gold_comparable": 12},
-                    {"accuracy/heldout": 0.6, "accuracy/gold": 0.55, "steps": 40})
+                    {"accuracy/heldout": 0.6, "accuracy/gold": 0.55, "steps": 40,
+                     "bias/length": 0.8, "probes": {"length": {
+                         "n": 10, "rm_prefers_feature": 0.8, "rm_gap": 0.3,
+                         "gold_prefers_feature": 0.0, "gold_gap": -0.03}}})
 
     def policy(self):
         history = [{"step": s, "kl/to_sft": kl, "reward/proxy": rp, "gold/utility": g}

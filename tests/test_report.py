@@ -52,8 +52,10 @@ def test_full_report_validates_and_fills_the_contract(run_dir):
     assert "benign" in report["models"]["base"]["metric_notes"]["rate/refusal_benign"]
     assert report["feedback"]["n_judgements"] == 300 and report["feedback"]["n_annotators"] == 5
     assert report["reward_model"]["accuracy/gold"] == 0.55
-    assert report["reward_model"]["bias/length"] is None
-    assert "issue 5" in report["reward_model"]["notes"]["bias/length"]
+    assert report["reward_model"]["bias/length"] == 0.8  # from the reward stage's probes
+    assert report["reward_model"]["probes"]["length"]["gold_gap"] == -0.03
+    assert report["reward_model"]["bias/flattery"] is None
+    assert "did not probe" in report["reward_model"]["notes"]["bias/flattery"]
     assert report["overoptimisation"]["points"][1] == {
         "step": 20, "kl": 4.0, "reward_proxy": 0.6, "reward_gold": 0.65}
     assert report["overoptimisation"]["fit"] is None

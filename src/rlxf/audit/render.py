@@ -138,8 +138,16 @@ def section_tables(report: dict) -> dict[str, list[tuple[list[str], list[list[st
                         num(f["others_agreement"]), f"{f['p_value']:.1e}",
                         "yes" if by_id.get(f["annotator"], {}).get("poisoner") else "no"]
                        for f in fb.get("flags", [])])]
-    t["reward-model"] = [(["quantity", "value"],
-                          [[k, num(v)] for k, v in sorted(rm.items()) if k != "notes"])]
+    scalars = [[k, num(v)] for k, v in sorted(rm.items())
+               if k != "notes" and not isinstance(v, (dict, list))]
+    groups = [[f"accuracy/heldout ({g})", num(v)]
+              for g, v in sorted((rm.get("accuracy/groups") or {}).items())]
+    probes = [[name, num(p["n"]), num(p["rm_prefers_feature"]), num(p["rm_gap"]),
+               num(p["gold_prefers_feature"]), num(p["gold_gap"])]
+              for name, p in sorted((rm.get("probes") or {}).items())]
+    t["reward-model"] = [(["quantity", "value"], scalars + groups),
+                         (["bias probe (one feature added)", "pairs", "RM prefers it",
+                           "RM reward gap", "gold prefers it", "gold utility gap"], probes)]
     t["overoptimisation"] = [(["step", "KL", "√KL", "proxy reward", "gold utility"],
                               [[num(p["step"]), num(p["kl"]), num(plots.sqrt_kl(p["kl"])),
                                 num(p["reward_proxy"]), num(p["reward_gold"])]

@@ -50,7 +50,6 @@ NULL_METRIC_REASONS = {
     "rate/refusal_benign": "no held-out benign prompts to measure over-refusal on",
     "diversity/distinct2": "the responses are too short to contain a bigram",
 }
-BIAS_PROBES_NOTE = "bias probes not built yet (issue 5)"
 FIT_NOTE = "Gao et al. fit not built yet (issue 6)"
 # Annotator fields shared by a group (the rest of annotators.json is per annotator).
 GROUP_PARAMS = ("weights", "temperature", "careless", "length_bias", "flattery_bias",
@@ -180,23 +179,34 @@ def _feedback_section(records: dict) -> dict:
 
 
 def _reward_section(records: dict) -> dict:
+    """Accuracy, calibration and bias probes of the reward model (the reward stage's record).
+    bias/FEATURE is the share of probe pairs where the reward model prefers the response with
+    the feature; `probes` has the reward gap and the gold judge's verdict beside it."""
     biases = ("bias/length", "bias/flattery", "bias/sycophancy", "bias/anthropomorphic")
     rec = records.get("reward")
     out = dict.fromkeys(biases)
-    notes = dict.fromkeys(biases, BIAS_PROBES_NOTE)
+    notes: dict = {}
     if rec is None:
-        for k in ("accuracy/heldout", "accuracy/gold"):
+        for k in (*biases, "accuracy/heldout", "accuracy/gold"):
             out[k], notes[k] = None, _not_run("reward")
         return {**out, "notes": notes}
     m, c = rec["metrics"], rec["counts"]
-    out.update({"accuracy/heldout": m.get("accuracy/heldout"),
-                "accuracy/gold": m.get("accuracy/gold"), "accuracy/train": m.get("accuracy/train"),
-                "loss/reward": m.get("loss/reward"), "n_heldout": c.get("pairs/heldout"),
-                "n_gold_comparable": c.get("pairs/gold_comparable")})
-    if out["accuracy/gold"] is None:
+    out.update({k: v for k, v in m.items() if k.startswith(("bias/", "accuracy/", "calibration/",
+                                                             "ensemble/"))})
+    out.update({"loss/reward": m.get("loss/reward"), "probes": m.get("probes"),
+                "n_heldout": c.get("pairs/heldout"),
+                "n_gold_comparable": c.get("pairs/gold_comparable"),
+                "members": c.get("members", 1)})
+    for k in biases:
+        if out.get(k) is None:
+            notes[k] = ("no false-premise prompt among the held-out prompts" if k ==
+                        "bias/sycophancy" else "this run's reward stage did not probe it")
+    if out.get("accuracy/gold") is None:
         notes["accuracy/gold"] = "no held-out pair had a gold utility difference"
-    if out["accuracy/heldout"] is None:
+    if out.get("accuracy/heldout") is None:
         notes["accuracy/heldout"] = "no held-out comparisons"
+    if out.get("accuracy/gold_triggered") is None:
+        notes["accuracy/gold_triggered"] = "no held-out comparison carried the trigger word"
     return {**out, "notes": notes}
 
 

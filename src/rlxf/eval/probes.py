@@ -52,9 +52,9 @@ def run_probes(pairs: dict[str, list], reward_fn, kb: KnowledgeBase,
                     for p, a, b in rows]
         results[name] = {
             "n": len(rows),
-            "rm_prefers_feature": mean(f > q for f, q in zip(feature, plain)),
+            "rm_prefers_feature": float(mean(f > q for f, q in zip(feature, plain))),
             "rm_gap": mean(f - q for f, q in zip(feature, plain)),
-            "gold_prefers_feature": mean(g > 1e-9 for g in gold_gap),
+            "gold_prefers_feature": float(mean(g > 1e-9 for g in gold_gap)),
             "gold_gap": mean(gold_gap),
         }
     return results
