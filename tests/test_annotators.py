@@ -7,8 +7,8 @@ import pytest
 
 from rlxf.config import Annotators, FeedbackConfig
 from rlxf.feedback.poisoning import detect_flippers, precision_recall
-from rlxf.feedback.quality import (annotator_reliability, dawid_skene, items_of, majority,
-                                   raw_agreement)
+from rlxf.feedback.quality import (annotator_reliability, bradley_terry_choices, dawid_skene,
+                                   items_of, majority, raw_agreement)
 from rlxf.feedback.simulated import Annotator, build_pool, label_comparisons
 from rlxf.world import all_prompts, build_kb, render
 from rlxf.world.corpus import demonstration, sample_family_balanced
@@ -112,3 +112,19 @@ def test_dawid_skene_learns_whom_to_trust_and_reliability_ranks_annotators():
     rel = annotator_reliability(labels)
     assert rel["good1"]["n_judgements"] == 600
     assert rel["good1"]["agreement/with_others"] > rel["spam1"]["agreement/with_others"] + 0.05
+
+
+def test_bradley_terry_aggregation_shares_strength_across_items():
+    # "x" beats "y" twice and "y" beats "z" twice; on the item (x vs z) one annotator says z.
+    # Majority of that item alone says z; Bradley-Terry's strengths, fitted on all items, say x.
+    def j(annotator, left, right, choice):
+        return {"annotator": annotator, "left": left, "right": right, "choice": choice}
+    labels = [[j("u1", "x", "y", "a"), j("u2", "x", "y", "a")],
+              [j("u1", "y", "z", "a"), j("u2", "y", "z", "a")],
+              [j("u3", "x", "z", "b")]]
+    assert majority(labels[2]) == "b"
+    assert bradley_terry_choices(labels) == ["a", "a", "a"]
+    # Without shared responses each item stands alone and agrees with its majority.
+    alone = [[{"annotator": "u1", "choice": "a"}, {"annotator": "u2", "choice": "a"},
+              {"annotator": "u3", "choice": "b"}], [{"annotator": "u1", "choice": "b"}]]
+    assert bradley_terry_choices(alone) == ["a", "b"]

@@ -173,3 +173,22 @@ def test_missing_constitution_fails_before_any_work(tmp_path):
     proc = rlxf("run", config, "--out", tmp_path / "never", check=False)
     assert proc.returncode == 2 and "nope.toml: no such file" in proc.stderr
     assert not (tmp_path / "never").exists()
+
+
+def test_rlaif_offline_with_a_local_judge_model(tmp_path):
+    from rlxf.feedback.constitution import load_constitution
+    from test_ai_judge import _bpe_judge_dir
+
+    constitution = Path(__file__).parents[1] / "examples" / "constitution.toml"
+    judge_dir = _bpe_judge_dir(tmp_path / "judge", load_constitution(constitution))
+    config = tmp_path / "offline.toml"
+    config.write_text(TINY.read_text().replace(
+        "[feedback]\n", f'[feedback]\nsource = "ai"\nai = {{ local_model = "{judge_dir}", '
+        f'constitution = "{constitution}" }}\n').replace("n_comparisons = 120",
+                                                        "n_comparisons = 40"))
+    out = tmp_path / "run"
+    rlxf("run", config, "--out", out, "--until", "feedback")
+    record = numbers(out / "feedback" / "_stage.json")
+    assert record["counts"]["judgements"] > 0 and "local_model_sha256" in record["config"]
+    first = json.loads((out / "feedback" / "feedback.jsonl").read_text().splitlines()[0])
+    assert first["source"] == "ai" and first["provenance"]["judge"] == "local-lm"

@@ -105,6 +105,8 @@ class AIJudgeConfig(Section):
     """An AI judge (RLAIF) behind an OpenAI-compatible endpoint, steered by a constitution
     (docs/AI_JUDGE.md). Used when [feedback] source = "ai"."""
     model: str = Field("gpt-4o-mini", description="the judge model's name at the endpoint")
+    local_model: str | None = Field(None, description="a local causal LM directory to judge "
+                                                      "offline instead of the endpoint")
     base_url: str | None = Field(None, description="endpoint, e.g. http://127.0.0.1:8000/v1 "
                                                    "(None: OpenAI's)")
     api_key_env: str = Field("OPENAI_API_KEY", description="environment variable with the key")

@@ -26,7 +26,15 @@ def _feedback_files(config: RunConfig) -> dict:
     if config.feedback.source != "ai":
         return {}
     from .feedback.constitution import load_constitution
-    return {"constitution_sha256": load_constitution(config.feedback.ai.constitution).sha256}
+    from .rundir import hash_dir
+    ai = config.feedback.ai
+    files = {"constitution_sha256": load_constitution(ai.constitution).sha256}
+    if ai.local_model:
+        if not (Path(ai.local_model) / "config.json").exists():
+            raise ValueError(f"[feedback.ai] local_model = {ai.local_model!r}: not a model "
+                             "directory (no config.json)")
+        files["local_model_sha256"] = hash_dir(Path(ai.local_model))
+    return files
 
 
 @dataclass(frozen=True)

@@ -123,7 +123,8 @@ def section_tables(report: dict) -> dict[str, list[tuple[list[str], list[list[st
     fb_keys = ("source", "n_judgements", "n_annotators", "n_comparisons", "overlap",
                "agreement/raw", "agreement/krippendorff_alpha", "dropped_identical_pairs",
                "majority_ties", "aggregation/majority_accuracy_gold",
-               "aggregation/dawid_skene_accuracy_gold", "ai_judge/position_bias",
+               "aggregation/dawid_skene_accuracy_gold", "aggregation/bradley_terry_accuracy_gold",
+               "ai_judge/position_bias",
                "ai_judge/inconsistency_rate", "ai_judge/accuracy_gold", "triggered_comparisons",
                "poisoners", "flagged", "poisoning/precision", "poisoning/recall",
                "poisoning/false_positive_rate")

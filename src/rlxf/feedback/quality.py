@@ -86,3 +86,32 @@ def dawid_skene(labels: list[list[dict]], item_ids: list[str]) -> dict[str, str]
         return {}
     result = DawidSkene(n_iter=100).fit_predict(pd.DataFrame(rows))
     return {str(task): str(label) for task, label in result.items()}
+
+
+def bradley_terry_choices(labels: list[list[dict]]) -> list[str | None]:
+    """Bradley-Terry aggregation from crowd-kit: a strength per response fitted to all
+    judgements; each item's label is its stronger response (None when they are equal). With one
+    pair per prompt this is close to the majority; it differs when responses recur across items
+    (the same text compared with several others), where strength is shared evidence."""
+    import pandas as pd
+    from crowdkit.aggregation import BradleyTerry
+
+    # Responses are identified by (item, side) unless the caller put texts in "left"/"right".
+    rows = []
+    for i, item in enumerate(labels):
+        for j in item:
+            if j["choice"] in ("a", "b"):
+                left, right = j.get("left", f"{i}:a"), j.get("right", f"{i}:b")
+                rows.append({"worker": j["annotator"], "left": left, "right": right,
+                             "label": left if j["choice"] == "a" else right})
+    if not rows:
+        return [None] * len(labels)
+    scores = BradleyTerry(n_iter=100).fit_predict(pd.DataFrame(rows)).to_dict()
+    out = []
+    for i, item in enumerate(labels):
+        left = item[0].get("left", f"{i}:a") if item else f"{i}:a"
+        right = item[0].get("right", f"{i}:b") if item else f"{i}:b"
+        a, b = scores.get(left), scores.get(right)
+        out.append(None if a is None or b is None or abs(a - b) < 1e-12
+                   else "a" if a > b else "b")
+    return out

@@ -11,8 +11,8 @@ from collections import defaultdict
 from datetime import datetime, timezone
 
 from ..feedback.poisoning import detect_flippers, precision_recall
-from ..feedback.quality import (annotator_reliability, dawid_skene, items_of, krippendorff_alpha,
-                                majority, raw_agreement)
+from ..feedback.quality import (annotator_reliability, bradley_terry_choices, dawid_skene,
+                                items_of, krippendorff_alpha, majority, raw_agreement)
 from ..feedback.simulated import build_pool, label_comparisons
 from ..models.build import load_causal_lm
 from ..models.generate import sample_responses
@@ -88,12 +88,13 @@ def simulated_feedback(ctx: StageContext, world, pairs, gold) -> tuple[list, dic
 
     majority_labels = [majority(item) for item in labels]
     ds = dawid_skene(labels, item_ids)
+    bt = bradley_terry_choices(labels)
     metrics = {"agreement/raw": raw_agreement(labels),
                "agreement/krippendorff_alpha": krippendorff_alpha(labels),
                "poisoning/precision": precision, "poisoning/recall": recall,
                "poisoning/false_positive_rate": _rate(len(flagged & clean), len(clean))}
     for name, agg in (("majority", majority_labels),
-                      ("dawid_skene", [ds.get(i) for i in item_ids])):
+                      ("dawid_skene", [ds.get(i) for i in item_ids]), ("bradley_terry", bt)):
         judged = [(x, g) for x, g in zip(agg, gold) if g is not None and x in ("a", "b")]
         metrics[f"aggregation/{name}_accuracy_gold"] = _rate(sum(x == g for x, g in judged),
                                                              len(judged))
@@ -111,15 +112,19 @@ def simulated_feedback(ctx: StageContext, world, pairs, gold) -> tuple[list, dic
 
 def ai_feedback(ctx: StageContext, world, pairs, gold) -> tuple[list, dict, dict]:
     """(records, metrics, counts) from an AI judge; every pair is asked in both orders."""
-    from ..feedback.ai_judge import OpenAIJudge, PairItem, judge_pairs
+    from ..feedback.ai_judge import LocalLMJudge, OpenAIJudge, PairItem, judge_pairs
     from ..feedback.constitution import load_constitution
 
     cfg = ctx.config.feedback.ai
-    judge = OpenAIJudge(load_constitution(cfg.constitution), cfg.model, base_url=cfg.base_url,
-                        api_key_env=cfg.api_key_env, temperature=cfg.temperature,
-                        max_attempts=cfg.max_attempts,
-                        # Outside the stage directory: answers survive a rerun of the stage.
-                        cache_dir=ctx.run.root / ".cache" / "ai_judge")
+    constitution = load_constitution(cfg.constitution)
+    if cfg.local_model:
+        judge = LocalLMJudge(constitution, cfg.local_model)
+    else:
+        judge = OpenAIJudge(constitution, cfg.model, base_url=cfg.base_url,
+                            api_key_env=cfg.api_key_env, temperature=cfg.temperature,
+                            max_attempts=cfg.max_attempts,
+                            # Outside the stage directory: answers survive a stage rerun.
+                            cache_dir=ctx.run.root / ".cache" / "ai_judge")
     items = [PairItem(p.text, a, b, item_id=f"c{i:06d}", prompt_id=p.id)
              for i, (p, a, b) in enumerate(pairs)]
     records, stats = judge_pairs(judge, items, workers=cfg.workers)
