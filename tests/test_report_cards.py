@@ -92,7 +92,8 @@ def test_sft_and_reward_cards(run):
     meta, body = front_matter((run / "reward" / "model" / "README.md").read_text())
     assert meta["pipeline_tag"] == "text-classification" and "reward-model" in meta["tags"]
     metrics = {m["type"]: m["value"] for m in meta["model-index"][0]["results"][0]["metrics"]}
-    assert metrics == {"accuracy/gold": 0.55, "accuracy/heldout": 0.6}
+    assert metrics == {"accuracy/gold": 0.55, "accuracy/heldout": 0.6, "bias/length": 0.8}
+    assert "| bias/flattery | — | this run's reward stage did not probe it |" in body
     assert "Bradley–Terry" in body and "AutoModelForSequenceClassification" in body
 
 

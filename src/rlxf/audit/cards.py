@@ -171,11 +171,13 @@ def _model_metrics(report: dict, stage: str, name: str | None) -> tuple[list, li
     """(table rows, model-index metrics) of one model."""
     if name is None:
         rm = report["reward_model"]
-        keys = [k for k in sorted(rm) if k != "notes" and not isinstance(rm[k], dict)]
+        keys = [k for k in sorted(rm) if k not in ("notes", "probes")
+                and not isinstance(rm[k], (dict, list))]
         rows = [[k, num(rm[k]), (rm.get("notes") or {}).get(k, "") if rm[k] is None else ""]
                 for k in keys]
         index = [{"type": k, "name": k, "value": rm[k]} for k in keys
-                 if k.startswith("accuracy/") and isinstance(rm[k], (int, float))]
+                 if k.startswith(("accuracy/", "bias/", "calibration/"))
+                 and isinstance(rm[k], (int, float))]
         return rows, index
     model = report["models"].get(name) or {}
     metrics, notes = model.get("metrics") or {}, model.get("metric_notes") or {}

@@ -97,7 +97,8 @@ def build_comparison(a: dict, b: dict) -> dict:
         groups[g] = {k: pair(ga.get(k), gb.get(k), 1)
                      for k in ("gold/utility_sft", "gold/utility_policy")}
     rm_keys = sorted(k for k in set(a["reward_model"]) | set(b["reward_model"])
-                     if k != "notes" and not isinstance(a["reward_model"].get(k), dict))
+                     if k != "notes" and not any(isinstance(r["reward_model"].get(k), (dict, list))
+                                                 for r in (a, b)))
     out = {
         "schema_version": "1", "a": _run_head(a), "b": _run_head(b),
         "disclosure": disclosure, "models": models, "failure_modes": modes,
