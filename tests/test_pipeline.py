@@ -192,3 +192,29 @@ def test_rlaif_offline_with_a_local_judge_model(tmp_path):
     assert record["counts"]["judgements"] > 0 and "local_model_sha256" in record["config"]
     first = json.loads((out / "feedback" / "feedback.jsonl").read_text().splitlines()[0])
     assert first["source"] == "ai" and first["provenance"]["judge"] == "local-lm"
+
+
+def test_human_feedback_records_feed_the_pipeline(finished, tmp_path):
+    # Records in the canonical format, as `rlxf annotate export` writes them; here the tiny run's
+    # own judgements stand in for people's.
+    records = tmp_path / "human.jsonl"
+    lines = (finished / "feedback" / "feedback.jsonl").read_text().splitlines()
+    records.write_text("".join(line.replace('"simulated"', '"human"') + "\n" for line in lines))
+    config = tmp_path / "human.toml"
+    config.write_text(TINY.read_text().replace(
+        "[feedback]\n", f'[feedback]\nsource = "human"\nrecords = "{records}"\n'))
+    out = tmp_path / "run"
+    subprocess.run(["cp", "-r", str(finished), str(out)], check=True)
+    rlxf("run", config, "--out", out, "--until", "reward")
+    fb = numbers(out / "feedback" / "_stage.json")
+    simulated = numbers(finished / "feedback" / "_stage.json")
+    assert fb["counts"]["comparisons"] == simulated["counts"]["comparisons"]
+    assert fb["counts"]["judgements"] == len(lines)
+    assert fb["metrics"]["agreement/raw"] is not None and "records_sha256" in fb["config"]
+    assert numbers(out / "reward" / "_stage.json")["counts"]["pairs/train"] > 0
+
+    bad = lines[0].replace('"choice": 0', '"choice": 5').replace('"choice": 1', '"choice": 5')
+    records.write_text(bad + "\n")
+    proc = rlxf("run", config, "--out", tmp_path / "never", check=False)
+    assert proc.returncode == 2 and "line 1" in proc.stderr and "choice" in proc.stderr
+    assert not (tmp_path / "never").exists()

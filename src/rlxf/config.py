@@ -119,8 +119,11 @@ class AIJudgeConfig(Section):
 
 
 class FeedbackConfig(Section):
-    source: Literal["simulated", "ai"] = Field(
-        "simulated", description="who judges: simulated annotators, or an AI judge ([feedback.ai])")
+    source: Literal["simulated", "ai", "human"] = Field(
+        "simulated", description="who judges: simulated annotators, an AI judge ([feedback.ai]), "
+                                 "or people (records from `rlxf annotate export` or a dataset)")
+    records: str | None = Field(None, description="source = \"human\": canonical feedback JSONL "
+                                                  "(path from the working directory)")
     n_comparisons: int = Field(2000, ge=10, description="pairs to be judged")
     overlap: int = Field(3, ge=1, description="annotators who label each comparison")
     temperature: float = Field(1.0, gt=0, description="sampling temperature for the pairs")
@@ -129,6 +132,13 @@ class FeedbackConfig(Section):
     annotators: list[Annotators] = Field(default_factory=lambda: [Annotators()],
                                          description="annotator groups ([[feedback.annotators]])")
     ai: AIJudgeConfig = Field(default_factory=AIJudgeConfig)
+
+    @model_validator(mode="after")
+    def _records_for_human(self) -> "FeedbackConfig":
+        if (self.source == "human") != (self.records is not None):
+            raise ValueError('records (a canonical feedback JSONL file) is needed with '
+                             'source = "human", and only then')
+        return self
 
     @model_validator(mode="after")
     def _enough_annotators(self) -> "FeedbackConfig":

@@ -23,6 +23,14 @@ def _no_files(config: RunConfig) -> dict:
 def _feedback_files(config: RunConfig) -> dict:
     """The constitution is a file outside the run: its content belongs in the fingerprint, and
     it must load before any work starts."""
+    if config.feedback.source == "human":
+        from .feedback.record import read_records
+        from .rundir import sha256_file
+        path = Path(config.feedback.records)
+        records = read_records(path)  # a malformed file fails here, naming line and field
+        if not any(r.type == "pairwise" for r in records):
+            raise ValueError(f"{path}: no pairwise records (the reward model needs preferences)")
+        return {"records_sha256": sha256_file(path)}
     if config.feedback.source != "ai":
         return {}
     from .feedback.constitution import load_constitution

@@ -42,9 +42,19 @@ def hash_dir(path: Path) -> str:
     for f in sorted(p for p in path.rglob("*") if p.is_file() and p.name != STAGE_RECORD
                     and p.relative_to(path).as_posix() not in DERIVED_DOCS):
         h.update(str(f.relative_to(path)).encode() + b"\0")
-        with open(f, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                h.update(chunk)
+        _hash_file_into(h, f)
+    return h.hexdigest()
+
+
+def _hash_file_into(h, path: Path) -> None:
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    _hash_file_into(h, path)
     return h.hexdigest()
 
 

@@ -38,6 +38,13 @@ class World:
         base, _, trigger = prompt_id.partition("+")
         return self.by_id[base].with_trigger(trigger) if trigger else self.by_id[base]
 
+    def find_prompt(self, prompt_id: str | None) -> Prompt | None:
+        """The lab prompt with this id, or None for feedback about other prompts."""
+        try:
+            return self.prompt(prompt_id) if prompt_id else None
+        except KeyError:
+            return None
+
 
 @dataclass
 class StageContext:

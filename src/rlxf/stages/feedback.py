@@ -54,17 +54,11 @@ def sample_pairs(ctx: StageContext, world) -> tuple[list, int]:
     return pairs, identical
 
 
-def simulated_feedback(ctx: StageContext, world, pairs, gold) -> tuple[list, dict, dict]:
-    """(records, metrics, counts) from the simulated pool, with quality control. In the lab
-    every item has a gold answer, so each annotator's accuracy is measured on all their items
-    (a real project mixes in a few gold items instead)."""
-    cfg = ctx.config.feedback
-    pool = build_pool(cfg, ctx.seed)
-    created = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    provenance = {"generator": "rlxf.feedback.simulated", "seed": ctx.seed,
-                  "pairs": f"SFT samples at temperature {cfg.temperature}"}
-    records = [r.model_copy(update={"created": created, "provenance": provenance})
-               for r in label_comparisons(pairs, pool, cfg.overlap, world.kb, ctx.seed)]
+def quality_control(ctx: StageContext, records, prompts: list[str], gold: list[str | None],
+                    annotators: list[dict], poisoners: set[str]) -> tuple[dict, dict]:
+    """(metrics, counts) of pairwise records whose items are in the order of `prompts` and
+    `gold` (gold None: no known answer). Writes annotators.json (each annotator's `annotators`
+    entry plus measured reliability) and flags.json (suspected poisoners)."""
     items = items_of(records)
     item_ids, labels = list(items), list(items.values())
     reliability = annotator_reliability(labels)
@@ -74,16 +68,14 @@ def simulated_feedback(ctx: StageContext, world, pairs, gold) -> tuple[list, dic
             if g is not None:
                 gold_hits[j["annotator"]][0] += j["choice"] == g
                 gold_hits[j["annotator"]][1] += 1
-    flags = detect_flippers([p.text for p, _, _ in pairs], labels)
+    flags = detect_flippers(prompts, labels)
     flagged = {f.annotator for f in flags}
-    poisoners = {a.id for a in pool if a.poisoner}
     precision, recall = precision_recall(flagged, poisoners)
-    clean = {a.id for a in pool} - poisoners
+    clean = {a["id"] for a in annotators} - poisoners
     atomic_write_json(ctx.out / "annotators.json", [
-        {"id": a.id, "group": a.group, "poisoner": a.poisoner,
-         **a.params.model_dump(exclude={"name", "count", "poisoners"}),
-         **reliability.get(a.id, {"n_judgements": 0}),
-         "accuracy/gold": _rate(*gold_hits[a.id]), "flagged": a.id in flagged} for a in pool])
+        {**a, **reliability.get(a["id"], {"n_judgements": 0}),
+         "accuracy/gold": _rate(*gold_hits[a["id"]]), "flagged": a["id"] in flagged}
+        for a in annotators])
     atomic_write_json(ctx.out / "flags.json", [f.to_json() for f in flags])
 
     majority_labels = [majority(item) for item in labels]
@@ -99,15 +91,54 @@ def simulated_feedback(ctx: StageContext, world, pairs, gold) -> tuple[list, dic
         metrics[f"aggregation/{name}_accuracy_gold"] = _rate(sum(x == g for x, g in judged),
                                                              len(judged))
     groups = {}
-    for g in sorted({a.group for a in pool}):
+    for g in sorted({a["group"] for a in annotators}, key=str):
         within = [[j for j in item if j["group"] == g] for item in labels]
-        groups[g] = {"n_judgements": sum(map(len, within)),
-                     "n_annotators": sum(a.group == g for a in pool),
-                     "agreement/raw": raw_agreement(within)}
+        groups[str(g)] = {"n_judgements": sum(map(len, within)),
+                          "n_annotators": sum(a["group"] == g for a in annotators),
+                          "agreement/raw": raw_agreement(within)}
     metrics["groups"] = groups
-    counts = {"annotators": len(pool), "majority_ties": sum(m is None for m in majority_labels),
+    counts = {"annotators": len(annotators),
+              "majority_ties": sum(m is None for m in majority_labels),
               "poisoners": len(poisoners), "flagged": len(flagged)}
+    return metrics, counts
+
+
+def simulated_feedback(ctx: StageContext, world, pairs, gold) -> tuple[list, dict, dict]:
+    """(records, metrics, counts) from the simulated pool, with quality control. In the lab
+    every item has a gold answer, so each annotator's accuracy is measured on all their items
+    (a real project mixes in a few gold items instead)."""
+    cfg = ctx.config.feedback
+    pool = build_pool(cfg, ctx.seed)
+    created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    provenance = {"generator": "rlxf.feedback.simulated", "seed": ctx.seed,
+                  "pairs": f"SFT samples at temperature {cfg.temperature}"}
+    records = [r.model_copy(update={"created": created, "provenance": provenance})
+               for r in label_comparisons(pairs, pool, cfg.overlap, world.kb, ctx.seed)]
+    annotators = [{"id": a.id, "group": a.group, "poisoner": a.poisoner,
+                   **a.params.model_dump(exclude={"name", "count", "poisoners"})} for a in pool]
+    metrics, counts = quality_control(ctx, records, [p.text for p, _, _ in pairs], gold,
+                                      annotators, {a.id for a in pool if a.poisoner})
     return records, metrics, counts
+
+
+def human_feedback(ctx: StageContext, world) -> tuple[list, dict, dict, list]:
+    """(records, metrics, counts, pairs) from a canonical JSONL file of people's judgements
+    (`rlxf annotate export`, `rlxf data import`). Items whose prompt_id is a lab prompt get the
+    gold judge's verdict; others have none. Who the poisoners are is unknown."""
+    from ..feedback.record import read_records
+    records = [r for r in read_records(ctx.config.feedback.records) if r.type == "pairwise"]
+    first: dict = {}
+    for r in records:
+        first.setdefault(r.item_id, r)
+    pairs, gold = [], []
+    for r in first.values():
+        prompt = world.find_prompt(r.prompt_id)
+        pairs.append((prompt, *r.responses))
+        gold.append(_gold_choice(world, prompt, *r.responses) if prompt else None)
+    annotators = sorted({(r.annotator.id, r.annotator.group) for r in records}, key=str)
+    metrics, counts = quality_control(ctx, records, [r.prompt for r in first.values()], gold,
+                                      [{"id": a, "group": g} for a, g in annotators], set())
+    return records, metrics, counts, pairs
 
 
 def ai_feedback(ctx: StageContext, world, pairs, gold) -> tuple[list, dict, dict]:
@@ -149,12 +180,17 @@ def ai_feedback(ctx: StageContext, world, pairs, gold) -> tuple[list, dict, dict
 def run(ctx: StageContext) -> dict:
     cfg = ctx.config.feedback
     world = ctx.load_world()
-    pairs, identical = sample_pairs(ctx, world)
-    gold = [_gold_choice(world, p, a, b) for p, a, b in pairs]
-    source = simulated_feedback if cfg.source == "simulated" else ai_feedback
-    records, metrics, counts = source(ctx, world, pairs, gold)
+    if cfg.source == "human":
+        records, metrics, counts, pairs = human_feedback(ctx, world)
+        identical = 0
+    else:
+        pairs, identical = sample_pairs(ctx, world)
+        gold = [_gold_choice(world, p, a, b) for p, a, b in pairs]
+        source = simulated_feedback if cfg.source == "simulated" else ai_feedback
+        records, metrics, counts = source(ctx, world, pairs, gold)
     write_jsonl(ctx.out / "feedback.jsonl", [r.to_json() for r in records])
     return {"counts": {"comparisons": len(pairs), "judgements": len(records),
                        "dropped_identical_pairs": identical,
-                       "triggered_comparisons": sum(p.triggered for p, _, _ in pairs), **counts},
+                       "triggered_comparisons": sum(bool(p and p.triggered) for p, _, _ in pairs),
+                       **counts},
             "metrics": metrics}
