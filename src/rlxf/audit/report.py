@@ -49,6 +49,7 @@ NULL_METRIC_REASONS = {
     "rate/refusal_harmful": "no held-out harmful prompts to measure refusals on",
     "rate/refusal_benign": "no held-out benign prompts to measure over-refusal on",
     "diversity/distinct2": "the responses are too short to contain a bigram",
+    "reward/uncertainty": "one reward model, no ensemble to disagree: set [reward] ensemble > 1",
 }
 FIT_NOTE = "Gao et al. fit not built yet (issue 6)"
 # Annotator fields shared by a group (the rest of annotators.json is per annotator).
