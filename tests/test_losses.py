@@ -333,3 +333,10 @@ def test_group_methods_find_the_best_arm(method):
             out.loss.backward()
             opt.step()
     assert torch.softmax(theta, 0)[1] > 0.9
+
+
+def test_reward_centring_adds_the_squared_sum_penalty():
+    from rlxf.train.losses import reward_model_loss
+    # -log σ(2 - 1) + 0.5 · (2 + 1)² = log(1 + e^-1) + 4.5
+    got = reward_model_loss(t(2.0), t(1.0), center_coefficient=0.5)
+    assert abs(got.item() - (math.log1p(math.exp(-1.0)) + 4.5)) < 1e-12

@@ -269,3 +269,29 @@ def test_rloo_gradient_matches_trl_on_policy():
     trainer._compute_loss(None, inputs).backward()
     assert torch.allclose(ours_lp.grad, trl_lp.grad, atol=TOL, rtol=0)
     assert ours_lp.grad.abs().sum() > 0
+
+
+def test_reward_model_loss_matches_trl_reward_trainer():
+    """TRL's RewardTrainer.compute_loss on the same rewards: margin and centring included."""
+    from trl import RewardTrainer
+
+    from rlxf.train.losses import reward_model_loss
+
+    g = torch.Generator().manual_seed(3)
+    chosen, rejected = torch.randn(6, generator=g, dtype=DT), torch.randn(6, generator=g, dtype=DT)
+    margin = torch.rand(6, generator=g, dtype=DT)
+
+    class Scores:  # the model: returns the rewards TRL splits into chosen and rejected
+        training = True
+
+        def __call__(self, **_):
+            return SimpleNamespace(logits=torch.cat([chosen, rejected])[:, None])
+
+    model = Scores()
+    for coefficient in (None, 0.01):
+        trainer = _trainer(RewardTrainer, model=model,
+                           args=SimpleNamespace(center_rewards_coefficient=coefficient))
+        inputs = {"attention_mask": torch.ones(12, 3, dtype=torch.long), "margin": margin}
+        theirs = trainer.compute_loss(model, inputs)
+        ours = reward_model_loss(chosen, rejected, margin, coefficient or 0.0)
+        assert abs(theirs.item() - ours.item()) < 1e-6

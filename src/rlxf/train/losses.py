@@ -11,6 +11,18 @@ import torch.nn.functional as F
 from .advantages import masked_mean
 
 
+def reward_model_loss(chosen: torch.Tensor, rejected: torch.Tensor,
+                      margin: torch.Tensor | float = 0.0,
+                      center_coefficient: float = 0.0) -> torch.Tensor:
+    """Bradley-Terry with the reward-centring penalty (Eisenstein et al. 2023):
+    -log σ(r_c - r_r - m) + c·E[(r_c + r_r)²], which pins the rewards' scale so that rewards of
+    different models or ensemble members are comparable."""
+    loss = bradley_terry_loss(chosen, rejected, margin)
+    if center_coefficient:
+        loss = loss + center_coefficient * ((chosen + rejected) ** 2).mean()
+    return loss
+
+
 def bradley_terry_loss(chosen: torch.Tensor, rejected: torch.Tensor,
                        margin: torch.Tensor | float = 0.0) -> torch.Tensor:
     """Reward-model loss, mean over pairs. chosen, rejected: (B,) scalar rewards.

@@ -8,7 +8,7 @@ import torch
 
 from ..config import TrainConfig
 from ..models.logprobs import response_batch
-from .losses import bradley_terry_loss
+from .losses import reward_model_loss
 from .loop import BatchOrder, Checkpointer, StepCallback, lr_at, set_lr
 
 Pair = tuple[list[int], list[int], list[int]]  # prompt ids, chosen ids, rejected ids
@@ -39,8 +39,7 @@ def train_reward_model(model, pairs: list[Pair], cfg: TrainConfig, pad_id: int, 
                        ckpt: Checkpointer, on_step: StepCallback | None = None,
                        center_coefficient: float = 0.0) -> dict:
     """Bradley-Terry training; `center_coefficient` > 0 adds the reward-centring penalty
-    c·E[(r_c + r_r)²] (Eisenstein et al. 2023; TRL's center_rewards_coefficient), which pins the
-    rewards' scale so that rewards of different models or ensemble members are comparable."""
+    (losses.reward_model_loss; TRL's center_rewards_coefficient)."""
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0)
     start = ckpt.load(model, optimizer)
     order = BatchOrder(len(pairs), cfg.batch_size, seed)
@@ -50,9 +49,7 @@ def train_reward_model(model, pairs: list[Pair], cfg: TrainConfig, pad_id: int, 
     for step in range(start, cfg.steps):
         chosen, rejected = pair_rewards(model, [pairs[i] for i in order.indices(step)], pad_id)
         set_lr(optimizer, lr_at(step, cfg))
-        loss = bradley_terry_loss(chosen, rejected)
-        if center_coefficient:
-            loss = loss + center_coefficient * ((chosen + rejected) ** 2).mean()
+        loss = reward_model_loss(chosen, rejected, center_coefficient=center_coefficient)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
