@@ -3,6 +3,7 @@ unchanged, each resumed from its checkpoint when it was interrupted."""
 
 from __future__ import annotations
 
+import functools
 import platform
 import time
 from dataclasses import dataclass
@@ -20,17 +21,27 @@ def _no_files(config: RunConfig) -> dict:
     return {}
 
 
+@functools.lru_cache(maxsize=4)
+def _validated_records(path: str, mtime_ns: int, size: int) -> str:
+    """sha256 of a feedback file whose every record is valid; cached per file version, since
+    preflight and the fingerprint both ask and a large dataset takes seconds to validate."""
+    from .feedback.record import read_records
+    from .rundir import sha256_file
+    records = read_records(path)  # a malformed file fails here, naming line and field
+    if not any(r.type == "pairwise" for r in records):
+        raise ValueError(f"{path}: no pairwise records (the reward model needs preferences)")
+    return sha256_file(Path(path))
+
+
 def _feedback_files(config: RunConfig) -> dict:
     """The constitution is a file outside the run: its content belongs in the fingerprint, and
     it must load before any work starts."""
     if config.feedback.source == "human":
-        from .feedback.record import read_records
-        from .rundir import sha256_file
         path = Path(config.feedback.records)
-        records = read_records(path)  # a malformed file fails here, naming line and field
-        if not any(r.type == "pairwise" for r in records):
-            raise ValueError(f"{path}: no pairwise records (the reward model needs preferences)")
-        return {"records_sha256": sha256_file(path)}
+        if not path.is_file():
+            raise ValueError(f"[feedback] records = {str(path)!r}: no such file")
+        stat = path.stat()
+        return {"records_sha256": _validated_records(str(path), stat.st_mtime_ns, stat.st_size)}
     if config.feedback.source != "ai":
         return {}
     from .feedback.constitution import load_constitution
