@@ -159,14 +159,60 @@ class RewardConfig(TrainConfig):
                                                              "c·E[(r_c + r_r)²]")
 
 
+class GroupRLConfig(Section):
+    """GRPO / RLOO ([policy.group]): each step samples `group_size` responses for each of
+    `batch_size` training prompts at temperature 1 and learns from their rewards relative to
+    their group; no critic."""
+    group_size: int = Field(4, ge=2, description="responses sampled per prompt (G)")
+    kl_coef: float = Field(0.04, ge=0, description="β of the KL to SFT: k3 per token in the "
+                                                   "loss (grpo), Σ log-ratio in the reward (rloo)")
+    clip_range: float = Field(0.2, gt=0, description="ratio clip ε (binds only when "
+                                                     "updates_per_rollout > 1)")
+    updates_per_rollout: int = Field(1, ge=1, description="optimizer updates per sampled batch "
+                                                          "(GRPO's μ; rloo needs 1)")
+
+
+class SafeRLConfig(Section):
+    """Safe RLHF ([policy.safe], Dai et al. 2023): maximise the reward subject to
+    E[cost] <= cost_threshold by a Lagrange multiplier updated by dual ascent. The cost is the
+    negated harmless head of the aspect reward model ([reward] aspects)."""
+    cost_threshold: float | None = Field(None, description="the constraint's bound d "
+                                                           "(None: no constraint)")
+    lagrangian_init: float = Field(1.0, ge=0, description="initial multiplier λ")
+    lagrangian_lr: float = Field(0.05, gt=0, description="dual ascent step size η")
+
+
 class PolicyConfig(TrainConfig):
-    algorithm: Literal["dpo"] = Field("dpo", description="policy optimiser")
+    algorithm: Literal["dpo", "ipo", "cdpo", "robust", "kto", "grpo", "rloo"] = Field(
+        "dpo", description="policy optimiser: dpo, ipo, cdpo / robust (noise-tolerant DPO, "
+                           "label_smoothing), kto (binary feedback), grpo / rloo (RL against "
+                           "`reward`, [policy.group])")
     steps: int = Field(200, ge=1)
     batch_size: int = Field(32, ge=1)
     lr: float = Field(5e-5, gt=0)
     beta: float = Field(0.1, gt=0, description="DPO's KL strength")
     eval_every: int = Field(50, ge=1, description="steps between gold/proxy/KL measurements")
     eval_prompts: int = Field(128, ge=8, description="held-out prompts for those measurements")
+    label_smoothing: float = Field(0.1, ge=0, lt=0.5, description="cdpo / robust: the assumed "
+                                                                  "label-flip rate ε")
+    reward: Literal["mean", "conservative", "worst", "ai_judge"] = Field(
+        "mean", description="grpo / rloo: what the policy maximises: the reward ensemble's mean, "
+                            "mean − uncertainty_penalty·std, its worst member, or the AI judge "
+                            "([feedback.ai]) rating the policy's own samples (online RLAIF)")
+    uncertainty_penalty: float = Field(1.0, ge=0, description='reward = "conservative": λ')
+    group: GroupRLConfig = Field(default_factory=GroupRLConfig)
+    safe: SafeRLConfig = Field(default_factory=SafeRLConfig)
+
+    @model_validator(mode="after")
+    def _rl_options_need_rl(self) -> "PolicyConfig":
+        rl = self.algorithm in ("grpo", "rloo")
+        if not rl and (self.reward != "mean" or self.safe.cost_threshold is not None):
+            raise ValueError(f"reward = {self.reward!r} and [policy.safe] are for algorithm "
+                             f"grpo or rloo; {self.algorithm} learns from the feedback itself")
+        if self.algorithm == "rloo" and self.group.updates_per_rollout != 1:
+            raise ValueError("rloo is on-policy REINFORCE: [policy.group] updates_per_rollout "
+                             "must be 1 (use grpo for several clipped updates per rollout)")
+        return self
 
 
 class EvalConfig(Section):
@@ -194,6 +240,19 @@ class RunConfig(Section):
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     disclosure: DisclosureConfig = Field(default_factory=DisclosureConfig)
+
+    @model_validator(mode="after")
+    def _policy_reward_sources(self) -> "RunConfig":
+        p = self.policy
+        if p.reward in ("conservative", "worst") and self.reward.ensemble < 2:
+            raise ValueError(f'policy.reward = "{p.reward}" needs a reward ensemble: set '
+                             "[reward] ensemble >= 2")
+        # getattr: the aspect heads are another branch's field; until it exists, safe RL
+        # cannot have a cost model, and there is no rule-based stand-in.
+        if p.safe.cost_threshold is not None and not getattr(self.reward, "aspects", None):
+            raise ValueError("[policy.safe] cost_threshold needs a cost model: the harmless "
+                             "head of the aspect reward model; turn on [reward] aspects")
+        return self
 
 
 class ConfigError(ValueError):

@@ -141,21 +141,28 @@ def human_feedback(ctx: StageContext, world) -> tuple[list, dict, dict, list]:
     return records, metrics, counts, pairs
 
 
-def ai_feedback(ctx: StageContext, world, pairs, gold) -> tuple[list, dict, dict]:
-    """(records, metrics, counts) from an AI judge; every pair is asked in both orders."""
-    from ..feedback.ai_judge import LocalLMJudge, OpenAIJudge, PairItem, judge_pairs
+def build_judge(ctx: StageContext):
+    """The AI judge of [feedback.ai]: a local LM, or an OpenAI-compatible endpoint whose answers
+    are cached in RUN/.cache/ai_judge (outside any stage: answers survive a stage rerun)."""
+    from ..feedback.ai_judge import LocalLMJudge, OpenAIJudge
     from ..feedback.constitution import load_constitution
 
     cfg = ctx.config.feedback.ai
     constitution = load_constitution(cfg.constitution)
     if cfg.local_model:
-        judge = LocalLMJudge(constitution, cfg.local_model)
-    else:
-        judge = OpenAIJudge(constitution, cfg.model, base_url=cfg.base_url,
-                            api_key_env=cfg.api_key_env, temperature=cfg.temperature,
-                            max_attempts=cfg.max_attempts,
-                            # Outside the stage directory: answers survive a stage rerun.
-                            cache_dir=ctx.run.root / ".cache" / "ai_judge")
+        return LocalLMJudge(constitution, cfg.local_model)
+    return OpenAIJudge(constitution, cfg.model, base_url=cfg.base_url,
+                       api_key_env=cfg.api_key_env, temperature=cfg.temperature,
+                       max_attempts=cfg.max_attempts,
+                       cache_dir=ctx.run.root / ".cache" / "ai_judge")
+
+
+def ai_feedback(ctx: StageContext, world, pairs, gold) -> tuple[list, dict, dict]:
+    """(records, metrics, counts) from an AI judge; every pair is asked in both orders."""
+    from ..feedback.ai_judge import PairItem, judge_pairs
+
+    cfg = ctx.config.feedback.ai
+    judge = build_judge(ctx)
     items = [PairItem(p.text, a, b, item_id=f"c{i:06d}", prompt_id=p.id)
              for i, (p, a, b) in enumerate(pairs)]
     records, stats = judge_pairs(judge, items, workers=cfg.workers)

@@ -1,18 +1,39 @@
-"""Direct Preference Optimisation (Rafailov et al. 2023) against a frozen reference whose
-log-probs are computed once, before training (the reference never changes)."""
+"""Direct Preference Optimisation (Rafailov et al. 2023) and its family (IPO, conservative DPO,
+robust DPO) against a frozen reference whose log-probs are computed once, before training (the
+reference never changes). The loss is chosen once, from `cfg.algorithm`."""
 
 from __future__ import annotations
 
-import time
 from typing import Callable
 
 import torch
+from accelerate import Accelerator
 
 from ..config import PolicyConfig
 from ..models.logprobs import response_batch, sequence_logprobs
-from .losses import dpo_loss
-from .loop import BatchOrder, Checkpointer, StepCallback, lr_at, set_lr
+from .losses import cdpo_loss, dpo_loss, ipo_loss, robust_dpo_loss
+from .loop import BatchOrder, Checkpointer, StepCallback
+from .policy_loop import default_accelerator, optimise, shard
 from .reward import Pair
+
+# (policy_chosen, policy_rejected, ref_chosen, ref_rejected, chosen_len, rejected_len), all (B,)
+# -> (loss, chosen_rewards, rejected_rewards)
+PairLoss = Callable[..., tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
+PAIR_ALGORITHMS = ("dpo", "ipo", "cdpo", "robust")
+
+
+def pair_loss(cfg: PolicyConfig) -> PairLoss:
+    """The DPO-family loss of `cfg.algorithm`, with its hyper-parameters bound."""
+    a, beta, eps = cfg.algorithm, cfg.beta, cfg.label_smoothing
+    if a == "dpo":
+        return lambda pc, pr, rc, rr, lc, lr: dpo_loss(pc, pr, rc, rr, beta)
+    if a == "ipo":  # length-normalised, as TRL (see ipo_loss)
+        return lambda pc, pr, rc, rr, lc, lr: ipo_loss(pc, pr, rc, rr, beta, lc, lr)
+    if a == "cdpo":
+        return lambda pc, pr, rc, rr, lc, lr: cdpo_loss(pc, pr, rc, rr, beta, eps)
+    if a == "robust":
+        return lambda pc, pr, rc, rr, lc, lr: robust_dpo_loss(pc, pr, rc, rr, beta, eps)
+    raise ValueError(f"pair_loss: {a!r} is not a pairwise algorithm ({', '.join(PAIR_ALGORITHMS)})")
 
 
 def pair_logprobs(model, pairs: list[Pair], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -38,39 +59,25 @@ def reference_logprobs(model, pairs: list[Pair], pad_id: int, batch_size: int = 
 def train_dpo(policy, pairs: list[Pair], ref_chosen: torch.Tensor, ref_rejected: torch.Tensor,
               cfg: PolicyConfig, pad_id: int, seed: int, ckpt: Checkpointer,
               on_step: StepCallback | None = None,
-              evaluate: Callable[[int], dict] | None = None) -> dict:
+              evaluate: Callable[[int], dict] | None = None,
+              accelerator: Accelerator | None = None) -> dict:
     """`evaluate(step)` is called every cfg.eval_every steps (and at 0 and the end); its
-    results form the history that the over-optimisation curve is drawn from."""
-    optimizer = torch.optim.AdamW(policy.parameters(), lr=cfg.lr, weight_decay=0.0)
-    start = ckpt.load(policy, optimizer)
-    history: list[dict] = ckpt.extra.setdefault("history", [])
+    results form the history that the over-optimisation curve is drawn from. With several
+    processes, each takes an equal share of every step's global batch of cfg.batch_size pairs."""
+    accelerator = accelerator or default_accelerator()
+    loss_fn = pair_loss(cfg)
     order = BatchOrder(len(pairs), cfg.batch_size, seed)
-    ema: dict = ckpt.extra.get("ema", {})
-    t0 = time.perf_counter()
-    for step in range(start, cfg.steps + 1):
-        if evaluate and (step % cfg.eval_every == 0 or step == cfg.steps) and \
-                not any(h["step"] == step for h in history):
-            history.append({"step": step, **evaluate(step)})
-        if step == cfg.steps:
-            break
-        policy.train()
-        idx = order.indices(step)
-        chosen, rejected = pair_logprobs(policy, [pairs[i] for i in idx], pad_id)
-        set_lr(optimizer, lr_at(step, cfg))
-        loss, r_c, r_r = dpo_loss(chosen, rejected, ref_chosen[idx], ref_rejected[idx], cfg.beta)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(policy.parameters(), 1.0)
-        optimizer.step()
-        now = {"loss/dpo": loss.item(), "rewards/margin": (r_c - r_r).mean().item(),
-               "rewards/accuracy": (r_c > r_r).float().mean().item()}
-        ema = {k: v if k not in ema else 0.95 * ema[k] + 0.05 * v for k, v in now.items()}
-        ckpt.extra["ema"] = ema
-        ckpt.maybe_save(step + 1, policy, optimizer)
-        if on_step:
-            on_step(step + 1, ema)
-    policy.eval()
-    elapsed = time.perf_counter() - t0
-    done = cfg.steps - start
-    return {**ema, "steps": cfg.steps, "resumed_from_step": start, "history": history,
-            "throughput/pairs_per_s": done * cfg.batch_size / elapsed if done else None}
+    lengths = torch.tensor([[len(c), len(r)] for _, c, r in pairs])
+
+    def losses(model, step: int):
+        idx = shard(order.indices(step), accelerator)
+        chosen, rejected = pair_logprobs(model, [pairs[i] for i in idx], pad_id)
+        loss, r_c, r_r = loss_fn(chosen, rejected, ref_chosen[idx], ref_rejected[idx],
+                                 lengths[idx, 0], lengths[idx, 1])
+        yield loss, {f"loss/{cfg.algorithm}": loss.item(),
+                     "rewards/margin": (r_c - r_r).mean().item(),
+                     "rewards/accuracy": (r_c > r_r).float().mean().item()}
+
+    return optimise(policy, cfg, ckpt, losses, on_step=on_step, evaluate=evaluate,
+                    accelerator=accelerator,
+                    items_per_step=("throughput/pairs_per_s", cfg.batch_size))

@@ -1,0 +1,182 @@
+"""GRPO (Shao et al. 2024) and RLOO (Ahmadian et al. 2024): RL against a scalar reward with a
+group baseline instead of a critic, optionally under a safety constraint (Safe RLHF, Dai et al.
+2023, by a Lagrange multiplier).
+
+Each step:
+  1. rollout   -- `batch_size` training prompts, `group_size` responses each, sampled from the
+                  policy at temperature 1 (so log π is the sampling distribution); log-probs under
+                  the policy (π_old) and the frozen reference, per token
+  2. reward    -- the reward function (reward ensemble: mean / conservative / worst member; or the
+                  AI judge); with a cost function, r' = (r - λ c) / (1 + λ); for RLOO the KL to
+                  the reference enters the reward: r' - β Σ_t (log π_old - log ref)
+  3. advantage -- group-normalised (GRPO) or leave-one-out (RLOO), within each prompt's group
+  4. optimise  -- GRPO: μ updates of the clipped surrogate + β·k3 KL per token (sequence mean);
+                  RLOO: one REINFORCE update (the clipped ratio is 1 on-policy)
+  5. dual step -- λ ← max(0, λ + η (E[c] - d)), kept in the checkpoint
+Resume is exact: prompts come from `BatchOrder`, sampling reseeds from (seed, step), and λ is
+saved with the model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from statistics import mean, pstdev
+from typing import Callable
+
+import torch
+from accelerate import Accelerator
+
+from ..config import PolicyConfig
+from ..models.generate import sample_response_ids
+from ..models.logprobs import response_batch, token_logprobs
+from .advantages import group_advantages, masked_mean, rloo_advantages
+from .losses import grpo_loss, k3_kl, rloo_loss
+from .loop import BatchOrder, Checkpointer, StepCallback
+from .policy_loop import default_accelerator, optimise, shard
+
+# (prompt ids, response ids) of B samples -> B rewards (NaN: the judge could not score it)
+RewardFn = Callable[[list[list[int]], list[list[int]]], list[float]]
+CostFn = RewardFn
+
+
+# --- pure pieces ---------------------------------------------------------------------------------
+
+def ensemble_reward(per_member: list[list[float]], mode: str, penalty: float = 1.0) -> list[float]:
+    """One reward per response from per_member[m][i] (member m's reward of response i).
+
+    "mean": the ensemble mean; "conservative": mean - λ·std (uncertainty-weighted optimisation,
+    Coste et al. 2023, eq. 4; population std, as RewardEnsemble.score reports); "worst": the
+    minimum over members (worst-case optimisation, Coste et al. 2023, eq. 3)."""
+    if not per_member or any(len(m) != len(per_member[0]) for m in per_member):
+        raise ValueError("ensemble_reward: need >= 1 member, all scoring the same responses")
+    columns = list(zip(*per_member))
+    if mode == "mean":
+        return [mean(c) for c in columns]
+    if mode == "conservative":
+        return [mean(c) - penalty * pstdev(c) for c in columns]
+    if mode == "worst":
+        return [min(c) for c in columns]
+    raise ValueError(f"ensemble_reward: mode {mode!r}; allowed: mean, conservative, worst")
+
+
+def dual_ascent(lam: float, mean_cost: float, threshold: float, lr: float) -> float:
+    """One projected gradient-ascent step on the dual of max E[r] s.t. E[c] <= d:
+    λ ← max(0, λ + η (E[c] - d)). λ grows while the constraint is violated and decays to 0 when
+    it is slack (Safe RLHF, Dai et al. 2023, §3.3, without their log-space parametrisation)."""
+    return max(0.0, lam + lr * (mean_cost - threshold))
+
+
+def lagrangian_reward(reward: torch.Tensor, cost: torch.Tensor, lam: float) -> torch.Tensor:
+    """(r - λ c) / (1 + λ): the Lagrangian's per-sample objective, rescaled so its size does not
+    grow with λ (Safe RLHF, Dai et al. 2023, eq. 31 applies the same 1/(1+λ) to advantages)."""
+    return (reward - lam * cost) / (1 + lam)
+
+
+def fill_unscored(rewards: torch.Tensor) -> torch.Tensor:
+    """(P, G) with NaN where a sample could not be scored -> each NaN replaced by the mean of the
+    scored samples of its group (0 if none), so it gets (close to) zero advantage: nothing is
+    guessed about it, and its group's baseline is unchanged."""
+    scored = ~torch.isnan(rewards)
+    group_mean = torch.where(scored, rewards, 0.0).sum(1, keepdim=True) / \
+        scored.sum(1, keepdim=True).clamp(min=1)
+    return torch.where(scored, rewards, group_mean.expand_as(rewards))
+
+
+# --- the recipe ----------------------------------------------------------------------------------
+
+@dataclass
+class Rollout:
+    """B = P·G sampled responses (prompt p's group is rows p·G ... p·G + G - 1)."""
+    prompts: list[list[int]]     # B prompt ids
+    responses: list[list[int]]   # B response ids, up to and including <eos>
+    ids: torch.Tensor            # (B, T) prompt + response, right-padded
+    attention: torch.Tensor      # (B, T)
+    mask: torch.Tensor           # (B, T-1) 1 where token t+1 belongs to the response
+    old_logprobs: torch.Tensor   # (B, T-1) log π_old of each next token at sampling time
+    ref_logprobs: torch.Tensor   # (B, T-1) the same tokens under the frozen reference
+
+
+@torch.no_grad()
+def rollout(policy, reference, prompts: list[list[int]], group_size: int, pad_id: int,
+            eos_id: int, max_new_tokens: int, seed: int) -> Rollout:
+    repeated = [p for p in prompts for _ in range(group_size)]
+    responses = sample_response_ids(policy, repeated, pad_id=pad_id, eos_id=eos_id,
+                                    temperature=1.0, max_new_tokens=max_new_tokens, seed=seed)
+    ids, attention, resp = response_batch(repeated, responses, pad_id)
+    mask = resp[:, 1:].float()
+    reference.eval()
+    return Rollout(repeated, responses, ids, attention, mask,
+                   token_logprobs(policy, ids, attention) * mask,
+                   token_logprobs(reference, ids, attention) * mask)
+
+
+def train_group_rl(policy, reference, prompts: list[list[int]], reward_fn: RewardFn,
+                   cfg: PolicyConfig, pad_id: int, eos_id: int, max_new_tokens: int, seed: int,
+                   ckpt: Checkpointer, on_step: StepCallback | None = None,
+                   evaluate: Callable[[int], dict] | None = None,
+                   cost_fn: CostFn | None = None,
+                   accelerator: Accelerator | None = None) -> dict:
+    """cfg.algorithm "grpo" or "rloo" on `prompts` (ids); cfg.batch_size prompts per step,
+    split over processes. With `cost_fn`, cfg.safe.cost_threshold bounds its mean."""
+    if cfg.algorithm not in ("grpo", "rloo"):
+        raise ValueError(f"train_group_rl: algorithm must be grpo or rloo, got {cfg.algorithm!r}")
+    safe = cfg.safe
+    if cost_fn is not None and safe.cost_threshold is None:
+        raise ValueError("train_group_rl: a cost function needs [policy.safe] cost_threshold")
+    accelerator = accelerator or default_accelerator()
+    G, beta = cfg.group.group_size, cfg.group.kl_coef
+    order = BatchOrder(len(prompts), cfg.batch_size, seed)
+
+    def losses(model, step: int):
+        # 1. rollout (the unwrapped policy samples; the same seed on a resumed run)
+        batch = [prompts[i] for i in shard(order.indices(step), accelerator)]
+        seed_step = seed * 100_003 + step * accelerator.num_processes + accelerator.process_index
+        r = rollout(policy, reference, batch, G, pad_id, eos_id, max_new_tokens, seed_step)
+        # 2. reward
+        raw = torch.tensor(reward_fn(r.prompts, r.responses), dtype=torch.float32)
+        unscored = torch.isnan(raw)
+        scores = fill_unscored(raw.view(-1, G)).flatten()
+        lam = ckpt.extra.get("lagrangian", safe.lagrangian_init)
+        metrics = {"reward/train": scores.mean().item(),
+                   "reward/unscored": unscored.float().mean().item(),
+                   "length/tokens": r.mask.sum(1).mean().item()}
+        if cost_fn is not None:
+            cost = torch.tensor(cost_fn(r.prompts, r.responses), dtype=torch.float32)
+            scores = lagrangian_reward(scores, cost, lam)
+            metrics.update({"cost/train": cost.mean().item(), "safe/lambda": lam})
+        seq_kl = ((r.old_logprobs - r.ref_logprobs) * r.mask).sum(1)
+        metrics["kl/to_sft_train"] = seq_kl.mean().item()
+        # 3. advantages within each prompt's group
+        if cfg.algorithm == "grpo":
+            advantages = group_advantages(scores.view(-1, G)).flatten()
+        else:
+            # RLOO (Ahmadian et al. 2024; TRL): the KL penalty is part of the reward
+            advantages = rloo_advantages((scores - beta * seq_kl).view(-1, G)).flatten()
+        advantages = torch.where(unscored, 0.0, advantages)
+        # 4. optimise
+        model.train()
+        for _ in range(cfg.group.updates_per_rollout):
+            logprobs = token_logprobs(model, r.ids, r.attention) * r.mask
+            if cfg.algorithm == "grpo":
+                out = grpo_loss(logprobs, r.old_logprobs, advantages, r.mask,
+                                clip_range=cfg.group.clip_range, kl_coef=beta,
+                                ref_logprobs=r.ref_logprobs, reduction="sequence")
+                loss, step_metrics = out.loss, {"policy/clipfrac": out.clipfrac.item()}
+            else:
+                loss, step_metrics = rloo_loss(logprobs, advantages, r.mask), {}
+            step_metrics["kl/k3"] = masked_mean(k3_kl(logprobs.detach(), r.ref_logprobs),
+                                                r.mask).item()
+            yield loss, {f"loss/{cfg.algorithm}": loss.item(), **metrics, **step_metrics}
+        # 5. dual step on the Lagrange multiplier, from the global mean cost
+        if cost_fn is not None:
+            global_cost = accelerator.reduce(torch.tensor(metrics["cost/train"],
+                                                          dtype=torch.float64), "mean").item()
+            ckpt.extra["lagrangian"] = dual_ascent(lam, global_cost, safe.cost_threshold,
+                                                   safe.lagrangian_lr)
+
+    reference.eval()
+    result = optimise(policy, cfg, ckpt, losses, on_step=on_step, evaluate=evaluate,
+                      accelerator=accelerator,
+                      items_per_step=("throughput/completions_per_s", cfg.batch_size * G))
+    if cost_fn is not None:
+        result["safe/lambda_final"] = ckpt.extra.get("lagrangian", safe.lagrangian_init)
+    return result
