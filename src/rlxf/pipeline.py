@@ -56,6 +56,17 @@ def _feedback_files(config: RunConfig) -> dict:
     return files
 
 
+def _policy_files(config: RunConfig) -> dict:
+    """Online RLAIF: the judge's constitution (by content) and settings decide the rewards, so
+    they join the policy stage's fingerprint -- only when the policy is trained on them."""
+    if config.policy.reward != "ai_judge":
+        return {}
+    from .feedback.constitution import load_constitution
+    ai = config.feedback.ai
+    return {"constitution_sha256": load_constitution(ai.constitution).sha256,
+            "ai_judge": ai.model_dump(mode="json", exclude={"constitution", "workers"})}
+
+
 @dataclass(frozen=True)
 class Stage:
     name: str
@@ -73,7 +84,7 @@ STAGES = (
           _feedback_files),
     Stage("reward", reward.run, ("world", "sft", "feedback"), ("seed", "reward")),
     Stage("policy", policy.run, ("world", "sft", "feedback", "reward"),
-          ("seed", "policy", "reward.heldout_fraction", "eval")),
+          ("seed", "policy", "reward.heldout_fraction", "eval"), _policy_files),
     Stage("eval", evaluate.run, ("world", "pretrain", "sft", "reward", "policy"),
           ("seed", "eval", "feedback.annotators", "feedback.trigger_rate")),
 )
