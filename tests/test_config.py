@@ -51,3 +51,21 @@ def test_config_reference_in_docs_is_current():
     from rlxf.config_doc import markdown
     doc = Path(__file__).parents[1] / "docs" / "CONFIG.md"
     assert doc.read_text() == markdown(), "regenerate: python -m rlxf.config_doc > docs/CONFIG.md"
+
+
+def test_policy_algorithm_options_are_checked_against_each_other():
+    assert "grpo or rloo" in error_of({"policy": {"algorithm": "dpo", "reward": "worst"}})
+    assert "updates_per_rollout" in error_of(
+        {"policy": {"algorithm": "rloo", "group": {"updates_per_rollout": 2}}})
+    assert "[reward] ensemble >= 2" in error_of(
+        {"policy": {"algorithm": "grpo", "reward": "conservative"}})
+    assert parse_config({"policy": {"algorithm": "grpo", "reward": "conservative"},
+                         "reward": {"ensemble": 3}}).policy.reward == "conservative"
+    assert "label_smoothing" in error_of({"policy": {"algorithm": "cdpo",
+                                                     "label_smoothing": 0.5}})
+
+
+def test_safe_rl_without_the_aspect_cost_model_is_a_config_error():
+    # No rule-based stand-in for the cost: without the harmless head it fails before any work.
+    msg = error_of({"policy": {"algorithm": "grpo", "safe": {"cost_threshold": 0.0}}})
+    assert "[reward] aspects" in msg
