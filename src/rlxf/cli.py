@@ -11,6 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from .data.cli import data_app
 from .server.cli import annotate_app
+from .tune.cli import register as register_tune_commands
 
 # Keep the console for our own progress bars: transformers' per-load bars and advisories
 # would interleave with them on every model load.
@@ -98,6 +99,7 @@ def compare(run_a: Path = typer.Argument(..., help="run A (the reference)"),
 
 app.add_typer(data_app, name="data")
 app.add_typer(annotate_app, name="annotate")
+register_tune_commands(app)  # sft, reward, dpo, merge on a local model directory
 
 if __name__ == "__main__":
     app()

@@ -196,6 +196,60 @@ class RunConfig(Section):
     disclosure: DisclosureConfig = Field(default_factory=DisclosureConfig)
 
 
+class LoraConfig(Section):
+    """LoRA adapters (peft) instead of full fine-tuning; the DPO reference is then the base
+    with its adapters disabled, so no second copy of the model is held."""
+    r: int = Field(8, ge=1, description="adapter rank")
+    alpha: float = Field(16.0, gt=0, description="scaling numerator (the update is alpha/r * BA)")
+    dropout: float = Field(0.0, ge=0, lt=1, description="dropout on the adapter input")
+    targets: list[str] = Field(default_factory=lambda: ["all-linear"],
+                               description='module names to adapt (e.g. ["q_proj", "v_proj"]); '
+                                           '["all-linear"]: every linear layer but the output')
+
+
+class TuneTrainConfig(TrainConfig):
+    """What `rlxf sft`, `rlxf reward` and `rlxf dpo` share (docs/REAL_MODELS.md)."""
+    steps: int = Field(100, ge=1, description="optimizer steps")
+    batch_size: int = Field(8, ge=1, description="examples (or pairs) per step")
+    lr: float = Field(1e-4, gt=0, description="peak AdamW learning rate (cosine to 10%)")
+    warmup_steps: int = Field(10, ge=0, description="linear warm-up steps")
+    checkpoint_every: int = Field(50, ge=1, description="steps between resumable checkpoints")
+    seed: int = Field(0, description="data order and head initialisation")
+    max_length: int = Field(1024, ge=8, description="tokens per sequence; longer responses are "
+                                                    "cut, prompts that leave no room skipped")
+    lora: LoraConfig | None = Field(None, description="LoRA adapters ([CMD.lora]; absent: full "
+                                                      "fine-tuning)")
+    gradient_checkpointing: bool = Field(False, description="recompute activations in the "
+                                                            "backward pass (less memory, slower)")
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto", description="bf16 autocast, or fp32; auto: bf16 only on a CUDA device that "
+                            "supports it (never on CPU)")
+    merge: bool = Field(False, description="with lora: save the merged model, not the adapter")
+
+
+class TuneSFTConfig(TuneTrainConfig):
+    pass
+
+
+class TuneRewardConfig(TuneTrainConfig):
+    lr: float = Field(5e-5, gt=0, description="peak AdamW learning rate (cosine to 10%)")
+    center_coefficient: float = Field(0.0, ge=0, description="reward-centring penalty "
+                                                             "c·E[(r_c + r_r)²]")
+
+
+class TuneDPOConfig(TuneTrainConfig):
+    lr: float = Field(5e-6, gt=0, description="peak AdamW learning rate (cosine to 10%)")
+    beta: float = Field(0.1, gt=0, description="DPO's KL strength")
+
+
+class TuneConfig(Section):
+    """`rlxf sft|reward|dpo MODEL_DIR DATA --config FILE.toml`: one table per command; flags
+    given on the command line override the file."""
+    sft: TuneSFTConfig = Field(default_factory=TuneSFTConfig)
+    reward: TuneRewardConfig = Field(default_factory=TuneRewardConfig)
+    dpo: TuneDPOConfig = Field(default_factory=TuneDPOConfig)
+
+
 class ConfigError(ValueError):
     pass
 
@@ -214,11 +268,11 @@ def _allowed_keys(model: type[BaseModel], loc: tuple) -> list[str]:
     return sorted(model.model_fields)
 
 
-def _describe(err: dict, source: str) -> str:
+def _describe(err: dict, source: str, root: type[BaseModel] = RunConfig) -> str:
     loc = err["loc"]
     key = ".".join(str(p) for p in loc) or "(top level)"
     if err["type"] == "extra_forbidden":
-        allowed = _allowed_keys(RunConfig, loc[:-1])
+        allowed = _allowed_keys(root, loc[:-1])
         return f"{source}: unknown key {key!r}; allowed here: {', '.join(allowed)}"
     return f"{source}: {key} = {err.get('input')!r}: {err['msg']}"
 
@@ -239,3 +293,26 @@ def load_config(path: str | Path) -> RunConfig:
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: not valid TOML: {e}") from None
     return parse_config(data, str(path))
+
+
+def load_tune_config(path: str | Path | None, overrides: dict) -> TuneConfig:
+    """The TOML file (if any) with `overrides` ({command: {key: value}}, from flags) on top."""
+    data: dict = {}
+    source = str(path) if path else "flags"
+    if path is not None:
+        try:
+            data = tomllib.loads(Path(path).read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: no such file") from None
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"{path}: not valid TOML: {e}") from None
+    for command, values in overrides.items():
+        section = data.setdefault(command, {})
+        if not isinstance(section, dict):
+            raise ConfigError(f"{source}: {command} must be a table ([{command}])")
+        section.update(values)
+    try:
+        return TuneConfig.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError("\n".join(_describe(err, source, TuneConfig) for err in e.errors())
+                          ) from None
