@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from .data.cli import data_app
+from .serve.cli import serve
 from .server.cli import annotate_app
 from .tune.cli import register as register_tune_commands
 
@@ -100,6 +101,7 @@ def compare(run_a: Path = typer.Argument(..., help="run A (the reference)"),
 app.add_typer(data_app, name="data")
 app.add_typer(annotate_app, name="annotate")
 register_tune_commands(app)  # sft, reward, dpo, merge on a local model directory
+app.command()(serve)
 
 if __name__ == "__main__":
     app()
