@@ -214,3 +214,12 @@ def test_tune_config_from_toml_with_flags_on_top(tmp_path):
     with pytest.raises(ConfigError, match="unknown key 'dpo.lora.rank'; allowed here: alpha, "
                                           "dropout, r, targets"):
         load_tune_config(toml, {})
+
+
+def test_documented_accelerate_configs_parse_with_accelerates_loader():
+    from pathlib import Path
+
+    from accelerate.commands.config.config_args import ClusterConfig
+    configs = sorted((Path(__file__).parents[1] / "examples" / "accelerate").glob("*.yaml"))
+    kinds = {ClusterConfig.from_yaml_file(str(c)).distributed_type.value for c in configs}
+    assert len(configs) == 5 and kinds == {"MULTI_GPU", "FSDP", "DEEPSPEED"}
