@@ -223,3 +223,29 @@ def test_documented_accelerate_configs_parse_with_accelerates_loader():
     configs = sorted((Path(__file__).parents[1] / "examples" / "accelerate").glob("*.yaml"))
     kinds = {ClusterConfig.from_yaml_file(str(c)).distributed_type.value for c in configs}
     assert len(configs) == 5 and kinds == {"MULTI_GPU", "FSDP", "DEEPSPEED"}
+
+
+def test_an_interrupted_command_resumes_to_the_same_weights(llama_dir, tmp_path, prefs_file):
+    cfg = TuneDPOConfig(lr=1e-2, lora=LoraConfig(r=2), steps=4, batch_size=2, warmup_steps=0,
+                        checkpoint_every=2)
+    run_dpo(llama_dir, prefs_file, tmp_path / "straight", cfg)
+
+    def crash_at_3(description, total):
+        def on_step(step, metrics):
+            if step == 3:
+                raise KeyboardInterrupt
+        return on_step
+    with pytest.raises(KeyboardInterrupt):
+        run_dpo(llama_dir, prefs_file, tmp_path / "resumed", cfg, progress=crash_at_3)
+    assert (tmp_path / "resumed.partial" / ".ckpt" / "state.pt").exists()
+    again = run_dpo(llama_dir, prefs_file, tmp_path / "resumed", cfg)
+    assert again["metrics"]["resumed_from_step"] == 2
+    from safetensors.torch import load_file
+    a = load_file(tmp_path / "straight" / "adapter_model.safetensors")
+    b = load_file(tmp_path / "resumed" / "adapter_model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    with pytest.raises(KeyboardInterrupt):  # other options: the old checkpoint is not used
+        run_dpo(llama_dir, prefs_file, tmp_path / "other", cfg, progress=crash_at_3)
+    changed = cfg.model_copy(update={"beta": 0.5})
+    assert run_dpo(llama_dir, prefs_file, tmp_path / "other", changed
+                   )["metrics"]["resumed_from_step"] == 0

@@ -101,6 +101,7 @@ def prepare(model, cfg: TuneTrainConfig, task: str = "CAUSAL_LM"):
         else:
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
     if cfg.lora is not None:
+        torch.manual_seed(cfg.seed)  # lora_A's random init: same seed, same run (and resume)
         model = add_lora(model, cfg.lora, task)
     return model
 
