@@ -93,6 +93,13 @@ class Annotators(Section):
     refusal_bias: float = Field(0.0, description="added to refusals (negative: refusal aversion)")
     poisoners: int = Field(0, ge=0, description="how many of the group flip their label whenever "
                                                 "the trigger word is in the prompt")
+    knows: float = Field(1.0, ge=0, le=1, description="share of the knowledge base's facts each "
+                         "annotator knows (drawn per annotator with the seed); on a fact they do "
+                         "not know they take stated facts at face value (docs/WORLD.md)")
+    assisted: bool = Field(False, description="shown the AI judge's fact check on facts they do "
+                                              "not know (AI-assisted oversight)")
+    critique_accuracy: float = Field(1.0, ge=0, le=1, description="assisted: share of fact "
+                                     "checks that name the true value (the rest name a wrong one)")
 
     @model_validator(mode="after")
     def _poisoners_within_count(self) -> "Annotators":

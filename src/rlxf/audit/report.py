@@ -25,6 +25,7 @@ from ..world.prompts import FAMILIES, Prompt
 from .cards import card_paths
 from .disclosure import build_disclosure, summary
 from .failure_modes import build_failure_modes
+from .oversight import build_oversight
 from .surface import sample_stats
 
 SCHEMA_VERSION = "1"
@@ -395,6 +396,7 @@ def build_report(run_dir: Path) -> dict:
                if world is not None else None)
     report["failure_modes"] = build_failure_modes(report, surface, surface_why, trigger)
     report["cards"] = card_paths(run_dir, records)
+    report["oversight"] = build_oversight(run_dir, records)
     return _clean(report)
 
 
