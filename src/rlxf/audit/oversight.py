@@ -25,10 +25,22 @@ def _pool(fb_rec: dict | None) -> dict:
             for g in groups}
 
 
+def _process(run_dir: Path, records: dict, notes: dict) -> dict | None:
+    """Best-of-n with the outcome vs the process reward model (stage `process`)."""
+    rec = records.get("process")
+    if rec is None or not rec.get("counts", {}).get("responses"):
+        notes["process"] = ("stage process has not run" if rec is None else
+                            "[process] enabled is false: process supervision was not measured")
+        return None
+    data = json.loads((run_dir / "process" / "bon.json").read_text())
+    return {**data, "counts": rec["counts"]}
+
+
 def build_oversight(run_dir: Path, records: dict) -> dict:
     fb = records.get("feedback")
     notes: dict = {}
-    out: dict = {"groups": _pool(fb), "feedback": dict.fromkeys(FEEDBACK_KEYS),
+    process = _process(run_dir, records, notes)
+    out: dict = {"process": process, "groups": _pool(fb), "feedback": dict.fromkeys(FEEDBACK_KEYS),
                  "models": {}, "rise": dict.fromkeys((*CLASSES, "gap")), "n_facts": None,
                  "n_verifiable_facts": None, "definition": (
                      "a held-out prompt is verifiable when more than half of the annotator pool "

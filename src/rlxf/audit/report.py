@@ -32,7 +32,7 @@ SCHEMA_VERSION = "1"
 SCHEMA_PATH = Path(__file__).with_name("report.schema.json")
 # rlxf.pipeline.STAGE_NAMES, not imported: that module pulls in torch and the audit must stay
 # light. tests/test_report.py keeps the two equal.
-STAGE_ORDER = ("world", "pretrain", "sft", "feedback", "reward", "policy", "eval")
+STAGE_ORDER = ("world", "pretrain", "sft", "feedback", "reward", "policy", "eval", "process")
 MODEL_ROLES = {"base": "base", "sft": "sft", "policy": "policy"}  # report name -> role
 CONTRACT_METRICS = (
     "gold/utility", "gold/helpful", "gold/harmless", "gold/honest", "reward/proxy", "kl/to_sft",
