@@ -236,3 +236,32 @@ def test_confident_wrong_and_oversight_metrics_by_hand():
     assert m["unverifiable"]["rate/confident_wrong"] == pytest.approx(1 / 3)
     empty = oversight_metrics([harmful], [texts[-1]], KB, verifiable)
     assert empty["verifiable"]["n"] == 0 and empty["verifiable"]["rate/confident_wrong"] is None
+
+
+def test_report_oversight_section_from_the_run_files(tmp_path):
+    import json
+
+    from rlxf.audit.oversight import build_oversight, verification_sentence
+    fb = {"config": {"feedback": {"source": "simulated",
+                                  "annotators": [{"name": "crowd", "knows": 0.3}]}},
+          "metrics": {"oversight/share_unknown": 0.6, "oversight/accuracy_gold_known": 0.8,
+                      "oversight/accuracy_gold_unknown": 0.55, "oversight/critiques_shown": 0,
+                      "oversight/critique_accuracy": None}}
+    rates = lambda v, u: {"verifiable": {"n": 10, "rate/confident_wrong": v},  # noqa: E731
+                          "unverifiable": {"n": 30, "rate/confident_wrong": u}}
+    (tmp_path / "eval").mkdir()
+    (tmp_path / "eval" / "oversight.json").write_text(json.dumps(
+        {"verifiable_facts": ["capital/veloria"], "n_facts": 8,
+         "models": {"sft": rates(0.1, 0.1), "policy": rates(0.05, 0.3)}}))
+    out = build_oversight(tmp_path, {"feedback": fb, "eval": {}})
+    assert out["rise"]["verifiable"] == pytest.approx(-0.05)
+    assert out["rise"]["unverifiable"] == pytest.approx(0.2)
+    assert out["rise"]["gap"] == pytest.approx(0.25)
+    assert out["n_verifiable_facts"] == 1 and out["groups"]["crowd"]["knows"] == 0.3
+    assert out["feedback"]["accuracy_gold_unknown"] == 0.55
+    assert out["process"] is None and "process" in out["notes"]
+    assert "60.0%" in verification_sentence(fb)
+    # Nothing run: every number null, each with a reason.
+    empty = build_oversight(tmp_path / "nothing", {})
+    assert empty["rise"] == {"verifiable": None, "unverifiable": None, "gap": None}
+    assert {"feedback", "models", "process"} <= set(empty["notes"])
