@@ -93,6 +93,13 @@ class Annotators(Section):
     refusal_bias: float = Field(0.0, description="added to refusals (negative: refusal aversion)")
     poisoners: int = Field(0, ge=0, description="how many of the group flip their label whenever "
                                                 "the trigger word is in the prompt")
+    knows: float = Field(1.0, ge=0, le=1, description="share of the knowledge base's facts each "
+                         "annotator knows (drawn per annotator with the seed); on a fact they do "
+                         "not know they take stated facts at face value (docs/WORLD.md)")
+    assisted: bool = Field(False, description="shown the AI judge's fact check on facts they do "
+                                              "not know (AI-assisted oversight)")
+    critique_accuracy: float = Field(1.0, ge=0, le=1, description="assisted: share of fact "
+                                     "checks that name the true value (the rest name a wrong one)")
 
     @model_validator(mode="after")
     def _poisoners_within_count(self) -> "Annotators":
@@ -175,6 +182,30 @@ class EvalConfig(Section):
     max_new_tokens: int = Field(40, ge=4, description="response length limit in tokens")
 
 
+class ProcessConfig(TrainConfig):
+    """Process vs outcome supervision on multi-step questions ("are the glimmet and the skarn
+    the same color ?"), off by default (docs/WORLD.md, multi-step tasks)."""
+    enabled: bool = Field(False, description="run the `process` stage")
+    steps: int = Field(300, ge=1)
+    batch_size: int = Field(64, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    model: ModelConfig = Field(default_factory=lambda: ModelConfig(n_layer=2, n_embd=64,
+                                                                   n_head=4, max_length=48),
+                               description="the ORM's and PRM's transformer (from scratch)")
+    n_responses: int = Field(3000, ge=10, description="labelled multi-step responses (both "
+                                                      "reward models see the same ones)")
+    step_accuracy: float = Field(0.6, ge=0, le=1, description="the reasoner: chance a fact "
+                                                              "step names the true color")
+    consistency: float = Field(0.8, ge=0, le=1, description="the reasoner: chance the answer "
+                                                            "follows from its own steps")
+    label_noise: float = Field(0.05, ge=0, le=0.5, description="share of flipped step and "
+                                                               "outcome labels")
+    heldout_fraction: float = Field(0.3, gt=0, lt=1, description="questions kept for best-of-n")
+    bon_n: list[int] = Field(default_factory=lambda: [1, 4, 16],
+                             description="best-of-n budgets (the same for ORM and PRM)")
+    bon_draws: int = Field(20, ge=1, description="best-of-n draws per held-out question")
+
+
 class DisclosureConfig(Section):
     """Free-text answers for what a run cannot know about itself (Casper et al. section 5)."""
     evaluator_selection: str | None = Field(None, description="how evaluators were recruited, "
@@ -194,6 +225,7 @@ class RunConfig(Section):
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     disclosure: DisclosureConfig = Field(default_factory=DisclosureConfig)
+    process: ProcessConfig = Field(default_factory=ProcessConfig)
 
 
 class LoraConfig(Section):

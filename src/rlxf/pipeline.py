@@ -13,7 +13,7 @@ from typing import Callable
 
 from .config import RunConfig
 from .rundir import RunDir, atomic_write_text, sha256_json
-from .stages import evaluate, feedback, policy, pretrain, reward, sft, world
+from .stages import evaluate, feedback, policy, pretrain, process, reward, sft, world
 from .stages.context import ProgressFactory, StageContext
 
 
@@ -76,6 +76,7 @@ STAGES = (
           ("seed", "policy", "reward.heldout_fraction", "eval")),
     Stage("eval", evaluate.run, ("world", "pretrain", "sft", "reward", "policy"),
           ("seed", "eval", "feedback.annotators", "feedback.trigger_rate")),
+    Stage("process", process.run, ("world",), ("seed", "process")),
 )
 STAGE_NAMES = tuple(s.name for s in STAGES)
 

@@ -14,6 +14,8 @@ import tomllib
 from collections import Counter
 from pathlib import Path
 
+from .oversight import verification_sentence
+
 STATUSES = ("disclosed", "not disclosed", "not applicable")
 FREE_TEXT_KEYS = ("evaluator_selection", "expected_risks", "monitoring", "audits")
 BIASES = ("length_bias", "flattery_bias", "confidence_bias", "agreement_bias", "anthro_bias",
@@ -94,6 +96,8 @@ def _evaluators(records: dict, run_dir: Path, text: dict) -> tuple[str | None, l
         parts.append("simulated annotators, no people were recruited or trained: "
                      + "; ".join(_describe_group(g, m) for g, m in sorted(groups.items())))
         source.append("feedback/annotators.json")
+        parts.append(verification_sentence(records["feedback"]))
+        source.append("feedback/_stage.json")
     if "evaluator_selection" in text:
         parts.append(text["evaluator_selection"])
         source.append("config.toml [disclosure] evaluator_selection")

@@ -4,6 +4,8 @@ judge, the reward model (proxy) and their KL to the SFT model."""
 from __future__ import annotations
 
 from ..eval.measure import measure
+from ..eval.oversight import oversight_metrics
+from ..feedback.simulated import build_pool, verifiable_facts
 from ..models.build import load_causal_lm
 from ..models.reward_ensemble import RewardEnsemble
 from ..rundir import atomic_write_json, write_jsonl
@@ -19,7 +21,13 @@ def run(ctx: StageContext) -> dict:
     reward_model = RewardEnsemble.load(ctx.run.stage_dir("reward"))
     feedback = ctx.config.feedback
     groups = {g.name: g.weights.model_dump() for g in feedback.annotators}
-    results, samples = {}, []
+    results, samples, oversight = {}, [], {}
+    # Which held-out facts the (simulated) pool could verify; unknown for people or an AI judge.
+    verifiable, share_known = None, {}
+    if feedback.source == "simulated":
+        verifiable, share_known = verifiable_facts(build_pool(feedback, ctx.seed, world.kb),
+                                                     world.kb.facts())
+        verifiable = frozenset(world.kb.facts()) if verifiable is None else verifiable
     report = ctx.progress("eval", len(MODELS))
     for i, (name, stage) in enumerate(MODELS.items()):
         model = sft if name == "sft" else load_causal_lm(ctx.model_dir(stage))
@@ -30,9 +38,19 @@ def run(ctx: StageContext) -> dict:
         results[name] = {"metrics": m["metrics"], "per_family": m["per_family"],
                          "groups": m["groups"]}
         samples += [{"model": name, **s} for s in m["samples"]]
+        if verifiable is not None:
+            oversight[name] = oversight_metrics(
+                [world.prompt(s["prompt_id"]) for s in m["samples"]],
+                [s["response"] for s in m["samples"]], world.kb, verifiable)
         report(i + 1, {})
     atomic_write_json(ctx.out / "metrics.json", results)
     write_jsonl(ctx.out / "samples.jsonl", samples)
+    atomic_write_json(ctx.out / "oversight.json", {
+        "verifiable_facts": sorted("/".join(f) for f in verifiable) if verifiable else None,
+        "share_known": {"/".join(f): v for f, v in sorted(share_known.items())},
+        "n_facts": len(world.kb.facts()), "models": oversight})
     return {"counts": {"prompts": len(world.heldout), "samples": len(samples)},
-            "metrics": {f"{name}/{k}": v for name, r in results.items()
-                        for k, v in r["metrics"].items()}}
+            "metrics": {**{f"{name}/{k}": v for name, r in results.items()
+                           for k, v in r["metrics"].items()},
+                        **{f"{name}/oversight/{c}/rate/confident_wrong": o[c]["rate/confident_wrong"]
+                           for name, o in oversight.items() for c in o}}}

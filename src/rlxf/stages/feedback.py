@@ -14,6 +14,7 @@ from ..feedback.poisoning import detect_flippers, precision_recall
 from ..feedback.quality import (annotator_reliability, bradley_terry_choices, dawid_skene,
                                 items_of, krippendorff_alpha, majority, raw_agreement)
 from ..feedback.simulated import build_pool, label_comparisons
+from ..feedback.verification import verification_accuracy
 from ..models.build import load_causal_lm
 from ..models.generate import sample_responses
 from ..rundir import atomic_write_json, write_jsonl
@@ -108,16 +109,19 @@ def simulated_feedback(ctx: StageContext, world, pairs, gold) -> tuple[list, dic
     every item has a gold answer, so each annotator's accuracy is measured on all their items
     (a real project mixes in a few gold items instead)."""
     cfg = ctx.config.feedback
-    pool = build_pool(cfg, ctx.seed)
+    pool = build_pool(cfg, ctx.seed, world.kb)
     created = datetime.now(timezone.utc).isoformat(timespec="seconds")
     provenance = {"generator": "rlxf.feedback.simulated", "seed": ctx.seed,
                   "pairs": f"SFT samples at temperature {cfg.temperature}"}
-    records = [r.model_copy(update={"created": created, "provenance": provenance})
+    records = [r.model_copy(update={"created": created,
+                                    "provenance": {**provenance, **r.provenance}})
                for r in label_comparisons(pairs, pool, cfg.overlap, world.kb, ctx.seed)]
     annotators = [{"id": a.id, "group": a.group, "poisoner": a.poisoner,
                    **a.params.model_dump(exclude={"name", "count", "poisoners"})} for a in pool]
     metrics, counts = quality_control(ctx, records, [p.text for p, _, _ in pairs], gold,
                                       annotators, {a.id for a in pool if a.poisoner})
+    if any(a.known is not None or a.params.assisted for a in pool):
+        metrics.update(verification_accuracy(records, gold))
     return records, metrics, counts
 
 
