@@ -193,7 +193,7 @@ def _reward_section(records: dict) -> dict:
         return {**out, "notes": notes}
     m, c = rec["metrics"], rec["counts"]
     out.update({k: v for k, v in m.items() if k.startswith(("bias/", "accuracy/", "calibration/",
-                                                             "ensemble/"))})
+                                                             "ensemble/", "uncertainty/"))})
     out.update({"loss/reward": m.get("loss/reward"), "probes": m.get("probes"),
                 "n_heldout": c.get("pairs/heldout"),
                 "n_gold_comparable": c.get("pairs/gold_comparable"),
@@ -208,6 +208,9 @@ def _reward_section(records: dict) -> dict:
         notes["accuracy/heldout"] = "no held-out comparisons"
     if out.get("accuracy/gold_triggered") is None:
         notes["accuracy/gold_triggered"] = "no held-out comparison carried the trigger word"
+    for k in ("uncertainty/train", "uncertainty/offdist"):
+        if out.setdefault(k, None) is None:
+            notes[k] = NULL_METRIC_REASONS["reward/uncertainty"]
     return {**out, "notes": notes}
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 
 import torch
 from transformers import AutoModelForSequenceClassification
@@ -91,6 +92,29 @@ def heldout_metrics(model, items, world, pad_id: int) -> dict:
             "n_gold_comparable": len(gold_hits)}
 
 
+def shuffled_tokens(ids: list[int], rng: random.Random) -> list[int]:
+    """The same words in a random order, <eos> kept last: a response with the training data's
+    token statistics but off its distribution (nothing like it was ever judged)."""
+    body = ids[:-1]
+    return rng.sample(body, len(body)) + ids[-1:]
+
+
+def uncertainty_metrics(ensemble: RewardEnsemble, train, heldout, pad_id: int, seed: int,
+                        limit: int = 256) -> dict:
+    """Mean ensemble standard deviation on responses the members were trained on, on held-out
+    ones, and on the training responses with their words shuffled (off-distribution)."""
+    rng = random.Random(f"{seed}:uncertainty")
+    seen = [pair for _, pair in rng.sample(train, min(limit, len(train)))]
+    held = [pair for _, pair in heldout[:limit]]
+
+    def mean_std(prompts, responses):
+        return sum(ensemble.score(prompts, responses, pad_id)[1]) / len(responses)
+    return {"uncertainty/train": mean_std([p for p, _, _ in seen], [c for _, c, _ in seen]),
+            "uncertainty/heldout": mean_std([p for p, _, _ in held], [c for _, c, _ in held]),
+            "uncertainty/offdist": mean_std([p for p, _, _ in seen],
+                                            [shuffled_tokens(c, rng) for _, c, _ in seen])}
+
+
 def _train_member(ctx: StageContext, world, pairs, index: int) -> tuple[object, dict]:
     """Member `index` of the ensemble; a member finished before a crash is loaded, not
     retrained (its checkpoint directory keeps the final model)."""
@@ -144,6 +168,7 @@ def run(ctx: StageContext) -> dict:
     if cfg.ensemble > 1:
         metrics["ensemble/accuracy_heldout"] = [
             heldout_metrics(m, heldout, world, pad)["accuracy/heldout"] for m in members]
+        metrics.update(uncertainty_metrics(ensemble, train, heldout, pad, ctx.seed))
     return {"counts": {"pairs/train": len(train), "pairs/heldout": len(heldout),
                        "pairs/gold_comparable": metrics.pop("n_gold_comparable"),
                        "members": cfg.ensemble},
