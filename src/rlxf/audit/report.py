@@ -211,6 +211,10 @@ def _reward_section(records: dict) -> dict:
     for k in ("uncertainty/train", "uncertainty/offdist"):
         if out.setdefault(k, None) is None:
             notes[k] = NULL_METRIC_REASONS["reward/uncertainty"]
+    for k, option in (("aspects", "aspects"), ("pluralistic", "group_conditioned")):
+        out[k] = m.get(k)
+        if out[k] is None:
+            notes[k] = f"not trained: set [reward] {option} = true"
     return {**out, "notes": notes}
 
 
