@@ -30,12 +30,13 @@ def sft_run(tmp_path_factory) -> Path:
     return out
 
 
-def run_variant(sft_run: Path, tmp_path: Path, feedback: str = "", reward: str = "") -> Path:
+def run_variant(sft_run: Path, tmp_path: Path, feedback: str = "", reward: str = "",
+                end: str = "") -> Path:
     """A copy of the SFT run, then feedback and reward under the tiny config plus these lines
-    at the top of its [feedback] and [reward] sections."""
+    at the top of its [feedback] and [reward] sections, and `end` at its end."""
     config = tmp_path / "variant.toml"
     config.write_text(TINY.read_text().replace("[feedback]\n", f"[feedback]\n{feedback}\n")
-                      .replace("[reward]\n", f"[reward]\n{reward}\n"))
+                      .replace("[reward]\n", f"[reward]\n{reward}\n") + "\n" + end)
     out = tmp_path / "run"
     shutil.copytree(sft_run, out)
     rlxf("run", config, "--out", out, "--until", "reward")
@@ -55,3 +56,35 @@ def test_rankings_from_a_feedback_file_train_a_plackett_luce_reward_model(sft_ru
     # held-out pairs come from held-out rankings: 3 pairs each
     assert rec["counts"]["pairs/heldout"] == 3 * (300 - rec["counts"]["rankings/train"])
     assert rec["metrics"]["accuracy/gold"] > 0.65  # chance is 0.5; the rankings are gold
+
+
+def test_ensemble_aspects_and_groups_in_one_tiny_run(sft_run, tmp_path):
+    import jsonschema
+
+    from rlxf.audit.report import SCHEMA_PATH
+    from rlxf.models.reward_heads import load_aspect_model, load_group_model
+
+    cautious = ('[[feedback.annotators]]\nname = "cautious"\ncount = 3\n'
+                'weights = { helpful = 0.1, harmless = 0.8, honest = 0.1 }\n')
+    out = run_variant(sft_run, tmp_path, "aspect_ratings = true",
+                      "ensemble = 2\naspects = true\ngroup_conditioned = true\nbest_of_n = 3\n"
+                      "best_of_n_prompts = 6", end=cautious)
+    fb = stage(out, "feedback")
+    assert fb["counts"]["ratings"] == 2 * 3 * fb["counts"]["comparisons"]  # 2 responses x overlap
+    m = stage(out, "reward")["metrics"]
+    assert all(m[f"uncertainty/{k}"] > 0 for k in ("train", "heldout", "offdist"))
+    for a in ("helpful", "harmless", "honest"):
+        assert m["aspects"][a]["pairs/train"] > 0
+    assert m["pluralistic"]["groups"] == ["cautious", "crowd"]
+    rows = m["pluralistic"]["best_of_n"]["rows"]
+    assert set(rows) == {"cautious", "crowd", "average", "worst_off", "unconditioned"}
+    assert all(r["min"] == min(r["gold/utility"].values()) for r in rows.values())
+    # the interfaces later stages use
+    aspect_model, group_model = load_aspect_model(out / "reward"), load_group_model(out / "reward")
+    assert set(aspect_model.score([[1, 4]], [[2]], 0)) == {"helpful", "harmless", "honest"}
+    assert len(group_model.score([[1, 4]], [[2]], 0, group="cautious")) == 1
+    rlxf("audit", out)
+    report = json.loads((out / "report" / "report.json").read_text())
+    jsonschema.Draft202012Validator(json.loads(SCHEMA_PATH.read_text())).validate(report)
+    assert report["reward_model"]["pluralistic"]["groups"] == ["cautious", "crowd"]
+    assert "worst_off" in (out / "report" / "report.md").read_text()
