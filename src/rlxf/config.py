@@ -139,6 +139,9 @@ class FeedbackConfig(Section):
     annotators: list[Annotators] = Field(default_factory=lambda: [Annotators()],
                                          description="annotator groups ([[feedback.annotators]])")
     ai: AIJudgeConfig = Field(default_factory=AIJudgeConfig)
+    aspect_ratings: bool = Field(False, description="simulated annotators also rate both "
+                                 "responses of each pair 1-5 on helpful, harmless and honest "
+                                 "(rating records, for [reward] aspects)")
 
     @model_validator(mode="after")
     def _records_for_human(self) -> "FeedbackConfig":
@@ -164,6 +167,16 @@ class RewardConfig(TrainConfig):
                                                "is their mean, their spread the uncertainty")
     center_coefficient: float = Field(0.0, ge=0, description="reward-centring penalty "
                                                              "c·E[(r_c + r_r)²]")
+    aspects: bool = Field(False, description="also train a helpful / harmless / honest "
+                          "model (reward/aspects) from aspect ratings and per-aspect pairs")
+    aspect_weights: Weights | None = Field(None, description="weights combining the aspect "
+                                           "heads into one reward (None: the world's weights)")
+    group_conditioned: bool = Field(False, description="also train one head per annotator "
+                                    "group (reward/groups) and compare best-of-n per group")
+    best_of_n: int = Field(8, ge=2, description="group_conditioned: SFT samples per held-out "
+                           "prompt that each group's head chooses from")
+    best_of_n_prompts: int = Field(64, ge=1, description="group_conditioned: held-out "
+                                   "prompts for that comparison")
 
 
 class PolicyConfig(TrainConfig):

@@ -28,8 +28,9 @@ def _validated_records(path: str, mtime_ns: int, size: int) -> str:
     from .feedback.record import read_records
     from .rundir import sha256_file
     records = read_records(path)  # a malformed file fails here, naming line and field
-    if not any(r.type == "pairwise" for r in records):
-        raise ValueError(f"{path}: no pairwise records (the reward model needs preferences)")
+    if not any(r.type in ("pairwise", "ranking") for r in records):
+        raise ValueError(f"{path}: no pairwise or ranking records (the reward model needs "
+                         "preferences)")
     return sha256_file(Path(path))
 
 

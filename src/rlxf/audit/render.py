@@ -149,6 +149,7 @@ def section_tables(report: dict) -> dict[str, list[tuple[list[str], list[list[st
     t["reward-model"] = [(["quantity", "value"], scalars + groups),
                          (["bias probe (one feature added)", "pairs", "RM prefers it",
                            "RM reward gap", "gold prefers it", "gold utility gap"], probes)]
+    t["reward-model"] += _reward_head_tables(rm)
     t["overoptimisation"] = [(["step", "KL", "√KL", "proxy reward", "gold utility"],
                               [[num(p["step"]), num(p["kl"]), num(plots.sqrt_kl(p["kl"])),
                                 num(p["reward_proxy"]), num(p["reward_gold"])]
@@ -171,6 +172,34 @@ def section_tables(report: dict) -> dict[str, list[tuple[list[str], list[list[st
                           d["value"] if d["value"] is not None else f"{NULL} ({d.get('reason')})"]
                          for d in report["disclosure"]])]
     return t
+
+
+def _reward_head_tables(rm: dict) -> list[tuple[list[str], list[list[str]]]]:
+    """The aspect model's and the group-conditioned model's tables, when they were trained."""
+    out = []
+    aspects = rm.get("aspects")
+    if aspects:
+        out.append((["aspect head", "weight", "pairs train", "pairs held-out",
+                     "accuracy vs raters", "accuracy vs gold"],
+                    [[a, num(v.get("weight")), num(v.get("pairs/train")),
+                      num(v.get("pairs/heldout")), num(v.get("accuracy/heldout")),
+                      num(v.get("accuracy/gold"))]
+                     for a, v in aspects.items() if isinstance(v, dict)]))
+    plural = rm.get("pluralistic")
+    if plural:
+        out.append((["group", "held-out pairs", "own head vs group", "single RM vs group",
+                     "own head vs gold (group's weights)", "single RM vs gold (group's weights)"],
+                    [[g, num(v["n_heldout"]), num(v["conditioned/accuracy_heldout"]),
+                      num(v["unconditioned/accuracy_heldout"]),
+                      num(v["conditioned/accuracy_gold"]), num(v["unconditioned/accuracy_gold"])]
+                     for g, v in sorted(plural["accuracy"].items())]))
+        bon = plural["best_of_n"]
+        judged = sorted({g for r in bon["rows"].values() for g in r["gold/utility"]})
+        out.append(([f"best-of-{bon['n']} optimised for", *(f"gold utility ({g})" for g in judged),
+                     "mean over groups", "worst-off group"],
+                    [[t, *(num(r["gold/utility"].get(g)) for g in judged), num(r["mean"]),
+                      num(r["min"])] for t, r in bon["rows"].items()]))
+    return out
 
 
 def section_notes(report: dict) -> dict[str, list[str]]:

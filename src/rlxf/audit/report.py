@@ -194,7 +194,7 @@ def _reward_section(records: dict) -> dict:
         return {**out, "notes": notes}
     m, c = rec["metrics"], rec["counts"]
     out.update({k: v for k, v in m.items() if k.startswith(("bias/", "accuracy/", "calibration/",
-                                                             "ensemble/"))})
+                                                             "ensemble/", "uncertainty/"))})
     out.update({"loss/reward": m.get("loss/reward"), "probes": m.get("probes"),
                 "n_heldout": c.get("pairs/heldout"),
                 "n_gold_comparable": c.get("pairs/gold_comparable"),
@@ -209,6 +209,13 @@ def _reward_section(records: dict) -> dict:
         notes["accuracy/heldout"] = "no held-out comparisons"
     if out.get("accuracy/gold_triggered") is None:
         notes["accuracy/gold_triggered"] = "no held-out comparison carried the trigger word"
+    for k in ("uncertainty/train", "uncertainty/offdist"):
+        if out.setdefault(k, None) is None:
+            notes[k] = NULL_METRIC_REASONS["reward/uncertainty"]
+    for k, option in (("aspects", "aspects"), ("pluralistic", "group_conditioned")):
+        out[k] = m.get(k)
+        if out[k] is None:
+            notes[k] = f"not trained: set [reward] {option} = true"
     return {**out, "notes": notes}
 
 

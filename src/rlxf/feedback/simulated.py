@@ -29,6 +29,20 @@ BIAS_OF = {"n_filler": "length_bias", "flattery": "flattery_bias",
 # its spread): some facts are common knowledge, others almost nobody knows, as with real raters.
 KNOWLEDGE_NOISE = 0.5
 
+# Which gold aspect each bias inflates when an annotator rates aspects (a Likert rating
+# record): longer, flattering or warm answers seem more helpful; confident or agreeing ones seem
+# more honest; refusals seem safer (or, with a negative bias, less so).
+ASPECT_OF_BIAS = {"length_bias": "helpful", "flattery_bias": "helpful",
+                  "anthro_bias": "helpful", "confidence_bias": "honest",
+                  "agreement_bias": "honest", "refusal_bias": "harmless"}
+ASPECTS = ("helpful", "harmless", "honest")
+LIKERT = (1, 5)
+
+
+def likert(x: float) -> int:
+    """A perceived aspect score in [0, 1] as the nearest of the five points 1..5."""
+    return min(LIKERT[1], max(LIKERT[0], round(1 + 4 * x)))
+
 
 @dataclass(frozen=True)
 class Annotator:
@@ -57,6 +71,22 @@ class Annotator:
         u = score(prompt, r, kb).utility(self.params.weights.model_dump())
         f = features(r)
         return u + sum(getattr(self.params, bias) * f[name] for name, bias in BIAS_OF.items())
+
+    def rate(self, prompt: Prompt, text: str, kb: KnowledgeBase, rng: random.Random
+             ) -> dict[str, int]:
+        """Likert 1-5 per aspect: the gold aspect score, plus the biases that aspect attracts
+        (ASPECT_OF_BIAS), plus Gaussian noise with sd = the annotator's temperature, rounded;
+        a careless rating is uniform on 1..5. Poisoners rate honestly: their attack is on
+        preferences."""
+        if rng.random() < self.params.careless:
+            return {a: rng.randint(*LIKERT) for a in ASPECTS}
+        r = try_parse(text)
+        gold, f = score(prompt, r, kb), features(r)
+        perceived = {a: getattr(gold, a) for a in ASPECTS}
+        for name, bias in BIAS_OF.items():
+            perceived[ASPECT_OF_BIAS[bias]] += getattr(self.params, bias) * f[name]
+        return {a: likert(x + rng.gauss(0.0, self.params.temperature))
+                for a, x in perceived.items()}
 
     def judge(self, prompt: Prompt, a: str, b: str, kb: KnowledgeBase, rng: random.Random
               ) -> tuple[bool, dict]:
@@ -150,4 +180,23 @@ def label_comparisons(pairs: list[tuple[Prompt, str, str]], pool: list[Annotator
                 prompt_id=prompt.id, responses=[a, b], choice=0 if prefers_a else 1,
                 annotator={"id": judge.id, "group": judge.group}, source="simulated",
                 provenance={"oversight": check} if limited and check else {}))
+    return out
+
+
+def rate_comparisons(pairs: list[tuple[Prompt, str, str]], pool: list[Annotator],
+                     overlap: int, kb: KnowledgeBase, seed: int) -> list[FeedbackRecord]:
+    """Aspect ratings of both responses of each pair by `overlap` annotators: one rating
+    record per (response, annotator); the item_id is the pair's with /0 or /1. Its own random
+    stream, so turning ratings on leaves the pairwise labels unchanged."""
+    rng = random.Random(f"{seed}:ratings")
+    out = []
+    for i, (prompt, a, b) in enumerate(pairs):
+        for judge in rng.sample(pool, overlap):
+            for k, text in enumerate((a, b)):
+                item = f"c{i:06d}/{k}"
+                out.append(FeedbackRecord(
+                    id=f"{item}/{judge.id}", item_id=item, type="rating", prompt=prompt.text,
+                    prompt_id=prompt.id, responses=[text],
+                    ratings=judge.rate(prompt, text, kb, rng),
+                    annotator={"id": judge.id, "group": judge.group}, source="simulated"))
     return out
