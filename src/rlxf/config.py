@@ -159,20 +159,53 @@ class RewardConfig(TrainConfig):
                                                              "c·E[(r_c + r_r)²]")
 
 
+class PPOConfig(Section):
+    """PPO (Ziegler et al. 2019; Ouyang et al. 2022): each step samples `batch_size` training
+    prompts, scores the responses with the proxy reward, and optimises the clipped surrogate."""
+    kl_coef: float = Field(0.05, ge=0, description="β of the per-token KL penalty to SFT "
+                                                   "(initial value if kl_target is set)")
+    kl_target: float | None = Field(None, gt=0, description="adaptive KL controller's target "
+                                    "KL in nats per response (None: β stays fixed)")
+    kl_horizon: float = Field(10000, gt=0, description="adaptive controller's horizon "
+                                                       "(samples)")
+    gamma: float = Field(1.0, ge=0, le=1, description="discount")
+    lam: float = Field(0.95, ge=0, le=1, description="GAE λ")
+    clip_range: float = Field(0.2, gt=0, description="policy ratio clip ε")
+    clip_range_value: float = Field(0.2, gt=0, description="value clip ε_v")
+    vf_coef: float = Field(0.1, ge=0, description="weight of the value loss")
+    epochs: int = Field(2, ge=1, description="optimisation epochs over each rollout batch")
+    minibatches: int = Field(2, ge=1, description="minibatches per epoch")
+    whiten_rewards: bool = Field(False, description="scale per-token rewards to unit variance "
+                                                    "(sign kept) before GAE")
+    temperature: float = Field(1.0, gt=0, description="rollout sampling temperature")
+
+
 class PolicyConfig(TrainConfig):
-    algorithm: Literal["dpo"] = Field("dpo", description="policy optimiser")
+    algorithm: Literal["dpo", "ppo", "bon"] = Field(
+        "dpo", description="policy optimiser: dpo, ppo (RL against the proxy reward with a KL "
+                           "penalty), bon (no training: SFT + best-of-n against the proxy)")
     steps: int = Field(200, ge=1)
     batch_size: int = Field(32, ge=1)
     lr: float = Field(5e-5, gt=0)
     beta: float = Field(0.1, gt=0, description="DPO's KL strength")
     eval_every: int = Field(50, ge=1, description="steps between gold/proxy/KL measurements")
     eval_prompts: int = Field(128, ge=8, description="held-out prompts for those measurements")
+    ppo: PPOConfig = Field(default_factory=PPOConfig,
+                           description="algorithm = \"ppo\" ([policy.ppo])")
+    bon_n: int = Field(4, ge=1, description="algorithm = \"bon\": responses drawn per prompt, "
+                                            "the proxy's favourite is kept")
 
 
 class EvalConfig(Section):
     samples_per_prompt: int = Field(4, ge=1, description="samples per held-out prompt")
     temperature: float = Field(1.0, gt=0, description="sampling temperature (1: KL is exact)")
     max_new_tokens: int = Field(40, ge=4, description="response length limit in tokens")
+
+
+class TrackingConfig(Section):
+    """Where training metrics go besides the ledger (no stage's result depends on it)."""
+    tensorboard: bool = Field(True, description="TensorBoard event files in RUN/tb/")
+    mlflow: bool = Field(False, description="also log to MLflow in RUN/mlruns/ (needs mlflow)")
 
 
 class DisclosureConfig(Section):
@@ -194,6 +227,7 @@ class RunConfig(Section):
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     disclosure: DisclosureConfig = Field(default_factory=DisclosureConfig)
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
 
 
 class ConfigError(ValueError):
