@@ -208,6 +208,23 @@ class TrackingConfig(Section):
     mlflow: bool = Field(False, description="also log to MLflow in RUN/mlruns/ (needs mlflow)")
 
 
+class SweepConfig(Section):
+    """`rlxf sweep`: the policy stage once per value, sharing every upstream stage (Gao et al.'s
+    over-optimisation curves). Give one of the two lists; no stage's result depends on it."""
+    kl_coef: list[float] = Field(default_factory=list, description="PPO KL coefficients "
+                                 "([policy.ppo] kl_coef per member; algorithm = \"ppo\")")
+    bon_n: list[int] = Field(default_factory=list, description="best-of-n values (each member "
+                                                               "is algorithm = \"bon\")")
+
+    @model_validator(mode="after")
+    def _one_list(self) -> "SweepConfig":
+        if self.kl_coef and self.bon_n:
+            raise ValueError("give kl_coef or bon_n, not both")
+        if any(v < 0 for v in self.kl_coef) or any(n < 1 for n in self.bon_n):
+            raise ValueError("kl_coef values must be >= 0 and bon_n values >= 1")
+        return self
+
+
 class DisclosureConfig(Section):
     """Free-text answers for what a run cannot know about itself (Casper et al. section 5)."""
     evaluator_selection: str | None = Field(None, description="how evaluators were recruited, "
@@ -228,6 +245,7 @@ class RunConfig(Section):
     eval: EvalConfig = Field(default_factory=EvalConfig)
     disclosure: DisclosureConfig = Field(default_factory=DisclosureConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    sweep: SweepConfig = Field(default_factory=SweepConfig)
 
 
 class ConfigError(ValueError):
