@@ -3,7 +3,7 @@
 With d = sqrt(KL(policy || SFT)) and R the reward gained since d = 0:
   best-of-n:  R(d) = d (α - β d)          peak at d* = α / (2β),        R* = α² / (4β)
   RL:         R(d) = d (α - β log d)      peak at d* = exp(α/β - 1),    R* = β d*
-A peak exists only for β > 0 (otherwise the fitted gold never turns down); R² is that of the
+A peak exists only for β > 0 (and, for RL, below √KL = e^50; otherwise the fitted gold never turns down); R² is that of the
 fit to the measured gains. Pure functions of lists of numbers: no files, no torch."""
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ def peak(form: str, alpha: float, beta: float) -> tuple[float | None, float | No
         return None, None
     if form == "bon":
         return alpha / (2 * beta), alpha ** 2 / (4 * beta)
+    if alpha / beta - 1 > 50:  # a peak at √KL > e^50 is no peak: the curve only rises
+        return None, None
     d = math.exp(alpha / beta - 1)
     return d, beta * d
 
