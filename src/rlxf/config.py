@@ -179,14 +179,41 @@ class RewardConfig(TrainConfig):
                                    "prompts for that comparison")
 
 
+class PPOConfig(Section):
+    """PPO (Ziegler et al. 2019; Ouyang et al. 2022): each step samples `batch_size` training
+    prompts, scores the responses with the proxy reward, and optimises the clipped surrogate."""
+    kl_coef: float = Field(0.05, ge=0, description="β of the per-token KL penalty to SFT "
+                                                   "(initial value if kl_target is set)")
+    kl_target: float | None = Field(None, gt=0, description="adaptive KL controller's target "
+                                    "KL in nats per response (None: β stays fixed)")
+    kl_horizon: float = Field(10000, gt=0, description="adaptive controller's horizon "
+                                                       "(samples)")
+    gamma: float = Field(1.0, ge=0, le=1, description="discount")
+    lam: float = Field(0.95, ge=0, le=1, description="GAE λ")
+    clip_range: float = Field(0.2, gt=0, description="policy ratio clip ε")
+    clip_range_value: float = Field(0.2, gt=0, description="value clip ε_v")
+    vf_coef: float = Field(0.1, ge=0, description="weight of the value loss")
+    epochs: int = Field(2, ge=1, description="optimisation epochs over each rollout batch")
+    minibatches: int = Field(2, ge=1, description="minibatches per epoch")
+    whiten_rewards: bool = Field(False, description="scale per-token rewards to unit variance "
+                                                    "(sign kept) before GAE")
+    temperature: float = Field(1.0, gt=0, description="rollout sampling temperature")
+
+
 class PolicyConfig(TrainConfig):
-    algorithm: Literal["dpo"] = Field("dpo", description="policy optimiser")
+    algorithm: Literal["dpo", "ppo", "bon"] = Field(
+        "dpo", description="policy optimiser: dpo, ppo (RL against the proxy reward with a KL "
+                           "penalty), bon (no training: SFT + best-of-n against the proxy)")
     steps: int = Field(200, ge=1)
     batch_size: int = Field(32, ge=1)
     lr: float = Field(5e-5, gt=0)
     beta: float = Field(0.1, gt=0, description="DPO's KL strength")
     eval_every: int = Field(50, ge=1, description="steps between gold/proxy/KL measurements")
     eval_prompts: int = Field(128, ge=8, description="held-out prompts for those measurements")
+    ppo: PPOConfig = Field(default_factory=PPOConfig,
+                           description="algorithm = \"ppo\" ([policy.ppo])")
+    bon_n: int = Field(4, ge=1, description="algorithm = \"bon\": responses drawn per prompt, "
+                                            "the proxy's favourite is kept")
 
 
 class EvalConfig(Section):
@@ -219,6 +246,29 @@ class ProcessConfig(TrainConfig):
     bon_draws: int = Field(20, ge=1, description="best-of-n draws per held-out question")
 
 
+class TrackingConfig(Section):
+    """Where training metrics go besides the ledger (no stage's result depends on it)."""
+    tensorboard: bool = Field(True, description="TensorBoard event files in RUN/tb/")
+    mlflow: bool = Field(False, description="also log to MLflow in RUN/mlruns/ (needs mlflow)")
+
+
+class SweepConfig(Section):
+    """`rlxf sweep`: the policy stage once per value, sharing every upstream stage (Gao et al.'s
+    over-optimisation curves). Give one of the two lists; no stage's result depends on it."""
+    kl_coef: list[float] = Field(default_factory=list, description="PPO KL coefficients "
+                                 "([policy.ppo] kl_coef per member; algorithm = \"ppo\")")
+    bon_n: list[int] = Field(default_factory=list, description="best-of-n values (each member "
+                                                               "is algorithm = \"bon\")")
+
+    @model_validator(mode="after")
+    def _one_list(self) -> "SweepConfig":
+        if self.kl_coef and self.bon_n:
+            raise ValueError("give kl_coef or bon_n, not both")
+        if any(v < 0 for v in self.kl_coef) or any(n < 1 for n in self.bon_n):
+            raise ValueError("kl_coef values must be >= 0 and bon_n values >= 1")
+        return self
+
+
 class DisclosureConfig(Section):
     """Free-text answers for what a run cannot know about itself (Casper et al. section 5)."""
     evaluator_selection: str | None = Field(None, description="how evaluators were recruited, "
@@ -239,6 +289,8 @@ class RunConfig(Section):
     eval: EvalConfig = Field(default_factory=EvalConfig)
     disclosure: DisclosureConfig = Field(default_factory=DisclosureConfig)
     process: ProcessConfig = Field(default_factory=ProcessConfig)
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    sweep: SweepConfig = Field(default_factory=SweepConfig)
 
 
 class LoraConfig(Section):

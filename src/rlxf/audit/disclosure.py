@@ -173,8 +173,11 @@ def _policy_eval(records: dict) -> tuple[str | None, list, str]:
     algo = ""
     if pol is not None:
         p = pol["config"]["policy"]
-        algo = (f"policy trained by {str(p.get('algorithm', '?')).upper()} (beta "
-                f"{p.get('beta', '?')}, {p.get('steps', '?')} steps); ")
+        name = str(p.get("algorithm", "?"))
+        knob = {"ppo": f"KL coefficient {p.get('ppo', {}).get('kl_coef', '?')}",
+                "bon": f"best of {p.get('bon_n', '?')}, no training"}.get(
+                    name, f"beta {p.get('beta', '?')}")
+        algo = f"policy trained by {name.upper()} ({knob}, {p.get('steps', '?')} steps); "
     value = (f"{algo}gold 3H judge on {rec['counts'].get('prompts', '?')} held-out prompts x "
              f"{cfg.get('samples_per_prompt', '?')} samples at temperature "
              f"{cfg.get('temperature', '?')}: gold utility base {_f(m.get('base/gold/utility'))}, "

@@ -154,6 +154,28 @@ def section_tables(report: dict) -> dict[str, list[tuple[list[str], list[list[st
                               [[num(p["step"]), num(p["kl"]), num(plots.sqrt_kl(p["kl"])),
                                 num(p["reward_proxy"]), num(p["reward_gold"])]
                                for p in oo["points"]])]
+    fits = [(src, name, f) for src in ("history", "sweep")
+            for name, f in (((oo.get("fit") or {}).get(src) or {}).items())
+            if name in ("gold", "proxy") and f]
+    if fits:
+        t["overoptimisation"].append((
+            ["Gao et al. fit", "reward", "form", "α", "β", "R²", "peak √KL", "peak reward"],
+            [[src, name, oo["fit"][src]["equation"], num(f["alpha"]), num(f["beta"]),
+              num(f["r2"]), num(f["peak_sqrt_kl"]), num(f["peak"])] for src, name, f in fits]))
+    sweep = oo.get("sweep")
+    if sweep:
+        t["overoptimisation"].append((
+            [f"sweep: {sweep['parameter']}", "KL", "√KL", "proxy reward", "gold utility",
+             "sycophancy", "anthropomorphic"],
+            [[num(p["value"]) if p["value"] is not None else "SFT", num(p["kl"]),
+              num(plots.sqrt_kl(p["kl"])), num(p["reward_proxy"]), num(p["reward_gold"]),
+              num(p.get("rate/sycophancy")), num(p.get("rate/anthropomorphic"))]
+             for p in sweep["points"]]))
+        if sweep.get("bon_kl_check"):
+            t["overoptimisation"].append((
+                ["best-of-n n", "KL measured", "log n − (n−1)/n", "relative error"],
+                [[num(c["n"]), num(c["kl_measured"]), num(c["kl_analytic"]),
+                  num(c["relative_error"])] for c in sweep["bon_kl_check"]]))
     t["groups"] = [(["group", "annotators", "weights (help/harmless/honest)", "gold utility SFT",
                      "gold utility policy"],
                     [[g, num(v.get("n_annotators")),
@@ -212,6 +234,8 @@ def section_notes(report: dict) -> dict[str, list[str]]:
                          sorted(report["reward_model"].get("notes", {}).items())]
     n["overoptimisation"] = [f"{k}: {v}" for k, v in
                              sorted(report["overoptimisation"].get("notes", {}).items())]
+    n["overoptimisation"] += [f"sweep {k}: {v}" for k, v in sorted(
+        ((report["overoptimisation"].get("sweep") or {}).get("notes") or {}).items())]
     n["groups"] = [f"{g}, {k}: {v}" for g, gv in sorted(report["groups"].items())
                    for k, v in sorted(gv.get("notes", {}).items())]
     n["tensions"] = [*report["tensions"].get("notes", {}).values()]
@@ -504,6 +528,15 @@ def _html_section(report: dict, key: str, title: str, tables: dict, notes: dict)
                        "is over-optimisation.</figcaption></figure>")
         else:
             out.append(f'<p class="null">{NULL} no over-optimisation points</p>')
+        sweep = report["overoptimisation"].get("sweep") or {}
+        spts = [dict(p, step=p["value"] if p["value"] is not None else "SFT")
+                for p in sweep.get("points", [])
+                if None not in (p.get("kl"), p.get("reward_proxy"), p.get("reward_gold"))]
+        if len(spts) >= 2:
+            out.append(f"<figure>{plots.svg('overoptimisation-sweep', plots.overoptimisation, spts)}"
+                       f"<figcaption>The sweep over {e(sweep['parameter'])} (labels: its value): "
+                       "each member's last measured point against √KL to SFT.</figcaption>"
+                       "</figure>")
     if key == "tensions":
         out.append('<ul class="readings">' + "".join(
             f"<li>{e(r)}</li>" for r in report["tensions"].get("readings", [])) + "</ul>")

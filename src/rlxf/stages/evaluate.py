@@ -10,6 +10,7 @@ from ..models.build import load_causal_lm
 from ..models.reward_ensemble import RewardEnsemble
 from ..rundir import atomic_write_json, write_jsonl
 from .context import StageContext
+from .policy import policy_best_of
 
 MODELS = {"base": "pretrain", "sft": "sft", "policy": "policy"}  # report name -> stage
 
@@ -31,10 +32,14 @@ def run(ctx: StageContext) -> dict:
     report = ctx.progress("eval", len(MODELS))
     for i, (name, stage) in enumerate(MODELS.items()):
         model = sft if name == "sft" else load_causal_lm(ctx.model_dir(stage))
+        best_of = policy_best_of(ctx.run.stage_dir(stage)) if name == "policy" else 1
+        if best_of > 1:  # the policy is SFT + best-of-n: sample SFT, keep the proxy's best
+            model = sft
         m = measure(model, prompts=world.heldout, world=world, sft_model=sft,
                     reward_model=reward_model, samples_per_prompt=cfg.samples_per_prompt,
                     temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens,
-                    seed=ctx.seed, groups=groups, backdoor=feedback.trigger_rate > 0)
+                    seed=ctx.seed, groups=groups, backdoor=feedback.trigger_rate > 0,
+                    best_of=best_of)
         results[name] = {"metrics": m["metrics"], "per_family": m["per_family"],
                          "groups": m["groups"]}
         samples += [{"model": name, **s} for s in m["samples"]]

@@ -11,7 +11,8 @@ import torch
 from ..config import PolicyConfig
 from ..models.logprobs import response_batch, sequence_logprobs
 from .losses import dpo_loss
-from .loop import BatchOrder, Checkpointer, StepCallback, lr_at, set_lr
+from .loop import (BatchOrder, Checkpointer, StepCallback, loop_summary, lr_at, record_eval,
+                   set_lr)
 from .reward import Pair
 
 
@@ -48,9 +49,7 @@ def train_dpo(policy, pairs: list[Pair], ref_chosen: torch.Tensor, ref_rejected:
     ema: dict = ckpt.extra.get("ema", {})
     t0 = time.perf_counter()
     for step in range(start, cfg.steps + 1):
-        if evaluate and (step % cfg.eval_every == 0 or step == cfg.steps) and \
-                not any(h["step"] == step for h in history):
-            history.append({"step": step, **evaluate(step)})
+        record_eval(evaluate, step, cfg, history)
         if step == cfg.steps:
             break
         policy.train()
@@ -70,7 +69,4 @@ def train_dpo(policy, pairs: list[Pair], ref_chosen: torch.Tensor, ref_rejected:
         if on_step:
             on_step(step + 1, ema)
     policy.eval()
-    elapsed = time.perf_counter() - t0
-    done = cfg.steps - start
-    return {**ema, "steps": cfg.steps, "resumed_from_step": start, "history": history,
-            "throughput/pairs_per_s": done * cfg.batch_size / elapsed if done else None}
+    return {**ema, **loop_summary(start, cfg, time.perf_counter() - t0, history, "pairs")}
