@@ -102,7 +102,7 @@ def test_migration_builds_the_models_schema(store):
     with store.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     assert diff == []
-    assert current_revision(store.engine) == "0001"
+    assert current_revision(store.engine) == "0002"
     store.migrate()  # a second start is a no-op
     assert {"projects", "items", "assignments", "judgements", "annotators", "demographics",
             "sessions"} <= store.tables()
