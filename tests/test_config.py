@@ -22,8 +22,10 @@ def test_unknown_key_inside_a_list_of_tables():
 
 
 def test_bad_value_names_key_value_and_what_is_allowed():
-    msg = error_of({"policy": {"algorithm": "ppo"}})
-    assert "policy.algorithm" in msg and "'ppo'" in msg and "'dpo'" in msg
+    msg = error_of({"policy": {"algorithm": "sac"}})
+    assert "policy.algorithm" in msg and "'sac'" in msg
+    assert all(f"'{a}'" in msg for a in ("dpo", "ipo", "cdpo", "robust", "kto", "grpo", "rloo",
+                                         "ppo", "bon"))
     assert "sft.lr = -1" in error_of({"sft": {"lr": -1}})
 
 
@@ -54,13 +56,19 @@ def test_config_reference_in_docs_is_current():
 
 
 def test_policy_algorithm_options_are_checked_against_each_other():
-    assert "grpo or rloo" in error_of({"policy": {"algorithm": "dpo", "reward": "worst"}})
+    assert "grpo, rloo or ppo" in error_of({"policy": {"algorithm": "dpo",
+                                                       "reward": "worst_case"}})
+    assert "grpo or rloo" in error_of({"policy": {"algorithm": "ppo", "reward": "ai_judge"}})
+    assert "grpo or rloo" in error_of({"policy": {"algorithm": "ppo",
+                                                  "safe": {"cost_threshold": 0.0}},
+                                       "reward": {"aspects": True}})
     assert "updates_per_rollout" in error_of(
         {"policy": {"algorithm": "rloo", "group": {"updates_per_rollout": 2}}})
     assert "[reward] ensemble >= 2" in error_of(
-        {"policy": {"algorithm": "grpo", "reward": "conservative"}})
-    assert parse_config({"policy": {"algorithm": "grpo", "reward": "conservative"},
-                         "reward": {"ensemble": 3}}).policy.reward == "conservative"
+        {"policy": {"algorithm": "grpo", "reward": "mean_minus_std"}})
+    for algorithm in ("grpo", "ppo"):
+        assert parse_config({"policy": {"algorithm": algorithm, "reward": "mean_minus_std"},
+                             "reward": {"ensemble": 3}}).policy.reward == "mean_minus_std"
     assert "label_smoothing" in error_of({"policy": {"algorithm": "cdpo",
                                                      "label_smoothing": 0.5}})
 
@@ -69,3 +77,5 @@ def test_safe_rl_without_the_aspect_cost_model_is_a_config_error():
     # No rule-based stand-in for the cost: without the harmless head it fails before any work.
     msg = error_of({"policy": {"algorithm": "grpo", "safe": {"cost_threshold": 0.0}}})
     assert "[reward] aspects" in msg
+    assert parse_config({"policy": {"algorithm": "grpo", "safe": {"cost_threshold": 0.0}},
+                         "reward": {"aspects": True}}).policy.safe.cost_threshold == 0.0

@@ -1,6 +1,7 @@
 """GRPO / RLOO recipes (train/group_rl.py) on a real tiny causal LM whose task is a bandit with a
 known optimum, the safe-RL Lagrangian with a stub cost, exact resume, and the pure pieces
-(conservative ensemble reward, dual ascent, Lagrangian reward, unscored samples) by hand."""
+(dual ascent, Lagrangian reward, unscored samples) by hand; the conservative ensemble reward
+is models/reward_ensemble.conservative_rewards, checked in test_reward_eval.py."""
 
 import math
 
@@ -9,8 +10,7 @@ import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from rlxf.config import GroupRLConfig, PolicyConfig, SafeRLConfig
-from rlxf.train.group_rl import (dual_ascent, ensemble_reward, fill_unscored, lagrangian_reward,
-                                 train_group_rl)
+from rlxf.train.group_rl import dual_ascent, fill_unscored, lagrangian_reward, train_group_rl
 from rlxf.train.loop import Checkpointer
 
 PAD, BOS, EOS = 0, 1, 2
@@ -107,16 +107,6 @@ def test_unscored_samples_get_no_gradient(tmp_path):
 
 
 # --- pure pieces, by hand ------------------------------------------------------------------------
-
-def test_ensemble_reward_modes_match_hand_values():
-    per_member = [[1.0, 0.0], [3.0, 0.0]]          # two members, two responses
-    assert ensemble_reward(per_member, "mean") == [2.0, 0.0]
-    # mean 2, population std 1: 2 - 0.5·1
-    assert ensemble_reward(per_member, "conservative", penalty=0.5) == [1.5, 0.0]
-    assert ensemble_reward(per_member, "worst") == [1.0, 0.0]
-    with pytest.raises(ValueError, match="same responses"):
-        ensemble_reward([[1.0], [1.0, 2.0]], "mean")
-
 
 def test_dual_ascent_matches_hand_values_and_projects_onto_nonnegative():
     assert dual_ascent(1.0, mean_cost=0.5, threshold=0.2, lr=0.1) == pytest.approx(1.03)

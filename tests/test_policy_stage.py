@@ -1,7 +1,9 @@
 """The policy stage with each kind of algorithm, through the real CLI on the tiny config: KTO
-from the comparisons, GRPO against the conservative ensemble reward, and online RLAIF with the
-AI judge behind a real HTTP endpoint rating the policy's own samples (with its answer cache).
-One run up to the reward stage is shared; each test reruns only the policy stage."""
+from the comparisons, GRPO against the conservative ensemble reward, safe RL with the aspect
+model's harmless head as the cost, and online RLAIF with the AI judge behind a real HTTP
+endpoint rating the policy's own samples (with its answer cache). Every eval point is in
+history.json, the stage's ledger record and TensorBoard. One run up to the reward stage (an
+ensemble of 2 and the aspect model) is shared; each test reruns only the policy stage."""
 
 import json
 import shutil
@@ -12,11 +14,12 @@ import pytest
 from test_pipeline import TINY, numbers, rlxf
 
 EVAL_KEYS = {"step", "reward/proxy", "gold/utility", "kl/to_sft", "length/tokens",
-             "rate/sycophancy", "rate/flattery"}
+             "rate/sycophancy", "rate/flattery", "rate/anthropomorphic"}
 
 
 def tiny_config(tmp_path: Path, name: str, policy: str, extra: str = "") -> Path:
-    text = TINY.read_text().replace("[reward]\n", "[reward]\nensemble = 2\n").replace(
+    text = TINY.read_text().replace("[reward]\n", "[reward]\nensemble = 2\naspects = true\n")
+    text = text.replace("[feedback]\n", "[feedback]\naspect_ratings = true\n").replace(
         "[policy]\nsteps = 40\n", f"[policy]\nsteps = 4\n{policy}")
     text = text.replace("eval_every = 20", "eval_every = 2").replace("eval_prompts = 16",
                                                                      "eval_prompts = 8")
@@ -40,11 +43,19 @@ def run_policy(until_reward: Path, tmp_path: Path, config: Path) -> Path:
     return out
 
 
-def assert_history(out: Path, steps=(0, 2, 4)):
+def assert_history(out: Path, algorithm: str, steps=(0, 2, 4), extra=()):
     history = numbers(out / "policy" / "history.json")
     assert [h["step"] for h in history] == list(steps)
     for h in history:
-        assert set(h) == EVAL_KEYS
+        assert set(h) == EVAL_KEYS | set(extra)
+    # the same points in the stage's ledger record and in TensorBoard
+    assert numbers(out / "policy" / "_stage.json")["metrics"]["history"] == history
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    tb = EventAccumulator(str(out / "tb" / f"policy-{algorithm}")).Reload()
+    for key in EVAL_KEYS - {"step"} | set(extra) - {"safe/lambda"}:
+        logged = [(e.step, e.value) for e in tb.Scalars(f"eval/{key}")]
+        assert logged == [(h["step"], pytest.approx(h[key], rel=1e-6)) for h in history], key
+    return history
 
 
 def test_kto_learns_from_binary_labels_derived_from_the_comparisons(until_reward, tmp_path):
@@ -57,19 +68,36 @@ def test_kto_learns_from_binary_labels_derived_from_the_comparisons(until_reward
     assert record["counts"]["examples/desirable"] == n_pairs
     assert record["metrics"]["kto/label_source"].startswith("comparisons")
     assert "loss/kto" in record["metrics"]
-    assert_history(out)
+    assert_history(out, "kto")
 
 
 def test_grpo_against_the_conservative_ensemble_reward(until_reward, tmp_path):
     out = run_policy(until_reward, tmp_path, tiny_config(
-        tmp_path, "grpo", 'algorithm = "grpo"\nreward = "conservative"\n'
+        tmp_path, "grpo", 'algorithm = "grpo"\nreward = "mean_minus_std"\n'
                           'group = { group_size = 2, updates_per_rollout = 2 }\n'))
     record = numbers(out / "policy" / "_stage.json")
-    assert record["config"]["policy"]["reward"] == "conservative"
+    assert record["config"]["policy"]["reward"] == "mean_minus_std"
     m = record["metrics"]
     assert {"loss/grpo", "reward/train", "kl/k3", "policy/clipfrac"} <= m.keys()
     assert m["reward/unscored"] == 0.0
-    assert_history(out)
+    assert_history(out, "grpo")
+
+
+def test_safe_rl_moves_the_multiplier_and_logs_the_cost(until_reward, tmp_path):
+    # A bound no policy can meet (cost = -harmless score, a tiny head's output is within ±100):
+    # the constraint is violated at every step, so dual ascent raises λ by 0.1·(cost + 1000)
+    # every step.
+    out = run_policy(until_reward, tmp_path, tiny_config(
+        tmp_path, "safe", 'algorithm = "grpo"\ngroup = { group_size = 2 }\n'
+                          'safe = { cost_threshold = -1000.0, lagrangian_init = 0.5, '
+                          'lagrangian_lr = 0.1 }\n'))
+    m = numbers(out / "policy" / "_stage.json")["metrics"]
+    assert m["safe/lambda_final"] > 0.5 + 4 * 0.1 * 900
+    assert "cost/train" in m
+    history = assert_history(out, "grpo", extra=("cost/eval", "safe/lambda"))
+    lambdas = [h["safe/lambda"] for h in history]  # (in TensorBoard as train/safe/lambda)
+    assert lambdas[0] == 0.5 and lambdas[0] < lambdas[1] < lambdas[2] == m["safe/lambda_final"]
+    assert all(isinstance(h["cost/eval"], float) for h in history)
 
 
 def test_online_rlaif_rewards_the_policy_with_the_ai_judge(until_reward, tmp_path):
@@ -96,7 +124,7 @@ def test_online_rlaif_rewards_the_policy_with_the_ai_judge(until_reward, tmp_pat
         assert server.n_requests == samples - record["counts"]["ai_judge/cache_hits"]
         assert record["counts"]["ai_judge/parse_failures"] == 0
         assert "constitution_sha256" in record["config"]
-        assert_history(out)
+        assert_history(out, "rloo")
         # Rerunning the stage asks the judge nothing new: every rating comes from the cache.
         asked = server.n_requests
         shutil.rmtree(out / "policy")

@@ -8,11 +8,11 @@ from .tokenizer import decode_response, prompt_ids
 
 
 @torch.no_grad()
-def sample_response_ids(model, prompts: list[list[int]], *, pad_id: int, eos_id: int,
-                        temperature: float, max_new_tokens: int, seed: int,
+def sample_response_ids(model, prompts: list[list[int]], *, temperature: float,
+                        max_new_tokens: int, seed: int, pad_id: int, eos_id: int,
                         batch_size: int = 256) -> list[list[int]]:
-    """One sampled response per prompt (token ids, up to and including the first <eos>, or
-    max_new_tokens long without one). Deterministic given `seed`: each batch reseeds the global
+    """One sampled response per prompt (token ids), cut after its first <eos> (kept, as it was
+    sampled) or at max_new_tokens. Deterministic given `seed`: each batch reseeds the global
     generator from (seed, batch index)."""
     model.eval()
     out: list[list[int]] = []
@@ -37,8 +37,8 @@ def sample_response_ids(model, prompts: list[list[int]], *, pad_id: int, eos_id:
 def sample_responses(model, tokenizer, prompts: list[str], *, temperature: float,
                      max_new_tokens: int, seed: int, batch_size: int = 256) -> list[str]:
     """One sampled response text per prompt (repeat prompts for more); see sample_response_ids."""
-    rows = sample_response_ids(model, [prompt_ids(tokenizer, p) for p in prompts],
-                               pad_id=tokenizer.pad_token_id, eos_id=tokenizer.eos_token_id,
-                               temperature=temperature, max_new_tokens=max_new_tokens,
-                               seed=seed, batch_size=batch_size)
-    return [decode_response(tokenizer, row) for row in rows]
+    ids = sample_response_ids(model, [prompt_ids(tokenizer, p) for p in prompts],
+                              temperature=temperature, max_new_tokens=max_new_tokens, seed=seed,
+                              pad_id=tokenizer.pad_token_id, eos_id=tokenizer.eos_token_id,
+                              batch_size=batch_size)
+    return [decode_response(tokenizer, row) for row in ids]

@@ -1,39 +1,56 @@
-"""Stage `policy`: the SFT model (also the frozen reference) optimised by `[policy] algorithm` --
-the DPO family and KTO on the feedback, GRPO / RLOO against a reward (the reward ensemble, or
-the AI judge online) -- measuring proxy reward, gold utility and KL to SFT as it goes
-(over-optimisation). Each algorithm has one function below; `run` picks it."""
+"""Stage `policy`: the SFT model (also the frozen reference) optimised by `[policy] algorithm`,
+measuring proxy reward, gold utility and KL to SFT as it goes (over-optimisation):
+
+- dpo, ipo, cdpo, robust: the DPO family on the majority-label pairs;
+- kto: KTO on binary labels (or the comparisons split into desirable / undesirable);
+- grpo, rloo: RL with a group baseline against `[policy] reward` (the reward ensemble's mean or
+  a conservative version of it, or the AI judge online), optionally under a safety constraint;
+- ppo: PPO with a critic against `[policy] reward` (the reward ensemble), KL-penalised;
+- bon: no training; the policy is SFT + best-of-n against the proxy (the eval stage samples it
+  that way), measured once.
+
+Each algorithm has one function below (TRAINERS); `run` loads the models, measures, tracks every
+eval point in TensorBoard and saves the trained policy."""
 
 from __future__ import annotations
 
+import json
 import math
 import random
 from collections import defaultdict
+from pathlib import Path
 from statistics import mean
 
 from ..eval.measure import measure
 from ..feedback.record import read_records
 from ..models.build import load_causal_lm
 from ..models.reward_ensemble import RewardEnsemble
+from ..models.reward_heads import load_aspect_model
 from ..models.tokenizer import decode_response, prompt_ids, response_ids
 from ..rundir import atomic_write_json
-from ..train import reward as rm
+from ..train.bon import bon_kl
 from ..train.dpo import PAIR_ALGORITHMS, reference_logprobs, train_dpo
-from ..train.group_rl import ensemble_reward, train_group_rl
+from ..train.group_rl import train_group_rl
 from ..train.kto import reference_example_logprobs, train_kto
 from ..train.loop import Checkpointer
+from ..train.ppo import PolicyWithValue, train_ppo
 from ..world.corpus import sample_family_balanced
 from .context import StageContext
 from .reward import preference_pairs
+from .tracking import Tracker
+
+HISTORY_KEYS = ("reward/proxy", "gold/utility", "kl/to_sft", "length/tokens", "rate/sycophancy",
+                "rate/flattery", "rate/anthropomorphic")
+BON_FILE = "bon.json"  # in policy/: present when the policy is SFT + best-of-n
 
 
-def _dpo_family(ctx: StageContext, world, policy, reference, reward_model, evaluate):
+def _dpo_family(ctx: StageContext, world, policy, reference, reward_model, evaluate, on_step):
     cfg, pad = ctx.config.policy, world.tokenizer.pad_token_id
     train, heldout = preference_pairs(ctx, world)
     pairs = [pair for _, pair in train + heldout]  # DPO learns from every labelled comparison
     ref_chosen, ref_rejected = reference_logprobs(reference, pairs, pad)
     result = train_dpo(policy, pairs, ref_chosen, ref_rejected, cfg, pad, ctx.seed,
-                       Checkpointer(ctx.ckpt, cfg.checkpoint_every),
-                       ctx.progress(f"policy ({cfg.algorithm})", cfg.steps), evaluate)
+                       Checkpointer(ctx.ckpt, cfg.checkpoint_every), on_step, evaluate)
     return result, {"pairs": len(pairs)}
 
 
@@ -60,13 +77,12 @@ def kto_examples(ctx: StageContext, world) -> tuple[list, str]:
             "comparisons (chosen: desirable, rejected: undesirable)")
 
 
-def _kto(ctx: StageContext, world, policy, reference, reward_model, evaluate):
+def _kto(ctx: StageContext, world, policy, reference, reward_model, evaluate, on_step):
     cfg, pad = ctx.config.policy, world.tokenizer.pad_token_id
     examples, source = kto_examples(ctx, world)
     ref_logps = reference_example_logprobs(reference, examples, pad)
     result = train_kto(policy, reference, examples, ref_logps, cfg, pad, ctx.seed,
-                       Checkpointer(ctx.ckpt, cfg.checkpoint_every),
-                       ctx.progress("policy (kto)", cfg.steps), evaluate)
+                       Checkpointer(ctx.ckpt, cfg.checkpoint_every), on_step, evaluate)
     result["kto/label_source"] = source
     return result, {"examples": len(examples),
                     "examples/desirable": sum(d for _, _, d in examples)}
@@ -93,69 +109,120 @@ def judge_reward_fn(ctx: StageContext, world, stats: dict):
     return reward
 
 
+def ensemble_reward_fn(ctx: StageContext, reward_model: RewardEnsemble, tokenizer):
+    """The reward ensemble as an RL reward: `[policy] reward` = mean, mean_minus_std or
+    worst_case (`conservative_rewards`)."""
+    cfg, pad = ctx.config.policy, tokenizer.pad_token_id
+    return lambda prompts, responses: reward_model.score_conservative(
+        prompts, responses, pad, cfg.reward, cfg.uncertainty_penalty)
+
+
 def harm_cost_fn(ctx: StageContext, pad: int):
     """Safe RL's cost: the negated harmless head of the aspect reward model (higher = more
     harmful). Config validation guarantees [reward] aspects is on before this runs."""
-    try:
-        from ..models.aspects import load_aspect_model  # the aspect heads ([reward] aspects)
-    except ImportError as e:
-        raise RuntimeError("[policy.safe] needs the aspect reward model (rlxf.models.aspects."
-                           "load_aspect_model), which this build does not have") from e
     model = load_aspect_model(ctx.run.stage_dir("reward"))
     return lambda prompts, responses: [-h for h in model.score(prompts, responses,
                                                                pad)["harmless"]]
 
 
-def _group_rl(ctx: StageContext, world, policy, reference, reward_model, evaluate):
+def _group_rl(ctx: StageContext, world, policy, reference, reward_model, evaluate, on_step):
     cfg, tok = ctx.config.policy, world.tokenizer
     pad = tok.pad_token_id
     judge_stats: dict = {}
     if cfg.reward == "ai_judge":
         reward_fn = judge_reward_fn(ctx, world, judge_stats)
     else:
-        def reward_fn(prompts, responses):
-            return ensemble_reward([rm.score(m, prompts, responses, pad)
-                                    for m in reward_model.models],
-                                   cfg.reward, cfg.uncertainty_penalty)
+        reward_fn = ensemble_reward_fn(ctx, reward_model, tok)
     cost_fn = harm_cost_fn(ctx, pad) if cfg.safe.cost_threshold is not None else None
     prompts = [prompt_ids(tok, p.text) for p in world.train]
     result = train_group_rl(policy, reference, prompts, reward_fn, cfg, pad, tok.eos_token_id,
                             ctx.config.eval.max_new_tokens, ctx.seed,
-                            Checkpointer(ctx.ckpt, cfg.checkpoint_every),
-                            ctx.progress(f"policy ({cfg.algorithm})", cfg.steps), evaluate,
+                            Checkpointer(ctx.ckpt, cfg.checkpoint_every), on_step, evaluate,
                             cost_fn=cost_fn)
     return result, {"train_prompts": len(prompts), **judge_stats}
 
 
+def _ppo(ctx: StageContext, world, policy, reference, reward_model, evaluate, on_step):
+    cfg, tok = ctx.config.policy, world.tokenizer
+    # Family-balanced like every other prompt draw: the families differ in size by two orders
+    # of magnitude, and PPO should meet every tension.
+    pool = sample_family_balanced(world.train, max(len(world.train), cfg.batch_size),
+                                  random.Random(f"{ctx.seed}:policy-ppo"))
+    prompts = [prompt_ids(tok, p.text) for p in pool]
+    model = PolicyWithValue(policy)  # `evaluate` measures `policy`: the same LM
+    result = train_ppo(model, reference, prompts, ensemble_reward_fn(ctx, reward_model, tok),
+                       cfg, pad_id=tok.pad_token_id, eos_id=tok.eos_token_id,
+                       max_new_tokens=ctx.config.eval.max_new_tokens, seed=ctx.seed,
+                       ckpt=Checkpointer(ctx.ckpt, cfg.checkpoint_every), on_step=on_step,
+                       evaluate=evaluate)
+    return result, {"prompts": len(prompts)}
+
+
+def _bon(ctx: StageContext, world, policy, reference, reward_model, evaluate, on_step):
+    """No training: measure SFT (step 0) and SFT + best-of-n (step 1) on the eval prompts; the
+    policy's model is SFT's, and policy/bon.json tells the eval stage to sample it best-of-n."""
+    n = ctx.config.policy.bon_n
+    history = []
+    for step, best_of in ((0, 1), (1, n)):
+        history.append({"step": step, "best_of": best_of, **evaluate(step, best_of)})
+        on_step(step + 1, {})
+    atomic_write_json(ctx.out / BON_FILE, {"n": n})
+    return ({"history": history, "bon/n": n, "kl/bon_analytic": bon_kl(n),
+             "kl/bon_estimate": history[-1].get("kl/to_sft")}, {})
+
+
 TRAINERS = {**{a: _dpo_family for a in PAIR_ALGORITHMS}, "kto": _kto,
-            "grpo": _group_rl, "rloo": _group_rl}
+            "grpo": _group_rl, "rloo": _group_rl, "ppo": _ppo, "bon": _bon}
 
 
 def run(ctx: StageContext) -> dict:
     cfg = ctx.config.policy
     world = ctx.load_world()
     reference = load_causal_lm(ctx.model_dir("sft"))
-    policy = load_causal_lm(ctx.model_dir("sft"))
+    policy = load_causal_lm(ctx.model_dir("sft"))  # trained in place (bon: left as SFT)
     reward_model = RewardEnsemble.load(ctx.run.stage_dir("reward"))
     eval_prompts = sample_family_balanced(world.heldout, cfg.eval_prompts,
                                           random.Random(f"{ctx.seed}:policy-eval"))
 
-    def evaluate(step: int) -> dict:
-        # Same prompts and sampling seed at every step: common random numbers make the
-        # curve's differences reflect the policy, not the draw.
-        m = measure(policy, prompts=eval_prompts, world=world, sft_model=reference,
-                    reward_model=reward_model, samples_per_prompt=1,
-                    temperature=ctx.config.eval.temperature,
-                    max_new_tokens=ctx.config.eval.max_new_tokens, seed=ctx.seed)["metrics"]
-        return {k: m[k] for k in ("reward/proxy", "gold/utility", "kl/to_sft",
-                                  "length/tokens", "rate/sycophancy", "rate/flattery")}
+    tok = world.tokenizer
+    # safe RL: the cost of the eval samples joins each eval point (the constraint's curve)
+    cost_fn = harm_cost_fn(ctx, tok.pad_token_id) if cfg.safe.cost_threshold is not None \
+        else None
 
-    result, counts = TRAINERS[cfg.algorithm](ctx, world, policy, reference, reward_model,
-                                             evaluate)
+    with Tracker.for_stage(ctx, f"policy-{cfg.algorithm}") as tracker:
+        def evaluate(step: int, best_of: int = 1) -> dict:
+            # Same prompts and sampling seed at every step: common random numbers make the
+            # curve's differences reflect the policy, not the draw.
+            out = measure(policy, prompts=eval_prompts, world=world, sft_model=reference,
+                          reward_model=reward_model, samples_per_prompt=1,
+                          temperature=ctx.config.eval.temperature,
+                          max_new_tokens=ctx.config.eval.max_new_tokens, seed=ctx.seed,
+                          best_of=best_of)
+            m = out["metrics"]
+            point = {k: m[k] for k in HISTORY_KEYS + ("kl/bon_analytic",) if k in m}
+            if cost_fn is not None:
+                samples = out["samples"]
+                point["cost/eval"] = mean(cost_fn([prompt_ids(tok, s["prompt"]) for s in samples],
+                                                  [response_ids(tok, s["response"])
+                                                   for s in samples]))
+            tracker.log({f"eval/{k}": v for k, v in point.items()}, step)
+            return point
+
+        on_step = tracker.wrap(ctx.progress(f"policy ({cfg.algorithm})",
+                                            2 if cfg.algorithm == "bon" else cfg.steps))
+        result, counts = TRAINERS[cfg.algorithm](ctx, world, policy, reference, reward_model,
+                                                 evaluate, on_step)
     history = result.pop("history")
     policy.save_pretrained(ctx.out / "model")
     world.tokenizer.save_pretrained(ctx.out / "model")
     atomic_write_json(ctx.out / "history.json", history)
     return {"counts": {**counts, "eval_prompts": len(eval_prompts),
                        "eval_points": len(history)},
-            "metrics": result}
+            # the eval points in the ledger too, so `rlxf` can read a run's curve from it alone
+            "metrics": {**result, "history": history}}
+
+
+def policy_best_of(policy_dir: Path) -> int:
+    """n if the policy in this stage directory is SFT + best-of-n, else 1."""
+    path = policy_dir / BON_FILE
+    return json.loads(path.read_text())["n"] if path.exists() else 1

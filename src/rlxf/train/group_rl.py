@@ -6,9 +6,10 @@ Each step:
   1. rollout   -- `batch_size` training prompts, `group_size` responses each, sampled from the
                   policy at temperature 1 (so log π is the sampling distribution); log-probs under
                   the policy (π_old) and the frozen reference, per token
-  2. reward    -- the reward function (reward ensemble: mean / conservative / worst member; or the
-                  AI judge); with a cost function, r' = (r - λ c) / (1 + λ); for RLOO the KL to
-                  the reference enters the reward: r' - β Σ_t (log π_old - log ref)
+  2. reward    -- the reward function (the reward ensemble's mean, mean - λ·std or worst member,
+                  models/reward_ensemble.conservative_rewards; or the AI judge); with a cost
+                  function, r' = (r - λ c) / (1 + λ); for RLOO the KL to the reference enters
+                  the reward: r' - β Σ_t (log π_old - log ref)
   3. advantage -- group-normalised (GRPO) or leave-one-out (RLOO), within each prompt's group
   4. optimise  -- GRPO: μ updates of the clipped surrogate + β·k3 KL per token (sequence mean);
                   RLOO: one REINFORCE update (the clipped ratio is 1 on-policy)
@@ -19,7 +20,6 @@ saved with the model."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from statistics import mean, pstdev
 from typing import Callable
 
 import torch
@@ -39,24 +39,6 @@ CostFn = RewardFn
 
 
 # --- pure pieces ---------------------------------------------------------------------------------
-
-def ensemble_reward(per_member: list[list[float]], mode: str, penalty: float = 1.0) -> list[float]:
-    """One reward per response from per_member[m][i] (member m's reward of response i).
-
-    "mean": the ensemble mean; "conservative": mean - λ·std (uncertainty-weighted optimisation,
-    Coste et al. 2023, eq. 4; population std, as RewardEnsemble.score reports); "worst": the
-    minimum over members (worst-case optimisation, Coste et al. 2023, eq. 3)."""
-    if not per_member or any(len(m) != len(per_member[0]) for m in per_member):
-        raise ValueError("ensemble_reward: need >= 1 member, all scoring the same responses")
-    columns = list(zip(*per_member))
-    if mode == "mean":
-        return [mean(c) for c in columns]
-    if mode == "conservative":
-        return [mean(c) - penalty * pstdev(c) for c in columns]
-    if mode == "worst":
-        return [min(c) for c in columns]
-    raise ValueError(f"ensemble_reward: mode {mode!r}; allowed: mean, conservative, worst")
-
 
 def dual_ascent(lam: float, mean_cost: float, threshold: float, lr: float) -> float:
     """One projected gradient-ascent step on the dual of max E[r] s.t. E[c] <= d:
@@ -173,8 +155,13 @@ def train_group_rl(policy, reference, prompts: list[list[int]], reward_fn: Rewar
             ckpt.extra["lagrangian"] = dual_ascent(lam, global_cost, safe.cost_threshold,
                                                    safe.lagrangian_lr)
 
+    def evaluate_with_lambda(step: int) -> dict:  # the multiplier's curve beside the cost's
+        return {**evaluate(step), "safe/lambda": ckpt.extra.get("lagrangian",
+                                                                safe.lagrangian_init)}
+
     reference.eval()
-    result = optimise(policy, cfg, ckpt, losses, on_step=on_step, evaluate=evaluate,
+    result = optimise(policy, cfg, ckpt, losses, on_step=on_step,
+                      evaluate=evaluate_with_lambda if evaluate and cost_fn else evaluate,
                       accelerator=accelerator,
                       items_per_step=("throughput/completions_per_s", cfg.batch_size * G))
     if cost_fn is not None:

@@ -1,4 +1,4 @@
-"""The optimisation loop every policy recipe shares (DPO family, KTO, GRPO, RLOO): the periodic
+"""The optimisation loop every policy recipe shares (DPO family, KTO, GRPO, RLOO, PPO): the periodic
 gold / proxy / KL evaluation, the learning-rate schedule, gradient clipping, exact checkpoints,
 and the step through `accelerate`, so that N processes with the same global batch take the same
 step as one.
@@ -52,8 +52,9 @@ def _global_mean(metrics: dict, accelerator: Accelerator) -> dict:
 def optimise(policy: torch.nn.Module, cfg: PolicyConfig, ckpt: Checkpointer, losses: StepLosses,
              *, items_per_step: tuple[str, int], on_step: StepCallback | None = None,
              evaluate: Callable[[int], dict] | None = None,
-             accelerator: Accelerator | None = None) -> dict:
-    """Run cfg.steps steps of `losses`; returns the smoothed last metrics, the evaluation
+             accelerator: Accelerator | None = None, ema_weight: float = 0.05) -> dict:
+    """Run cfg.steps steps of `losses`; returns the smoothed last metrics (exponential moving
+    average, `ema_weight` on the newest step), the evaluation
     history and throughput (`items_per_step` = (metric name, items per step), e.g.
     ("throughput/pairs_per_s", batch_size)). `evaluate(step)` runs on the main process every
     cfg.eval_every steps and at 0 and the end; its results form policy/history.json."""
@@ -80,7 +81,8 @@ def optimise(policy: torch.nn.Module, cfg: PolicyConfig, ckpt: Checkpointer, los
             accelerator.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
         now = _global_mean(now, accelerator)
-        ema = {k: v if k not in ema else 0.95 * ema[k] + 0.05 * v for k, v in now.items()}
+        ema = {k: v if k not in ema else (1 - ema_weight) * ema[k] + ema_weight * v
+               for k, v in now.items()}
         ckpt.extra["ema"] = ema
         if accelerator.is_main_process:
             ckpt.maybe_save(step + 1, policy, optimizer)

@@ -1,0 +1,104 @@
+"""Measuring instruments shared by both sides: step clock, peak memory, matmul peak, machine."""
+
+from __future__ import annotations
+
+import ctypes
+import gc
+import os
+import platform
+import threading
+import time
+from dataclasses import dataclass, field
+from importlib.metadata import version
+
+import torch
+
+
+@dataclass
+class StepClock:
+    """Wall time at the end of every optimizer step; throughput is taken after `warmup` steps,
+    so one-time costs (allocator growth, first-call dispatch, TRL's dataset preparation) stay out."""
+    warmup: int
+    ends: list[float] = field(default_factory=list)
+    first_loss: float | None = None
+
+    def tick(self) -> None:
+        self.ends.append(time.perf_counter())
+
+    def seconds_per_step(self) -> float:
+        if len(self.ends) <= self.warmup + 1:
+            raise ValueError(f"need more than {self.warmup + 1} steps, got {len(self.ends)}")
+        span = self.ends[-1] - self.ends[self.warmup]
+        return span / (len(self.ends) - 1 - self.warmup)
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+class PeakRSS:
+    """Peak resident memory above the level at entry, sampled every 5 ms. CPU tensors have no
+    allocator statistics of their own; freeing and trimming the heap first makes the baseline
+    fair to whichever side runs second."""
+
+    def __enter__(self) -> "PeakRSS":
+        gc.collect()
+        try:
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+        except OSError:
+            pass
+        self.base = self.peak = _rss_bytes()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.005):
+            self.peak = max(self.peak, _rss_bytes())
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, _rss_bytes())
+
+    @property
+    def mib(self) -> float:
+        return (self.peak - self.base) / 2**20
+
+
+def matmul_peak_flops(n: int = 1024, repeats: int = 20) -> float:
+    """Best FLOP/s of an n x n float32 matmul at the current thread count (2·n³ per product)."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    for _ in range(3):
+        a @ b
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t)
+    return 2 * n**3 / best
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def machine() -> dict:
+    load = os.getloadavg()
+    return {"nproc": os.cpu_count(), "cpu_model": cpu_model(), "platform": platform.platform(),
+            "python": platform.python_version(), "torch_threads": torch.get_num_threads(),
+            "loadavg_at_start": [round(x, 2) for x in load]}
+
+
+def versions() -> dict:
+    return {pkg: version(pkg) for pkg in ("rlxf", "torch", "transformers", "trl", "accelerate",
+                                          "datasets")}

@@ -1,0 +1,73 @@
+"""rlxf's side: the pipeline's own training functions (train_lm, train_reward_model,
+reference_logprobs + train_dpo), called exactly as the stages call them, timed per step through
+their on_step callback."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+from rlxf.config import PolicyConfig, TrainConfig
+from rlxf.train.dpo import reference_logprobs, train_dpo
+from rlxf.train.lm import train_lm
+from rlxf.train.loop import BatchOrder, Checkpointer
+from rlxf.train.reward import train_reward_model
+
+from .measure import StepClock
+from .workload import Workload
+
+NEVER = 10**9  # checkpoint interval: the benchmark times training, not disk writes
+
+
+def batch_order(n_items: int, steps: int, batch: int, seed: int) -> list[int]:
+    """The item indices rlxf trains on, step after step (the peer is fed the same stream)."""
+    order = BatchOrder(n_items, batch, seed)
+    return [i for s in range(steps) for i in order.indices(s)]
+
+
+def _callback(clock: StepClock, key: str):
+    def on_step(step: int, metrics: dict) -> None:
+        clock.tick()
+        if step == 1:  # the EMA after one step is the first step's loss itself
+            clock.first_loss = metrics[key]
+    return on_step
+
+
+def _train_config(steps: int, batch: int, lr: float) -> dict:
+    return dict(steps=steps, batch_size=batch, lr=lr, warmup_steps=1, checkpoint_every=NEVER)
+
+
+def run_sft(w: Workload, steps: int, batch: int, lr: float, warmup: int, seed: int) -> StepClock:
+    examples = [(p + c, len(p)) for p, c in zip(w.prompts, w.chosen)]
+    clock = StepClock(warmup)
+    with tempfile.TemporaryDirectory() as d:
+        train_lm(w.causal_lm(), examples, TrainConfig(**_train_config(steps, batch, lr)),
+                 w.pad_id, seed, Checkpointer(Path(d), NEVER), _callback(clock, "loss/lm"))
+    return clock
+
+
+def run_reward(w: Workload, steps: int, batch: int, lr: float, warmup: int, seed: int,
+               head_seed: int) -> StepClock:
+    pairs = list(zip(w.prompts, w.chosen, w.rejected))
+    clock = StepClock(warmup)
+    with tempfile.TemporaryDirectory() as d:
+        train_reward_model(w.reward_model(head_seed), pairs,
+                           TrainConfig(**_train_config(steps, batch, lr)), w.pad_id, seed,
+                           Checkpointer(Path(d), NEVER), _callback(clock, "loss/reward"))
+    return clock
+
+
+def run_dpo(w: Workload, steps: int, batch: int, lr: float, warmup: int, seed: int,
+            beta: float) -> tuple[StepClock, float]:
+    """(clock, seconds of the one-time reference pass over the whole data set)."""
+    pairs = list(zip(w.prompts, w.chosen, w.rejected))
+    t = time.perf_counter()
+    ref_chosen, ref_rejected = reference_logprobs(w.causal_lm(), pairs, w.pad_id)
+    ref_seconds = time.perf_counter() - t
+    cfg = PolicyConfig(**_train_config(steps, batch, lr), beta=beta, eval_every=NEVER)
+    clock = StepClock(warmup)
+    with tempfile.TemporaryDirectory() as d:
+        train_dpo(w.causal_lm(), pairs, ref_chosen, ref_rejected, cfg, w.pad_id, seed,
+                  Checkpointer(Path(d), NEVER), _callback(clock, "loss/dpo"))
+    return clock, ref_seconds

@@ -1,0 +1,205 @@
+"""rlxf vs TRL 1.16 training throughput, side by side in one process, as ratios.
+
+    .venv/bin/python bench/run.py                      # sft, reward, dpo on the 5M model
+    .venv/bin/python bench/run.py --only dpo --model 1m --repeats 5
+
+Both sides start from the same weights, see the same batches in the same order and print their
+step-0 losses. Every repeat runs rlxf and TRL (fair configuration) back to back, alternating which
+goes first, so a burst of load from other processes hits both; the ratio of each repeat is
+reported with the median and the spread. TRL's defaults (bf16 autocast + gradient checkpointing)
+are run once per task, shorter, because they are an order of magnitude slower on a CPU.
+Results: bench/results/<date>-<model>.json and .md (see bench/README.md)."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import statistics
+import sys
+from pathlib import Path
+
+import datasets
+import torch
+import transformers
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench import rlxf_side, trl_side  # noqa: E402
+from bench.measure import PeakRSS, machine, matmul_peak_flops, versions  # noqa: E402
+from bench.workload import MODELS, build, param_counts  # noqa: E402
+
+TASKS = ("sft", "reward", "dpo")
+UNIT = {"sft": "examples/s", "reward": "pairs/s", "dpo": "pairs/s"}
+LR = {"sft": 3e-4, "reward": 3e-4, "dpo": 5e-5}
+BETA, HEAD_SEED = 0.1, 7
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def tokens_per_example(w, task: str, i: int) -> int:
+    p = len(w.prompts[i])
+    if task == "sft":
+        return p + len(w.chosen[i])
+    return 2 * p + len(w.chosen[i]) + len(w.rejected[i])
+
+
+def one_run(side: str, task: str, w, args, order: list[int], extra: dict | None = None) -> dict:
+    steps = args.default_steps if side == "trl_defaults" else args.steps
+    warmup = min(args.warmup, steps - 2)
+    extra_out: dict = {}
+    with PeakRSS() as mem:
+        if side == "rlxf":
+            if task == "sft":
+                clock = rlxf_side.run_sft(w, steps, args.batch, LR[task], warmup, args.seed)
+            elif task == "reward":
+                clock = rlxf_side.run_reward(w, steps, args.batch, LR[task], warmup, args.seed,
+                                             HEAD_SEED)
+            else:
+                clock, ref_s = rlxf_side.run_dpo(w, steps, args.batch, LR[task], warmup,
+                                                 args.seed, BETA)
+                extra_out["reference_pass_s"] = ref_s
+        else:
+            cfg = extra or {}
+            if task == "sft":
+                clock = trl_side.run_sft(w, order, steps, args.batch, LR[task], warmup, cfg)
+            elif task == "reward":
+                clock = trl_side.run_reward(w, order, steps, args.batch, LR[task], warmup,
+                                               cfg, HEAD_SEED)
+            else:
+                clock = trl_side.run_dpo(w, order, steps, args.batch, LR[task], warmup,
+                                            cfg, BETA)
+    sps = clock.seconds_per_step()
+    measured = order[(warmup + 1) * args.batch: steps * args.batch]
+    tokens = sum(tokens_per_example(w, task, i) for i in measured) / (steps - warmup - 1)
+    model = w.reward_model(HEAD_SEED) if task == "reward" else w.causal_lm()
+    flops = 6 * param_counts(model)["matmul"] * tokens / sps  # training: forward + backward
+    return {"side": side, "steps": steps, "warmup_steps": warmup, "seconds_per_step": sps,
+            "examples_per_s": args.batch / sps, "tokens_per_s": tokens / sps,
+            "model_flops_per_s": flops, "peak_rss_mib": mem.mib,
+            "first_loss": clock.first_loss, **extra_out}
+
+
+def bench_task(task: str, w, args, peak: float) -> dict:
+    order = rlxf_side.batch_order(len(w.prompts), args.steps, args.batch, args.seed)
+    runs = []
+    for r in range(args.repeats):
+        sides = ["rlxf", "trl_fair"] if r % 2 == 0 else ["trl_fair", "rlxf"]
+        pair = {}
+        for side in sides:
+            pair[side] = one_run(side, task, w, args, order, trl_side.FAIR)
+            print(f"  {task} repeat {r} {side:12s} {pair[side]['examples_per_s']:8.2f} "
+                  f"{UNIT[task]}  first loss {pair[side]['first_loss']}", flush=True)
+        runs.append(pair)
+    defaults = None
+    if args.default_steps:
+        order_d = order[: args.default_steps * args.batch]
+        defaults = one_run("trl_defaults", task, w, args, order_d, {})
+        print(f"  {task} trl_defaults {defaults['examples_per_s']:8.2f} {UNIT[task]}", flush=True)
+    ratios = [p["rlxf"]["examples_per_s"] / p["trl_fair"]["examples_per_s"] for p in runs]
+    med = lambda xs: statistics.median(xs)  # noqa: E731
+    rlxf_eps = med([p["rlxf"]["examples_per_s"] for p in runs])
+    summary = {
+        "unit": UNIT[task],
+        "ratio_vs_trl_fair": {"median": med(ratios), "min": min(ratios), "max": max(ratios),
+                              "per_repeat": ratios},
+        "ratio_vs_trl_defaults": rlxf_eps / defaults["examples_per_s"] if defaults else None,
+        "rlxf_fraction_of_matmul_peak": med([p["rlxf"]["model_flops_per_s"] for p in runs])
+        / peak,
+        "trl_fair_fraction_of_matmul_peak":
+            med([p["trl_fair"]["model_flops_per_s"] for p in runs]) / peak,
+        "first_loss": {"rlxf": runs[0]["rlxf"]["first_loss"],
+                       "trl_fair": runs[0]["trl_fair"]["first_loss"]},
+    }
+    return {"summary": summary, "repeats": runs, "trl_defaults": defaults}
+
+
+def markdown(result: dict) -> str:
+    m, cfg = result["machine"], result["config"]
+    lines = [f"# rlxf vs TRL {result['versions']['trl']}: training throughput ({cfg['model']} model)",
+             "", f"{result['date']}, {m['cpu_model']}, nproc {m['nproc']}, torch threads "
+             f"{m['torch_threads']}, load average at start {m['loadavg_at_start']}; "
+             f"torch {result['versions']['torch']}, transformers "
+             f"{result['versions']['transformers']}.", "",
+             f"Model: {cfg['params']['total']:,} parameters ({cfg['params']['matmul']:,} in "
+             f"matmuls); {cfg['n_pairs']} examples, prompt {cfg['prompt_len']} + completions "
+             f"{cfg['completion_len']} tokens; batch {cfg['batch']}; {cfg['steps']} steps, "
+             f"timed after {cfg['warmup']}; {cfg['repeats']} interleaved repeats.", "",
+             f"Matmul peak (1024², float32, same threads): {result['matmul_peak_flops'] / 1e9:.1f}"
+             " GFLOP/s (best of the measurements before and after).", "",
+             "| task | unit | rlxf | TRL fair | ratio median [min, max] | vs TRL defaults | "
+             "rlxf % of peak | TRL % of peak | rlxf / TRL peak RSS MiB | step-0 loss rlxf / TRL |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for task, t in result["tasks"].items():
+        s, runs = t["summary"], t["repeats"]
+        med = lambda side, k: statistics.median(p[side][k] for p in runs)  # noqa: E731
+        r = s["ratio_vs_trl_fair"]
+        vs_def = f"{s['ratio_vs_trl_defaults']:.1f}x" if s["ratio_vs_trl_defaults"] else "-"
+        fl = s["first_loss"]
+        lines.append(
+            f"| {task} | {s['unit']} | {med('rlxf', 'examples_per_s'):.1f} | "
+            f"{med('trl_fair', 'examples_per_s'):.1f} | **{r['median']:.2f}x** "
+            f"[{r['min']:.2f}, {r['max']:.2f}] | {vs_def} | "
+            f"{100 * s['rlxf_fraction_of_matmul_peak']:.0f}% | "
+            f"{100 * s['trl_fair_fraction_of_matmul_peak']:.0f}% | "
+            f"{med('rlxf', 'peak_rss_mib'):.0f} / {med('trl_fair', 'peak_rss_mib'):.0f} | "
+            f"{fl['rlxf']:.4f} / {fl['trl_fair']:.4f} |")
+    lines += ["", "TRL fair = bf16=False, gradient_checkpointing=False; TRL defaults = bf16 "
+              "autocast + gradient checkpointing. FLOP/s = 6 x matmul parameters x real "
+              "(non-pad) tokens / s. Peak RSS is the process's resident memory above its level "
+              "when the run started.", "", result["note"], ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--only", nargs="+", choices=TASKS, default=list(TASKS))
+    ap.add_argument("--model", choices=sorted(MODELS), default="5m")
+    ap.add_argument("--pairs", type=int, default=512)
+    ap.add_argument("--prompt-len", type=int, default=24)
+    ap.add_argument("--completion-len", type=int, default=32)
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--steps", type=int, default=15)
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--default-steps", type=int, default=5,
+                    help="steps of the TRL-defaults run (0: skip it)")
+    ap.add_argument("--threads", type=int, default=torch.get_num_threads())
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--note", default="The machine was shared with other engineers' jobs "
+                    "while this ran: absolute numbers are inflated; the side-by-side ratios are "
+                    "what count.")
+    ap.add_argument("--out", type=Path, default=RESULTS)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    datasets.disable_progress_bars()
+    transformers.logging.set_verbosity_error()
+
+    w = build(args.model, args.pairs, args.prompt_len, args.completion_len, args.seed)
+    peak_before = matmul_peak_flops()
+    print(f"matmul peak {peak_before / 1e9:.1f} GFLOP/s at {args.threads} threads", flush=True)
+    result = {"date": dt.datetime.now().isoformat(timespec="seconds"), "machine": machine(),
+              "versions": versions(),
+              "config": {"model": args.model, "params": param_counts(w.causal_lm()),
+                         "n_pairs": args.pairs, "prompt_len": args.prompt_len,
+                         "completion_len": args.completion_len, "batch": args.batch,
+                         "steps": args.steps, "warmup": args.warmup, "repeats": args.repeats,
+                         "default_steps": args.default_steps, "lr": LR, "dpo_beta": BETA},
+              "trl_fair_config": trl_side.FAIR, "note": args.note, "tasks": {}}
+    for task in args.only:
+        result["tasks"][task] = bench_task(task, w, args, peak_before)
+    peak_after = matmul_peak_flops()
+    peak = max(peak_before, peak_after)
+    result["matmul_peak_flops"] = peak
+    result["matmul_peak_flops_measurements"] = [peak_before, peak_after]
+    for t in result["tasks"].values():  # fractions against the best peak seen
+        for k in ("rlxf_fraction_of_matmul_peak", "trl_fair_fraction_of_matmul_peak"):
+            t["summary"][k] *= peak_before / peak
+    args.out.mkdir(parents=True, exist_ok=True)
+    stem = f"{result['date'][:10]}-{args.model}-{'-'.join(args.only)}"
+    (args.out / f"{stem}.json").write_text(json.dumps(result, indent=1) + "\n")
+    (args.out / f"{stem}.md").write_text(markdown(result))
+    print(markdown(result))
+    return result
+
+
+if __name__ == "__main__":
+    main()
