@@ -9,18 +9,17 @@ from typing import Callable
 import torch
 
 from ..config import PolicyConfig
-from ..models.logprobs import response_batch, sequence_logprobs
+from ..models.shared_prefix import pair_response_logprobs
 from .losses import dpo_loss
 from .loop import BatchOrder, Checkpointer, StepCallback, lr_at, set_lr
 from .reward import Pair
 
 
 def pair_logprobs(model, pairs: list[Pair], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(chosen, rejected) summed response log-probs, each (B,), from one forward."""
-    prompts = [p for p, _, _ in pairs] * 2
-    responses = [c for _, c, _ in pairs] + [r for _, _, r in pairs]
-    ids, mask, resp = response_batch(prompts, responses, pad_id)
-    logps = sequence_logprobs(model, ids, mask, resp)
+    """(chosen, rejected) summed response log-probs, each (B,), from one forward that runs each
+    prompt once (models/shared_prefix.py)."""
+    logps = pair_response_logprobs(model, [p for p, _, _ in pairs], [c for _, c, _ in pairs],
+                                   [r for _, _, r in pairs], pad_id)
     return logps[: len(pairs)], logps[len(pairs):]
 
 

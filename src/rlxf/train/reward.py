@@ -8,6 +8,7 @@ import torch
 
 from ..config import TrainConfig
 from ..models.logprobs import response_batch
+from ..models.shared_prefix import pair_hidden
 from .losses import reward_model_loss
 from .loop import BatchOrder, Checkpointer, StepCallback, lr_at, set_lr
 
@@ -15,11 +16,11 @@ Pair = tuple[list[int], list[int], list[int]]  # prompt ids, chosen ids, rejecte
 
 
 def pair_rewards(model, pairs: list[Pair], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(chosen, rejected) rewards, each (B,), from one forward over 2B sequences."""
-    prompts = [p for p, _, _ in pairs] * 2
-    responses = [c for _, c, _ in pairs] + [r for _, _, r in pairs]
-    ids, mask, _ = response_batch(prompts, responses, pad_id)
-    rewards = model(input_ids=ids, attention_mask=mask).logits[:, 0]
+    """(chosen, rejected) rewards, each (B,): the scalar head on each sequence's last token, from
+    one forward that runs each prompt once (models/shared_prefix.py)."""
+    h = pair_hidden(model.base_model, [p for p, _, _ in pairs], [c for _, c, _ in pairs],
+                    [r for _, _, r in pairs], pad_id)
+    rewards = model.score(h.last)[:, 0]
     return rewards[: len(pairs)], rewards[len(pairs):]
 
 
