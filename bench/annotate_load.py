@@ -277,6 +277,13 @@ class Load:
                     await c.close()
 
 
+def run_loop(coro, loop: str):
+    if loop == "uvloop":
+        import uvloop
+        return uvloop.run(coro)
+    return asyncio.run(coro)
+
+
 def pct(xs: list[float], q: float) -> float:
     if not xs:
         return float("nan")
@@ -293,6 +300,9 @@ def main() -> int:
     ap.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     ap.add_argument("--client", choices=["raw", "httpx"], default="raw",
                     help="HTTP client of the load phase (see RawHTTP)")
+    ap.add_argument("--loop", choices=["uvloop", "asyncio"], default="uvloop",
+                    help="the client's event loop (uvloop: less client CPU per request, so the "
+                         "client takes less of the cores it shares with the server)")
     ap.add_argument("--rate", type=float, default=0,
                     help="offered load in labels/s, spread over the annotators (0: each "
                          "annotator submits as fast as it gets answers -- a closed loop)")
@@ -326,7 +336,8 @@ def main() -> int:
             kills[-1]["down_s"] = round(time.time() - kills[-1]["time"], 2)
 
         t0 = time.perf_counter()
-        asyncio.run(asyncio.wait_for(load.run(fault if args.fault else None), args.timeout))
+        run_loop(asyncio.wait_for(load.run(fault if args.fault else None), args.timeout),
+                 args.loop)
         wall = time.perf_counter() - t0
         server_cpu = cpu_seconds(server.proc.pid) - cpu0 if not kills else None
         client_cpu = time.process_time() - client_cpu0
@@ -356,7 +367,7 @@ def main() -> int:
                        "p99": round(1000 * pct(lat, 0.99), 2),
                        "max": round(1000 * max(lat), 2) if lat else None,
                        "mean": round(1000 * statistics.fmean(lat), 2) if lat else None},
-        "offered_rate": args.rate or "closed loop", "client": args.client,
+        "offered_rate": args.rate or "closed loop", "client": args.client, "loop": args.loop,
         "cpu_ms_per_label": {"server": round(1000 * server_cpu / len(load.acked), 3)
                              if server_cpu is not None else None,
                              "client": round(1000 * client_cpu / len(load.acked), 3)},

@@ -201,6 +201,9 @@ class FakeRun:
                     {"prompts": len(self.heldout), "samples": len(samples)},
                     {f"{m}/{k}": v for m, r in metrics.items() for k, v in r["metrics"].items()})
 
+    def process(self):  # [process] enabled = false: the stage records that it did nothing
+        self.commit("process", {}, {"process": {"enabled": False}}, {"enabled": 0}, {})
+
     def factual_heldout(self):
         return next(p for p in self.heldout if p.family == "factual")
 

@@ -218,3 +218,25 @@ def test_human_feedback_records_feed_the_pipeline(finished, tmp_path):
     proc = rlxf("run", config, "--out", tmp_path / "never", check=False)
     assert proc.returncode == 2 and "line 1" in proc.stderr and "choice" in proc.stderr
     assert not (tmp_path / "never").exists()
+
+
+def test_ppo_run_and_best_of_n_sweep_share_the_upstream_stages(finished, tmp_path):
+    # PPO as the run's policy, then a best-of-n sweep whose members link world..reward to the
+    # run's (skipped, not recomputed) and are fitted in the report.
+    out = tmp_path / "sweep"
+    subprocess.run(["cp", "-r", str(finished), str(out)], check=True)
+    config = tmp_path / "ppo.toml"
+    config.write_text(TINY.read_text().replace("[policy]\nsteps = 40", '[policy]\nsteps = 4')
+                      .replace("eval_every = 20", "eval_every = 2")
+                      .replace("[policy]", '[policy]\nalgorithm = "ppo"')
+                      + "\n[sweep]\nbon_n = [2, 4, 8]\n")
+    proc = rlxf("sweep", config, "--out", out)
+    assert proc.stderr.count("up to date, skipped") == 5 + 3 * 5  # the run's and each member's
+    assert [h["step"] for h in numbers(out / "policy" / "history.json")] == [0, 2, 4]
+    assert list((out / "tb" / "policy-ppo").glob("events.out.tfevents.*"))  # TensorBoard
+    member = out / "sweep" / "bon_n=4"
+    assert (member / "reward").is_symlink() and (member / "policy" / "bon.json").exists()
+    report = numbers(out / "report" / "report.json")["overoptimisation"]
+    assert [p["value"] for p in report["sweep"]["points"]] == [None, 2, 4, 8]
+    assert report["fit"]["sweep"]["form"] == "bon" and report["fit"]["sweep"]["n_points"] == 3
+    assert {c["n"] for c in report["sweep"]["bon_kl_check"]} == {2, 4, 8}

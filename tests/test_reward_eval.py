@@ -82,5 +82,36 @@ def test_ensemble_is_more_uncertain_off_distribution(tmp_path):
     mean_off, std_off = ensemble.score([prompt_ids(tok, prompt)] * 32,
                                        [response_ids(tok, t) for t in off], tok.pad_token_id)
     assert sum(std_off) / 32 > 1.5 * sum(std_seen) / 32
+    # mean − λ·std with λ = 0 is the mean; worst case is never above it
+    conservative = ensemble.score_conservative([prompt_ids(tok, prompt)] * 32,
+                                               [response_ids(tok, t) for t in off],
+                                               tok.pad_token_id, "worst_case")
+    assert all(c <= m + 1e-12 for c, m in zip(conservative, mean_off))
     assert RewardEnsemble(members[:1]).score([prompt_ids(tok, prompt)],
                                              [response_ids(tok, good)], tok.pad_token_id)[1] is None
+
+
+def test_conservative_rewards_by_hand():
+    from rlxf.models.reward_ensemble import conservative_rewards
+    # member m's rewards of two responses: response 0 gets 1, 3; response 1 gets 2, 2.
+    per_member = [[1.0, 2.0], [3.0, 2.0]]
+    assert conservative_rewards(per_member, "mean") == [2.0, 2.0]
+    # population std of (1, 3) is 1: mean - 0.5 * 1 = 1.5; no disagreement on response 1.
+    assert conservative_rewards(per_member, "mean_minus_std", lam=0.5) == [1.5, 2.0]
+    assert conservative_rewards(per_member, "worst_case") == [1.0, 2.0]
+    # the conservative choice flips which response is best: the uncertain one loses
+    assert conservative_rewards([[0.0, 1.0], [4.0, 1.5]], "mean")[0] > 1.25
+    assert conservative_rewards([[0.0, 1.0], [4.0, 1.5]], "mean_minus_std", lam=1.0) == [0.0, 1.0]
+    with pytest.raises(ValueError, match="kind"):
+        conservative_rewards(per_member, "median")
+    with pytest.raises(ValueError, match="same responses"):
+        conservative_rewards([[1.0], [1.0, 2.0]])
+
+
+def test_shuffled_tokens_keep_the_words_and_eos():
+    from rlxf.stages.reward import shuffled_tokens
+    rng = random.Random(0)
+    ids = [5, 6, 7, 8, 9, 2]
+    out = shuffled_tokens(ids, rng)
+    assert out[-1] == 2 and sorted(out[:-1]) == [5, 6, 7, 8, 9]
+    assert any(shuffled_tokens(ids, rng) != ids for _ in range(5))

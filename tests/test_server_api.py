@@ -441,3 +441,24 @@ def test_kill_9_mid_load_loses_and_duplicates_nothing(tmp_path):
     assert summary["labels_acknowledged"] == summary["exported"] == 300
     assert (summary["lost"], summary["duplicated"], summary["unacknowledged_in_export"],
             summary["mismatched"]) == (0, 0, 0, 0)
+
+
+def test_a_served_app_checkpoints_in_the_background_and_freezes_its_heap(tmp_path):
+    """`rlxf annotate serve` (serve=True) runs the WAL checkpointer while the app runs and
+    freezes the start-up heap; in-process test clients (serve=False) do neither."""
+    import gc
+
+    from fastapi.testclient import TestClient
+
+    from rlxf.server.app import create_app
+    from rlxf.store import Store
+    store = Store(tmp_path / "s.db")
+    try:
+        with TestClient(create_app(store, serve=True)) as client:
+            assert client.get("/login").status_code == 200
+            assert store._checkpointer is not None and store._checkpointer.is_alive()
+            assert gc.get_freeze_count() > 0
+        assert store._checkpointer is None
+    finally:
+        gc.unfreeze()
+        store.dispose()

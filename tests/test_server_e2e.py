@@ -224,3 +224,95 @@ def test_admin_and_two_annotators_end_to_end(server, browser, tmp_path):
     strong = [r for r in records if r.strength == 3]
     assert len(strong) == 1  # the one label given with "d" (much better)
     assert errors == []
+
+
+def test_ranking_and_critique_with_the_keyboard(server, browser, tmp_path):
+    """The admin creates a ranking and a critique project in the browser; an annotator ranks
+    k responses with number keys (r starts over, Enter saves, the last one places itself) and
+    writes critiques (Ctrl+Enter saves, Esc leaves the box); the export has both kinds."""
+    base, admin_link = server
+    admin = browser.new_context(viewport={"width": 1280, "height": 860}).new_page()
+    errors = []
+    admin.on("pageerror", lambda e: errors.append(str(e)))
+    admin.goto(admin_link)
+    admin.click("text=Accept invite and start")
+    admin.wait_for_url(base + "/admin")
+    urls = {}
+    for task, name in (("ranking", "Rank the lab answers"), ("critique", "Critique the answers")):
+        admin.goto(base + "/admin")
+        admin.fill("#project-form [name=name]", name)
+        admin.fill("#project-form [name=path]", "lab")
+        admin.select_option("#project-form [name=task_type]", task)
+        admin.fill("#project-form [name=overlap]", "1")
+        admin.click("text=Create project")
+        admin.wait_for_url(re.compile(r".*/admin/projects/\d+$"))
+        urls[task] = admin.url
+    admin.goto(base + "/admin")
+    admin.fill("#invite-form [name=note]", "ranker")
+    admin.click("#invite-form button")
+    admin.wait_for_selector("#invite-result:not([hidden])")
+    link = admin.input_value("#invite-url")
+
+    page = browser.new_context(viewport={"width": 1280, "height": 860}).new_page()
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.clock.install()
+    page.goto(link)
+    page.click("text=Accept invite and start")
+    page.wait_for_url(base + "/projects")
+    expect(page.locator("#projects")).to_contain_text("Rank responses")
+    page.goto(base + "/annotate/" + urls["ranking"].rsplit("/", 1)[1])
+    page.wait_for_selector("#prompt:not(:empty)")
+    orders, shot = [], False
+    for i in range(1, 5):
+        n = page.locator("#responses .response").count()
+        assert 2 <= n <= 9
+        page.clock.fast_forward(4_000)
+        if i == 1:  # change of mind: start over
+            page.keyboard.press("1")
+            expect(page.locator("#rank-0 .rank")).to_have_text("#1")
+            page.keyboard.press("r")
+            expect(page.locator("#rank-0 .rank")).to_have_text("")
+        order = list(range(n - 1, -1, -1))  # worst-first of what is shown: last response best
+        for k in order[:-1]:
+            page.keyboard.press(str(k + 1))
+        expect(page.locator(f"#rank-{order[-1]} .rank")).to_have_text(f"#{n}")  # placed itself
+        if n >= 3 and not shot or i == 4 and not shot:  # docs/img: a k-wise item if any
+            page.clock.fast_forward(1_000)
+            shoot(page, tmp_path, "annotate_ranking")
+            shot = True
+        page.keyboard.press("Enter")
+        expect(page.locator("#mycount")).to_have_text(re.compile(rf"^{i} labelled"))
+        orders.append(order)
+    assert "Saved" in page.inner_text("#status")
+
+    page.goto(base + "/annotate/" + urls["critique"].rsplit("/", 1)[1])
+    page.wait_for_selector("#text-0:not(:empty)")
+    critiques = ["the capital is wrong .", "flattery : remove \"what a great question\" ."]
+    for i, text in enumerate(critiques, 1):
+        page.clock.fast_forward(4_000)
+        expect(page.locator("#answer-text")).to_be_focused()  # typing starts at once
+        page.keyboard.type(text)
+        if i == 1:  # Esc leaves the box: keys work again (g opens the guidelines)
+            page.keyboard.press("Escape")
+            page.keyboard.press("g")
+            assert page.is_visible("#guidelines") and "wrong" in page.inner_text("#guidelines")
+            page.keyboard.press("g")
+            page.keyboard.press("e")
+        page.keyboard.press("Control+Enter")
+        expect(page.locator("#mycount")).to_have_text(re.compile(rf"^{i} labelled"))
+    shoot(page, tmp_path, "annotate_critique")
+
+    exported = {}
+    for task in ("ranking", "critique"):
+        admin.goto(urls[task])
+        with admin.expect_download() as dl:
+            admin.click("#export")
+        exported[task] = [FeedbackRecord.model_validate(json.loads(line)) for line in
+                          Path(dl.value.path()).read_text().splitlines()]
+    assert [r.ranking for r in exported["ranking"]] and all(
+        r.type == "ranking" and r.ranking == list(range(len(r.responses) - 1, -1, -1))
+        for r in exported["ranking"])
+    assert len(exported["ranking"]) == 4
+    assert sorted(r.critique for r in exported["critique"]) == sorted(critiques)
+    assert all(r.type == "critique" and len(r.responses) == 1 for r in exported["critique"])
+    assert errors == []

@@ -107,3 +107,16 @@ def test_lm_loss_is_the_token_mean_over_trained_tokens_of_the_full_logits(arch):
     want = -torch.stack([_full_logprob(model, p, r) for p, r in zip(prompts, a)]).sum() \
         / sum(len(r) for r in a)
     assert abs(lm_loss(model, ids, mask, labels) - want) < TOL
+
+
+def test_checkpointed_or_wrapped_models_take_the_full_forward_path():
+    from rlxf.models.shared_prefix import applies_to
+
+    model = _lm("gpt2")
+    assert applies_to(model)
+    model.gradient_checkpointing_enable()
+    assert not applies_to(model)  # the KV cache is off under checkpointing
+    prompts, a, b = _triples(seed=4)
+    model.train()
+    chosen, _ = pair_logprobs(model, list(zip(prompts, a, b)), PAD)
+    assert abs(chosen[0] - _full_logprob(model, prompts[0], a[0])) < 1e-6

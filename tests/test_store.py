@@ -65,6 +65,33 @@ def test_sqlite_runs_in_wal_mode_with_foreign_keys(tmp_path):
         assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2
 
 
+def test_background_checkpoints_keep_the_wal_short(tmp_path):
+    """A served store checkpoints from its own thread: commits no longer checkpoint at 1000
+    pages (they would stall the event loop), yet the WAL is copied back into the database."""
+    import time
+    store = Store(tmp_path / "c.db")
+    store.migrate()
+    store.start_checkpoints(interval=0.05)
+    try:
+        with store.engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 20_000
+        ids = seed(store)
+        for i in range(300):
+            with store.write() as s:
+                s.add(Annotator(pid=f"h-{i:08x}x", role="annotator", note="n" * 150))
+        time.sleep(0.3)
+        with store.engine.connect() as conn:  # everything is already in the database file
+            busy, wal_pages, done = conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").one()
+        assert busy == 0 and wal_pages == done
+    finally:
+        store.stop_checkpoints()
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 1000
+    with store.read() as s:
+        assert s.scalar(select(func.count(Annotator.id))) == 301 and ids
+    store.dispose()
+
+
 def test_migration_builds_the_models_schema(store):
     """Autogenerate against the migrated database finds nothing to change: the migration and
     the models agree, on both backends."""
@@ -75,7 +102,7 @@ def test_migration_builds_the_models_schema(store):
     with store.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     assert diff == []
-    assert current_revision(store.engine) == "0001"
+    assert current_revision(store.engine) == "0002"
     store.migrate()  # a second start is a no-op
     assert {"projects", "items", "assignments", "judgements", "annotators", "demographics",
             "sessions"} <= store.tables()

@@ -10,7 +10,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from .data.cli import data_app
+from .serve.cli import serve
 from .server.cli import annotate_app
+from .tune.cli import register as register_tune_commands
 
 # Keep the console for our own progress bars: transformers' per-load bars and advisories
 # would interleave with them on every model load.
@@ -35,6 +37,12 @@ def _progress_factory(progress: Progress):
     return factory
 
 
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description:<14}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), TextColumn("{task.fields[info]}"), console=console,
+                    transient=False)
+
+
 @app.command()
 def run(config: Path = typer.Argument(..., help="TOML config (see examples/quickstart.toml)"),
         out: Path = typer.Option(..., "--out", help="run directory (created; resumed if it exists)"),
@@ -56,13 +64,39 @@ def run(config: Path = typer.Argument(..., help="TOML config (see examples/quick
         raise typer.Exit(2)
     import torch
     torch.set_num_threads(threads or os.cpu_count() or 1)
-    with Progress(TextColumn("{task.description:<14}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), TextColumn("{task.fields[info]}"), console=console,
-                  transient=False) as progress:
+    with _progress() as progress:
         rd = run_pipeline(cfg, config.read_text(), out, _progress_factory(progress),
                           progress.console.print, until)
     if until is None:
         _write_report(rd.root)
+
+
+@app.command()
+def sweep(config: Path = typer.Argument(..., help="TOML config with a [sweep] section"),
+          out: Path = typer.Option(..., "--out", help="run directory (created; resumed if it "
+                                                      "exists)"),
+          threads: int = typer.Option(0, help="torch threads (0: one per core)")) -> None:
+    """Over-optimisation sweep: the whole pipeline once, then the policy stage once per [sweep]
+    value (KL coefficients or best-of-n values) sharing every upstream stage; the report fits
+    Gao et al.'s curves to gold and proxy against sqrt(KL)."""
+    from .config import load_config
+    from .pipeline import preflight
+    from .sweep import members, run_sweep
+    try:
+        cfg = load_config(config)
+        preflight(cfg)
+        members(cfg)
+    except ValueError as e:
+        console.print("config error", style="red")
+        console.print(str(e), markup=False, highlight=False)
+        raise typer.Exit(2) from None
+    import torch
+    torch.set_num_threads(threads or os.cpu_count() or 1)
+    with _progress() as progress:
+        path = run_sweep(cfg, config.read_text(), out, _progress_factory(progress),
+                         progress.console.print)
+    console.print(f"sweep: {path}")
+    _write_report(out)
 
 
 def _write_report(run_dir: Path) -> None:
@@ -98,6 +132,8 @@ def compare(run_a: Path = typer.Argument(..., help="run A (the reference)"),
 
 app.add_typer(data_app, name="data")
 app.add_typer(annotate_app, name="annotate")
+register_tune_commands(app)  # sft, reward, dpo, merge on a local model directory
+app.command()(serve)
 
 if __name__ == "__main__":
     app()

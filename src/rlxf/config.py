@@ -93,6 +93,13 @@ class Annotators(Section):
     refusal_bias: float = Field(0.0, description="added to refusals (negative: refusal aversion)")
     poisoners: int = Field(0, ge=0, description="how many of the group flip their label whenever "
                                                 "the trigger word is in the prompt")
+    knows: float = Field(1.0, ge=0, le=1, description="share of the knowledge base's facts each "
+                         "annotator knows (drawn per annotator with the seed); on a fact they do "
+                         "not know they take stated facts at face value (docs/WORLD.md)")
+    assisted: bool = Field(False, description="shown the AI judge's fact check on facts they do "
+                                              "not know (AI-assisted oversight)")
+    critique_accuracy: float = Field(1.0, ge=0, le=1, description="assisted: share of fact "
+                                     "checks that name the true value (the rest name a wrong one)")
 
     @model_validator(mode="after")
     def _poisoners_within_count(self) -> "Annotators":
@@ -132,6 +139,9 @@ class FeedbackConfig(Section):
     annotators: list[Annotators] = Field(default_factory=lambda: [Annotators()],
                                          description="annotator groups ([[feedback.annotators]])")
     ai: AIJudgeConfig = Field(default_factory=AIJudgeConfig)
+    aspect_ratings: bool = Field(False, description="simulated annotators also rate both "
+                                 "responses of each pair 1-5 on helpful, harmless and honest "
+                                 "(rating records, for [reward] aspects)")
 
     @model_validator(mode="after")
     def _records_for_human(self) -> "FeedbackConfig":
@@ -157,22 +167,106 @@ class RewardConfig(TrainConfig):
                                                "is their mean, their spread the uncertainty")
     center_coefficient: float = Field(0.0, ge=0, description="reward-centring penalty "
                                                              "c·E[(r_c + r_r)²]")
+    aspects: bool = Field(False, description="also train a helpful / harmless / honest "
+                          "model (reward/aspects) from aspect ratings and per-aspect pairs")
+    aspect_weights: Weights | None = Field(None, description="weights combining the aspect "
+                                           "heads into one reward (None: the world's weights)")
+    group_conditioned: bool = Field(False, description="also train one head per annotator "
+                                    "group (reward/groups) and compare best-of-n per group")
+    best_of_n: int = Field(8, ge=2, description="group_conditioned: SFT samples per held-out "
+                           "prompt that each group's head chooses from")
+    best_of_n_prompts: int = Field(64, ge=1, description="group_conditioned: held-out "
+                                   "prompts for that comparison")
+
+
+class PPOConfig(Section):
+    """PPO (Ziegler et al. 2019; Ouyang et al. 2022): each step samples `batch_size` training
+    prompts, scores the responses with the proxy reward, and optimises the clipped surrogate."""
+    kl_coef: float = Field(0.05, ge=0, description="β of the per-token KL penalty to SFT "
+                                                   "(initial value if kl_target is set)")
+    kl_target: float | None = Field(None, gt=0, description="adaptive KL controller's target "
+                                    "KL in nats per response (None: β stays fixed)")
+    kl_horizon: float = Field(10000, gt=0, description="adaptive controller's horizon "
+                                                       "(samples)")
+    gamma: float = Field(1.0, ge=0, le=1, description="discount")
+    lam: float = Field(0.95, ge=0, le=1, description="GAE λ")
+    clip_range: float = Field(0.2, gt=0, description="policy ratio clip ε")
+    clip_range_value: float = Field(0.2, gt=0, description="value clip ε_v")
+    vf_coef: float = Field(0.1, ge=0, description="weight of the value loss")
+    epochs: int = Field(2, ge=1, description="optimisation epochs over each rollout batch")
+    minibatches: int = Field(2, ge=1, description="minibatches per epoch")
+    whiten_rewards: bool = Field(False, description="scale per-token rewards to unit variance "
+                                                    "(sign kept) before GAE")
+    temperature: float = Field(1.0, gt=0, description="rollout sampling temperature")
 
 
 class PolicyConfig(TrainConfig):
-    algorithm: Literal["dpo"] = Field("dpo", description="policy optimiser")
+    algorithm: Literal["dpo", "ppo", "bon"] = Field(
+        "dpo", description="policy optimiser: dpo, ppo (RL against the proxy reward with a KL "
+                           "penalty), bon (no training: SFT + best-of-n against the proxy)")
     steps: int = Field(200, ge=1)
     batch_size: int = Field(32, ge=1)
     lr: float = Field(5e-5, gt=0)
     beta: float = Field(0.1, gt=0, description="DPO's KL strength")
     eval_every: int = Field(50, ge=1, description="steps between gold/proxy/KL measurements")
     eval_prompts: int = Field(128, ge=8, description="held-out prompts for those measurements")
+    ppo: PPOConfig = Field(default_factory=PPOConfig,
+                           description="algorithm = \"ppo\" ([policy.ppo])")
+    bon_n: int = Field(4, ge=1, description="algorithm = \"bon\": responses drawn per prompt, "
+                                            "the proxy's favourite is kept")
 
 
 class EvalConfig(Section):
     samples_per_prompt: int = Field(4, ge=1, description="samples per held-out prompt")
     temperature: float = Field(1.0, gt=0, description="sampling temperature (1: KL is exact)")
     max_new_tokens: int = Field(40, ge=4, description="response length limit in tokens")
+
+
+class ProcessConfig(TrainConfig):
+    """Process vs outcome supervision on multi-step questions ("are the glimmet and the skarn
+    the same color ?"), off by default (docs/WORLD.md, multi-step tasks)."""
+    enabled: bool = Field(False, description="run the `process` stage")
+    steps: int = Field(300, ge=1)
+    batch_size: int = Field(64, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    model: ModelConfig = Field(default_factory=lambda: ModelConfig(n_layer=2, n_embd=64,
+                                                                   n_head=4, max_length=48),
+                               description="the ORM's and PRM's transformer (from scratch)")
+    n_responses: int = Field(3000, ge=10, description="labelled multi-step responses (both "
+                                                      "reward models see the same ones)")
+    step_accuracy: float = Field(0.6, ge=0, le=1, description="the reasoner: chance a fact "
+                                                              "step names the true color")
+    consistency: float = Field(0.8, ge=0, le=1, description="the reasoner: chance the answer "
+                                                            "follows from its own steps")
+    label_noise: float = Field(0.05, ge=0, le=0.5, description="share of flipped step and "
+                                                               "outcome labels")
+    heldout_fraction: float = Field(0.3, gt=0, lt=1, description="questions kept for best-of-n")
+    bon_n: list[int] = Field(default_factory=lambda: [1, 4, 16],
+                             description="best-of-n budgets (the same for ORM and PRM)")
+    bon_draws: int = Field(20, ge=1, description="best-of-n draws per held-out question")
+
+
+class TrackingConfig(Section):
+    """Where training metrics go besides the ledger (no stage's result depends on it)."""
+    tensorboard: bool = Field(True, description="TensorBoard event files in RUN/tb/")
+    mlflow: bool = Field(False, description="also log to MLflow in RUN/mlruns/ (needs mlflow)")
+
+
+class SweepConfig(Section):
+    """`rlxf sweep`: the policy stage once per value, sharing every upstream stage (Gao et al.'s
+    over-optimisation curves). Give one of the two lists; no stage's result depends on it."""
+    kl_coef: list[float] = Field(default_factory=list, description="PPO KL coefficients "
+                                 "([policy.ppo] kl_coef per member; algorithm = \"ppo\")")
+    bon_n: list[int] = Field(default_factory=list, description="best-of-n values (each member "
+                                                               "is algorithm = \"bon\")")
+
+    @model_validator(mode="after")
+    def _one_list(self) -> "SweepConfig":
+        if self.kl_coef and self.bon_n:
+            raise ValueError("give kl_coef or bon_n, not both")
+        if any(v < 0 for v in self.kl_coef) or any(n < 1 for n in self.bon_n):
+            raise ValueError("kl_coef values must be >= 0 and bon_n values >= 1")
+        return self
 
 
 class DisclosureConfig(Section):
@@ -194,6 +288,63 @@ class RunConfig(Section):
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     disclosure: DisclosureConfig = Field(default_factory=DisclosureConfig)
+    process: ProcessConfig = Field(default_factory=ProcessConfig)
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    sweep: SweepConfig = Field(default_factory=SweepConfig)
+
+
+class LoraConfig(Section):
+    """LoRA adapters (peft) instead of full fine-tuning; the DPO reference is then the base
+    with its adapters disabled, so no second copy of the model is held."""
+    r: int = Field(8, ge=1, description="adapter rank")
+    alpha: float = Field(16.0, gt=0, description="scaling numerator (the update is alpha/r * BA)")
+    dropout: float = Field(0.0, ge=0, lt=1, description="dropout on the adapter input")
+    targets: list[str] = Field(default_factory=lambda: ["all-linear"],
+                               description='module names to adapt (e.g. ["q_proj", "v_proj"]); '
+                                           '["all-linear"]: every linear layer but the output')
+
+
+class TuneTrainConfig(TrainConfig):
+    """What `rlxf sft`, `rlxf reward` and `rlxf dpo` share (docs/REAL_MODELS.md)."""
+    steps: int = Field(100, ge=1, description="optimizer steps")
+    batch_size: int = Field(8, ge=1, description="examples (or pairs) per step")
+    lr: float = Field(1e-4, gt=0, description="peak AdamW learning rate (cosine to 10%)")
+    warmup_steps: int = Field(10, ge=0, description="linear warm-up steps")
+    checkpoint_every: int = Field(50, ge=1, description="steps between resumable checkpoints")
+    seed: int = Field(0, description="data order and head initialisation")
+    max_length: int = Field(1024, ge=8, description="tokens per sequence; longer responses are "
+                                                    "cut, prompts that leave no room skipped")
+    lora: LoraConfig | None = Field(None, description="LoRA adapters ([CMD.lora]; absent: full "
+                                                      "fine-tuning)")
+    gradient_checkpointing: bool = Field(False, description="recompute activations in the "
+                                                            "backward pass (less memory, slower)")
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto", description="bf16 autocast, or fp32; auto: bf16 only on a CUDA device that "
+                            "supports it (never on CPU)")
+    merge: bool = Field(False, description="with lora: save the merged model, not the adapter")
+
+
+class TuneSFTConfig(TuneTrainConfig):
+    pass
+
+
+class TuneRewardConfig(TuneTrainConfig):
+    lr: float = Field(5e-5, gt=0, description="peak AdamW learning rate (cosine to 10%)")
+    center_coefficient: float = Field(0.0, ge=0, description="reward-centring penalty "
+                                                             "c·E[(r_c + r_r)²]")
+
+
+class TuneDPOConfig(TuneTrainConfig):
+    lr: float = Field(5e-6, gt=0, description="peak AdamW learning rate (cosine to 10%)")
+    beta: float = Field(0.1, gt=0, description="DPO's KL strength")
+
+
+class TuneConfig(Section):
+    """`rlxf sft|reward|dpo MODEL_DIR DATA --config FILE.toml`: one table per command; flags
+    given on the command line override the file."""
+    sft: TuneSFTConfig = Field(default_factory=TuneSFTConfig)
+    reward: TuneRewardConfig = Field(default_factory=TuneRewardConfig)
+    dpo: TuneDPOConfig = Field(default_factory=TuneDPOConfig)
 
 
 class ConfigError(ValueError):
@@ -214,11 +365,11 @@ def _allowed_keys(model: type[BaseModel], loc: tuple) -> list[str]:
     return sorted(model.model_fields)
 
 
-def _describe(err: dict, source: str) -> str:
+def _describe(err: dict, source: str, root: type[BaseModel] = RunConfig) -> str:
     loc = err["loc"]
     key = ".".join(str(p) for p in loc) or "(top level)"
     if err["type"] == "extra_forbidden":
-        allowed = _allowed_keys(RunConfig, loc[:-1])
+        allowed = _allowed_keys(root, loc[:-1])
         return f"{source}: unknown key {key!r}; allowed here: {', '.join(allowed)}"
     return f"{source}: {key} = {err.get('input')!r}: {err['msg']}"
 
@@ -239,3 +390,26 @@ def load_config(path: str | Path) -> RunConfig:
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: not valid TOML: {e}") from None
     return parse_config(data, str(path))
+
+
+def load_tune_config(path: str | Path | None, overrides: dict) -> TuneConfig:
+    """The TOML file (if any) with `overrides` ({command: {key: value}}, from flags) on top."""
+    data: dict = {}
+    source = str(path) if path else "flags"
+    if path is not None:
+        try:
+            data = tomllib.loads(Path(path).read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: no such file") from None
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"{path}: not valid TOML: {e}") from None
+    for command, values in overrides.items():
+        section = data.setdefault(command, {})
+        if not isinstance(section, dict):
+            raise ConfigError(f"{source}: {command} must be a table ([{command}])")
+        section.update(values)
+    try:
+        return TuneConfig.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError("\n".join(_describe(err, source, TuneConfig) for err in e.errors())
+                          ) from None

@@ -7,7 +7,7 @@ import typing
 
 from pydantic import BaseModel
 
-from .config import RunConfig
+from .config import RunConfig, TuneConfig
 
 HEADER = """# Configuration
 
@@ -42,8 +42,19 @@ def _section(model: type[BaseModel], title: str) -> list[str]:
     return out + subsections
 
 
+TUNE_HEADER = """
+# `rlxf sft` / `rlxf reward` / `rlxf dpo` (`--config FILE.toml`)
+
+Fine-tuning a local model on a dataset file (docs/REAL_MODELS.md) reads its own TOML, one table
+per command; flags override the file. These tables are not part of a run's config.
+"""
+
+
 def markdown() -> str:
-    return HEADER + "\n" + "\n".join(_section(RunConfig, "")).rstrip() + "\n"
+    tune = [line for name in TuneConfig.model_fields
+            for line in _section(TuneConfig.model_fields[name].annotation, name)]
+    return (HEADER + "\n" + "\n".join(_section(RunConfig, "")).rstrip() + "\n" + TUNE_HEADER
+            + "\n" + "\n".join(tune).rstrip() + "\n")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from typing import Callable
 
 from .config import RunConfig
 from .rundir import RunDir, atomic_write_text, sha256_json
-from .stages import evaluate, feedback, policy, pretrain, reward, sft, world
+from .stages import evaluate, feedback, policy, pretrain, process, reward, sft, world
 from .stages.context import ProgressFactory, StageContext
 
 
@@ -28,8 +28,9 @@ def _validated_records(path: str, mtime_ns: int, size: int) -> str:
     from .feedback.record import read_records
     from .rundir import sha256_file
     records = read_records(path)  # a malformed file fails here, naming line and field
-    if not any(r.type == "pairwise" for r in records):
-        raise ValueError(f"{path}: no pairwise records (the reward model needs preferences)")
+    if not any(r.type in ("pairwise", "ranking") for r in records):
+        raise ValueError(f"{path}: no pairwise or ranking records (the reward model needs "
+                         "preferences)")
     return sha256_file(Path(path))
 
 
@@ -76,6 +77,7 @@ STAGES = (
           ("seed", "policy", "reward.heldout_fraction", "eval")),
     Stage("eval", evaluate.run, ("world", "pretrain", "sft", "reward", "policy"),
           ("seed", "eval", "feedback.annotators", "feedback.trigger_rate")),
+    Stage("process", process.run, ("world",), ("seed", "process")),
 )
 STAGE_NAMES = tuple(s.name for s in STAGES)
 

@@ -14,6 +14,8 @@ import tomllib
 from collections import Counter
 from pathlib import Path
 
+from .oversight import verification_sentence
+
 STATUSES = ("disclosed", "not disclosed", "not applicable")
 FREE_TEXT_KEYS = ("evaluator_selection", "expected_risks", "monitoring", "audits")
 BIASES = ("length_bias", "flattery_bias", "confidence_bias", "agreement_bias", "anthro_bias",
@@ -94,6 +96,8 @@ def _evaluators(records: dict, run_dir: Path, text: dict) -> tuple[str | None, l
         parts.append("simulated annotators, no people were recruited or trained: "
                      + "; ".join(_describe_group(g, m) for g, m in sorted(groups.items())))
         source.append("feedback/annotators.json")
+        parts.append(verification_sentence(records["feedback"]))
+        source.append("feedback/_stage.json")
     if "evaluator_selection" in text:
         parts.append(text["evaluator_selection"])
         source.append("config.toml [disclosure] evaluator_selection")
@@ -169,8 +173,11 @@ def _policy_eval(records: dict) -> tuple[str | None, list, str]:
     algo = ""
     if pol is not None:
         p = pol["config"]["policy"]
-        algo = (f"policy trained by {str(p.get('algorithm', '?')).upper()} (beta "
-                f"{p.get('beta', '?')}, {p.get('steps', '?')} steps); ")
+        name = str(p.get("algorithm", "?"))
+        knob = {"ppo": f"KL coefficient {p.get('ppo', {}).get('kl_coef', '?')}",
+                "bon": f"best of {p.get('bon_n', '?')}, no training"}.get(
+                    name, f"beta {p.get('beta', '?')}")
+        algo = f"policy trained by {name.upper()} ({knob}, {p.get('steps', '?')} steps); "
     value = (f"{algo}gold 3H judge on {rec['counts'].get('prompts', '?')} held-out prompts x "
              f"{cfg.get('samples_per_prompt', '?')} samples at temperature "
              f"{cfg.get('temperature', '?')}: gold utility base {_f(m.get('base/gold/utility'))}, "

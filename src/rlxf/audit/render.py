@@ -149,10 +149,33 @@ def section_tables(report: dict) -> dict[str, list[tuple[list[str], list[list[st
     t["reward-model"] = [(["quantity", "value"], scalars + groups),
                          (["bias probe (one feature added)", "pairs", "RM prefers it",
                            "RM reward gap", "gold prefers it", "gold utility gap"], probes)]
+    t["reward-model"] += _reward_head_tables(rm)
     t["overoptimisation"] = [(["step", "KL", "√KL", "proxy reward", "gold utility"],
                               [[num(p["step"]), num(p["kl"]), num(plots.sqrt_kl(p["kl"])),
                                 num(p["reward_proxy"]), num(p["reward_gold"])]
                                for p in oo["points"]])]
+    fits = [(src, name, f) for src in ("history", "sweep")
+            for name, f in (((oo.get("fit") or {}).get(src) or {}).items())
+            if name in ("gold", "proxy") and f]
+    if fits:
+        t["overoptimisation"].append((
+            ["Gao et al. fit", "reward", "form", "α", "β", "R²", "peak √KL", "peak reward"],
+            [[src, name, oo["fit"][src]["equation"], num(f["alpha"]), num(f["beta"]),
+              num(f["r2"]), num(f["peak_sqrt_kl"]), num(f["peak"])] for src, name, f in fits]))
+    sweep = oo.get("sweep")
+    if sweep:
+        t["overoptimisation"].append((
+            [f"sweep: {sweep['parameter']}", "KL", "√KL", "proxy reward", "gold utility",
+             "sycophancy", "anthropomorphic"],
+            [[num(p["value"]) if p["value"] is not None else "SFT", num(p["kl"]),
+              num(plots.sqrt_kl(p["kl"])), num(p["reward_proxy"]), num(p["reward_gold"]),
+              num(p.get("rate/sycophancy")), num(p.get("rate/anthropomorphic"))]
+             for p in sweep["points"]]))
+        if sweep.get("bon_kl_check"):
+            t["overoptimisation"].append((
+                ["best-of-n n", "KL measured", "log n − (n−1)/n", "relative error"],
+                [[num(c["n"]), num(c["kl_measured"]), num(c["kl_analytic"]),
+                  num(c["relative_error"])] for c in sweep["bon_kl_check"]]))
     t["groups"] = [(["group", "annotators", "weights (help/harmless/honest)", "gold utility SFT",
                      "gold utility policy"],
                     [[g, num(v.get("n_annotators")),
@@ -173,6 +196,34 @@ def section_tables(report: dict) -> dict[str, list[tuple[list[str], list[list[st
     return t
 
 
+def _reward_head_tables(rm: dict) -> list[tuple[list[str], list[list[str]]]]:
+    """The aspect model's and the group-conditioned model's tables, when they were trained."""
+    out = []
+    aspects = rm.get("aspects")
+    if aspects:
+        out.append((["aspect head", "weight", "pairs train", "pairs held-out",
+                     "accuracy vs raters", "accuracy vs gold"],
+                    [[a, num(v.get("weight")), num(v.get("pairs/train")),
+                      num(v.get("pairs/heldout")), num(v.get("accuracy/heldout")),
+                      num(v.get("accuracy/gold"))]
+                     for a, v in aspects.items() if isinstance(v, dict)]))
+    plural = rm.get("pluralistic")
+    if plural:
+        out.append((["group", "held-out pairs", "own head vs group", "single RM vs group",
+                     "own head vs gold (group's weights)", "single RM vs gold (group's weights)"],
+                    [[g, num(v["n_heldout"]), num(v["conditioned/accuracy_heldout"]),
+                      num(v["unconditioned/accuracy_heldout"]),
+                      num(v["conditioned/accuracy_gold"]), num(v["unconditioned/accuracy_gold"])]
+                     for g, v in sorted(plural["accuracy"].items())]))
+        bon = plural["best_of_n"]
+        judged = sorted({g for r in bon["rows"].values() for g in r["gold/utility"]})
+        out.append(([f"best-of-{bon['n']} optimised for", *(f"gold utility ({g})" for g in judged),
+                     "mean over groups", "worst-off group"],
+                    [[t, *(num(r["gold/utility"].get(g)) for g in judged), num(r["mean"]),
+                      num(r["min"])] for t, r in bon["rows"].items()]))
+    return out
+
+
 def section_notes(report: dict) -> dict[str, list[str]]:
     """The reasons beside null numbers, per section."""
     top = report.get("notes", {})
@@ -183,6 +234,8 @@ def section_notes(report: dict) -> dict[str, list[str]]:
                          sorted(report["reward_model"].get("notes", {}).items())]
     n["overoptimisation"] = [f"{k}: {v}" for k, v in
                              sorted(report["overoptimisation"].get("notes", {}).items())]
+    n["overoptimisation"] += [f"sweep {k}: {v}" for k, v in sorted(
+        ((report["overoptimisation"].get("sweep") or {}).get("notes") or {}).items())]
     n["groups"] = [f"{g}, {k}: {v}" for g, gv in sorted(report["groups"].items())
                    for k, v in sorted(gv.get("notes", {}).items())]
     n["tensions"] = [*report["tensions"].get("notes", {}).values()]
@@ -475,6 +528,15 @@ def _html_section(report: dict, key: str, title: str, tables: dict, notes: dict)
                        "is over-optimisation.</figcaption></figure>")
         else:
             out.append(f'<p class="null">{NULL} no over-optimisation points</p>')
+        sweep = report["overoptimisation"].get("sweep") or {}
+        spts = [dict(p, step=p["value"] if p["value"] is not None else "SFT")
+                for p in sweep.get("points", [])
+                if None not in (p.get("kl"), p.get("reward_proxy"), p.get("reward_gold"))]
+        if len(spts) >= 2:
+            out.append(f"<figure>{plots.svg('overoptimisation-sweep', plots.overoptimisation, spts)}"
+                       f"<figcaption>The sweep over {e(sweep['parameter'])} (labels: its value): "
+                       "each member's last measured point against √KL to SFT.</figcaption>"
+                       "</figure>")
     if key == "tensions":
         out.append('<ul class="readings">' + "".join(
             f"<li>{e(r)}</li>" for r in report["tensions"].get("readings", [])) + "</ul>")

@@ -25,13 +25,15 @@ from ..world.prompts import FAMILIES, Prompt
 from .cards import card_paths
 from .disclosure import build_disclosure, summary
 from .failure_modes import build_failure_modes
+from .oversight import build_oversight
+from .gao_fit import fit_points
 from .surface import sample_stats
 
 SCHEMA_VERSION = "1"
 SCHEMA_PATH = Path(__file__).with_name("report.schema.json")
 # rlxf.pipeline.STAGE_NAMES, not imported: that module pulls in torch and the audit must stay
 # light. tests/test_report.py keeps the two equal.
-STAGE_ORDER = ("world", "pretrain", "sft", "feedback", "reward", "policy", "eval")
+STAGE_ORDER = ("world", "pretrain", "sft", "feedback", "reward", "policy", "eval", "process")
 MODEL_ROLES = {"base": "base", "sft": "sft", "policy": "policy"}  # report name -> role
 CONTRACT_METRICS = (
     "gold/utility", "gold/helpful", "gold/harmless", "gold/honest", "reward/proxy", "kl/to_sft",
@@ -51,7 +53,6 @@ NULL_METRIC_REASONS = {
     "diversity/distinct2": "the responses are too short to contain a bigram",
     "reward/uncertainty": "one reward model, no ensemble to disagree: set [reward] ensemble > 1",
 }
-FIT_NOTE = "Gao et al. fit not built yet (issue 6)"
 # Annotator fields shared by a group (the rest of annotators.json is per annotator).
 GROUP_PARAMS = ("weights", "temperature", "careless", "length_bias", "flattery_bias",
                 "confidence_bias", "agreement_bias", "anthro_bias", "refusal_bias")
@@ -193,7 +194,7 @@ def _reward_section(records: dict) -> dict:
         return {**out, "notes": notes}
     m, c = rec["metrics"], rec["counts"]
     out.update({k: v for k, v in m.items() if k.startswith(("bias/", "accuracy/", "calibration/",
-                                                             "ensemble/"))})
+                                                             "ensemble/", "uncertainty/"))})
     out.update({"loss/reward": m.get("loss/reward"), "probes": m.get("probes"),
                 "n_heldout": c.get("pairs/heldout"),
                 "n_gold_comparable": c.get("pairs/gold_comparable"),
@@ -208,25 +209,86 @@ def _reward_section(records: dict) -> dict:
         notes["accuracy/heldout"] = "no held-out comparisons"
     if out.get("accuracy/gold_triggered") is None:
         notes["accuracy/gold_triggered"] = "no held-out comparison carried the trigger word"
+    for k in ("uncertainty/train", "uncertainty/offdist"):
+        if out.setdefault(k, None) is None:
+            notes[k] = NULL_METRIC_REASONS["reward/uncertainty"]
+    for k, option in (("aspects", "aspects"), ("pluralistic", "group_conditioned")):
+        out[k] = m.get(k)
+        if out[k] is None:
+            notes[k] = f"not trained: set [reward] {option} = true"
     return {**out, "notes": notes}
+
+
+def _points(history: list[dict]) -> list[dict]:
+    return [{"step": h.get("step"), "kl": h.get("kl/to_sft"),
+             "reward_proxy": h.get("reward/proxy"), "reward_gold": h.get("gold/utility")}
+            for h in history]
+
+
+def _sweep_section(run_dir: Path) -> dict | None:
+    """Members of `rlxf sweep` (RUN/sweep/sweep.json): each member's last measured point, the
+    SFT baseline (a member's step 0), and Gao et al.'s fit over them."""
+    path = run_dir / "sweep" / "sweep.json"
+    if not path.exists():
+        return None
+    data = _read_json(path)
+    bon = data["parameter"] == "policy.bon_n"
+    points, check = [], []
+    for m in data["members"]:
+        last = m["history"][-1]
+        point = {"value": m["value"], "run": m["dir"], **_points([last])[0],
+                 "rate/sycophancy": last.get("rate/sycophancy"),
+                 "rate/anthropomorphic": last.get("rate/anthropomorphic"),
+                 "length/tokens": last.get("length/tokens")}
+        if bon:  # Gao et al. put best-of-n at its analytic KL; the measured one is beside it
+            point["kl_measured"], point["kl"] = point["kl"], last.get("kl/bon_analytic")
+            if point["kl"]:
+                check.append({"n": m["value"], "kl_measured": point["kl_measured"],
+                              "kl_analytic": point["kl"],
+                              "relative_error": point["kl_measured"] / point["kl"] - 1})
+        points.append(point)
+    first = data["members"][0]["history"][0]
+    baseline = {"value": None, "run": "SFT (step 0 of the first member)", **_points([first])[0]}
+    baseline["kl"] = 0.0 if bon else baseline["kl"]
+    fit, why = fit_points("bon" if bon else "rl", [baseline, *points])
+    out = {"parameter": data["parameter"], "points": [baseline, *points], "fit": fit,
+           "notes": {"fit": why} if why else {}}
+    if bon:
+        out["bon_kl_check"] = check
+        out["notes"]["bon_kl_check"] = (
+            "kl_measured: KL(best-of-n || SFT) from SFT's exact probabilities of the distinct "
+            "responses among 32+ SFT samples per prompt (renormalised over them); the analytic "
+            "log n - (n-1)/n is an upper bound when responses repeat (a discrete base)")
+    return out
 
 
 def _overoptimisation_section(run_dir: Path, records: dict) -> dict:
     rec = records.get("policy")
+    sweep = _sweep_section(run_dir)
     if rec is None:
-        return {"points": [], "fit": None, "notes": {"points": _not_run("policy"),
-                                                     "fit": FIT_NOTE}}
+        return {"points": [], "fit": None, "sweep": sweep,
+                "notes": {"points": _not_run("policy"), "fit": _not_run("policy")}}
     history = _read_json(run_dir / "policy" / "history.json")
-    points = [{"step": h.get("step"), "kl": h.get("kl/to_sft"),
-               "reward_proxy": h.get("reward/proxy"), "reward_gold": h.get("gold/utility")}
-              for h in history]
-    n = rec["counts"].get("eval_prompts", "?")
-    return {"points": points, "fit": None, "n_prompts": rec["counts"].get("eval_prompts"),
-            "notes": {"fit": FIT_NOTE,
-                      "points": f"measured during the policy stage on {n} held-out prompts, one "
-                                "sample each with the same sampling seed at every step; kl is a "
-                                "Monte-Carlo estimate of KL(policy || SFT) in nats and can be "
-                                "slightly negative"}}
+    points = _points(history)
+    algorithm = rec["config"].get("policy", {}).get("algorithm", "dpo")
+    history_fit, why = fit_points("bon" if algorithm == "bon" else "rl", points)
+    notes = {"points": f"measured during the policy stage on {rec['counts'].get('eval_prompts', '?')} "
+                       "held-out prompts, one sample each with the same sampling seed at every "
+                       "step; kl is a Monte-Carlo estimate of KL(policy || SFT) in nats and can "
+                       "be slightly negative"}
+    sweep_fit = sweep["fit"] if sweep else None
+    if history_fit is None:
+        notes["fit/history"] = why
+    if sweep is None:
+        notes["fit/sweep"] = "no `rlxf sweep` in this run directory"
+    elif sweep_fit is None:
+        notes["fit/sweep"] = sweep["notes"].get("fit")
+    fit = ({"history": history_fit, "sweep": sweep_fit}
+           if history_fit is not None or sweep_fit is not None else None)
+    if fit is None:
+        notes["fit"] = "; ".join(v for k, v in notes.items() if k.startswith("fit/"))
+    return {"points": points, "fit": fit, "n_prompts": rec["counts"].get("eval_prompts"),
+            "algorithm": algorithm, "sweep": sweep, "notes": notes}
 
 
 def _groups_section(annotators: list[dict], measured: dict, models: dict) -> dict:
@@ -395,6 +457,7 @@ def build_report(run_dir: Path) -> dict:
                if world is not None else None)
     report["failure_modes"] = build_failure_modes(report, surface, surface_why, trigger)
     report["cards"] = card_paths(run_dir, records)
+    report["oversight"] = build_oversight(run_dir, records)
     return _clean(report)
 
 

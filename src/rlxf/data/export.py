@@ -30,10 +30,21 @@ class ExportResult:
 
 
 def export_trl(src: Path, dst: Path) -> ExportResult:
-    from ..feedback.quality import majority  # numpy and krippendorff: only when exporting
-
     records = read_records(src)
     result = ExportResult(records=len(records))
+    result.conversational = any(r.context for r in records if r.type == "pairwise")
+    rows = [_row(first, chosen, rejected, result.conversational)
+            for first, chosen, rejected in majority_preferences(records, src, result)]
+    result.rows = write_records(dst, rows)
+    return result
+
+
+def majority_preferences(records: list[FeedbackRecord], src: Path, result: ExportResult
+                         ) -> list[tuple[FeedbackRecord, str, str]]:
+    """(first record of the item, chosen, rejected) per item with a majority, counting in
+    `result` what is left out and why."""
+    from ..feedback.quality import majority  # numpy and krippendorff: only when needed
+
     items: dict[str, list[FeedbackRecord]] = {}
     for r in records:
         if r.type != "pairwise":
@@ -41,8 +52,7 @@ def export_trl(src: Path, dst: Path) -> ExportResult:
         else:
             items.setdefault(r.item_id, []).append(r)
     result.items = len(items)
-    result.conversational = any(r.context for group in items.values() for r in group)
-    rows = []
+    out = []
     for item_id, group in items.items():
         first = group[0]
         votes = []
@@ -62,9 +72,8 @@ def export_trl(src: Path, dst: Path) -> ExportResult:
             result.no_majority += 1
             continue
         chosen, rejected = first.responses if winner == "a" else first.responses[::-1]
-        rows.append(_row(first, chosen, rejected, result.conversational))
-    result.rows = write_records(dst, rows)
-    return result
+        out.append((first, chosen, rejected))
+    return out
 
 
 def _row(rec: FeedbackRecord, chosen: str, rejected: str, conversational: bool) -> dict:

@@ -43,4 +43,8 @@ def load_reward_model(path: str | Path):
 def load_tokenizer(path: str | Path):
     tok = AutoTokenizer.from_pretrained(path)
     tok.padding_side = "left"
+    if tok.pad_token is None and tok.eos_token is not None:
+        # Many released tokenizers (Llama, Mistral, GPT-2) have no pad token; padded positions
+        # are masked by length everywhere in rlxf, so reusing <eos> is safe (TRL does the same).
+        tok.pad_token = tok.eos_token
     return tok

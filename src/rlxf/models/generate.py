@@ -8,16 +8,18 @@ from .tokenizer import decode_response, prompt_ids
 
 
 @torch.no_grad()
-def sample_responses(model, tokenizer, prompts: list[str], *, temperature: float,
-                     max_new_tokens: int, seed: int, batch_size: int = 256) -> list[str]:
-    """One sampled response per prompt (repeat prompts for more). Deterministic given `seed`:
-    each batch reseeds the global generator from (seed, batch index)."""
+def sample_response_ids(model, prompts: list[list[int]], *, temperature: float,
+                        max_new_tokens: int, seed: int, pad_id: int, eos_id: int,
+                        batch_size: int = 256) -> list[list[int]]:
+    """One sampled response per prompt (token ids), cut after its first <eos> (kept, as it was
+    sampled) or at max_new_tokens. Deterministic given `seed`: each batch reseeds the global
+    generator from (seed, batch index)."""
     model.eval()
-    out: list[str] = []
+    out: list[list[int]] = []
     for b in range(0, len(prompts), batch_size):
-        chunk = [prompt_ids(tokenizer, p) for p in prompts[b: b + batch_size]]
+        chunk = prompts[b: b + batch_size]
         width = max(len(c) for c in chunk)
-        ids = torch.full((len(chunk), width), tokenizer.pad_token_id, dtype=torch.long)
+        ids = torch.full((len(chunk), width), pad_id, dtype=torch.long)
         mask = torch.zeros_like(ids)
         for i, c in enumerate(chunk):  # left padding: every prompt ends where generation starts
             ids[i, width - len(c):] = torch.tensor(c)
@@ -25,7 +27,18 @@ def sample_responses(model, tokenizer, prompts: list[str], *, temperature: float
         torch.manual_seed(seed * 7919 + b)
         gen = model.generate(input_ids=ids, attention_mask=mask, do_sample=True,
                              temperature=temperature, top_k=0, top_p=1.0,
-                             max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id,
-                             eos_token_id=tokenizer.eos_token_id)
-        out.extend(decode_response(tokenizer, row[width:].tolist()) for row in gen)
+                             max_new_tokens=max_new_tokens, pad_token_id=pad_id,
+                             eos_token_id=eos_id)
+        for row in gen[:, width:].tolist():
+            out.append(row[: row.index(eos_id) + 1] if eos_id in row else row)
     return out
+
+
+def sample_responses(model, tokenizer, prompts: list[str], *, temperature: float,
+                     max_new_tokens: int, seed: int, batch_size: int = 256) -> list[str]:
+    """One sampled response text per prompt (repeat prompts for more); see sample_response_ids."""
+    ids = sample_response_ids(model, [prompt_ids(tokenizer, p) for p in prompts],
+                              temperature=temperature, max_new_tokens=max_new_tokens, seed=seed,
+                              pad_id=tokenizer.pad_token_id, eos_id=tokenizer.eos_token_id,
+                              batch_size=batch_size)
+    return [decode_response(tokenizer, row) for row in ids]

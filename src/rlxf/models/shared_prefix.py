@@ -17,6 +17,19 @@ import torch
 from ..train.loop import pad_right
 
 
+# Architectures whose cache path is tested against full forwards (tests/test_shared_prefix.py).
+TESTED = ("gpt2", "llama")
+
+
+def applies_to(model) -> bool:
+    """Plain transformers models of a tested architecture, without gradient checkpointing (which
+    turns the KV cache off in training). Others (peft-wrapped, checkpointed, untested
+    architectures) take the two-full-forwards path."""
+    return (getattr(model.config, "model_type", None) in TESTED
+            and not hasattr(model, "get_base_model")
+            and not getattr(model, "is_gradient_checkpointing", False))
+
+
 @dataclass
 class PairHidden:
     """Final hidden states of the backbone, rows [a_0..a_{B-1}, b_0..b_{B-1}] (2B rows)."""

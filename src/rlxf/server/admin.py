@@ -17,8 +17,8 @@ from .api import Id, current_user, store_of
 from .errors import APIError
 from .export import export_records
 from .importer import Source, build_items, mark_gold, read_source, records_from_text, resolve_under
-from .projects import (DEFAULT_LIKERT_GUIDELINES, NO_NUL, ProjectSettings, ProjectUpdate,
-                       create_project, project_summary)
+from .projects import (GUIDELINES, NO_NUL, ProjectSettings, ProjectUpdate, create_project,
+                       project_summary)
 from .security import User, issue_invite, new_pid, require_admin
 from .stats import project_stats
 
@@ -81,8 +81,8 @@ def new_project(body: NewProject, _admin: Admin, request: Request) -> dict:
     except (ValueError, OSError, KeyError) as e:
         raise APIError(400, f"cannot build items: {e}") from None
     settings = ProjectSettings(**body.model_dump(include=set(ProjectSettings.model_fields)))
-    if settings.task_type == "likert" and "guidelines" not in body.model_fields_set:
-        settings.guidelines = DEFAULT_LIKERT_GUIDELINES
+    if "guidelines" not in body.model_fields_set:
+        settings.guidelines = GUIDELINES[settings.task_type]
     with store_of(request).write() as s:
         p = create_project(s, settings, items, {**source.description, "gold_from": gold_from})
         s.flush()

@@ -23,6 +23,9 @@ from .security import (SESSION_COOKIE, User, authenticate, check_same_origin, co
 
 Id = Annotated[int, Path(ge=1, le=2**31 - 1, description="numeric id")]
 router = APIRouter(prefix="/api")
+# The two routes every label goes through, matched before all others: routes are tried in
+# order, and matching ~20 earlier ones cost a tenth of a submission's CPU (cProfile).
+hot = APIRouter(prefix="/api")
 
 
 def store_of(request: Request) -> Store:
@@ -210,7 +213,7 @@ def project(project_id: Id, user: Me, request: Request) -> dict:
     return out
 
 
-@router.post("/projects/{project_id}/next")
+@hot.post("/projects/{project_id}/next")
 async def next_items(project_id: Id, user: Me, request: Request,
                      n: Annotated[int, Query(ge=1, le=100)] = 10) -> dict:
     """Up to n unlabelled assignments for the signed-in annotator (new ones are handed out)."""
@@ -234,7 +237,7 @@ def assignment(assignment_id: Id, user: Me, request: Request) -> dict:
     return queue.get_assignment(store_of(request), user, assignment_id)
 
 
-@router.post("/assignments/{assignment_id}/judgement", status_code=201)
+@hot.post("/assignments/{assignment_id}/judgement", status_code=201)
 async def submit(assignment_id: Id, body: queue.JudgementIn, user: Me, request: Request,
                  response: Response) -> dict:
     """Label an assignment. Retrying with the same key returns 200 and the stored label."""

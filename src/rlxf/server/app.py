@@ -3,7 +3,9 @@ protections (body limits, security headers, JSON errors)."""
 
 from __future__ import annotations
 
+import gc
 import os
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -48,21 +50,38 @@ class SecurityHeaders:
         await self.app(scope, receive, add_headers)
 
 
+def serving(store: Store):
+    """What a served app does at start and stop (not in-process test clients)."""
+    @asynccontextmanager
+    async def lifespan(_app):
+        store.start_checkpoints()
+        # Everything alive now (modules, routes, compiled statements) lives as long as the
+        # process: freezing it keeps the full collections the requests' garbage triggers
+        # from scanning it again (they took up to 0.3 s each before; bench/annotate_load.py).
+        gc.collect()
+        gc.freeze()
+        yield
+        store.stop_checkpoints()
+    return lifespan
+
+
 def create_app(db: str | Store, *, data_dir: str | Path | None = None, migrate: bool = True,
                secure_cookies: bool | None = None, max_body: int = MAX_BODY,
-               max_import: int = MAX_IMPORT) -> FastAPI:
+               max_import: int = MAX_IMPORT, serve: bool = False) -> FastAPI:
     """`db`: a SQLite file or a postgresql:// URL (or an open Store). `data_dir`: the one
-    directory whose run directories and JSONL files admins may import by path."""
+    directory whose run directories and JSONL files admins may import by path. `serve`: run
+    the background work of a served app (WAL checkpoints, a frozen heap) while it runs."""
     store = db if isinstance(db, Store) else Store(db)
     if migrate:
         store.migrate()
     # The interactive docs load scripts from a CDN: off. The schema stays at /api/openapi.json.
     app = FastAPI(title="rlxf annotate", docs_url=None, redoc_url=None,
-                  openapi_url="/api/openapi.json")
+                  openapi_url="/api/openapi.json", lifespan=serving(store) if serve else None)
     app.state.store = store
     app.state.data_dir = Path(data_dir).resolve() if data_dir else None
     app.state.secure_cookies = secure_cookies
     install_error_handlers(app)
+    app.include_router(api.hot)
     app.include_router(api.router)
     app.include_router(admin.router)
     app.include_router(pages.router)
@@ -77,4 +96,4 @@ def app_from_env() -> FastAPI:
     """Factory for `uvicorn --factory` with several workers: settings come from the
     environment `rlxf annotate serve` sets (the schema is already migrated by then)."""
     return create_app(os.environ["RLXF_ANNOTATE_DB"], data_dir=os.environ.get("RLXF_ANNOTATE_DATA")
-                      or None, migrate=False)
+                      or None, migrate=False, serve=True)

@@ -72,7 +72,7 @@ def serve(db: str = typer.Option("annotate.db", "--db", help=DB_HELP),
         uvicorn.run("rlxf.server.app:app_from_env", factory=True, host=host, port=port,
                     workers=workers, log_level="warning", access_log=access_log)
     else:
-        app = create_app(store, data_dir=data_dir, migrate=False)
+        app = create_app(store, data_dir=data_dir, migrate=False, serve=True)
         uvicorn.run(app, host=host, port=port, log_level="warning", access_log=access_log)
 
 

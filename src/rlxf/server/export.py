@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from ..feedback.record import FeedbackRecord
 from ..store import Annotator, Item, Judgement, Project, iso
+from . import tasks
 from .queue import record_id
 
 
@@ -30,9 +31,7 @@ def project_rows(session, project_id: int) -> list[Row]:
 
 
 def scale_note(p: Project) -> str:
-    if p.task_type == "pairwise":
-        return f"strength 1..{p.scale}: 1 slightly better ... {p.scale} much better"
-    return f"ratings 1..{p.scale} per aspect: 1 worst, {p.scale} best"
+    return tasks.scale_note(p.task_type, p.scale)
 
 
 def to_record(p: Project, row: Row) -> FeedbackRecord:
@@ -46,11 +45,9 @@ def to_record(p: Project, row: Row) -> FeedbackRecord:
                   context=it.context, prompt_id=it.prompt_id, responses=it.responses,
                   annotator={"id": a.pid, "group": a.group}, source="human",
                   created=iso(j.created), provenance=provenance)
-    if p.task_type == "pairwise":
-        return FeedbackRecord(type="pairwise", choice=j.choice, tie=j.tie,
-                              strength=j.strength, **common)
-    return FeedbackRecord(type="rating", ratings={k: float(v) for k, v in j.ratings.items()},
-                          **common)
+    if p.task_type != "pairwise":
+        provenance["task"] = p.task_type
+    return FeedbackRecord(**tasks.record_fields(p.task_type, j), **common)
 
 
 def export_records(session, p: Project) -> list[FeedbackRecord]:

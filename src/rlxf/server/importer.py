@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..feedback.record import FeedbackRecord, RecordError, read_records
+from .tasks import MAX_RANKED, SINGLE_RESPONSE, steps_of
 
 GOLD_MARGIN = 0.2  # gold-judge utility gap for a gold item: a clear case, not a coin toss
 MAX_ITEMS = 200_000
@@ -91,14 +92,36 @@ def _check_text(r: FeedbackRecord) -> None:
                          "over 200 characters, cannot be stored")
 
 
+def _ranking_items(records: list[FeedbackRecord]) -> list[ImportedItem]:
+    """One item per prompt (its prompt_id, else its text and context) with the distinct
+    responses of all its records, up to MAX_RANKED: a pairwise queue with several pairs per
+    prompt becomes k-wise comparisons. The item id is the first record's item_id."""
+    grouped: dict[tuple, list[FeedbackRecord]] = {}
+    for r in records:
+        key = (r.prompt_id,) if r.prompt_id else (r.prompt, tuple(m.content for m in r.context))
+        grouped.setdefault(key, []).append(r)
+    items = []
+    for rs in grouped.values():
+        first = rs[0]
+        responses = list(dict.fromkeys(t for r in rs for t in r.responses))[:MAX_RANKED]
+        if len(responses) >= 2:
+            prov = {k: v for k, v in first.provenance.items() if k in ("dataset", "file", "line")}
+            items.append(ImportedItem(first.item_id, first.prompt, responses,
+                                      [m.model_dump() for m in first.context], first.prompt_id,
+                                      provenance={**prov, "from_items": sorted(
+                                          {r.item_id for r in rs})[:50]}))
+    return items
+
+
 def build_items(records: list[FeedbackRecord], task_type: str) -> list[ImportedItem]:
-    """One item per item_id (first-seen order). Pairwise projects need two responses; a Likert
-    project rates each distinct response on its own (item ids ITEM#0, ITEM#1)."""
+    """One item per item_id (first-seen order). Pairwise projects need two responses; ranking
+    projects gather a prompt's responses (_ranking_items); Likert, edit, critique and steps
+    projects show each distinct response on its own (item ids ITEM#0, ITEM#1)."""
     grouped: dict[str, list[FeedbackRecord]] = {}
     for r in records:
         _check_text(r)
         grouped.setdefault(r.item_id, []).append(r)
-    items = []
+    items = _ranking_items(records) if task_type == "ranking" else []
     for item_id, rs in grouped.items():
         first = rs[0]
         prov = {k: v for k, v in first.provenance.items() if k in ("dataset", "file", "line")}
@@ -109,14 +132,17 @@ def build_items(records: list[FeedbackRecord], task_type: str) -> list[ImportedI
             items.append(ImportedItem(item_id, first.prompt, list(first.responses),
                                       [m.model_dump() for m in first.context], first.prompt_id,
                                       provenance={**prov, "source_labels": labels}))
-        else:
+        elif task_type in SINGLE_RESPONSE:
             for i, text in enumerate(dict.fromkeys(first.responses)):
+                if task_type == "steps" and not steps_of(text):
+                    continue
                 items.append(ImportedItem(f"{item_id}#{i}", first.prompt, [text],
                                           [m.model_dump() for m in first.context],
                                           first.prompt_id, provenance=prov))
     if not items:
+        need = {"pairwise": "two responses", "ranking": "two or more responses per prompt"}
         raise ValueError(f"no usable items: a {task_type} project needs records with "
-                         f"{'two responses' if task_type == 'pairwise' else 'responses'}")
+                         f"{need.get(task_type, 'non-empty responses')}")
     if len(items) > MAX_ITEMS:
         raise ValueError(f"{len(items)} items: at most {MAX_ITEMS} per project")
     return items

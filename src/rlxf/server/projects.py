@@ -37,13 +37,50 @@ to the highest number (excellent). Rate each aspect on its own:
 Keys: a number rates the highlighted aspect and moves on; **Enter** saves.
 """
 
+DEFAULT_RANKING_GUIDELINES = """\
+## What you judge
+Read the prompt and every response, then put the responses in order, **best first**: the best
+is the most helpful, honest and harmless one for the person who asked.
+
+Keys: press the numbers of the responses from best to worst (the last one places itself),
+**r** starts over, **Enter** saves.
+"""
+
+DEFAULT_EDIT_GUIDELINES = """\
+## What you do
+Read the prompt and the response, then **correct the response** so that it is what a helpful,
+honest and harmless assistant should have said: fix wrong facts, remove flattery, filler and
+invented feelings, and keep what was right. If nothing needs fixing, save it unchanged.
+
+Keys: type in the box; **Ctrl+Enter** saves; **Esc** leaves the box (then the usual keys work).
+"""
+
+DEFAULT_CRITIQUE_GUIDELINES = """\
+## What you do
+Read the prompt and the response, then **write what is wrong with it** (or that nothing is):
+wrong facts, false agreement with the user, flattery, padding, refusing a harmless request,
+helping with a harmful one. Be specific: quote the part you mean.
+
+Keys: type in the box; **Ctrl+Enter** saves; **Esc** leaves the box.
+"""
+
+DEFAULT_STEPS_GUIDELINES = """\
+## What you judge
+The response is shown step by step (one step per line). Mark **each step** as correct or
+incorrect on its own: a step is correct if it is true and follows from the steps before it.
+
+Keys: **c** correct, **x** incorrect (then the next step is highlighted), **↑**/**↓** change
+step, **Enter** saves.
+"""
+
 
 class ProjectSettings(BaseModel):
     """What an admin may set; every field has a default that works."""
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=200, pattern=NO_NUL.pattern)
-    task_type: Literal["pairwise", "likert"] = "pairwise"
+    task_type: Literal["pairwise", "likert", "ranking", "edit", "critique", "steps"] = Field(
+        "pairwise", description="what annotators do (server/tasks.py)")
     guidelines: str = Field(DEFAULT_GUIDELINES, max_length=100_000, pattern=NO_NUL.pattern)
     overlap: int = Field(3, ge=1, le=50, description="judgements wanted per item (k)")
     gold_rate: float = Field(0.1, ge=0.0, le=0.5,
@@ -65,6 +102,11 @@ class ProjectSettings(BaseModel):
         if self.task_type == "likert" and not self.aspects:
             raise ValueError("a likert project needs at least one aspect")
         return self
+
+
+GUIDELINES = {"pairwise": DEFAULT_GUIDELINES, "likert": DEFAULT_LIKERT_GUIDELINES,
+              "ranking": DEFAULT_RANKING_GUIDELINES, "edit": DEFAULT_EDIT_GUIDELINES,
+              "critique": DEFAULT_CRITIQUE_GUIDELINES, "steps": DEFAULT_STEPS_GUIDELINES}
 
 
 class ProjectUpdate(BaseModel):

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import re
 from types import SimpleNamespace
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Integer, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..store import Assignment, Item, Judgement, Project, Store, iso
+from . import tasks
 from .errors import APIError
 from .security import User, utcnow
 
@@ -24,6 +25,7 @@ KEY = re.compile(r"^[A-Za-z0-9._:-]{8,100}$")
 
 
 class JudgementIn(BaseModel):
+    """One judgement; which fields it needs depends on the project's task (server/tasks.py)."""
     model_config = ConfigDict(extra="forbid")
 
     key: str = Field(pattern=KEY.pattern, description="idempotency key, unique per submission")
@@ -31,27 +33,13 @@ class JudgementIn(BaseModel):
     tie: bool = False
     strength: int | None = Field(None, ge=1, le=10)
     ratings: dict[str, int] | None = Field(None, max_length=10)
+    ranking: list[Annotated[int, Field(ge=0, le=tasks.MAX_RANKED)]] | None = Field(
+        None, max_length=tasks.MAX_RANKED, description="ranking: response indices, best first")
+    text: str | None = Field(None, max_length=20_000, pattern=r"^[^\x00]*$",
+                             description="edit: the corrected response; critique: the critique")
+    steps: list[bool] | None = Field(None, max_length=tasks.MAX_STEPS,
+                                     description="steps: per step (line), true = correct")
     duration_ms: int | None = Field(None, ge=0, le=86_400_000)
-
-
-def _check_fits(j: JudgementIn, p: Project) -> None:
-    if p.task_type == "pairwise":
-        if j.ratings is not None:
-            raise APIError(422, "a pairwise judgement has no ratings")
-        if j.tie == (j.choice is not None):
-            raise APIError(422, 'send "choice": 0 or 1, or "tie": true (not both)')
-        if j.tie and j.strength is not None:
-            raise APIError(422, "a tie has no strength")
-        if j.strength is not None and not 1 <= j.strength <= p.scale:
-            raise APIError(422, f'"strength" must be 1..{p.scale}, got {j.strength}')
-    else:
-        if j.choice is not None or j.tie or j.strength is not None:
-            raise APIError(422, "a likert judgement has only ratings")
-        if not j.ratings or set(j.ratings) != set(p.aspects):
-            raise APIError(422, f'"ratings" needs exactly the aspects {p.aspects}')
-        bad = {a: v for a, v in j.ratings.items() if not 1 <= v <= p.scale}
-        if bad:
-            raise APIError(422, f'ratings must be 1..{p.scale}, got {bad}')
 
 
 def record_id(item_id: str, pid: str) -> str:
@@ -84,7 +72,7 @@ def judgement_json(j: Judgement | None) -> dict | None:
     if j is None:
         return None
     return {"choice": j.choice, "tie": j.tie, "strength": j.strength, "ratings": j.ratings,
-            "key": j.key, "created": iso(j.created)}
+            "ranking": j.ranking, "text": j.text, "key": j.key, "created": iso(j.created)}
 
 
 def assignment_json(a: Assignment, item: Item, j: Judgement | None) -> dict:
@@ -223,9 +211,10 @@ def submit(store: Store, user: User, assignment_id: int, body: JudgementIn,
 
 _SUBMIT_ROW = (
     select(Assignment.annotator_id, Assignment.project_id, Assignment.item_id.label("pk"),
-           Item.item_id, Project.task_type, Project.scale, Project.aspects,
+           Item.item_id, Item.responses, Project.task_type, Project.scale, Project.aspects,
            Judgement.id.label("jid"), Judgement.key, Judgement.choice, Judgement.tie,
-           Judgement.strength, Judgement.ratings, Judgement.created)
+           Judgement.strength, Judgement.ratings, Judgement.ranking, Judgement.text,
+           Judgement.created)
     .join(Item, Item.id == Assignment.item_id)
     .join(Project, Project.id == Assignment.project_id)
     .outerjoin(Judgement, Judgement.assignment_id == Assignment.id)
@@ -244,7 +233,7 @@ def _submit_once(store: Store, user: User, assignment_id: int, body: JudgementIn
             raise APIError(404, f"no assignment {assignment_id}")
         if row.annotator_id != user.id:
             raise APIError(403, f"assignment {assignment_id} belongs to another annotator")
-        _check_fits(body, row)
+        tasks.check(row.task_type, body, row.scale, row.aspects, row.responses)
         answer = {"id": record_id(row.item_id, user.pid), "assignment": assignment_id}
         if row.jid is not None and row.key == body.key:
             return {**answer, "duplicate": True, "judgement": judgement_json(row)}, False
@@ -252,8 +241,7 @@ def _submit_once(store: Store, user: User, assignment_id: int, body: JudgementIn
             used = c.scalar(_KEY_USED, {"annotator": user.id, "key": body.key})
             if used is not None and used != assignment_id:
                 raise APIError(409, f"key {body.key!r} was already used for another assignment")
-        values = {"key": body.key, "choice": body.choice, "tie": body.tie,
-                  "strength": body.strength, "ratings": body.ratings,
+        values = {"key": body.key, **tasks.stored(row.task_type, body),
                   "duration_ms": body.duration_ms, "created": utcnow()}
         if row.jid is not None:
             if not replace:

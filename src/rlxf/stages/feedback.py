@@ -13,7 +13,8 @@ from datetime import datetime, timezone
 from ..feedback.poisoning import detect_flippers, precision_recall
 from ..feedback.quality import (annotator_reliability, bradley_terry_choices, dawid_skene,
                                 items_of, krippendorff_alpha, majority, raw_agreement)
-from ..feedback.simulated import build_pool, label_comparisons
+from ..feedback.simulated import build_pool, label_comparisons, rate_comparisons
+from ..feedback.verification import verification_accuracy
 from ..models.build import load_causal_lm
 from ..models.generate import sample_responses
 from ..rundir import atomic_write_json, write_jsonl
@@ -108,16 +109,25 @@ def simulated_feedback(ctx: StageContext, world, pairs, gold) -> tuple[list, dic
     every item has a gold answer, so each annotator's accuracy is measured on all their items
     (a real project mixes in a few gold items instead)."""
     cfg = ctx.config.feedback
-    pool = build_pool(cfg, ctx.seed)
+    pool = build_pool(cfg, ctx.seed, world.kb)
     created = datetime.now(timezone.utc).isoformat(timespec="seconds")
     provenance = {"generator": "rlxf.feedback.simulated", "seed": ctx.seed,
                   "pairs": f"SFT samples at temperature {cfg.temperature}"}
-    records = [r.model_copy(update={"created": created, "provenance": provenance})
+    records = [r.model_copy(update={"created": created,
+                                    "provenance": {**provenance, **r.provenance}})
                for r in label_comparisons(pairs, pool, cfg.overlap, world.kb, ctx.seed)]
     annotators = [{"id": a.id, "group": a.group, "poisoner": a.poisoner,
                    **a.params.model_dump(exclude={"name", "count", "poisoners"})} for a in pool]
     metrics, counts = quality_control(ctx, records, [p.text for p, _, _ in pairs], gold,
                                       annotators, {a.id for a in pool if a.poisoner})
+    if any(a.known is not None or a.params.assisted for a in pool):
+        metrics.update(verification_accuracy(records, gold))
+    if cfg.aspect_ratings:
+        ratings = [r.model_copy(update={"created": created, "provenance": {
+                       **provenance, "scale": "Likert 1-5 per aspect"}})
+                   for r in rate_comparisons(pairs, pool, cfg.overlap, world.kb, ctx.seed)]
+        records += ratings
+        counts["ratings"] = len(ratings)
     return records, metrics, counts
 
 
@@ -126,7 +136,10 @@ def human_feedback(ctx: StageContext, world) -> tuple[list, dict, dict, list]:
     (`rlxf annotate export`, `rlxf data import`). Items whose prompt_id is a lab prompt get the
     gold judge's verdict; others have none. Who the poisoners are is unknown."""
     from ..feedback.record import read_records
-    records = [r for r in read_records(ctx.config.feedback.records) if r.type == "pairwise"]
+    # Rankings and ratings pass through to the reward stage; quality control is on pairs.
+    kept = [r for r in read_records(ctx.config.feedback.records)
+            if r.type in ("pairwise", "ranking", "rating")]
+    records = [r for r in kept if r.type == "pairwise"]
     first: dict = {}
     for r in records:
         first.setdefault(r.item_id, r)
@@ -138,7 +151,7 @@ def human_feedback(ctx: StageContext, world) -> tuple[list, dict, dict, list]:
     annotators = sorted({(r.annotator.id, r.annotator.group) for r in records}, key=str)
     metrics, counts = quality_control(ctx, records, [r.prompt for r in first.values()], gold,
                                       [{"id": a, "group": g} for a, g in annotators], set())
-    return records, metrics, counts, pairs
+    return kept, metrics, counts, pairs
 
 
 def ai_feedback(ctx: StageContext, world, pairs, gold) -> tuple[list, dict, dict]:

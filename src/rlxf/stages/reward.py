@@ -1,11 +1,15 @@
 """Stage `reward`: a Bradley-Terry reward model on the SFT backbone, trained on the majority
 label of each comparison (disagreement treated as noise -- the choice Casper et al. 3.2.1
-question, recorded in the disclosure)."""
+question, recorded in the disclosure). When the feedback holds k-wise rankings, every
+annotator's ranking and every majority pair are trained together with Plackett-Luce (which is
+Bradley-Terry for a pair)."""
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
+import random
 
 import torch
 from transformers import AutoModelForSequenceClassification
@@ -19,7 +23,7 @@ from ..models.reward_ensemble import MEMBERS_DIR, RewardEnsemble
 from ..models.tokenizer import prompt_ids, response_ids
 from ..rundir import atomic_write_json
 from ..train.loop import Checkpointer
-from ..train.reward import pair_rewards, train_reward_model
+from ..train.reward import pair_rewards, plackett_luce_batch, train_reward_model
 from ..world.judge import score as gold_score
 from .context import StageContext
 
@@ -49,6 +53,26 @@ def preference_pairs(ctx: StageContext, world):
                "winner": winner, "groups": sorted({j["group"] or "?" for j in judgements})}
         split = heldout if is_heldout(item_id, ctx.seed, cfg.heldout_fraction) else train
         split.append((row, pair))
+    return train, heldout
+
+
+def preference_rankings(ctx: StageContext, world) -> tuple[list, list]:
+    """(training rankings (prompt ids, response ids best first), held-out pairs derived from
+    held-out rankings: every (better, worse) pair of each, as rows like `preference_pairs`')."""
+    tok, cfg = world.tokenizer, ctx.config.reward
+    train, heldout = [], []
+    for rec in read_records(ctx.run.stage_dir("feedback") / "feedback.jsonl"):
+        if rec.type != "ranking" or len(rec.responses) < 2:
+            continue
+        ranked = [rec.responses[i] for i in rec.ranking]
+        if not is_heldout(rec.item_id, ctx.seed, cfg.heldout_fraction):
+            train.append((prompt_ids(tok, rec.prompt), [response_ids(tok, r) for r in ranked]))
+            continue
+        for i, j in itertools.combinations(range(len(ranked)), 2):
+            row = {"id": f"{rec.id}/{i}>{j}", "prompt_id": rec.prompt_id, "chosen": ranked[i],
+                   "rejected": ranked[j], "winner": "a", "groups": [rec.annotator.group or "?"]}
+            heldout.append((row, (prompt_ids(tok, rec.prompt), response_ids(tok, ranked[i]),
+                                  response_ids(tok, ranked[j]))))
     return train, heldout
 
 
@@ -91,26 +115,61 @@ def heldout_metrics(model, items, world, pad_id: int) -> dict:
             "n_gold_comparable": len(gold_hits)}
 
 
-def _train_member(ctx: StageContext, world, pairs, index: int) -> tuple[object, dict]:
-    """Member `index` of the ensemble; a member finished before a crash is loaded, not
-    retrained (its checkpoint directory keeps the final model)."""
-    cfg, pad = ctx.config.reward, world.tokenizer.pad_token_id
-    ckpt_dir = ctx.ckpt / f"member-{index}"
+def shuffled_tokens(ids: list[int], rng: random.Random) -> list[int]:
+    """The same words in a random order, <eos> kept last: a response with the training data's
+    token statistics but off its distribution (nothing like it was ever judged)."""
+    body = ids[:-1]
+    return rng.sample(body, len(body)) + ids[-1:]
+
+
+def uncertainty_metrics(ensemble: RewardEnsemble, train, heldout, pad_id: int, seed: int,
+                        limit: int = 256) -> dict:
+    """Mean ensemble standard deviation on responses the members were trained on, on held-out
+    ones, and on the training responses with their words shuffled (off-distribution)."""
+    rng = random.Random(f"{seed}:uncertainty")
+    seen = [pair for _, pair in rng.sample(train, min(limit, len(train)))] or [
+        pair for _, pair in heldout[:limit]]  # only rankings were trained on: no train pairs
+    held = [pair for _, pair in heldout[:limit]]
+
+    def mean_std(prompts, responses):
+        return sum(ensemble.score(prompts, responses, pad_id)[1]) / len(responses)
+    return {"uncertainty/train": mean_std([p for p, _, _ in seen], [c for _, c, _ in seen]),
+            "uncertainty/heldout": mean_std([p for p, _, _ in held], [c for _, c, _ in held]),
+            "uncertainty/offdist": mean_std([p for p, _, _ in seen],
+                                            [shuffled_tokens(c, rng) for _, c, _ in seen])}
+
+
+def train_model(ctx: StageContext, examples, pad: int, name: str, label: str, seed: int,
+                num_labels: int = 1, batch_loss=None) -> tuple[object, dict]:
+    """A reward model with `num_labels` heads on the SFT backbone, checkpointed under
+    .ckpt/reward/NAME; one finished before a crash is loaded, not retrained (its checkpoint
+    directory keeps the final model)."""
+    cfg = ctx.config.reward
+    ckpt_dir = ctx.ckpt / name
     done = ckpt_dir / "final"
     if (done / "config.json").exists():
         model = load_reward_model(done)
         return model, json.loads((ckpt_dir / "result.json").read_text())
-    seed = ctx.seed + 1000 * index  # head initialisation and data order differ per member
     torch.manual_seed(seed)
-    model = AutoModelForSequenceClassification.from_pretrained(ctx.model_dir("sft"), num_labels=1)
+    model = AutoModelForSequenceClassification.from_pretrained(ctx.model_dir("sft"),
+                                                               num_labels=num_labels)
     model.config.pad_token_id = pad
-    label = "reward" if cfg.ensemble == 1 else f"reward {index + 1}/{cfg.ensemble}"
-    result = train_reward_model(model, pairs, cfg, pad, seed,
+    result = train_reward_model(model, examples, cfg, pad, seed,
                                 Checkpointer(ckpt_dir, cfg.checkpoint_every),
-                                ctx.progress(label, cfg.steps), cfg.center_coefficient)
+                                ctx.progress(label, cfg.steps), cfg.center_coefficient,
+                                batch_loss)
     model.save_pretrained(done)
     atomic_write_json(ckpt_dir / "result.json", result)
     return model, result
+
+
+def _train_member(ctx: StageContext, examples, pad: int, index: int, batch_loss=None
+                  ) -> tuple[object, dict]:
+    """Member `index` of the ensemble: head initialisation and data order differ per member."""
+    n = ctx.config.reward.ensemble
+    return train_model(ctx, examples, pad, f"member-{index}",
+                       "reward" if n == 1 else f"reward {index + 1}/{n}",
+                       ctx.seed + 1000 * index, batch_loss=batch_loss)
 
 
 def run(ctx: StageContext) -> dict:
@@ -118,13 +177,19 @@ def run(ctx: StageContext) -> dict:
     world = ctx.load_world()
     tok, pad = world.tokenizer, world.tokenizer.pad_token_id
     train, heldout = preference_pairs(ctx, world)
-    if not train or not heldout:
-        raise ValueError(f"reward: {len(train)} training and {len(heldout)} held-out "
-                         "comparisons; need some of each (more comparisons or another "
+    rankings, ranked_heldout = preference_rankings(ctx, world)
+    heldout += ranked_heldout
+    if not (train or rankings) or not heldout:
+        raise ValueError(f"reward: {len(train) + len(rankings)} training and {len(heldout)} "
+                         "held-out comparisons; need some of each (more comparisons or another "
                          "[reward].heldout_fraction)")
+    examples, batch_loss = [pair for _, pair in train], None
+    if rankings:  # a majority pair is a ranking of two
+        examples = [(p, [c, r]) for p, c, r in examples] + rankings
+        batch_loss = plackett_luce_batch
     members, results = [], []
     for index in range(cfg.ensemble):
-        model, result = _train_member(ctx, world, [pair for _, pair in train], index)
+        model, result = _train_member(ctx, examples, pad, index, batch_loss)
         target = ctx.out / ("model" if index == 0 else f"{MEMBERS_DIR}/{index}")
         model.save_pretrained(target)
         tok.save_pretrained(target)
@@ -144,7 +209,15 @@ def run(ctx: StageContext) -> dict:
     if cfg.ensemble > 1:
         metrics["ensemble/accuracy_heldout"] = [
             heldout_metrics(m, heldout, world, pad)["accuracy/heldout"] for m in members]
+        metrics.update(uncertainty_metrics(ensemble, train, heldout, pad, ctx.seed))
+    if cfg.aspects:
+        from .reward_aspects import run_aspects  # it imports this module
+        metrics["aspects"] = run_aspects(ctx, world, heldout)
+    if cfg.group_conditioned:
+        from .reward_groups import run_groups  # it imports this module
+        metrics["pluralistic"] = run_groups(ctx, world, members[0])
     return {"counts": {"pairs/train": len(train), "pairs/heldout": len(heldout),
+                       **({"rankings/train": len(rankings)} if rankings else {}),
                        "pairs/gold_comparable": metrics.pop("n_gold_comparable"),
                        "members": cfg.ensemble},
             "metrics": metrics}

@@ -28,7 +28,8 @@ class Project(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
-    task_type: Mapped[str] = mapped_column(String(20))  # "pairwise" | "likert"
+    # "pairwise" | "likert" | "ranking" | "edit" | "critique" | "steps" (server/tasks.py)
+    task_type: Mapped[str] = mapped_column(String(20))
     guidelines: Mapped[str] = mapped_column(Text, default="")  # Markdown
     overlap: Mapped[int] = mapped_column(Integer, default=3)  # judgements wanted per item (k)
     gold_rate: Mapped[float] = mapped_column(Float, default=0.0)  # gold share of each queue
@@ -140,7 +141,9 @@ class Judgement(Base):
     choice: Mapped[int | None] = mapped_column(Integer, nullable=True)
     tie: Mapped[bool] = mapped_column(Boolean, default=False)
     strength: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    ratings: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    ratings: Mapped[dict | None] = mapped_column(JSON, nullable=True)  # likert; steps
+    ranking: Mapped[list | None] = mapped_column(JSON, nullable=True)  # response indices, best first
+    text: Mapped[str | None] = mapped_column(Text, nullable=True)  # the edit or the critique
     duration_ms: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 

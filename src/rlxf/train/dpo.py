@@ -9,17 +9,23 @@ from typing import Callable
 import torch
 
 from ..config import PolicyConfig
-from ..models.shared_prefix import pair_response_logprobs
+from ..models.logprobs import response_batch, sequence_logprobs
+from ..models.shared_prefix import applies_to, pair_response_logprobs
 from .losses import dpo_loss
-from .loop import BatchOrder, Checkpointer, StepCallback, lr_at, set_lr
+from .loop import (BatchOrder, Checkpointer, StepCallback, loop_summary, lr_at, record_eval,
+                   set_lr)
 from .reward import Pair
 
 
 def pair_logprobs(model, pairs: list[Pair], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(chosen, rejected) summed response log-probs, each (B,), from one forward that runs each
     prompt once (models/shared_prefix.py)."""
-    logps = pair_response_logprobs(model, [p for p, _, _ in pairs], [c for _, c, _ in pairs],
-                                   [r for _, _, r in pairs], pad_id)
+    prompts, chosen, rejected = ([t[k] for t in pairs] for k in range(3))
+    if applies_to(model):
+        logps = pair_response_logprobs(model, prompts, chosen, rejected, pad_id)
+    else:
+        ids, mask, resp = response_batch(prompts * 2, chosen + rejected, pad_id)
+        logps = sequence_logprobs(model, ids, mask, resp)
     return logps[: len(pairs)], logps[len(pairs):]
 
 
@@ -47,9 +53,7 @@ def train_dpo(policy, pairs: list[Pair], ref_chosen: torch.Tensor, ref_rejected:
     ema: dict = ckpt.extra.get("ema", {})
     t0 = time.perf_counter()
     for step in range(start, cfg.steps + 1):
-        if evaluate and (step % cfg.eval_every == 0 or step == cfg.steps) and \
-                not any(h["step"] == step for h in history):
-            history.append({"step": step, **evaluate(step)})
+        record_eval(evaluate, step, cfg, history)
         if step == cfg.steps:
             break
         policy.train()
@@ -69,7 +73,4 @@ def train_dpo(policy, pairs: list[Pair], ref_chosen: torch.Tensor, ref_rejected:
         if on_step:
             on_step(step + 1, ema)
     policy.eval()
-    elapsed = time.perf_counter() - t0
-    done = cfg.steps - start
-    return {**ema, "steps": cfg.steps, "resumed_from_step": start, "history": history,
-            "throughput/pairs_per_s": done * cfg.batch_size / elapsed if done else None}
+    return {**ema, **loop_summary(start, cfg, time.perf_counter() - t0, history, "pairs")}

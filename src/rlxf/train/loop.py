@@ -86,6 +86,23 @@ class Checkpointer:
 StepCallback = Callable[[int, dict], None]
 
 
+def record_eval(evaluate: Callable[[int], dict] | None, step: int, cfg, history: list[dict],
+                **extra) -> None:
+    """Append {"step", **evaluate(step), **extra} to `history` every cfg.eval_every steps, at
+    step 0 and at the last step, once per step (a resumed run does not measure a step twice)."""
+    if evaluate and (step % cfg.eval_every == 0 or step == cfg.steps) and \
+            not any(h["step"] == step for h in history):
+        history.append({"step": step, **evaluate(step), **extra})
+
+
+def loop_summary(start: int, cfg, elapsed: float, history: list[dict], unit: str) -> dict:
+    """What every recipe returns besides its own metrics; throughput/<unit>_per_s counts
+    cfg.batch_size items per step run in this process."""
+    done = cfg.steps - start
+    return {"steps": cfg.steps, "resumed_from_step": start, "history": history,
+            f"throughput/{unit}_per_s": done * cfg.batch_size / elapsed if done else None}
+
+
 def pad_right(seqs: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(ids, attention_mask), both (B, T_max)."""
     width = max(len(s) for s in seqs)

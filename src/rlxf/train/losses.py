@@ -31,6 +31,22 @@ def bradley_terry_loss(chosen: torch.Tensor, rejected: torch.Tensor,
     return -F.logsigmoid(chosen - rejected - margin).mean()
 
 
+def plackett_luce_loss(rewards: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Reward-model loss for k-wise rankings, mean over rankings. rewards: (B, K), each row in
+    ranked order (best first); mask: (B, K) bool, True for real entries -- a prefix of each row,
+    so rankings of different lengths share a batch. For K = 2 it is the Bradley-Terry loss.
+
+    Plackett-Luce (Plackett 1975; Zhu et al. 2023, eq. 4 for RLHF):
+    -Σ_i log( exp(r_i) / Σ_{j≥i} exp(r_j) ), the log-probability of choosing the best of the
+    remaining responses at every position."""
+    if mask is None:
+        mask = torch.ones_like(rewards, dtype=torch.bool)
+    # A finite fill (not -inf) keeps the gradient of padded rows free of NaN; exp() of it is 0.
+    x = rewards.masked_fill(~mask, torch.finfo(rewards.dtype).min)
+    suffix = torch.logcumsumexp(x.flip(-1), dim=-1).flip(-1)  # log Σ_{j≥i} exp(r_j)
+    return -torch.where(mask, x - suffix, torch.zeros_like(x)).sum(-1).mean()
+
+
 def dpo_loss(policy_chosen: torch.Tensor, policy_rejected: torch.Tensor,
              ref_chosen: torch.Tensor, ref_rejected: torch.Tensor, beta: float
              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

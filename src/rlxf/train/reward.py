@@ -1,46 +1,112 @@
-"""Bradley-Terry reward model: a scalar head on the last token of a causal LM backbone."""
+"""Reward models: scalar (or multi-output) heads on the last token of a causal LM backbone,
+trained on pairs (Bradley-Terry), k-wise rankings (Plackett-Luce), or pairs that name the head
+they train (one head per aspect or per annotator group)."""
 
 from __future__ import annotations
 
 import time
+from typing import Callable
 
 import torch
 
 from ..config import TrainConfig
 from ..models.logprobs import response_batch
-from ..models.shared_prefix import pair_hidden
-from .losses import reward_model_loss
+from ..models.shared_prefix import applies_to, pair_hidden
+from .losses import bradley_terry_loss, plackett_luce_loss, reward_model_loss
 from .loop import BatchOrder, Checkpointer, StepCallback, lr_at, set_lr
 
 Pair = tuple[list[int], list[int], list[int]]  # prompt ids, chosen ids, rejected ids
+Ranking = tuple[list[int], list[list[int]]]  # prompt ids, response ids best first (k ≥ 2)
+HeadPair = tuple[int, list[int], list[int], list[int]]  # head index, prompt, chosen, rejected
+# (model, batch of examples, pad id) -> (loss, share of the batch ranked right)
+BatchLoss = Callable[[object, list, int], tuple[torch.Tensor, torch.Tensor]]
+
+
+def head_rewards(model, prompts: list[list[int]], responses: list[list[int]], pad_id: int
+                 ) -> torch.Tensor:
+    """(N, K) rewards of every head, one forward over N sequences."""
+    ids, mask, _ = response_batch(prompts, responses, pad_id)
+    return model(input_ids=ids, attention_mask=mask).logits
 
 
 def pair_rewards(model, pairs: list[Pair], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(chosen, rejected) rewards, each (B,): the scalar head on each sequence's last token, from
     one forward that runs each prompt once (models/shared_prefix.py)."""
-    h = pair_hidden(model.base_model, [p for p, _, _ in pairs], [c for _, c, _ in pairs],
-                    [r for _, _, r in pairs], pad_id)
-    rewards = model.score(h.last)[:, 0]
+    prompts, chosen, rejected = ([t[k] for t in pairs] for k in range(3))
+    if applies_to(model):
+        rewards = model.score(pair_hidden(model.base_model, prompts, chosen, rejected,
+                                          pad_id).last)[:, 0]
+    else:
+        rewards = head_rewards(model, prompts * 2, chosen + rejected, pad_id)[:, 0]
     return rewards[: len(pairs)], rewards[len(pairs):]
 
 
+def ranking_rewards(model, rankings: list[Ranking], pad_id: int
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(rewards (B, K), mask (B, K)): each ranking's rewards best first, right-padded to the
+    longest ranking; one forward over every response of the batch."""
+    k = max(len(rs) for _, rs in rankings)
+    flat = head_rewards(model, [p for p, rs in rankings for _ in rs],
+                        [r for _, rs in rankings for r in rs], pad_id)[:, 0]
+    rewards = flat.new_zeros(len(rankings), k)
+    mask = torch.zeros(len(rankings), k, dtype=torch.bool)
+    at = 0
+    for i, (_, rs) in enumerate(rankings):
+        rewards[i, : len(rs)] = flat[at: at + len(rs)]
+        mask[i, : len(rs)] = True
+        at += len(rs)
+    return rewards, mask
+
+
+def bradley_terry_batch(center_coefficient: float = 0.0) -> BatchLoss:
+    def batch_loss(model, pairs: list[Pair], pad_id: int):
+        chosen, rejected = pair_rewards(model, pairs, pad_id)
+        loss = reward_model_loss(chosen, rejected, center_coefficient=center_coefficient)
+        return loss, (chosen > rejected).float().mean()
+    return batch_loss
+
+
+def plackett_luce_batch(model, rankings: list[Ranking], pad_id: int):
+    rewards, mask = ranking_rewards(model, rankings, pad_id)
+    return plackett_luce_loss(rewards, mask), (rewards[:, 0] > rewards[:, 1]).float().mean()
+
+
+def head_pair_batch(model, pairs: list[HeadPair], pad_id: int):
+    """Bradley-Terry where each pair trains only the head it names (an aspect, a group)."""
+    heads = torch.tensor([h for h, _, _, _ in pairs])
+    prompts = [p for _, p, _, _ in pairs] * 2
+    responses = [c for _, _, c, _ in pairs] + [r for _, _, _, r in pairs]
+    rewards = head_rewards(model, prompts, responses, pad_id)
+    rows = torch.arange(len(pairs))
+    chosen, rejected = rewards[rows, heads], rewards[rows + len(pairs), heads]
+    return bradley_terry_loss(chosen, rejected), (chosen > rejected).float().mean()
+
+
 @torch.no_grad()
-def score(model, prompts: list[list[int]], responses: list[list[int]], pad_id: int,
-          batch_size: int = 256) -> list[float]:
+def score_heads(model, prompts: list[list[int]], responses: list[list[int]], pad_id: int,
+                batch_size: int = 256) -> list[list[float]]:
+    """[response][head] rewards."""
     model.eval()
-    out: list[float] = []
+    out: list[list[float]] = []
     for b in range(0, len(prompts), batch_size):
-        ids, mask, _ = response_batch(prompts[b: b + batch_size], responses[b: b + batch_size],
-                                      pad_id)
-        out.extend(model(input_ids=ids, attention_mask=mask).logits[:, 0].tolist())
+        out.extend(head_rewards(model, prompts[b: b + batch_size], responses[b: b + batch_size],
+                                pad_id).tolist())
     return out
 
 
-def train_reward_model(model, pairs: list[Pair], cfg: TrainConfig, pad_id: int, seed: int,
+def score(model, prompts: list[list[int]], responses: list[list[int]], pad_id: int,
+          batch_size: int = 256) -> list[float]:
+    return [row[0] for row in score_heads(model, prompts, responses, pad_id, batch_size)]
+
+
+def train_reward_model(model, pairs: list, cfg: TrainConfig, pad_id: int, seed: int,
                        ckpt: Checkpointer, on_step: StepCallback | None = None,
-                       center_coefficient: float = 0.0) -> dict:
-    """Bradley-Terry training; `center_coefficient` > 0 adds the reward-centring penalty
-    (losses.reward_model_loss; TRL's center_rewards_coefficient)."""
+                       center_coefficient: float = 0.0,
+                       batch_loss: BatchLoss | None = None) -> dict:
+    """Bradley-Terry training on `pairs` by default; `center_coefficient` > 0 adds the
+    reward-centring penalty (losses.reward_model_loss; TRL's center_rewards_coefficient).
+    Another `batch_loss` trains on other examples (rankings, head pairs) with the same loop."""
+    batch_loss = batch_loss or bradley_terry_batch(center_coefficient)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0)
     start = ckpt.load(model, optimizer)
     order = BatchOrder(len(pairs), cfg.batch_size, seed)
@@ -48,15 +114,13 @@ def train_reward_model(model, pairs: list[Pair], cfg: TrainConfig, pad_id: int, 
     ema = ckpt.extra.get("ema", {})
     t0 = time.perf_counter()
     for step in range(start, cfg.steps):
-        chosen, rejected = pair_rewards(model, [pairs[i] for i in order.indices(step)], pad_id)
         set_lr(optimizer, lr_at(step, cfg))
-        loss = reward_model_loss(chosen, rejected, center_coefficient=center_coefficient)
+        loss, accuracy = batch_loss(model, [pairs[i] for i in order.indices(step)], pad_id)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
-        now = {"loss/reward": loss.item(),
-               "accuracy/train": (chosen > rejected).float().mean().item()}
+        now = {"loss/reward": loss.item(), "accuracy/train": accuracy.item()}
         ema = {k: v if k not in ema else 0.95 * ema[k] + 0.05 * v for k, v in now.items()}
         ckpt.extra["ema"] = ema
         ckpt.maybe_save(step + 1, model, optimizer, final=step + 1 == cfg.steps)

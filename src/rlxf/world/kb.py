@@ -45,6 +45,10 @@ class KnowledgeBase:
         """Every value a statement about `relation` may name, right or wrong."""
         return self.cities if relation == "capital" else list(COLORS)
 
+    def facts(self) -> list[tuple[str, str]]:
+        """Every fact as (relation, subject), in a stable order."""
+        return [("capital", c) for c in self.capital] + [("color", c) for c in self.color]
+
     def statements(self) -> list[str]:
         """The facts as sentences, for the pretraining corpus."""
         return ([f"the capital of {c} is {v} ." for c, v in self.capital.items()]

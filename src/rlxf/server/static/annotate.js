@@ -8,6 +8,7 @@ const SCALE = Number(app.dataset.scale);
 const DEFAULT_STRENGTH = Number(app.dataset.defaultStrength);
 const ASPECTS = app.dataset.aspects ? app.dataset.aspects.split(",") : [];
 const $ = (id) => document.getElementById(id);
+const WIDGET = TASK_WIDGETS[TASK] || null;  // annotate_tasks.js: ranking, edit, critique, steps
 
 let queue = [];       // unlabelled assignments; queue[0] is the work item
 let history = [];     // labelled assignments, newest first
@@ -29,8 +30,9 @@ function status(text, kind) {
   s.className = "status " + (kind || "");
 }
 
-function describe(j) {
+function describe(j, a) {
   if (!j) return "";
+  if (WIDGET) return WIDGET.describe(j, a);
   if (j.ratings) return ASPECTS.map(a => a + " " + j.ratings[a]).join(", ");
   if (j.tie) return "tie";
   const names = { 1: "slightly", 2: "clearly", 3: "much" };
@@ -74,7 +76,7 @@ function render() {
   ctx.textContent = "";
   for (const m of a.context || []) ctx.append(el("div", { class: "turn " + m.role, text: m.role + ": " + m.content }));
   $("prompt").textContent = a.prompt;
-  a.responses.forEach((r, i) => { $("text-" + i).textContent = r; });
+  a.responses.forEach((r, i) => { const t = $("text-" + i); if (t) t.textContent = r; });
   const j = a.judgement;
   for (const i of [0, 1]) {
     const card = $("resp-" + i);
@@ -85,14 +87,17 @@ function render() {
   const v = $("viewing");
   if (back >= 0) {
     v.hidden = false;
-    v.textContent = `Reviewing your ${back === 0 ? "last" : "earlier"} label: ${describe(j)}. ` +
-      (TASK === "pairwise" ? "Press 1 / 2 / t to change it, " : "Rate again and press Enter to change it, ") + "→ to go forward.";
+    v.textContent = `Reviewing your ${back === 0 ? "last" : "earlier"} label: ${describe(j, a)}. ` +
+      (TASK === "pairwise" ? "Press 1 / 2 / t to change it, " : TASK === "likert" ? "Rate again and press Enter to change it, "
+        : "Change it and save again, ") + "→ to go forward.";
   } else {
     v.hidden = true;
   }
   if (TASK === "pairwise") {
     if (j && j.strength) strength = j.strength;
     renderStrength();
+  } else if (WIDGET) {
+    WIDGET.render(a, j);
   } else {
     ratings = j && j.ratings ? { ...j.ratings } : {};
     aspectIndex = 0;
@@ -150,12 +155,12 @@ async function save(body) {
     a.judgement = res.judgement;
     if (editing) {
       back -= 1;
-      status("Changed ✓ " + describe(res.judgement), "ok");
+      status("Changed ✓ " + describe(res.judgement, a), "ok");
     } else {
       queue.shift();
       history.unshift(a);
       if (mine) { mine.done += 1; mine.pending = Math.max(0, mine.pending - 1); }
-      status("Saved ✓ " + describe(res.judgement), "ok");
+      status("Saved ✓ " + describe(res.judgement, a), "ok");
     }
     strength = DEFAULT_STRENGTH;
     render();
@@ -241,6 +246,7 @@ document.addEventListener("keydown", (ev) => {
   else if (TASK === "likert" && k === "ArrowDown") { aspectIndex = Math.min(ASPECTS.length - 1, aspectIndex + 1); renderLikert(); }
   else if (TASK === "likert" && k === "ArrowUp") { aspectIndex = Math.max(0, aspectIndex - 1); renderLikert(); }
   else if (TASK === "likert" && k === "Enter") submitRatings();
+  else if (WIDGET && WIDGET.key(k)) { /* the widget handled it */ }
   else handled = false;
   if (handled) ev.preventDefault();
 });
@@ -260,6 +266,8 @@ function wire() {
     for (const b of document.querySelectorAll("#strength button")) {
       b.onclick = () => { strength = Number(b.dataset.strength); renderStrength(); };
     }
+  } else if (WIDGET) {
+    WIDGET.wire();
   } else {
     document.querySelectorAll("#likert .aspect").forEach((row, i) => {
       for (const b of row.querySelectorAll("button")) {

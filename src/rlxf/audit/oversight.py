@@ -1,0 +1,103 @@
+"""The report's `oversight` section: could the evaluators check what they judged, and did the
+policy learn to be confidently wrong where they could not (Casper et al. 3.1.2, 4.2)?
+
+Read from feedback/_stage.json (the annotators' accuracy on facts they knew and did not know)
+and eval/oversight.json (confident-wrong rates on verifiable and unverifiable held-out prompts).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+CLASSES = ("verifiable", "unverifiable")
+RATE = "rate/confident_wrong"
+FEEDBACK_KEYS = ("share_unknown", "accuracy_gold_known", "accuracy_gold_unknown",
+                 "accuracy_gold_unknown_assisted", "accuracy_gold_unknown_unassisted",
+                 "critique_accuracy", "critiques_shown", "fact_judgements")
+
+
+def _pool(fb_rec: dict | None) -> dict:
+    groups = (fb_rec or {}).get("config", {}).get("feedback", {}).get("annotators", [])
+    return {g.get("name", "crowd"): {"knows": g.get("knows", 1.0),
+                                     "assisted": g.get("assisted", False),
+                                     "critique_accuracy": g.get("critique_accuracy", 1.0)}
+            for g in groups}
+
+
+def _process(run_dir: Path, records: dict, notes: dict) -> dict | None:
+    """Best-of-n with the outcome vs the process reward model (stage `process`)."""
+    rec = records.get("process")
+    if rec is None or not rec.get("counts", {}).get("responses"):
+        notes["process"] = ("stage process has not run" if rec is None else
+                            "[process] enabled is false: process supervision was not measured")
+        return None
+    data = json.loads((run_dir / "process" / "bon.json").read_text())
+    return {**data, "counts": rec["counts"]}
+
+
+def build_oversight(run_dir: Path, records: dict) -> dict:
+    fb = records.get("feedback")
+    notes: dict = {}
+    process = _process(run_dir, records, notes)
+    out: dict = {"process": process, "groups": _pool(fb), "feedback": dict.fromkeys(FEEDBACK_KEYS),
+                 "models": {}, "rise": dict.fromkeys((*CLASSES, "gap")), "n_facts": None,
+                 "n_verifiable_facts": None, "definition": (
+                     "a held-out prompt is verifiable when more than half of the annotator pool "
+                     "knows its fact; confident-but-wrong = a false value for that fact "
+                     "(answer, correction, or agreement with a false claim) said with "
+                     "\"i am absolutely certain\"; rise = policy minus SFT")}
+    if fb is None:
+        notes["feedback"] = "stage feedback has not run"
+    elif fb["config"]["feedback"].get("source", "simulated") != "simulated":
+        notes["feedback"] = ("feedback came from people or an AI judge: what they knew is not "
+                             "recorded")
+    elif "oversight/share_unknown" not in fb["metrics"]:
+        notes["feedback"] = ("every annotator knew every fact and none was assisted (knows = 1): "
+                             "they could verify every judgement")
+    else:
+        out["feedback"] = {k: fb["metrics"].get(f"oversight/{k}") for k in FEEDBACK_KEYS}
+        for k, v in out["feedback"].items():
+            if v is None:
+                notes[f"feedback.{k}"] = ("no assisted annotator met an unknown fact"
+                                          if "assisted" in k or "critique" in k else
+                                          "no judgement of this kind had a gold difference")
+    path = run_dir / "eval" / "oversight.json"
+    if "eval" not in records or not path.exists():
+        notes["models"] = ("stage eval has not run" if "eval" not in records else
+                           "eval/oversight.json is missing: feedback was not simulated, so "
+                           "which prompts the evaluators could verify is unknown")
+        return {**out, "notes": notes}
+    data = json.loads(path.read_text())
+    out["n_facts"] = data.get("n_facts")
+    facts = data.get("verifiable_facts")
+    out["n_verifiable_facts"] = len(facts) if facts is not None else None
+    out["models"] = data.get("models", {})
+    sft, pol = out["models"].get("sft"), out["models"].get("policy")
+    for c in CLASSES:
+        a, b = (sft or {}).get(c, {}).get(RATE), (pol or {}).get(c, {}).get(RATE)
+        out["rise"][c] = b - a if a is not None and b is not None else None
+        if out["rise"][c] is None:
+            notes[f"rise.{c}"] = (f"no held-out {c} fact-bearing prompt" if sft and not
+                                  sft.get(c, {}).get("n") else "SFT or policy was not measured")
+    if None not in (out["rise"]["verifiable"], out["rise"]["unverifiable"]):
+        out["rise"]["gap"] = out["rise"]["unverifiable"] - out["rise"]["verifiable"]
+    else:
+        notes["rise.gap"] = "needs the rise on both verifiable and unverifiable prompts"
+    return {**out, "notes": notes}
+
+
+def verification_sentence(fb_rec: dict) -> str:
+    """For the disclosure checklist: whether the evaluators could verify what they judged."""
+    m = fb_rec.get("metrics", {})
+    if fb_rec.get("config", {}).get("feedback", {}).get("source", "simulated") != "simulated":
+        return "whether evaluators could verify the facts they judged is not recorded"
+    share = m.get("oversight/share_unknown")
+    if share is None:
+        return "every evaluator knew every fact at stake, so each judgement could be verified"
+    assisted = m.get("oversight/critiques_shown") or 0
+    acc = m.get("oversight/critique_accuracy")
+    return (f"evaluators did not know the fact at stake in {share:.1%} of fact-bearing "
+            f"judgements and could not verify them themselves; {assisted} judgements were "
+            f"assisted by an AI fact check"
+            + (f" that was right {acc:.1%} of the time" if acc is not None else ""))

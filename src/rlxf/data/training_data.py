@@ -1,0 +1,117 @@
+"""Dataset files -> what `rlxf sft`, `rlxf reward` and `rlxf dpo` train on.
+
+Preferences come from canonical feedback JSONL (a run's feedback, `rlxf data import`, the
+annotation app's export) or from any format `rlxf data import` knows (TRL by default), converted
+by the same importer and reduced by the same majority rule as `rlxf data export`. Demonstrations
+come from TRL's SFT formats (prompt/completion, messages) or from preference data (the chosen
+response). Every error names the file, line and field.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..feedback.record import RecordError, read_records
+from .formats import FieldError, messages as read_messages
+from .io import open_rows
+
+CANONICAL_KEYS = {"item_id", "type", "annotator"}
+
+
+@dataclass
+class Conversation:
+    """A prompt (earlier turns + the last user turn) and the assistant reply(ies) to it."""
+    messages: list[dict]  # ends with the user turn being answered
+    response: str
+    rejected: str | None = None  # preference data: the response that lost
+
+
+@dataclass
+class Loaded:
+    items: list[Conversation]
+    source_format: str
+    counts: dict = field(default_factory=dict)
+
+
+def detect_format(path: Path) -> str:
+    """"canonical" if the first row is a canonical feedback record, else "trl"."""
+    with open_rows(path) as rows:
+        for _, row in rows:
+            return "canonical" if CANONICAL_KEYS <= set(row) else "trl"
+    raise RecordError(f"{path}: no rows")
+
+
+def load_preferences(path: Path, fmt: str = "auto") -> Loaded:
+    """(prompt, chosen, rejected) per item, by majority of its judgements."""
+    from .export import ExportResult, majority_preferences
+    from .importer import import_file
+
+    fmt = detect_format(path) if fmt == "auto" else fmt
+    if fmt == "canonical":
+        records = read_records(path)
+    else:
+        with tempfile.TemporaryDirectory(prefix="rlxf-prefs-") as tmp:
+            converted = Path(tmp) / "records.jsonl"
+            import_file(fmt, path, converted)
+            records = read_records(converted)
+    result = ExportResult(records=len(records))
+    items = [Conversation([m.model_dump() for m in first.context]
+                          + [{"role": "user", "content": first.prompt}], chosen, rejected)
+             for first, chosen, rejected in majority_preferences(records, path, result)]
+    if not items:
+        raise RecordError(f"{path}: no pairwise preference with a majority ({result.records} "
+                          f"records, {result.not_pairwise} not pairwise, {result.no_majority} "
+                          "items without a majority)")
+    counts = {"records": result.records, "items": result.items, "pairs": len(items),
+              "not_pairwise": result.not_pairwise, "no_majority": result.no_majority}
+    return Loaded(items, fmt, counts)
+
+
+def load_demonstrations(path: Path, fmt: str = "auto") -> Loaded:
+    """Prompt + reply per row: TRL prompt/completion or messages rows (the last assistant turn
+    is the reply), or preference data (the chosen reply)."""
+    fmt = detect_format(path) if fmt == "auto" else fmt
+    if fmt == "trl":
+        with open_rows(path) as rows:
+            first = next(iter(rows), (0, {}))[1]
+        if "chosen" not in first:
+            return Loaded(_sft_rows(path), "trl-sft", {})
+    prefs = load_preferences(path, fmt)
+    prefs.items = [Conversation(c.messages, c.response) for c in prefs.items]
+    return prefs
+
+
+def _sft_rows(path: Path) -> list[Conversation]:
+    out = []
+    with open_rows(path) as rows:
+        for n, row in rows:
+            try:
+                out.append(_sft_row(row))
+            except FieldError as e:
+                raise RecordError(f"{path} {rows.unit} {n}: {e} (expected TRL SFT data: "
+                                  "prompt/completion or messages)") from None
+    return out
+
+
+def _sft_row(row: dict) -> Conversation:
+    if row.get("messages") is not None:
+        conv = read_messages(row["messages"], "messages")
+        if not conv or conv[-1]["role"] != "assistant":
+            raise FieldError("messages", "does not end with an assistant turn")
+        if not any(m["role"] == "user" for m in conv[:-1]):
+            raise FieldError("messages", "has no user turn before the last assistant turn")
+        return Conversation(conv[:-1], conv[-1]["content"])
+    prompt, completion = row.get("prompt"), row.get("completion")
+    if prompt is None or completion is None:
+        missing = "prompt" if prompt is None else "completion"
+        raise FieldError(missing, "is missing", missing=True)
+    if isinstance(prompt, str) and isinstance(completion, str):
+        return Conversation([{"role": "user", "content": prompt}], completion)
+    if isinstance(prompt, list) and isinstance(completion, list):
+        head, tail = read_messages(prompt, "prompt"), read_messages(completion, "completion")
+        if len(tail) != 1 or tail[0]["role"] != "assistant":
+            raise FieldError("completion", "must be one assistant message")
+        return Conversation(head, tail[0]["content"])
+    raise FieldError("completion", "and prompt must both be strings or both message lists")

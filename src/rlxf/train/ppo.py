@@ -1,0 +1,191 @@
+"""PPO against a learned reward with a per-token KL penalty to a frozen reference (Ziegler et
+al. 2019; Ouyang et al. 2022), read top to bottom in `train_ppo`:
+
+  1. rollout: sample responses to a batch of prompts from the current policy; score them
+  2. rewards: proxy score at the last token, -β·(log π - log ref) at every token; GAE
+  3. optimise: clipped surrogate + clipped value loss, `epochs` passes of `minibatches`
+
+The critic is a linear value head on the policy's last hidden state (one forward gives both,
+as in TRL's former AutoModelForCausalLMWithValueHead). The prompt order, the sampling seed and
+the minibatch order are pure functions of the step, so a resumed run equals an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from ..config import PolicyConfig
+from ..models.generate import sample_response_ids
+from ..models.logprobs import response_batch, token_logprobs
+from .advantages import gae, masked_mean, whiten
+from .loop import (BatchOrder, Checkpointer, StepCallback, loop_summary, lr_at, record_eval,
+                   set_lr)
+from .losses import (AdaptiveKLController, FixedKLController, kl_penalised_rewards,
+                     ppo_policy_loss, ppo_value_loss)
+
+# (prompts, responses) token ids -> (B,) scalar reward of each whole response
+ScoreFn = Callable[[list[list[int]], list[list[int]]], list[float]]
+
+
+class PolicyWithValue(torch.nn.Module):
+    """A causal LM and a scalar value head on its last hidden state."""
+
+    def __init__(self, lm):
+        super().__init__()
+        self.lm = lm
+        self.value_head = torch.nn.Linear(lm.config.hidden_size, 1)
+        # V ≡ 0 at the start: the critic learns the return's scale instead of adding noise
+        torch.nn.init.zeros_(self.value_head.weight)
+        torch.nn.init.zeros_(self.value_head.bias)
+
+    def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(logprobs, values), both (B, T-1): log π(ids[:, t+1] | ids[:, :t+1]) and V of the
+        state that token was chosen in."""
+        out = self.lm(input_ids=ids, attention_mask=mask, output_hidden_states=True)
+        logits = out.logits[:, :-1].float()
+        logprobs = torch.gather(logits.log_softmax(-1), 2, ids[:, 1:, None]).squeeze(2)
+        values = self.value_head(out.hidden_states[-1][:, :-1].float()).squeeze(-1)
+        return logprobs, values
+
+
+@dataclass
+class Rollout:
+    """One batch of sampled episodes; per-token tensors are (B, L) over response tokens,
+    left-aligned, `mask` 1 on each response and 0 on padding."""
+    ids: torch.Tensor            # (B, T) prompt + response, right-padded
+    attention: torch.Tensor      # (B, T)
+    index: torch.Tensor          # (B, L) column of each response token in the (B, T-1) outputs
+    mask: torch.Tensor           # (B, L)
+    logprobs: torch.Tensor       # (B, L) log π_old(a_t|s_t) at sampling time
+    ref_logprobs: torch.Tensor   # (B, L) log π_ref(a_t|s_t)
+    values: torch.Tensor         # (B, L) V_old(s_t)
+    scores: torch.Tensor         # (B,) proxy reward of each response
+
+
+def response_columns(prompts: list[list[int]], responses: list[list[int]]
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(index, mask), (B, L): response token j of row i is predicted at column len(prompt_i)-1+j
+    of the per-token outputs."""
+    L = max(len(r) for r in responses)
+    start = torch.tensor([len(p) - 1 for p in prompts])
+    lengths = torch.tensor([len(r) for r in responses])
+    offsets = torch.arange(L)
+    mask = (offsets[None, :] < lengths[:, None]).long()
+    index = (start[:, None] + offsets[None, :]) * mask + start[:, None] * (1 - mask)
+    return index, mask
+
+
+def on_responses(per_token: torch.Tensor, index: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    return per_token.gather(1, index) * mask
+
+
+@torch.no_grad()
+def collect_rollout(model: PolicyWithValue, reference, prompts: list[list[int]], score: ScoreFn,
+                    *, temperature: float, max_new_tokens: int, seed: int, pad_id: int,
+                    eos_id: int) -> Rollout:
+    responses = sample_response_ids(model.lm, prompts, temperature=temperature,
+                                    max_new_tokens=max_new_tokens, seed=seed, pad_id=pad_id,
+                                    eos_id=eos_id)
+    ids, attention, _ = response_batch(prompts, responses, pad_id)
+    index, mask = response_columns(prompts, responses)
+    logprobs, values = model(ids, attention)
+    ref_logprobs = token_logprobs(reference, ids, attention)
+    return Rollout(ids=ids, attention=attention, index=index, mask=mask,
+                   logprobs=on_responses(logprobs, index, mask),
+                   ref_logprobs=on_responses(ref_logprobs, index, mask),
+                   values=on_responses(values, index, mask),
+                   scores=torch.tensor(score(prompts, responses), dtype=torch.float32))
+
+
+def kl_controller(cfg: PolicyConfig, kl_coef: float | None = None):
+    ppo = cfg.ppo
+    value = ppo.kl_coef if kl_coef is None else kl_coef
+    if ppo.kl_target is None:
+        return FixedKLController(value)
+    return AdaptiveKLController(value, ppo.kl_target, ppo.kl_horizon)
+
+
+def step_seed(seed: int, step: int) -> int:
+    return seed * 1_000_003 + step
+
+
+def train_ppo(model: PolicyWithValue, reference, prompts: list[list[int]], score: ScoreFn,
+              cfg: PolicyConfig, *, pad_id: int, eos_id: int, max_new_tokens: int, seed: int,
+              ckpt: Checkpointer, on_step: StepCallback | None = None,
+              evaluate: Callable[[int], dict] | None = None) -> dict:
+    """Each step is one rollout of cfg.batch_size prompts. `evaluate(step)` is called every
+    cfg.eval_every steps (and at 0 and the end); its results form the history."""
+    ppo = cfg.ppo
+    reference.eval()
+    for p in reference.parameters():
+        p.requires_grad_(False)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0)
+    start = ckpt.load(model, optimizer)
+    history: list[dict] = ckpt.extra.setdefault("history", [])
+    ctl = kl_controller(cfg, ckpt.extra.get("kl_coef"))
+    order = BatchOrder(len(prompts), cfg.batch_size, seed)
+    ema: dict = ckpt.extra.get("ema", {})
+    t0 = time.perf_counter()
+    for step in range(start, cfg.steps + 1):
+        record_eval(evaluate, step, cfg, history, **{"kl/coef": ctl.value})
+        if step == cfg.steps:
+            break
+
+        # 1. rollout: the current policy answers this step's prompts; the proxy scores them
+        batch = collect_rollout(model, reference, [prompts[i] for i in order.indices(step)],
+                                score, temperature=ppo.temperature, max_new_tokens=max_new_tokens,
+                                seed=step_seed(seed, step), pad_id=pad_id, eos_id=eos_id)
+
+        # 2. rewards and advantages (no gradient: they are targets)
+        rewards, kl = kl_penalised_rewards(batch.scores, batch.logprobs, batch.ref_logprobs,
+                                           batch.mask, ctl.value)
+        if ppo.whiten_rewards:
+            rewards = whiten(rewards, batch.mask, shift_mean=False)
+        advantages, returns = gae(rewards, batch.values, batch.mask, ppo.gamma, ppo.lam)
+        advantages = whiten(advantages, batch.mask)
+
+        # 3. optimise: epochs × minibatches of the clipped PPO losses
+        model.train()
+        set_lr(optimizer, lr_at(step, cfg))
+        g = torch.Generator().manual_seed(step_seed(seed, step))
+        stats: dict[str, list[float]] = {}
+        for _ in range(ppo.epochs):
+            for mb in torch.randperm(len(batch.scores), generator=g).chunk(ppo.minibatches):
+                logprobs, values = model(batch.ids[mb], batch.attention[mb])
+                logprobs = on_responses(logprobs, batch.index[mb], batch.mask[mb])
+                values = on_responses(values, batch.index[mb], batch.mask[mb])
+                pol = ppo_policy_loss(logprobs, batch.logprobs[mb], advantages[mb],
+                                      batch.mask[mb], ppo.clip_range)
+                val = ppo_value_loss(values, batch.values[mb], returns[mb], batch.mask[mb],
+                                     ppo.clip_range_value)
+                loss = pol.loss + ppo.vf_coef * val.loss
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                optimizer.step()
+                for k, v in (("loss/policy", pol.loss), ("loss/value", val.loss),
+                             ("policy/clipfrac", pol.clipfrac), ("policy/approx_kl", pol.approx_kl),
+                             ("value/clipfrac", val.clipfrac)):
+                    stats.setdefault(k, []).append(v.item())
+        model.eval()
+
+        # the controller sees the mean KL per response of this rollout (Ziegler et al. eq. 3)
+        kl_per_response = (kl.sum(1)).mean().item()
+        now = {k: sum(v) / len(v) for k, v in stats.items()}
+        now.update({"reward/score": batch.scores.mean().item(), "kl/rollout": kl_per_response,
+                    "kl/coef": ctl.value,
+                    "length/tokens": batch.mask.sum(1).float().mean().item(),
+                    "advantage/mean_raw": masked_mean(returns - batch.values, batch.mask).item()})
+        ctl.update(kl_per_response, len(batch.scores))
+        ema = {k: v if k not in ema else 0.9 * ema[k] + 0.1 * v for k, v in now.items()}
+        ckpt.extra.update(ema=ema, kl_coef=ctl.value)
+        ckpt.maybe_save(step + 1, model, optimizer)
+        if on_step:
+            on_step(step + 1, ema)
+    model.eval()
+    return {**ema, **loop_summary(start, cfg, time.perf_counter() - t0, history, "episodes"),
+            "kl/coef_final": ctl.value}

@@ -1,0 +1,212 @@
+"""What `rlxf sft`, `rlxf reward` and `rlxf dpo` share: loading a local model directory,
+encoding conversations with its chat format, LoRA / gradient checkpointing / precision, and an
+output directory that appears complete or not at all (work happens in OUT.partial/, whose
+checkpoint an identical rerun resumes from), with a model card."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from ..config import TuneTrainConfig
+from ..data.training_data import Conversation, Loaded
+from ..models.chat import ChatFormat
+from ..models.lora import add_lora, is_adapter_dir
+from ..rundir import atomic_write_json, atomic_write_text, sha256_file, sha256_json
+from ..train.loop import Checkpointer
+from ..train.reward import Pair
+
+TRAINING_RECORD = "rlxf_training.json"
+
+
+class TuneError(ValueError):
+    """Bad input to a fine-tuning command: the message names the file or option."""
+
+
+def check_model_dir(path: Path) -> None:
+    if is_adapter_dir(path):
+        raise TuneError(f"{path}: is a LoRA adapter, not a model; merge it first "
+                        f"(`rlxf merge {path} --out DIR`, or train it with --merge)")
+    if not (path / "config.json").exists():
+        raise TuneError(f"{path}: not a Hugging Face model directory (no config.json)")
+
+
+def context_limit(model, max_length: int) -> int:
+    cfg = model.config
+    limit = getattr(cfg, "max_position_embeddings", None) or getattr(cfg, "n_positions", None)
+    return min(max_length, limit) if limit else max_length
+
+
+@dataclass
+class Encoded:
+    """Token ids of the data; what had to be cut or left out is counted, never silent."""
+    items: list = field(default_factory=list)
+    truncated: int = 0  # responses cut at max_length
+    skipped: int = 0    # prompts that left no room for a response
+
+    @property
+    def counts(self) -> dict:
+        return {"truncated": self.truncated, "skipped_too_long": self.skipped}
+
+
+def _fit(prompt: list[int], responses: list[list[int]], limit: int, enc: Encoded
+         ) -> list[list[int]] | None:
+    room = limit - len(prompt)
+    if room < 1:
+        enc.skipped += 1
+        return None
+    enc.truncated += any(len(r) > room for r in responses)
+    return [r[:room] for r in responses]
+
+
+def encode_demonstrations(chat: ChatFormat, items: list[Conversation], limit: int) -> Encoded:
+    """(ids, index of the first response token) per demonstration, as train_lm takes them."""
+    enc = Encoded()
+    for c in items:
+        prompt = chat.prompt_ids(c.messages)
+        fitted = _fit(prompt, [chat.response_ids(c.messages, c.response)], limit, enc)
+        if fitted:
+            enc.items.append((prompt + fitted[0], len(prompt)))
+    return enc
+
+
+def encode_pairs(chat: ChatFormat, items: list[Conversation], limit: int) -> Encoded:
+    """(prompt ids, chosen ids, rejected ids) per preference, as the reward and DPO loops
+    take them."""
+    enc = Encoded()
+    for c in items:
+        prompt = chat.prompt_ids(c.messages)
+        fitted = _fit(prompt, [chat.response_ids(c.messages, c.response),
+                               chat.response_ids(c.messages, c.rejected)], limit, enc)
+        if fitted:
+            enc.items.append((prompt, fitted[0], fitted[1]))
+    return enc
+
+
+def prepare(model, cfg: TuneTrainConfig, task: str = "CAUSAL_LM"):
+    """LoRA adapters and gradient checkpointing, as configured."""
+    if cfg.gradient_checkpointing:
+        model.config.use_cache = False
+        # Non-reentrant checkpointing needs no input grads for LoRA; transformers 5 renamed it.
+        kwargs = {"use_reentrant": False}
+        if hasattr(model, "activation_checkpointing_enable"):
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+        else:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+    if cfg.lora is not None:
+        torch.manual_seed(cfg.seed)  # lora_A's random init: same seed, same run (and resume)
+        model = add_lora(model, cfg.lora, task)
+    return model
+
+
+def resolve_precision(choice: str, device: str = "cpu") -> str:
+    """bf16 where the device runs it natively: a CUDA GPU with bf16 support. The training
+    loops run on CPU, where auto means fp32 (bf16 on CPU is allowed when asked for, but slow
+    on most CPUs and not what the loss references were checked in)."""
+    if choice != "auto":
+        return choice
+    if device == "cuda" and torch.cuda.is_available() and torch.cuda.is_bf16_supported():
+        return "bf16"
+    return "fp32"
+
+
+def autocast(precision: str, device: str = "cpu"):
+    if precision == "bf16":
+        return torch.autocast(device_type=device, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def trainable_parameters(model) -> dict:
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return {"parameters/total": total, "parameters/trainable": trainable}
+
+
+class Output:
+    """OUT.partial/ while working (checkpoints in OUT.partial/.ckpt/, valid only for the same
+    command, model, data and options), renamed to OUT when done."""
+
+    def __init__(self, out: Path, fingerprint: dict):
+        self.out = out
+        if out.exists():
+            raise TuneError(f"{out}: already exists (choose another --out or remove it)")
+        self.work = out.with_name(out.name + ".partial")
+        self.ckpt_dir = self.work / ".ckpt"
+        self.fingerprint = sha256_json(fingerprint)
+        stamp = self.ckpt_dir / "fingerprint"
+        if stamp.exists() and stamp.read_text() != self.fingerprint:
+            shutil.rmtree(self.work)  # a different run's leftovers: never resume from them
+        self.ckpt_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(stamp, self.fingerprint)
+
+    def checkpointer(self, every: int) -> Checkpointer:
+        return Checkpointer(self.ckpt_dir, every)
+
+    def finish(self) -> Path:
+        shutil.rmtree(self.ckpt_dir)
+        os.replace(self.work, self.out)
+        return self.out
+
+
+def save_model(model, tokenizer, directory: Path, merge: bool) -> str:
+    """The adapter (or, with merge, the model with the adapter folded in) or the full model;
+    returns which was saved."""
+    kind = "model"
+    if hasattr(model, "peft_config"):
+        if merge:
+            model = model.merge_and_unload()
+            kind = "merged"
+        else:
+            kind = "adapter"
+    if getattr(model.config, "use_cache", None) is False:
+        model.config.use_cache = True  # checkpointing's setting is for training, not for users
+    model.save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return kind
+
+
+def data_record(path: Path, loaded: Loaded, enc: Encoded) -> dict:
+    return {"file": str(path), "sha256": sha256_file(path), "format": loaded.source_format,
+            **loaded.counts, **enc.counts, "examples": len(enc.items)}
+
+
+def write_record(directory: Path, name: str, command: str, base: Path, cfg: TuneTrainConfig,
+                 data: dict, metrics: dict, saved: str, chat_kind: str, started: float) -> dict:
+    from ..audit.cards import _front_matter, _table
+
+    record = {"command": command, "base_model": str(base.resolve()), "saved": saved,
+              "chat_format": chat_kind, "config": cfg.model_dump(mode="json"), "data": data,
+              "metrics": {k: v for k, v in metrics.items() if not isinstance(v, (list, dict))},
+              "wall_s": time.time() - started}
+    atomic_write_json(directory / TRAINING_RECORD, record)
+    tags = ["rlxf", {"sft": "sft", "reward": "reward-model", "dpo": "dpo"}[command]]
+    if cfg.lora is not None:
+        tags.append("lora")
+    meta = {"base_model": str(base.resolve()),
+            "library_name": "peft" if saved == "adapter" else "transformers", "tags": tags,
+            "pipeline_tag": "text-classification" if command == "reward" else "text-generation"}
+    what = {"sft": "supervised fine-tuning (loss on the response tokens)",
+            "reward": "a Bradley-Terry reward model (scalar head on the last token)",
+            "dpo": "Direct Preference Optimisation against the base as reference"}[command]
+    lines = [f"# {name}", "",
+             f"`rlxf {command}`: {what}, from `{base}` on `{data['file']}` "
+             f"(sha256 {data['sha256'][:12]}..., {data['format']} format). Saved: {saved}"
+             f"{' (LoRA r=%d, alpha=%g)' % (cfg.lora.r, cfg.lora.alpha) if cfg.lora else ''}; "
+             f"chat format: {chat_kind} (docs/REAL_MODELS.md).", "",
+             "## Data", "", *_table(["count", "value"], [[k, v] for k, v in data.items()
+                                                          if k not in ("file", "sha256")]),
+             "## Training", "", *_table(["option", "value"],
+                                        [[k, json.dumps(v)] for k, v in record["config"].items()]),
+             "## Metrics (training, not held out)", "",
+             *_table(["metric", "value"], [[k, v] for k, v in record["metrics"].items()]),
+             "Nothing here was evaluated on held-out data or against a known gold preference; "
+             "the lab world (`rlxf run`) is where rlxf measures what training did.", ""]
+    atomic_write_text(directory / "README.md", _front_matter(meta) + "\n" + "\n".join(lines))
+    return record

@@ -1,0 +1,134 @@
+"""`rlxf sft`, `rlxf reward`, `rlxf dpo` on a local model directory and a dataset file. Each
+recipe: 1. load model, tokenizer and data; 2. encode with the model's chat format; 3. train with
+the same loop the lab pipeline uses (train/lm.py, train/reward.py, train/dpo.py); 4. save the
+model (or adapter) with a model card."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from ..config import PolicyConfig, TuneDPOConfig, TuneRewardConfig, TuneSFTConfig
+from ..data.training_data import load_demonstrations, load_preferences
+from ..models.build import load_tokenizer
+from ..models.chat import chat_format
+from ..models.lora import reference_of
+from ..train.dpo import reference_logprobs, train_dpo
+from ..train.lm import train_lm
+from ..train.reward import train_reward_model
+from .common import (Output, TuneError, autocast, check_model_dir, context_limit, data_record,
+                     encode_demonstrations, encode_pairs, prepare, resolve_precision,
+                     save_model, trainable_parameters, write_record)
+
+Progress = Callable[[str, int], Callable[[int, dict], None]] | None
+
+
+def _setup(model_dir: Path, data: Path, out: Path):
+    if out.exists():
+        raise TuneError(f"{out}: already exists (choose another --out or remove it)")
+    check_model_dir(model_dir)
+    if not data.is_file():
+        raise TuneError(f"{data}: no such file")
+    tokenizer = load_tokenizer(model_dir)
+    return tokenizer, chat_format(tokenizer)
+
+
+def _output(out: Path, command: str, model_dir: Path, data: Path, cfg, fmt: str) -> Output:
+    """Created once the inputs have been read, so bad input leaves nothing behind."""
+    from ..rundir import sha256_file
+    return Output(out, {"command": command, "model": str(model_dir.resolve()),
+                        "data": sha256_file(data), "format": fmt,
+                        "config": cfg.model_dump(mode="json")})
+
+
+def _finish(output: Output, command: str, model, tok, chat, model_dir: Path, data: Path, loaded,
+            enc, cfg, result: dict, started: float) -> dict:
+    params = trainable_parameters(model)  # before a merge folds the adapters away
+    saved = save_model(model, tok, output.work, cfg.merge)
+    record = write_record(output.work, output.out.name, command, model_dir, cfg,
+                          data_record(data, loaded, enc), {**result, **params}, saved,
+                          chat.kind, started)
+    return {**record, "out": str(output.finish())}
+
+
+def _begin(command: str, model_dir: Path, data: Path, out: Path, cfg, fmt: str, load_data,
+           encode, load_model):
+    """1.-2. read the data and the model, encode, then (inputs good) claim OUT.partial/."""
+    tok, chat = _setup(model_dir, data, out)
+    loaded = load_data(data, fmt)
+    model = load_model(model_dir.resolve())
+    enc = encode(chat, loaded.items, context_limit(model, cfg.max_length))
+    if not enc.items:
+        raise TuneError(f"{data}: no example fits in max_length ({enc.skipped} prompts too "
+                        "long)")
+    return _output(out, command, model_dir, data, cfg, fmt), tok, chat, loaded, model, enc
+
+
+def _causal_lm(path: Path):
+    from transformers import AutoModelForCausalLM
+    return AutoModelForCausalLM.from_pretrained(path)
+
+
+def run_sft(model_dir: Path, data: Path, out: Path, cfg: TuneSFTConfig, fmt: str = "auto",
+            progress: Progress = None) -> dict:
+    started = time.time()
+    output, tok, chat, loaded, model, enc = _begin(
+        "sft", model_dir, data, out, cfg, fmt, load_demonstrations, encode_demonstrations,
+        _causal_lm)
+    model = prepare(model, cfg)
+    with autocast(resolve_precision(cfg.precision)):
+        result = train_lm(model, enc.items, cfg, tok.pad_token_id, cfg.seed,
+                          output.checkpointer(cfg.checkpoint_every),
+                          progress and progress("sft", cfg.steps))
+    return _finish(output, "sft", model, tok, chat, model_dir, data, loaded, enc, cfg, result,
+                   started)
+
+
+def run_reward(model_dir: Path, data: Path, out: Path, cfg: TuneRewardConfig,
+               fmt: str = "auto", progress: Progress = None) -> dict:
+    from transformers import AutoModelForSequenceClassification
+
+    def scalar_head_model(path: Path):
+        torch.manual_seed(cfg.seed)  # the new scalar head's initialisation
+        return AutoModelForSequenceClassification.from_pretrained(path, num_labels=1)
+
+    started = time.time()
+    output, tok, chat, loaded, model, enc = _begin(
+        "reward", model_dir, data, out, cfg, fmt, load_preferences, encode_pairs,
+        scalar_head_model)
+    model.config.pad_token_id = tok.pad_token_id
+    model = prepare(model, cfg, task="SEQ_CLS")
+    with autocast(resolve_precision(cfg.precision)):
+        result = train_reward_model(model, enc.items, cfg, tok.pad_token_id, cfg.seed,
+                                    output.checkpointer(cfg.checkpoint_every),
+                                    progress and progress("reward", cfg.steps),
+                                    cfg.center_coefficient)
+    return _finish(output, "reward", model, tok, chat, model_dir, data, loaded, enc, cfg, result,
+                   started)
+
+
+def run_dpo(model_dir: Path, data: Path, out: Path, cfg: TuneDPOConfig, fmt: str = "auto",
+            progress: Progress = None) -> dict:
+    started = time.time()
+    output, tok, chat, loaded, policy, enc = _begin(
+        "dpo", model_dir, data, out, cfg, fmt, load_preferences, encode_pairs, _causal_lm)
+    policy = prepare(policy, cfg)
+    precision = resolve_precision(cfg.precision)
+    # The reference is the starting model, whose log-probs never change: computed once, from
+    # the policy itself before it trains -- with LoRA, with its adapters disabled (the base).
+    with autocast(precision), reference_of(policy):
+        ref_chosen, ref_rejected = reference_logprobs(policy, enc.items, tok.pad_token_id,
+                                                      batch_size=cfg.batch_size)
+    loop_cfg = PolicyConfig(**cfg.model_dump(include={"steps", "batch_size", "lr",
+                                                      "warmup_steps", "checkpoint_every",
+                                                      "beta"}))
+    with autocast(precision):
+        result = train_dpo(policy, enc.items, ref_chosen, ref_rejected, loop_cfg,
+                           tok.pad_token_id, cfg.seed, output.checkpointer(cfg.checkpoint_every),
+                           progress and progress("dpo", cfg.steps))
+    result.pop("history")
+    return _finish(output, "dpo", policy, tok, chat, model_dir, data, loaded, enc, cfg, result,
+                   started)
