@@ -228,6 +228,10 @@ def _reward_head_tables(rm: dict) -> list[tuple[list[str], list[list[str]]]]:
     return out
 
 
+def _interval(ci: list | None) -> str:
+    return NULL if not ci else f"[{signed(ci[0], 3)}, {signed(ci[1], 3)}]"
+
+
 def _oversight_tables(o: dict) -> list[tuple[list[str], list[list[str]]]]:
     """Confident-but-wrong per model on verifiable / unverifiable prompts, and its rise."""
     if not o.get("models"):
@@ -235,11 +239,14 @@ def _oversight_tables(o: dict) -> list[tuple[list[str], list[list[str]]]]:
     rows = [[m, c, num(v.get("n")), num(v.get("rate/confident_wrong")), num(v.get("rate/wrong")),
              num(v.get("rate/confident"))]
             for m, by_class in o["models"].items() for c, v in by_class.items()]
-    rise = o.get("rise") or {}
+    rise, ci = o.get("rise") or {}, o.get("rise_ci95") or {}
     fb = [[k, num(v)] for k, v in (o.get("feedback") or {}).items() if v is not None]
     return [(["model", "prompts", "samples", "confident-but-wrong", "wrong", "confident"], rows),
-            (["rise (policy − SFT)", "confident-but-wrong"],
-             [[c, signed(rise.get(c), 3)] for c in ("verifiable", "unverifiable", "gap")]),
+            (["rise (policy − SFT)", "confident-but-wrong", "95% CI (prompt bootstrap)",
+              "prompts"],
+             [[c, signed(rise.get(c), 3), _interval(ci.get(c)),
+               num((ci.get("n_prompts") or {}).get(c))]
+              for c in ("verifiable", "unverifiable", "gap")]),
             *([(["annotator feedback", "value"], fb)] if fb else [])]
 
 
@@ -255,8 +262,9 @@ def _alignment_tax_tables(a: dict) -> list[tuple[list[str], list[list[str]]]]:
               for x in (num(v[ax]["before"], 2), num(v[ax]["after"], 2),
                         signed(v[ax]["delta"], 2)))]
            for f, v in a["per_family"].items()]
-    return [([f"fine-tuned on {a.get('family')} ({num(train.get('n_demonstrations'))} "
-              f"demonstrations, {num(train.get('steps'))} steps)", "before", "after", "Δ"], rows),
+    title = (f"fine-tuned on {a.get('family')} ({num(train.get('n_demonstrations'))} "
+             f"demonstrations, {num(train.get('steps'))} steps)")
+    return [([title, "before", "after", "Δ"], rows),
             (["family", "samples", *(f"{ax} {w}" for ax in ("utility", "helpful", "harmless",
                                                             "honest")
                                      for w in ("before", "after", "Δ"))], fam)]
