@@ -20,16 +20,21 @@ class StepClock:
     so one-time costs (allocator growth, first-call dispatch, TRL's dataset preparation) stay out."""
     warmup: int
     ends: list[float] = field(default_factory=list)
+    cpu_ends: list[float] = field(default_factory=list)
     first_loss: float | None = None
 
     def tick(self) -> None:
         self.ends.append(time.perf_counter())
+        self.cpu_ends.append(time.process_time())
 
-    def seconds_per_step(self) -> float:
-        if len(self.ends) <= self.warmup + 1:
-            raise ValueError(f"need more than {self.warmup + 1} steps, got {len(self.ends)}")
-        span = self.ends[-1] - self.ends[self.warmup]
-        return span / (len(self.ends) - 1 - self.warmup)
+    def seconds_per_step(self, cpu: bool = False) -> float:
+        """Wall seconds per step, or with `cpu` the process's CPU seconds per step: on a machine
+        shared with other jobs, CPU time is what the work itself cost (time spent waiting for
+        a core is not in it), so with one thread it is the steadier measure."""
+        ends = self.cpu_ends if cpu else self.ends
+        if len(ends) <= self.warmup + 1:
+            raise ValueError(f"need more than {self.warmup + 1} steps, got {len(ends)}")
+        return (ends[-1] - ends[self.warmup]) / (len(ends) - 1 - self.warmup)
 
 
 def _rss_bytes() -> int:
@@ -68,16 +73,18 @@ class PeakRSS:
         return (self.peak - self.base) / 2**20
 
 
-def matmul_peak_flops(n: int = 1024, repeats: int = 20) -> float:
-    """Best FLOP/s of an n x n float32 matmul at the current thread count (2·n³ per product)."""
+def matmul_peak_flops(n: int = 1024, repeats: int = 20, cpu: bool = False) -> float:
+    """Best FLOP/s of an n x n float32 matmul at the current thread count (2·n³ per product),
+    per wall second or, with `cpu`, per process CPU second (see StepClock.seconds_per_step)."""
+    clock = time.process_time if cpu else time.perf_counter
     a, b = torch.randn(n, n), torch.randn(n, n)
     for _ in range(3):
         a @ b
     best = float("inf")
     for _ in range(repeats):
-        t = time.perf_counter()
+        t = clock()
         a @ b
-        best = min(best, time.perf_counter() - t)
+        best = min(best, clock() - t)
     return 2 * n**3 / best
 
 

@@ -43,7 +43,7 @@ def tokens_per_example(w, task: str, i: int) -> int:
 
 
 def one_run(side: str, task: str, w, args, order: list[int], extra: dict | None = None) -> dict:
-    steps = args.default_steps if side == "trl_defaults" else args.steps
+    steps = args.default_steps if side in trl_side.SINGLE else args.steps
     warmup = min(args.warmup, steps - 2)
     extra_out: dict = {}
     with PeakRSS() as mem:
@@ -67,18 +67,20 @@ def one_run(side: str, task: str, w, args, order: list[int], extra: dict | None 
             else:
                 clock = trl_side.run_dpo(w, order, steps, args.batch, LR[task], warmup,
                                             cfg, BETA)
-    sps = clock.seconds_per_step()
+    sps, cpu_sps = clock.seconds_per_step(), clock.seconds_per_step(cpu=True)
     measured = order[(warmup + 1) * args.batch: steps * args.batch]
     tokens = sum(tokens_per_example(w, task, i) for i in measured) / (steps - warmup - 1)
     model = w.reward_model(HEAD_SEED) if task == "reward" else w.causal_lm()
-    flops = 6 * param_counts(model)["matmul"] * tokens / sps  # training: forward + backward
+    flops_per_step = 6 * param_counts(model)["matmul"] * tokens  # training: forward + backward
     return {"side": side, "steps": steps, "warmup_steps": warmup, "seconds_per_step": sps,
             "examples_per_s": args.batch / sps, "tokens_per_s": tokens / sps,
-            "model_flops_per_s": flops, "peak_rss_mib": mem.mib,
+            "cpu_seconds_per_step": cpu_sps, "examples_per_cpu_s": args.batch / cpu_sps,
+            "model_flops_per_s": flops_per_step / sps,
+            "model_flops_per_cpu_s": flops_per_step / cpu_sps, "peak_rss_mib": mem.mib,
             "first_loss": clock.first_loss, **extra_out}
 
 
-def bench_task(task: str, w, args, peak: float) -> dict:
+def bench_task(task: str, w, args) -> dict:
     order = rlxf_side.batch_order(len(w.prompts), args.steps, args.batch, args.seed)
     runs = []
     for r in range(args.repeats):
@@ -87,29 +89,42 @@ def bench_task(task: str, w, args, peak: float) -> dict:
         for side in sides:
             pair[side] = one_run(side, task, w, args, order, trl_side.FAIR)
             print(f"  {task} repeat {r} {side:12s} {pair[side]['examples_per_s']:8.2f} "
-                  f"{UNIT[task]}  first loss {pair[side]['first_loss']}", flush=True)
+                  f"{UNIT[task]} ({pair[side]['examples_per_cpu_s']:.2f} per CPU-s)  "
+                  f"first loss {pair[side]['first_loss']}", flush=True)
         runs.append(pair)
-    defaults = None
-    if args.default_steps:
-        order_d = order[: args.default_steps * args.batch]
-        defaults = one_run("trl_defaults", task, w, args, order_d, {})
-        print(f"  {task} trl_defaults {defaults['examples_per_s']:8.2f} {UNIT[task]}", flush=True)
+    single = {}
+    for side, cfg in trl_side.SINGLE.items() if args.default_steps else ():
+        single[side] = one_run(side, task, w, args, order[: args.default_steps * args.batch], cfg)
+        print(f"  {task} {side} {single[side]['examples_per_s']:8.2f} {UNIT[task]} "
+              f"({single[side]['examples_per_cpu_s']:.2f} per CPU-s)", flush=True)
+    defaults = single.get("trl_defaults")
     ratios = [p["rlxf"]["examples_per_s"] / p["trl_fair"]["examples_per_s"] for p in runs]
+    cpu_ratios = [p["rlxf"]["examples_per_cpu_s"] / p["trl_fair"]["examples_per_cpu_s"]
+                  for p in runs]
     med = lambda xs: statistics.median(xs)  # noqa: E731
     rlxf_eps = med([p["rlxf"]["examples_per_s"] for p in runs])
     summary = {
         "unit": UNIT[task],
         "ratio_vs_trl_fair": {"median": med(ratios), "min": min(ratios), "max": max(ratios),
                               "per_repeat": ratios},
+        "cpu_time_ratio_vs_trl_fair": {"median": med(cpu_ratios), "min": min(cpu_ratios),
+                                       "max": max(cpu_ratios), "per_repeat": cpu_ratios},
         "ratio_vs_trl_defaults": rlxf_eps / defaults["examples_per_s"] if defaults else None,
-        "rlxf_fraction_of_matmul_peak": med([p["rlxf"]["model_flops_per_s"] for p in runs])
-        / peak,
-        "trl_fair_fraction_of_matmul_peak":
-            med([p["trl_fair"]["model_flops_per_s"] for p in runs]) / peak,
+        "cpu_time_ratio_vs_trl_single_runs": {
+            side: med([p["rlxf"]["examples_per_cpu_s"] for p in runs]) / run["examples_per_cpu_s"]
+            for side, run in single.items()},
         "first_loss": {"rlxf": runs[0]["rlxf"]["first_loss"],
                        "trl_fair": runs[0]["trl_fair"]["first_loss"]},
     }
-    return {"summary": summary, "repeats": runs, "trl_defaults": defaults}
+    return {"summary": summary, "repeats": runs, **single}
+
+
+def add_peak_fractions(task: dict, peak: dict) -> None:
+    """Achieved model FLOP/s over the matmul peak, on the same clock (wall or CPU)."""
+    for side in ("rlxf", "trl_fair"):
+        for clock, key in (("wall", "model_flops_per_s"), ("cpu", "model_flops_per_cpu_s")):
+            achieved = statistics.median(p[side][key] for p in task["repeats"])
+            task["summary"][f"{side}_fraction_of_matmul_peak_{clock}"] = achieved / peak[clock]
 
 
 def markdown(result: dict) -> str:
@@ -123,28 +138,39 @@ def markdown(result: dict) -> str:
              f"matmuls); {cfg['n_pairs']} examples, prompt {cfg['prompt_len']} + completions "
              f"{cfg['completion_len']} tokens; batch {cfg['batch']}; {cfg['steps']} steps, "
              f"timed after {cfg['warmup']}; {cfg['repeats']} interleaved repeats.", "",
-             f"Matmul peak (1024², float32, same threads): {result['matmul_peak_flops'] / 1e9:.1f}"
-             " GFLOP/s (best of the measurements before and after).", "",
-             "| task | unit | rlxf | TRL fair | ratio median [min, max] | vs TRL defaults | "
-             "rlxf % of peak | TRL % of peak | rlxf / TRL peak RSS MiB | step-0 loss rlxf / TRL |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "Matmul peak (1024², float32, same threads, best of the measurements before and "
+             f"after): {result['matmul_peak']['flops_per_s'] / 1e9:.1f} GFLOP/s, "
+             f"{result['matmul_peak']['flops_per_cpu_s'] / 1e9:.1f} GFLOP per CPU-second.", "",
+             "| task | unit | rlxf | TRL fair | ratio median [min, max] | CPU-time ratio | "
+             "vs TRL defaults (CPU-time) | vs TRL bf16 no GC (CPU-time) | rlxf % of peak (CPU) | TRL % of peak (CPU) | "
+             "rlxf / TRL peak RSS MiB | "
+             "step-0 loss rlxf / TRL |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for task, t in result["tasks"].items():
         s, runs = t["summary"], t["repeats"]
         med = lambda side, k: statistics.median(p[side][k] for p in runs)  # noqa: E731
-        r = s["ratio_vs_trl_fair"]
-        vs_def = f"{s['ratio_vs_trl_defaults']:.1f}x" if s["ratio_vs_trl_defaults"] else "-"
+        r, c = s["ratio_vs_trl_fair"], s["cpu_time_ratio_vs_trl_fair"]
+        single = s["cpu_time_ratio_vs_trl_single_runs"]
+        vs = {k: f"{single[k]:.2f}x" if k in single else "-"
+              for k in ("trl_defaults", "trl_bf16_no_gc")}
         fl = s["first_loss"]
         lines.append(
             f"| {task} | {s['unit']} | {med('rlxf', 'examples_per_s'):.1f} | "
             f"{med('trl_fair', 'examples_per_s'):.1f} | **{r['median']:.2f}x** "
-            f"[{r['min']:.2f}, {r['max']:.2f}] | {vs_def} | "
-            f"{100 * s['rlxf_fraction_of_matmul_peak']:.0f}% | "
-            f"{100 * s['trl_fair_fraction_of_matmul_peak']:.0f}% | "
+            f"[{r['min']:.2f}, {r['max']:.2f}] | {c['median']:.2f}x "
+            f"[{c['min']:.2f}, {c['max']:.2f}] | {vs['trl_defaults']} | "
+            f"{vs['trl_bf16_no_gc']} | "
+            f"{100 * s['rlxf_fraction_of_matmul_peak_wall']:.0f}% "
+            f"({100 * s['rlxf_fraction_of_matmul_peak_cpu']:.0f}%) | "
+            f"{100 * s['trl_fair_fraction_of_matmul_peak_wall']:.0f}% "
+            f"({100 * s['trl_fair_fraction_of_matmul_peak_cpu']:.0f}%) | "
             f"{med('rlxf', 'peak_rss_mib'):.0f} / {med('trl_fair', 'peak_rss_mib'):.0f} | "
             f"{fl['rlxf']:.4f} / {fl['trl_fair']:.4f} |")
     lines += ["", "TRL fair = bf16=False, gradient_checkpointing=False; TRL defaults = bf16 "
-              "autocast + gradient checkpointing. FLOP/s = 6 x matmul parameters x real "
-              "(non-pad) tokens / s. Peak RSS is the process's resident memory above its level "
+              "autocast + gradient checkpointing; TRL bf16 no GC = bf16=True, "
+              "gradient_checkpointing=False (the last two: one short run each). FLOP/s = 6 x matmul parameters x real "
+              "(non-pad) tokens / s. CPU-time ratio: the same per process CPU-second (steadier "
+              "on a shared machine with one thread). Peak RSS is the process's resident memory above its level "
               "when the run started.", "", result["note"], ""]
     return "\n".join(lines)
 
@@ -161,7 +187,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--default-steps", type=int, default=5,
-                    help="steps of the TRL-defaults run (0: skip it)")
+                    help="steps of the single TRL-defaults and TRL-bf16 runs (0: skip them)")
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--note", default="The machine was shared with other engineers' jobs "
@@ -174,8 +200,9 @@ def main(argv: list[str] | None = None) -> dict:
     transformers.logging.set_verbosity_error()
 
     w = build(args.model, args.pairs, args.prompt_len, args.completion_len, args.seed)
-    peak_before = matmul_peak_flops()
-    print(f"matmul peak {peak_before / 1e9:.1f} GFLOP/s at {args.threads} threads", flush=True)
+    peaks = [(matmul_peak_flops(), matmul_peak_flops(cpu=True))]
+    print(f"matmul peak {peaks[0][0] / 1e9:.1f} GFLOP/s, {peaks[0][1] / 1e9:.1f} GFLOP per "
+          f"CPU-s at {args.threads} threads", flush=True)
     result = {"date": dt.datetime.now().isoformat(timespec="seconds"), "machine": machine(),
               "versions": versions(),
               "config": {"model": args.model, "params": param_counts(w.causal_lm()),
@@ -185,14 +212,14 @@ def main(argv: list[str] | None = None) -> dict:
                          "default_steps": args.default_steps, "lr": LR, "dpo_beta": BETA},
               "trl_fair_config": trl_side.FAIR, "note": args.note, "tasks": {}}
     for task in args.only:
-        result["tasks"][task] = bench_task(task, w, args, peak_before)
-    peak_after = matmul_peak_flops()
-    peak = max(peak_before, peak_after)
-    result["matmul_peak_flops"] = peak
-    result["matmul_peak_flops_measurements"] = [peak_before, peak_after]
-    for t in result["tasks"].values():  # fractions against the best peak seen
-        for k in ("rlxf_fraction_of_matmul_peak", "trl_fair_fraction_of_matmul_peak"):
-            t["summary"][k] *= peak_before / peak
+        result["tasks"][task] = bench_task(task, w, args)
+    peaks.append((matmul_peak_flops(), matmul_peak_flops(cpu=True)))
+    # The best of the measurements before and after: a conservative (high) peak.
+    peak = {"wall": max(p[0] for p in peaks), "cpu": max(p[1] for p in peaks)}
+    result["matmul_peak"] = {"flops_per_s": peak["wall"], "flops_per_cpu_s": peak["cpu"],
+                             "measurements_before_after": peaks}
+    for t in result["tasks"].values():
+        add_peak_fractions(t, peak)
     args.out.mkdir(parents=True, exist_ok=True)
     stem = f"{result['date'][:10]}-{args.model}-{'-'.join(args.only)}"
     (args.out / f"{stem}.json").write_text(json.dumps(result, indent=1) + "\n")

@@ -40,7 +40,8 @@ class Workload:
     def reward_model(self, seed: int):
         """The causal LM's backbone with a scalar head; the head's init is seeded, so both sides
         start from the same weights."""
-        config = GPT2Config.from_dict({**self.config.to_dict(), "num_labels": 1})
+        fields = {k: v for k, v in self.config.to_dict().items() if k not in ("id2label", "label2id")}
+        config = GPT2Config.from_dict({**fields, "num_labels": 1})
         model = AutoModelForSequenceClassification.from_config(config)
         model.transformer.load_state_dict(
             {k.removeprefix("transformer."): v for k, v in self.state.items()

@@ -10,6 +10,7 @@ import torch
 
 from ..config import PolicyConfig
 from ..models.logprobs import response_batch, sequence_logprobs
+from ..models.shared_prefix import applies_to, pair_response_logprobs
 from .losses import dpo_loss
 from .loop import (BatchOrder, Checkpointer, StepCallback, loop_summary, lr_at, record_eval,
                    set_lr)
@@ -17,11 +18,14 @@ from .reward import Pair
 
 
 def pair_logprobs(model, pairs: list[Pair], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(chosen, rejected) summed response log-probs, each (B,), from one forward."""
-    prompts = [p for p, _, _ in pairs] * 2
-    responses = [c for _, c, _ in pairs] + [r for _, _, r in pairs]
-    ids, mask, resp = response_batch(prompts, responses, pad_id)
-    logps = sequence_logprobs(model, ids, mask, resp)
+    """(chosen, rejected) summed response log-probs, each (B,), from one forward that runs each
+    prompt once (models/shared_prefix.py)."""
+    prompts, chosen, rejected = ([t[k] for t in pairs] for k in range(3))
+    if applies_to(model):
+        logps = pair_response_logprobs(model, prompts, chosen, rejected, pad_id)
+    else:
+        ids, mask, resp = response_batch(prompts * 2, chosen + rejected, pad_id)
+        logps = sequence_logprobs(model, ids, mask, resp)
     return logps[: len(pairs)], logps[len(pairs):]
 
 

@@ -20,6 +20,18 @@ def lm_batch(examples: list[tuple[list[int], int]], pad_id: int):
     return ids, mask, labels
 
 
+def lm_loss(model, ids: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean next-token cross-entropy over the trained tokens (labels != -100): what
+    `model(labels=...).loss` computes, with the LM head and the softmax run only where a label is
+    trained (SFT trains on the response alone, so the prompt's logits would be thrown away)."""
+    hidden = model.base_model(input_ids=ids, attention_mask=mask).last_hidden_state
+    targets = labels[:, 1:]
+    keep = targets != -100
+    logits = model.get_output_embeddings()(hidden[:, :-1][keep])
+    logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
+    return torch.nn.functional.cross_entropy(logits, targets[keep])
+
+
 def train_lm(model, examples: list[tuple[list[int], int]], cfg: TrainConfig, pad_id: int,
              seed: int, ckpt: Checkpointer, on_step: StepCallback | None = None) -> dict:
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0)
@@ -31,7 +43,7 @@ def train_lm(model, examples: list[tuple[list[int], int]], cfg: TrainConfig, pad
         ids, mask, labels = lm_batch([examples[i] for i in order.indices(step)], pad_id)
         set_lr(optimizer, lr_at(step, cfg))
         # HF averages the loss over trained tokens (token-mean), as TRL's SFTTrainer does.
-        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        loss = lm_loss(model, ids, mask, labels)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

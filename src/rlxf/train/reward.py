@@ -11,6 +11,7 @@ import torch
 
 from ..config import TrainConfig
 from ..models.logprobs import response_batch
+from ..models.shared_prefix import applies_to, pair_hidden
 from .losses import bradley_terry_loss, plackett_luce_loss, reward_model_loss
 from .loop import BatchOrder, Checkpointer, StepCallback, lr_at, set_lr
 
@@ -29,10 +30,14 @@ def head_rewards(model, prompts: list[list[int]], responses: list[list[int]], pa
 
 
 def pair_rewards(model, pairs: list[Pair], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(chosen, rejected) rewards, each (B,), from one forward over 2B sequences."""
-    prompts = [p for p, _, _ in pairs] * 2
-    responses = [c for _, c, _ in pairs] + [r for _, _, r in pairs]
-    rewards = head_rewards(model, prompts, responses, pad_id)[:, 0]
+    """(chosen, rejected) rewards, each (B,): the scalar head on each sequence's last token, from
+    one forward that runs each prompt once (models/shared_prefix.py)."""
+    prompts, chosen, rejected = ([t[k] for t in pairs] for k in range(3))
+    if applies_to(model):
+        rewards = model.score(pair_hidden(model.base_model, prompts, chosen, rejected,
+                                          pad_id).last)[:, 0]
+    else:
+        rewards = head_rewards(model, prompts * 2, chosen + rejected, pad_id)[:, 0]
     return rewards[: len(pairs)], rewards[len(pairs):]
 
 

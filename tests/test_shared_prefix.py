@@ -1,0 +1,122 @@
+"""The shared-prefix pair forward is the same function as two full forwards: values and gradients
+agree in float64 (tolerance 1e-9) with an independent computation that runs prompt + response
+as one sequence, for GPT-2 and Llama (learned vs rotary positions), with prompts and responses of
+different lengths in one batch.
+
+Llama's gradients get a float32-level tolerance: its RMSNorm computes in float32 even in a float64
+model, and the prompt's gradient is summed from both responses before that float32 backward here
+but after it in the reference (with identical responses the two agree to 1e-16)."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+from transformers import (GPT2Config, GPT2ForSequenceClassification, GPT2LMHeadModel,
+                          LlamaConfig, LlamaForCausalLM)
+
+from rlxf.models.shared_prefix import pair_hidden, pair_response_logprobs
+from rlxf.train.dpo import pair_logprobs
+from rlxf.train.reward import pair_rewards
+
+PAD, VOCAB, TOL = 0, 50, 1e-9
+
+
+def _lm(arch: str):
+    torch.manual_seed(0)
+    if arch == "gpt2":
+        cfg = GPT2Config(vocab_size=VOCAB, n_positions=64, n_embd=16, n_layer=2, n_head=2,
+                         resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, pad_token_id=PAD)
+        return GPT2LMHeadModel(cfg).double()
+    cfg = LlamaConfig(vocab_size=VOCAB, hidden_size=16, intermediate_size=32, num_hidden_layers=2,
+                      num_attention_heads=2, max_position_embeddings=64, pad_token_id=PAD)
+    return LlamaForCausalLM(cfg).double()
+
+
+def _triples(n: int = 5, seed: int = 0):
+    rng = random.Random(seed)
+    seq = lambda lo, hi: [rng.randrange(1, VOCAB) for _ in range(rng.randint(lo, hi))]  # noqa
+    return [seq(2, 9) for _ in range(n)], [seq(1, 8) for _ in range(n)], \
+        [seq(1, 8) for _ in range(n)]
+
+
+def _full_logprob(model, prompt: list[int], response: list[int]) -> torch.Tensor:
+    """Reference: one unpadded sequence at a time, log-softmax of the full logits."""
+    ids = torch.tensor([prompt + response])
+    logp = model(input_ids=ids).logits[0, :-1].log_softmax(-1)
+    targets = ids[0, 1:]
+    per_token = logp[torch.arange(len(targets)), targets]
+    return per_token[len(prompt) - 1:].sum()
+
+
+@pytest.mark.parametrize("arch", ["gpt2", "llama"])
+def test_pair_logprobs_equal_two_full_forwards_values_and_gradients(arch):
+    prompts, a, b = _triples()
+    model = _lm(arch)
+    got = pair_response_logprobs(model, prompts, a, b, PAD)
+    got.sum().backward()
+    got_grad = {k: p.grad.clone() for k, p in model.named_parameters()}
+    model.zero_grad()
+    want = torch.stack([_full_logprob(model, p, r) for p, r in zip(prompts * 2, a + b)])
+    want.sum().backward()
+    assert torch.allclose(got, want, atol=TOL, rtol=0), (got - want).abs().max()
+    grad_tol = TOL if arch == "gpt2" else 1e-6 * max(p.grad.abs().max() for p in model.parameters())
+    for k, p in model.named_parameters():
+        assert torch.allclose(got_grad[k], p.grad, atol=grad_tol, rtol=0), k
+
+
+def test_dpo_pair_logprobs_uses_it_and_splits_chosen_rejected():
+    prompts, a, b = _triples(seed=1)
+    model = _lm("gpt2")
+    chosen, rejected = pair_logprobs(model, list(zip(prompts, a, b)), PAD)
+    for i in range(len(prompts)):
+        assert abs(chosen[i] - _full_logprob(model, prompts[i], a[i])) < TOL
+        assert abs(rejected[i] - _full_logprob(model, prompts[i], b[i])) < TOL
+
+
+def test_reward_of_each_sequence_is_the_score_at_its_last_token():
+    prompts, a, b = _triples(seed=2)
+    torch.manual_seed(0)
+    cfg = GPT2Config(vocab_size=VOCAB, n_positions=64, n_embd=16, n_layer=2, n_head=2,
+                     resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, pad_token_id=PAD,
+                     num_labels=1)
+    model = GPT2ForSequenceClassification(cfg).double()
+    chosen, rejected = pair_rewards(model, list(zip(prompts, a, b)), PAD)
+    for i in range(len(prompts)):
+        for got, resp in ((chosen[i], a[i]), (rejected[i], b[i])):
+            want = model(input_ids=torch.tensor([prompts[i] + resp])).logits[0, 0]
+            assert abs(got - want) < TOL
+
+
+def test_empty_response_is_refused():
+    model = _lm("gpt2")
+    with pytest.raises(ValueError, match="at least one token"):
+        pair_hidden(model.base_model, [[1, 2]], [[]], [[3]], PAD)
+
+
+@pytest.mark.parametrize("arch", ["gpt2", "llama"])
+def test_lm_loss_is_the_token_mean_over_trained_tokens_of_the_full_logits(arch):
+    """Reference: full float64 logits of every sequence alone (HF's own `loss` casts logits to
+    float32, so it is not a float64 reference); the mean over all trained tokens of the batch."""
+    from rlxf.train.lm import lm_batch, lm_loss
+
+    prompts, a, _ = _triples(seed=3)
+    model = _lm(arch)
+    ids, mask, labels = lm_batch([(p + r, len(p)) for p, r in zip(prompts, a)], PAD)
+    want = -torch.stack([_full_logprob(model, p, r) for p, r in zip(prompts, a)]).sum() \
+        / sum(len(r) for r in a)
+    assert abs(lm_loss(model, ids, mask, labels) - want) < TOL
+
+
+def test_checkpointed_or_wrapped_models_take_the_full_forward_path():
+    from rlxf.models.shared_prefix import applies_to
+
+    model = _lm("gpt2")
+    assert applies_to(model)
+    model.gradient_checkpointing_enable()
+    assert not applies_to(model)  # the KV cache is off under checkpointing
+    prompts, a, b = _triples(seed=4)
+    model.train()
+    chosen, _ = pair_logprobs(model, list(zip(prompts, a, b)), PAD)
+    assert abs(chosen[0] - _full_logprob(model, prompts[0], a[0])) < 1e-6
