@@ -102,10 +102,10 @@ def test_migration_builds_the_models_schema(store):
     with store.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     assert diff == []
-    assert current_revision(store.engine) == "0002"
+    assert current_revision(store.engine) == "0003"
     store.migrate()  # a second start is a no-op
     assert {"projects", "items", "assignments", "judgements", "annotators", "demographics",
-            "sessions"} <= store.tables()
+            "sessions", "project_members"} <= store.tables()
 
 
 def test_idempotency_key_is_unique_per_annotator(store):

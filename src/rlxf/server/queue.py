@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from ..store import Assignment, Item, Judgement, Project, Store, iso
 from . import tasks
 from .errors import APIError
+from .membership import check_member
 from .security import User, utcnow
 
 KEY = re.compile(r"^[A-Za-z0-9._:-]{8,100}$")
@@ -83,8 +84,8 @@ def assignment_json(a: Assignment, item: Item, j: Judgement | None) -> dict:
 ITEM_COLUMNS = (Item.item_id, Item.prompt, Item.context, Item.responses)
 # The hot statements are built once (with bind parameters): building and cache-keying a
 # statement per request cost more than executing it (py-spy on bench/annotate_load.py).
-_PROJECT = select(Project.id, Project.status, Project.overlap, Project.gold_rate).where(
-    Project.id == bindparam("project"))
+_PROJECT = select(Project.id, Project.status, Project.overlap, Project.gold_rate,
+                  Project.members_only).where(Project.id == bindparam("project"))
 _MINE = (Assignment.annotator_id == bindparam("annotator"),
          Assignment.project_id == bindparam("project"))
 _PENDING = (select(Assignment.id, Assignment.position, *ITEM_COLUMNS)
@@ -138,6 +139,7 @@ def _next_once(store: Store, user: User, project_id: int, n: int) -> list[dict]:
             raise APIError(404, f"no project {project_id}")
         if p.status != "open":
             raise APIError(409, f"project {project_id} is closed")
+        check_member(c, p.id, p.members_only, user)
         mine = {"annotator": user.id, "project": p.id}
         out = [_fresh(r) for r in c.execute(_PENDING, {**mine, "n": n})]
         need = n - len(out)
