@@ -172,3 +172,53 @@ def test_concurrent_writers_never_fail(store):
     with store.read() as s:
         assert s.scalar(select(func.count(Annotator.id))) == 16 * 25 + 1
     assert ids
+
+
+def test_prebuilt_statements_store_and_read_what_the_orm_does(tmp_path):
+    """The SQLite hot path (store/prebuilt.py) runs SQLAlchemy-compiled statements on a
+    DBAPI cursor: a row it writes reads back through the ORM unchanged, in the same stored
+    format as a row the ORM writes, and it reads ORM rows with the same conversions."""
+    from datetime import datetime, timezone
+
+    from rlxf.server.queue import _INSERT_JUDGEMENT, _SUBMIT_ROW
+    from rlxf.store import as_utc
+    store = Store(tmp_path / "p.db")
+    store.migrate()
+    ids = seed(store)
+    when = datetime(2026, 11, 24, 9, 30, 1, 123456, tzinfo=timezone.utc)
+    values = {"project_id": ids["project"], "assignment_id": ids["assignment"],
+              "annotator_id": ids["annotator"], "item_id": ids["item"], "key": "prebuilt-1",
+              "choice": None, "tie": True, "strength": None, "ratings": {"step 1": 1},
+              "ranking": [2, 0, 1], "text": "ok ünïcode", "duration_ms": 5, "created": when}
+    with store.hot(write=True) as run:
+        assert run(_INSERT_JUDGEMENT, {"v_" + k: v for k, v in values.items()}) == 1
+    with store.read() as s:
+        j = s.scalar(select(Judgement))
+        got = {k: getattr(j, k) for k in values}
+    assert {**got, "created": as_utc(got["created"])} == values
+    with store.hot() as run:
+        (row,) = run(_SUBMIT_ROW, {"assignment": ids["assignment"]})
+    assert (row.tie, row.ratings, row.ranking, row.text, as_utc(row.created)) == (
+        True, {"step 1": 1}, [2, 0, 1], "ok ünïcode", when)
+    assert row.responses == ["x", "y"] and row.aspects == [] and row.key == "prebuilt-1"
+    with store.write() as s:  # the ORM's own row, for the stored format
+        s.add(Judgement(project_id=ids["project"], assignment_id=seed_assignment(s, ids),
+                        annotator_id=ids["annotator"], item_id=ids["item"], key="orm-1",
+                        tie=False, ratings=None, created=when))
+    with store.engine.connect() as conn:
+        stored = conn.exec_driver_sql("SELECT created, typeof(tie), ratings FROM judgements "
+                                      "ORDER BY id").all()
+    assert stored[0][:2] == stored[1][:2] == ("2026-11-24 09:30:01.123456", "integer")
+    store.dispose()
+
+
+def seed_assignment(s, ids: dict) -> int:
+    it = Item(project_id=ids["project"], item_id="c1", position=1, prompt="q", context=[],
+              responses=["x", "y"], is_gold=False, n_assigned=1, provenance={})
+    s.add(it)
+    s.flush()
+    a = Assignment(project_id=ids["project"], annotator_id=ids["annotator"], item_id=it.id,
+                   position=2)
+    s.add(a)
+    s.flush()
+    return a.id
