@@ -1,10 +1,10 @@
 """Who may work on a project, taking unlabelled work back (removal, disabling, idleness), and
 the per-account rate limit of submissions -- on SQLite and PostgreSQL."""
 
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 from conftest import annotate_records
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 
 from rlxf.server.ratelimit import RateLimiter
 from rlxf.store import Assignment, Item, Judgement
@@ -89,12 +89,18 @@ def test_idle_annotators_work_is_released(annotate_site):
     done = site.next(finished, p["id"], n=1)
     assert site.label(finished, done[0]["id"]).status_code == 201
     # an hour passes for the idle one and the finished one; the busy one just got work
+    # (shifted in Python: SQLite has no date arithmetic on its text timestamps)
     with site.store.write() as s:
-        s.execute(update(Assignment).where(Assignment.id.in_(
-            [a["id"] for a in idle_work + done])).values(created=Assignment.created
-                                                        - timedelta(hours=1)))
-    with site.store.write() as s:
-        s.execute(update(Judgement).values(created=Judgement.created - timedelta(hours=1)))
+        for row in s.scalars(select(Assignment).where(Assignment.id.in_(
+                [a["id"] for a in idle_work + done]))):
+            row.created -= timedelta(hours=1)
+        for row in s.scalars(select(Judgement)):
+            row.created -= timedelta(hours=1)
+    stats = site.call("GET", f"/api/admin/projects/{p['id']}/stats", site.admin).json()
+    last = {a["pid"]: a["last_label"] for a in stats["annotators"]}
+    assert last[idle["pid"]] is None and last[busy["pid"]] is None  # the admin sees who stalled
+    hours = (datetime.now(timezone.utc) - datetime.fromisoformat(last[finished["pid"]]))
+    assert timedelta(minutes=59) < hours < timedelta(minutes=61)
     r = site.call("POST", f"/api/admin/projects/{p['id']}/release", site.admin,
                   json={"idle_minutes": 30})
     # the finished annotator holds nothing unlabelled: nothing to take back from them

@@ -3,6 +3,12 @@ const PID = Number(document.getElementById("project").dataset.project);
 
 function fmt(x, digits) { return x === null || x === undefined ? "–" : x.toFixed(digits); }
 
+function ago(iso) {
+  if (!iso) return "–";
+  const min = Math.round((Date.now() - Date.parse(iso)) / 60000);
+  return min < 1 ? "just now" : min < 120 ? `${min} min ago` : `${Math.round(min / 60)} h ago`;
+}
+
 function takeBackButton(a) {
   if (!a.pending) return "";
   const b = el("button", { type: "button", class: "link", title: "return this person's queued items to the pool", text: "take back " + a.pending });
@@ -36,7 +42,7 @@ async function refresh() {
   document.getElementById("s-flagged").classList.toggle("bad", s.flagged.length > 0);
   const tbody = document.querySelector("#people tbody");
   tbody.textContent = "";
-  if (!s.annotators.length) tbody.append(el("tr", {}, el("td", { colspan: "10", class: "muted", text: "Nobody has started yet." })));
+  if (!s.annotators.length) tbody.append(el("tr", {}, el("td", { colspan: "11", class: "muted", text: "Nobody has started yet." })));
   for (const a of s.annotators) {
     const gold = a["gold/n"] ? `${pct(a["gold/accuracy"])} of ${a["gold/n"]}` : "–";
     const time = a.median_ms === null ? "–" : (a.median_ms / 1000).toFixed(1) + " s";
@@ -44,7 +50,8 @@ async function refresh() {
     tbody.append(el("tr", { id: "row-" + a.pid }, el("td", { class: "pid", text: a.pid }), el("td", { text: a.note }),
       el("td", { text: String(a.judgements) }), el("td", { text: String(a.pending) }),
       el("td", { text: pct(a["agreement/with_others"]) + (a["agreement/pairs"] ? ` (${a["agreement/pairs"]} pairs)` : "") }),
-      el("td", { text: pct(a["agreement/with_majority"]) }), el("td", { text: gold }), el("td", { text: time }), flags,
+      el("td", { text: pct(a["agreement/with_majority"]) }), el("td", { text: gold }), el("td", { text: time }),
+      el("td", { text: ago(a.last_label), title: a.last_label || "" }), flags,
       el("td", {}, takeBackButton(a))));
   }
   document.getElementById("updated").textContent = "live · updated " + new Date().toLocaleTimeString();
