@@ -50,7 +50,7 @@ class Server:
         self.env = {**os.environ, "PYTHONPATH": str(src)} if src else None
         help_text = subprocess.run([sys.executable, "-m", "rlxf.cli", "annotate", "serve",
                                     "--help"], capture_output=True, text=True, env=self.env,
-                                   timeout=120).stdout
+                                   timeout=120, check=False).stdout
         self.limit_args = ["--submit-rate", "100000", "--submit-burst", "100000"] \
             if "--submit-rate" in help_text else []
         self.proc: subprocess.Popen | None = None
