@@ -154,3 +154,45 @@ def test_rate_limiter_refills_at_its_rate():
     except Exception as e:  # noqa: BLE001
         assert e.status == 429
     RateLimiter(rate=0, burst=1).check(1)  # rate 0: no limit
+
+
+def test_a_label_racing_a_release_is_never_lost(annotate_site):
+    """Labels and 'take back' at the same moment, many times over: every label that was
+    acknowledged (201) is exported; a release that won leaves a 404 and no label."""
+    import threading
+
+    from rlxf.server import membership, queue
+    from rlxf.server.security import lookup_user
+    site = annotate_site
+    p = site.project(annotate_records(24), overlap=1, gold_count=0)
+    ann = site.annotator()
+    user = lookup_user(site.store, ann["Authorization"].split()[1], "bearer")
+    acknowledged, refused, errors = [], [], []
+    for round_ in range(12):
+        (a,) = site.next(ann, p["id"], n=1)
+
+        def label(a=a, round_=round_):
+            try:
+                body = queue.JudgementIn(key=f"race-key-{round_:04d}", choice=0)
+                acknowledged.append(queue.submit(site.store, user, a["id"], body)[0]["id"])
+            except Exception as e:  # noqa: BLE001 - sorted below
+                (refused if getattr(e, "status", None) in (403, 404) else errors).append(e)
+
+        def take_back():
+            try:
+                with site.store.write() as s:
+                    membership.release(s, p["id"], [user.id])
+            except Exception as e:  # noqa: BLE001
+                errors.append(e)
+
+        threads = [threading.Thread(target=label), threading.Thread(target=take_back)]
+        if round_ % 2:  # either may start first
+            threads.reverse()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert errors == []
+    assert len(acknowledged) + len(refused) == 12
+    assert sorted(r["id"] for r in site.export(p["id"])) == sorted(acknowledged)
+    counters_match(site)
