@@ -288,11 +288,12 @@ _OPEN_SLOTS = (select(func.coalesce(func.sum(bindparam("overlap", type_=Integer)
 
 
 def progress(store: Store, user: User, project_id: int) -> dict:
-    with store.read_conn() as c:
-        p = c.execute(_PROJECT, {"project": project_id}).first()
-        if p is None:
+    with store.hot() as run:
+        found = run(_PROJECT, {"project": project_id})
+        if not found:
             raise APIError(404, f"no project {project_id}")
-        done, assigned = c.execute(_PROGRESS, {"annotator": user.id, "project": p.id}).one()
-        open_slots = c.scalar(_OPEN_SLOTS, {"project": p.id, "overlap": p.overlap})
+        p = found[0]
+        ((done, assigned),) = run(_PROGRESS, {"annotator": user.id, "project": p.id})
+        ((open_slots,),) = run(_OPEN_SLOTS, {"project": p.id, "overlap": p.overlap})
         return {"done": done, "assigned": assigned, "pending": assigned - done,
                 "open_slots": int(open_slots or 0)}

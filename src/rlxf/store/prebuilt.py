@@ -26,13 +26,16 @@ class Prebuilt:
         # the dialect's own implementation of each type: e.g. SQLite stores DateTime as text
         self.binds = [(name, compiled.binds[name].type.dialect_impl(dialect)
                        .bind_processor(dialect)) for name in compiled.positiontup]
+        # literals the statement carries (e.g. the 0 of coalesce(x, 0)) are bound too
+        self.fixed = {name: b.value for name, b in compiled.binds.items() if not b.required}
         columns = list(getattr(stmt, "selected_columns", ()))
         self.row = namedtuple("Row", [c.key for c in columns], rename=True) if columns else None
         self.results = [c.type.dialect_impl(dialect).result_processor(dialect, None)
                         for c in columns]
 
     def args(self, params: dict) -> list:
-        return [proc(params[name]) if proc else params[name] for name, proc in self.binds]
+        values = {**self.fixed, **params} if self.fixed else params
+        return [proc(values[name]) if proc else values[name] for name, proc in self.binds]
 
     def run(self, cursor, params: dict) -> list | int:
         """Rows (named tuples, values converted by the column types) of a SELECT; else the
