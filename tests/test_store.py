@@ -222,3 +222,36 @@ def seed_assignment(s, ids: dict) -> int:
     s.add(a)
     s.flush()
     return a.id
+
+
+def test_the_hot_path_rolls_back_what_fails(tmp_path):
+    """A failed hot write (here: a duplicate key) leaves no transaction open and nothing
+    stored; the next write on the same thread's connection works."""
+    import sqlite3
+    from datetime import datetime, timezone
+
+    from rlxf.server.queue import _INSERT_JUDGEMENT
+    store = Store(tmp_path / "r.db")
+    store.migrate()
+    ids = seed(store)
+    row = {"v_project_id": ids["project"], "v_assignment_id": ids["assignment"],
+           "v_annotator_id": ids["annotator"], "v_item_id": ids["item"], "v_key": "k-1",
+           "v_choice": 0, "v_tie": False, "v_strength": None, "v_ratings": None,
+           "v_ranking": None, "v_text": None, "v_duration_ms": None,
+           "v_created": datetime(2026, 11, 24, tzinfo=timezone.utc)}
+    with store.hot(write=True) as run:
+        run(_INSERT_JUDGEMENT, row)
+    with pytest.raises(sqlite3.IntegrityError), store.hot(write=True) as run:
+        run(_INSERT_JUDGEMENT, {**row, "v_key": "k-2"})  # a second label for the assignment
+    assert not store._thread_conn().in_transaction
+    other = seed_assignment_id(store, ids)
+    with store.hot(write=True) as run:
+        assert run(_INSERT_JUDGEMENT, {**row, "v_key": "k-3", "v_assignment_id": other}) == 1
+    with store.read() as s:
+        assert sorted(s.scalars(select(Judgement.key))) == ["k-1", "k-3"]
+    store.dispose()
+
+
+def seed_assignment_id(store: Store, ids: dict) -> int:
+    with store.write() as s:
+        return seed_assignment(s, ids)

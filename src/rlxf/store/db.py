@@ -185,7 +185,8 @@ class Store:
             with (self.write_conn() if write else self.read_conn()) as conn:
                 yield lambda stmt, params: _run_sa(conn, stmt, params)
             return
-        cursor = self._thread_conn().cursor()
+        conn = self._thread_conn()
+        cursor = conn.cursor()
 
         def run(stmt, params):
             return self._compiled(stmt).run(cursor, params)
@@ -198,10 +199,11 @@ class Store:
                 cursor.execute("BEGIN IMMEDIATE")
                 try:
                     yield run
+                    cursor.execute("COMMIT")
                 except BaseException:
-                    cursor.execute("ROLLBACK")
+                    if conn.in_transaction:  # also when COMMIT itself failed
+                        cursor.execute("ROLLBACK")
                     raise
-                cursor.execute("COMMIT")
         finally:
             cursor.close()
 
