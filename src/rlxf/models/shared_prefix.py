@@ -39,10 +39,25 @@ class PairHidden:
     last: torch.Tensor         # (2B, d): the state at each sequence's last token
 
 
-def pair_hidden(backbone, prompts: list[list[int]], a: list[list[int]], b: list[list[int]],
-                pad_id: int) -> PairHidden:
+@dataclass
+class PairStates:
+    """The backbone's outputs before they are gathered: prompts once, responses interleaved
+    (rows a_0, b_0, a_1, b_1, ...), each right-padded."""
+    prompt: torch.Tensor       # (B, Tp, d)
+    prompt_mask: torch.Tensor  # (B, Tp)
+    response: torch.Tensor     # (2B, Tr, d)
+    response_ids: torch.Tensor  # (2B, Tr)
+    response_mask: torch.Tensor  # (2B, Tr)
+
+    def to_pair_order(self, t: torch.Tensor) -> torch.Tensor:
+        """Rows interleaved (a0, b0, a1, b1, ...) -> [a..., b...]."""
+        rows = torch.arange(t.shape[0])
+        return t[torch.cat([rows[0::2], rows[1::2]])]
+
+
+def pair_states(backbone, prompts: list[list[int]], a: list[list[int]], b: list[list[int]],
+                pad_id: int) -> PairStates:
     """`backbone` is the transformer without its head (`model.base_model`)."""
-    n = len(prompts)
     if any(not r for r in a + b):
         raise ValueError("every response needs at least one token (its <eos>)")
     p_ids, p_mask = pad_right(prompts, pad_id)
@@ -59,14 +74,20 @@ def pair_hidden(backbone, prompts: list[list[int]], a: list[list[int]], b: list[
     r_out = backbone(input_ids=r_ids, attention_mask=torch.cat(
         [p_mask.repeat_interleave(2, 0), r_mask], 1), position_ids=pos, past_key_values=cache,
         use_cache=False)
-    h_r = r_out.last_hidden_state
-    rows = torch.arange(2 * n)
-    last_prompt = out.last_hidden_state[torch.arange(n), p_len - 1].repeat_interleave(2, 0)
+    return PairStates(out.last_hidden_state, p_mask, r_out.last_hidden_state, r_ids, r_mask)
+
+
+def pair_hidden(backbone, prompts: list[list[int]], a: list[list[int]], b: list[list[int]],
+                pad_id: int) -> PairHidden:
+    """`backbone` is the transformer without its head (`model.base_model`)."""
+    s = pair_states(backbone, prompts, a, b, pad_id)
+    n = len(prompts)
+    h_r, r_mask = s.response, s.response_mask
+    last_prompt = s.prompt[torch.arange(n), s.prompt_mask.sum(1) - 1].repeat_interleave(2, 0)
     predictors = torch.cat([last_prompt[:, None], h_r[:, :-1]], 1)
-    last = h_r[rows, r_mask.sum(1) - 1]
-    # Back from interleaved (a0, b0, a1, b1, ...) to [a..., b...].
-    order = torch.cat([rows[0::2], rows[1::2]])
-    return PairHidden(predictors[order], r_ids[order], r_mask[order], last[order])
+    last = h_r[torch.arange(2 * n), r_mask.sum(1) - 1]
+    return PairHidden(s.to_pair_order(predictors), s.to_pair_order(s.response_ids),
+                      s.to_pair_order(r_mask), s.to_pair_order(last))
 
 
 def pair_response_logprobs(model, prompts, a, b, pad_id: int) -> torch.Tensor:

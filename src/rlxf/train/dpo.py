@@ -9,6 +9,7 @@ from typing import Callable
 import torch
 
 from ..config import PolicyConfig
+from ..models.fused_ops import fuse_activations
 from ..models.logprobs import response_batch, sequence_logprobs
 from ..models.shared_prefix import applies_to, pair_response_logprobs
 from .losses import dpo_loss
@@ -46,6 +47,7 @@ def train_dpo(policy, pairs: list[Pair], ref_chosen: torch.Tensor, ref_rejected:
               evaluate: Callable[[int], dict] | None = None) -> dict:
     """`evaluate(step)` is called every cfg.eval_every steps (and at 0 and the end); its
     results form the history that the over-optimisation curve is drawn from."""
+    fuse_activations(policy)  # same function, one kernel (models/fused_ops.py)
     optimizer = torch.optim.AdamW(policy.parameters(), lr=cfg.lr, weight_decay=0.0)
     start = ckpt.load(policy, optimizer)
     history: list[dict] = ckpt.extra.setdefault("history", [])
