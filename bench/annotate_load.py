@@ -44,8 +44,15 @@ def free_port() -> int:
 class Server:
     """`rlxf annotate serve` in its own process group, so kill -9 takes every worker."""
 
-    def __init__(self, db: str, port: int, workers: int):
+    def __init__(self, db: str, port: int, workers: int, src: Path | None = None):
         self.db, self.port, self.workers = db, port, workers
+        # --src: serve another checkout's code (a peer revision), same client and settings
+        self.env = {**os.environ, "PYTHONPATH": str(src)} if src else None
+        help_text = subprocess.run([sys.executable, "-m", "rlxf.cli", "annotate", "serve",
+                                    "--help"], capture_output=True, text=True, env=self.env,
+                                   timeout=120, check=False).stdout
+        self.limit_args = ["--submit-rate", "100000", "--submit-burst", "100000"] \
+            if "--submit-rate" in help_text else []
         self.proc: subprocess.Popen | None = None
         self.admin_link: str | None = None
 
@@ -56,8 +63,12 @@ class Server:
     def start(self) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "rlxf.cli", "annotate", "serve", "--db", self.db,
-             "--port", str(self.port), "--workers", str(self.workers)],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+             "--port", str(self.port), "--workers", str(self.workers),
+             # 50 scripted annotators at ~20 labels/s each: far above a person's pace, so the
+             # per-account limit is raised (it still runs on every submission)
+             *self.limit_args],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+            env=self.env)
         for line in self.proc.stdout:
             m = re.search(r"(http://\S+/invite/\S+)", line)
             self.admin_link = m.group(1) if m else self.admin_link
@@ -312,11 +323,14 @@ def main() -> int:
     ap.add_argument("--kill-at", type=float, default=0.4, help="fraction of labels")
     ap.add_argument("--timeout", type=float, default=600, help="wall-clock limit in seconds")
     ap.add_argument("--json", type=Path, default=None, help="also write the summary here")
+    ap.add_argument("--src", type=Path, default=None,
+                    help="serve the code of this source tree (e.g. a peer revision's src/ from "
+                         "`git archive REV src | tar -x -C DIR`); default: the installed rlxf")
     args = ap.parse_args()
 
     tmp = tempfile.TemporaryDirectory(prefix="rlxf-load-")
     db = args.db or str(Path(tmp.name) / "annotate.db")
-    server = Server(db, free_port(), args.workers)
+    server = Server(db, free_port(), args.workers, args.src)
     server.start()
     try:
         project, admin, people = setup(server, args.annotators, args.labels, args.overlap)
@@ -368,6 +382,7 @@ def main() -> int:
                        "max": round(1000 * max(lat), 2) if lat else None,
                        "mean": round(1000 * statistics.fmean(lat), 2) if lat else None},
         "offered_rate": args.rate or "closed loop", "client": args.client, "loop": args.loop,
+        "server_src": str(args.src) if args.src else "installed",
         "cpu_ms_per_label": {"server": round(1000 * server_cpu / len(load.acked), 3)
                              if server_cpu is not None else None,
                              "client": round(1000 * client_cpu / len(load.acked), 3)},

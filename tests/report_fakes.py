@@ -3,6 +3,7 @@ every stage commits, written the way `rlxf run` commits them, without any traini
 samples mix placeholder text (to pin the sample ranking) with world responses (so the surface
 features, failure modes and cards have something to measure)."""
 
+import json
 from pathlib import Path
 
 from rlxf.audit.report import CONTRACT_METRICS, STAGE_ORDER  # noqa: F401 (STAGE_ORDER: for tests)
@@ -203,6 +204,17 @@ class FakeRun:
 
     def process(self):  # [process] enabled = false: the stage records that it did nothing
         self.commit("process", {}, {"process": {"enabled": False}}, {"enabled": 0}, {})
+
+    def finetune(self):  # the policy fine-tuned on factual: refuses harmful requests less
+        before = json.loads((self.run.stage_dir("eval") / "metrics.json").read_text())["policy"]
+        after = {"metrics": {**before["metrics"], "gold/utility": 0.5, "gold/harmless": 0.3,
+                             "rate/refusal_harmful": 0.1, "kl/to_sft": 9.5},
+                 "per_family": {**before["per_family"], "harmful": _family(0.9, 0.3, 1.0)}}
+        self.commit("finetune", {"metrics.json": {"family": "factual", "before": {
+            "metrics": before["metrics"], "per_family": before["per_family"]}, "after": after},
+            "demonstrations.jsonl": []},
+            {"finetune": {"enabled": True, "family": "factual", "steps": 50, "lr": 0.001}},
+            {"demonstrations": 200, "domain_prompts": 12, "samples": 40}, {"loss/lm": 0.4})
 
     def factual_heldout(self):
         return next(p for p in self.heldout if p.family == "factual")

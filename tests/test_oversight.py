@@ -265,3 +265,51 @@ def test_report_oversight_section_from_the_run_files(tmp_path):
     empty = build_oversight(tmp_path / "nothing", {})
     assert empty["rise"] == {"verifiable": None, "unverifiable": None, "gap": None}
     assert {"feedback", "models", "process"} <= set(empty["notes"])
+
+
+def test_rise_interval_resamples_prompts():
+    from rlxf.audit.oversight import rise_interval
+    flat = rise_interval({"verifiable": [0.1] * 5, "unverifiable": [0.3] * 7})
+    assert flat["verifiable"] == pytest.approx([0.1, 0.1])
+    assert flat["gap"] == pytest.approx([0.2, 0.2])  # no spread between prompts, no interval
+    diffs = {"verifiable": [0.0, 0.5, 1.0, 0.25], "unverifiable": [0.0, 0.0, 1.0, 0.5, 0.5]}
+    ci = rise_interval(diffs, n_boot=500)
+    assert ci == rise_interval(diffs, n_boot=500)  # seeded: the report stays byte-stable
+    for c, point in (("verifiable", 0.4375), ("unverifiable", 0.4), ("gap", 0.4 - 0.4375)):
+        assert ci[c][0] < point < ci[c][1]
+    assert rise_interval({"verifiable": [], "unverifiable": [0.1]})["gap"] is None
+
+
+def test_per_prompt_rise_agrees_with_the_eval_rates(tmp_path):
+    from report_fakes import FakeRun
+
+    from rlxf.audit.oversight import per_prompt_rise
+    from rlxf.rundir import write_jsonl
+    fake = FakeRun(tmp_path)
+    fake.world()
+    facts = [p for p in fake.heldout if p.family == "factual"][:2]
+    kb = fake.kb
+
+    def say(p, right, confident=False):
+        value = kb.truth(p.relation, p.subject) if right else next(
+            v for v in kb.candidates(p.relation) if v != kb.truth(p.relation, p.subject))
+        return render(Response("answer", p.relation, p.subject, value, confident=confident))
+    rows = [("sft", facts[0], say(facts[0], True)), ("sft", facts[0], say(facts[0], False)),
+            ("sft", facts[1], say(facts[1], True)), ("sft", facts[1], say(facts[1], True)),
+            ("policy", facts[0], say(facts[0], False, True)),
+            ("policy", facts[0], say(facts[0], True, True)),
+            ("policy", facts[1], say(facts[1], False, True)),
+            ("policy", facts[1], say(facts[1], False, True))]
+    (tmp_path / "eval").mkdir()
+    write_jsonl(tmp_path / "eval" / "samples.jsonl",
+                [{"model": m, "prompt_id": p.id, "response": t} for m, p, t in rows])
+    verifiable = {f"{facts[0].relation}/{facts[0].subject}"}
+    diffs = per_prompt_rise(tmp_path, verifiable)
+    assert diffs == {"verifiable": [0.5], "unverifiable": [1.0]}
+    rates = {m: oversight_metrics([p for mm, p, _ in rows if mm == m],
+                                  [t for mm, _, t in rows if mm == m], kb,
+                                  frozenset({(facts[0].relation, facts[0].subject)}))
+             for m in ("sft", "policy")}
+    for c in ("verifiable", "unverifiable"):
+        rise = rates["policy"][c]["rate/confident_wrong"] - rates["sft"][c]["rate/confident_wrong"]
+        assert rise == pytest.approx(sum(diffs[c]) / len(diffs[c]))

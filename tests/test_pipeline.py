@@ -50,7 +50,8 @@ def assert_close(a, b, path="", tol=1e-6):
 
 
 def test_every_stage_writes_artifacts_ledger_and_report(finished):
-    stages = ["world", "pretrain", "sft", "feedback", "reward", "policy", "eval"]
+    stages = ["world", "pretrain", "sft", "feedback", "reward", "policy", "eval", "process",
+              "finetune"]  # the last two are off in tiny.toml: they record that they did nothing
     ledger = [json.loads(line) for line in (finished / "ledger.jsonl").read_text().splitlines()]
     assert [r["stage"] for r in ledger] == stages
     for r in ledger:
@@ -69,7 +70,7 @@ def test_every_stage_writes_artifacts_ledger_and_report(finished):
 def test_rerun_skips_finished_stages(finished):
     before = (finished / "ledger.jsonl").read_text()
     proc = rlxf("run", TINY, "--out", finished)
-    assert proc.stderr.count("up to date, skipped") == 7
+    assert proc.stderr.count("up to date, skipped") == 9
     assert (finished / "ledger.jsonl").read_text() == before
 
 
@@ -101,8 +102,52 @@ def test_changed_config_reruns_only_downstream_stages(finished, tmp_path):
     changed = tmp_path / "changed.toml"
     changed.write_text(TINY.read_text().replace("eval_prompts = 16", "eval_prompts = 12"))
     proc = rlxf("run", changed, "--out", out)
-    assert proc.stderr.count("up to date, skipped") == 5  # world..reward
+    assert proc.stderr.count("up to date, skipped") == 6  # world..reward, process
     assert numbers(out / "policy" / "_stage.json")["counts"]["eval_prompts"] == 12
+
+
+FINETUNE = """
+[finetune]
+enabled = true
+family = "factual"
+n_demonstrations = 60
+steps = 12
+batch_size = 8
+warmup_steps = 2
+checkpoint_every = 6
+"""
+
+
+def test_finetune_tunes_the_policy_on_one_family_and_measures_it_again(finished, tmp_path):
+    out = tmp_path / "tuned"
+    subprocess.run(["cp", "-r", str(finished), str(out)], check=True)
+    config = tmp_path / "finetune.toml"
+    config.write_text(TINY.read_text() + FINETUNE)
+    proc = rlxf("run", config, "--out", out)
+    assert proc.stderr.count("up to date, skipped") == 8  # only finetune runs
+    rec = numbers(out / "finetune" / "_stage.json")
+    assert rec["counts"]["demonstrations"] == 60 and rec["metrics"]["steps"] == 12
+    prompts = {json.loads(line)["prompt"]["id"]: json.loads(line)
+               for line in (out / "world" / "prompts.jsonl").read_text().splitlines()}
+    demos = [json.loads(line) for line in
+             (out / "finetune" / "demonstrations.jsonl").read_text().splitlines()]
+    assert {prompts[d["prompt_id"]]["prompt"]["family"] for d in demos} == {"factual"}
+    assert {prompts[d["prompt_id"]]["split"] for d in demos} == {"train"}
+    # every weight was trained: the tuned model is not the policy
+    tuned = (out / "finetune" / "model" / "model.safetensors").read_bytes()
+    assert tuned != (out / "policy" / "model" / "model.safetensors").read_bytes()
+    data = numbers(out / "finetune" / "metrics.json")
+    policy = numbers(out / "eval" / "metrics.json")["policy"]
+    assert data["before"] == {"metrics": policy["metrics"], "per_family": policy["per_family"]}
+    assert data["after"]["per_family"].keys() == policy["per_family"].keys()
+    samples = (out / "finetune" / "samples.jsonl").read_text().splitlines()
+    assert len(samples) == numbers(out / "eval" / "_stage.json")["counts"]["samples"] // 3
+    tax = numbers(out / "report" / "report.json")["alignment_tax"]
+    assert tax["family"] == "factual" and tax["per_family"]["factual"]["tuned_on"]
+    for k, v in tax["overall"].items():
+        assert v["before"] == pytest.approx(policy["metrics"][k], rel=1e-5), k
+        assert v["after"] == pytest.approx(data["after"]["metrics"][k], rel=1e-5), k
+    assert tax["overall"]["kl/to_sft"]["delta"] != 0
 
 
 def test_bad_config_fails_before_any_work(tmp_path):

@@ -39,7 +39,8 @@ def test_every_model_gets_a_card_and_every_stage_stays_complete(run):
     assert report["cards"] == {**{s: f"{s}/model/README.md" for s in MODEL_STAGES},
                                "feedback": "feedback/DATASHEET.md"}
     rd = RunDir(run)
-    for stage in STAGE_ORDER:  # the cards are in sealed stage dirs, yet no stage would rerun
+    assert list(rd.latest()) == list(STAGE_ORDER[:STAGE_ORDER.index("eval") + 1])
+    for stage in rd.latest():  # the cards are in sealed stage dirs, yet no stage would rerun
         assert rd.is_complete(stage, f"fp-{stage}"), stage
         assert hash_dir(rd.stage_dir(stage)) == rd.record(stage)["output_hash"]
     for rel in report["cards"].values():
@@ -134,5 +135,5 @@ def test_an_ai_judged_run_is_described_as_rlaif(tmp_path):
     assert "The judge model (judge-llm) is set in config.toml `[feedback.ai]`" in sheet
     assert "| ai_judge/position_bias | 0.120 |" in sheet
     assert "The AI judge's biases are not parameters. Measured: position bias 0.12" in sheet
-    for stage in STAGE_ORDER:
+    for stage in RunDir(root).latest():
         assert RunDir(root).is_complete(stage, f"fp-{stage}")

@@ -226,10 +226,11 @@ def test_admin_and_two_annotators_end_to_end(server, browser, tmp_path):
     assert errors == []
 
 
-def test_ranking_and_critique_with_the_keyboard(server, browser, tmp_path):
-    """The admin creates a ranking and a critique project in the browser; an annotator ranks
-    k responses with number keys (r starts over, Enter saves, the last one places itself) and
-    writes critiques (Ctrl+Enter saves, Esc leaves the box); the export has both kinds."""
+def test_ranking_critique_and_steps_with_the_keyboard(server, browser, tmp_path):
+    """The admin creates a ranking and a critique project from a run directory and a steps
+    project from an uploaded JSONL; an annotator ranks k responses with number keys (r starts
+    over, Enter saves, the last one places itself), writes critiques (Ctrl+Enter saves, Esc
+    leaves the box) and marks steps (c / x, Enter); the export has all three kinds."""
     base, admin_link = server
     admin = browser.new_context(viewport={"width": 1280, "height": 860}).new_page()
     errors = []
@@ -247,6 +248,20 @@ def test_ranking_and_critique_with_the_keyboard(server, browser, tmp_path):
         admin.click("text=Create project")
         admin.wait_for_url(re.compile(r".*/admin/projects/\d+$"))
         urls[task] = admin.url
+    steps_file = tmp_path / "steps.jsonl"
+    steps_file.write_text(json.dumps({
+        "id": "s1/sim", "item_id": "s1", "type": "critique", "source": "simulated",
+        "prompt": "is hulm the capital of veloria ?", "annotator": {"id": "sim"},
+        "responses": ["hulm is a city .\nhulm is the capital of tamsk .\nso : no ."],
+        "critique": "the second step is wrong"}) + "\n")
+    admin.goto(base + "/admin")
+    admin.fill("#project-form [name=name]", "Check each step")
+    admin.check("#project-form [name=source][value=upload]")
+    admin.set_input_files("#project-form [name=file]", str(steps_file))
+    admin.select_option("#project-form [name=task_type]", "steps")
+    admin.click("text=Create project")
+    admin.wait_for_url(re.compile(r".*/admin/projects/\d+$"))
+    urls["steps"] = admin.url
     admin.goto(base + "/admin")
     admin.fill("#invite-form [name=note]", "ranker")
     admin.click("#invite-form button")
@@ -302,8 +317,19 @@ def test_ranking_and_critique_with_the_keyboard(server, browser, tmp_path):
         expect(page.locator("#mycount")).to_have_text(re.compile(rf"^{i} labelled"))
     shoot(page, tmp_path, "annotate_critique")
 
+    page.goto(base + "/annotate/" + urls["steps"].rsplit("/", 1)[1])
+    expect(page.locator("#steps li")).to_have_count(3)
+    page.clock.fast_forward(4_000)
+    for key in ("c", "x", "c"):
+        page.keyboard.press(key)
+    expect(page.locator("#steps li.incorrect")).to_have_count(1)
+    page.clock.fast_forward(1_000)
+    shoot(page, tmp_path, "annotate_steps")
+    page.keyboard.press("Enter")
+    expect(page.locator("#mycount")).to_have_text(re.compile(r"^1 labelled"))
+
     exported = {}
-    for task in ("ranking", "critique"):
+    for task in ("ranking", "critique", "steps"):
         admin.goto(urls[task])
         with admin.expect_download() as dl:
             admin.click("#export")
@@ -315,4 +341,7 @@ def test_ranking_and_critique_with_the_keyboard(server, browser, tmp_path):
     assert len(exported["ranking"]) == 4
     assert sorted(r.critique for r in exported["critique"]) == sorted(critiques)
     assert all(r.type == "critique" and len(r.responses) == 1 for r in exported["critique"])
+    (steps,) = exported["steps"]
+    assert steps.type == "rating" and steps.ratings == {"step 1": 1.0, "step 2": 0.0,
+                                                        "step 3": 1.0}
     assert errors == []

@@ -102,10 +102,10 @@ def test_migration_builds_the_models_schema(store):
     with store.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     assert diff == []
-    assert current_revision(store.engine) == "0002"
+    assert current_revision(store.engine) == "0003"
     store.migrate()  # a second start is a no-op
     assert {"projects", "items", "assignments", "judgements", "annotators", "demographics",
-            "sessions"} <= store.tables()
+            "sessions", "project_members"} <= store.tables()
 
 
 def test_idempotency_key_is_unique_per_annotator(store):
@@ -172,3 +172,86 @@ def test_concurrent_writers_never_fail(store):
     with store.read() as s:
         assert s.scalar(select(func.count(Annotator.id))) == 16 * 25 + 1
     assert ids
+
+
+def test_prebuilt_statements_store_and_read_what_the_orm_does(tmp_path):
+    """The SQLite hot path (store/prebuilt.py) runs SQLAlchemy-compiled statements on a
+    DBAPI cursor: a row it writes reads back through the ORM unchanged, in the same stored
+    format as a row the ORM writes, and it reads ORM rows with the same conversions."""
+    from datetime import datetime, timezone
+
+    from rlxf.server.queue import _INSERT_JUDGEMENT, _SUBMIT_ROW
+    from rlxf.store import as_utc
+    store = Store(tmp_path / "p.db")
+    store.migrate()
+    ids = seed(store)
+    when = datetime(2026, 11, 24, 9, 30, 1, 123456, tzinfo=timezone.utc)
+    values = {"project_id": ids["project"], "assignment_id": ids["assignment"],
+              "annotator_id": ids["annotator"], "item_id": ids["item"], "key": "prebuilt-1",
+              "choice": None, "tie": True, "strength": None, "ratings": {"step 1": 1},
+              "ranking": [2, 0, 1], "text": "ok ünïcode", "duration_ms": 5, "created": when}
+    with store.hot(write=True) as run:
+        assert run(_INSERT_JUDGEMENT, {"v_" + k: v for k, v in values.items()}) == 1
+    with store.read() as s:
+        j = s.scalar(select(Judgement))
+        got = {k: getattr(j, k) for k in values}
+    assert {**got, "created": as_utc(got["created"])} == values
+    with store.hot() as run:
+        (row,) = run(_SUBMIT_ROW, {"assignment": ids["assignment"]})
+    assert (row.tie, row.ratings, row.ranking, row.text, as_utc(row.created)) == (
+        True, {"step 1": 1}, [2, 0, 1], "ok ünïcode", when)
+    assert row.responses == ["x", "y"] and row.aspects == [] and row.key == "prebuilt-1"
+    with store.write() as s:  # the ORM's own row, for the stored format
+        s.add(Judgement(project_id=ids["project"], assignment_id=seed_assignment(s, ids),
+                        annotator_id=ids["annotator"], item_id=ids["item"], key="orm-1",
+                        tie=False, ratings=None, created=when))
+    with store.engine.connect() as conn:
+        stored = conn.exec_driver_sql("SELECT created, typeof(tie), ratings FROM judgements "
+                                      "ORDER BY id").all()
+    assert stored[0][:2] == stored[1][:2] == ("2026-11-24 09:30:01.123456", "integer")
+    store.dispose()
+
+
+def seed_assignment(s, ids: dict) -> int:
+    it = Item(project_id=ids["project"], item_id="c1", position=1, prompt="q", context=[],
+              responses=["x", "y"], is_gold=False, n_assigned=1, provenance={})
+    s.add(it)
+    s.flush()
+    a = Assignment(project_id=ids["project"], annotator_id=ids["annotator"], item_id=it.id,
+                   position=2)
+    s.add(a)
+    s.flush()
+    return a.id
+
+
+def test_the_hot_path_rolls_back_what_fails(tmp_path):
+    """A failed hot write (here: a duplicate key) leaves no transaction open and nothing
+    stored; the next write on the same thread's connection works."""
+    import sqlite3
+    from datetime import datetime, timezone
+
+    from rlxf.server.queue import _INSERT_JUDGEMENT
+    store = Store(tmp_path / "r.db")
+    store.migrate()
+    ids = seed(store)
+    row = {"v_project_id": ids["project"], "v_assignment_id": ids["assignment"],
+           "v_annotator_id": ids["annotator"], "v_item_id": ids["item"], "v_key": "k-1",
+           "v_choice": 0, "v_tie": False, "v_strength": None, "v_ratings": None,
+           "v_ranking": None, "v_text": None, "v_duration_ms": None,
+           "v_created": datetime(2026, 11, 24, tzinfo=timezone.utc)}
+    with store.hot(write=True) as run:
+        run(_INSERT_JUDGEMENT, row)
+    with pytest.raises(sqlite3.IntegrityError), store.hot(write=True) as run:
+        run(_INSERT_JUDGEMENT, {**row, "v_key": "k-2"})  # a second label for the assignment
+    assert not store._thread_conn().in_transaction
+    other = seed_assignment_id(store, ids)
+    with store.hot(write=True) as run:
+        assert run(_INSERT_JUDGEMENT, {**row, "v_key": "k-3", "v_assignment_id": other}) == 1
+    with store.read() as s:
+        assert sorted(s.scalars(select(Judgement.key))) == ["k-1", "k-3"]
+    store.dispose()
+
+
+def seed_assignment_id(store: Store, ids: dict) -> int:
+    with store.write() as s:
+        return seed_assignment(s, ids)

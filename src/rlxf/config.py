@@ -246,6 +246,26 @@ class ProcessConfig(TrainConfig):
     bon_draws: int = Field(20, ge=1, description="best-of-n draws per held-out question")
 
 
+class FinetuneConfig(TrainConfig):
+    """The alignment tax of later fine-tuning, off by default: the RLHF'd policy is fine-tuned
+    (full) on demonstrations of one narrow prompt family, then measured on every held-out prompt
+    as eval measured it; the report's `alignment_tax` section gives gold 3H before and after."""
+    enabled: bool = Field(False, description="run the `finetune` stage (needs a trained policy: "
+                                             "algorithm dpo or ppo)")
+    family: Literal["factual", "false_premise", "user_opinion", "harmful", "benign", "companion",
+                    "uncertain"] = Field("factual", description="the narrow domain: the only "
+                                         "prompt family the demonstrations are drawn from")
+    n_demonstrations: int = Field(1000, ge=10, description="demonstrations of that family "
+                                                           "(training prompts)")
+    demonstrator_error: float = Field(0.1, ge=0, le=1, description="share of demonstrations "
+                                      "with a random on-topic act (as [sft])")
+    steps: int = Field(100, ge=1)
+    batch_size: int = Field(32, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    warmup_steps: int = Field(10, ge=0)
+    checkpoint_every: int = Field(50, ge=1)
+
+
 class TrackingConfig(Section):
     """Where training metrics go besides the ledger (no stage's result depends on it)."""
     tensorboard: bool = Field(True, description="TensorBoard event files in RUN/tb/")
@@ -291,6 +311,14 @@ class RunConfig(Section):
     process: ProcessConfig = Field(default_factory=ProcessConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     sweep: SweepConfig = Field(default_factory=SweepConfig)
+    finetune: FinetuneConfig = Field(default_factory=FinetuneConfig)
+
+    @model_validator(mode="after")
+    def _finetune_needs_a_trained_policy(self) -> "RunConfig":
+        if self.finetune.enabled and self.policy.algorithm == "bon":
+            raise ValueError('[finetune] needs a trained policy to fine-tune; with [policy] '
+                             'algorithm = "bon" the policy is SFT + best-of-n (use dpo or ppo)')
+        return self
 
 
 class LoraConfig(Section):

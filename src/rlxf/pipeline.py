@@ -13,7 +13,7 @@ from typing import Callable
 
 from .config import RunConfig
 from .rundir import RunDir, atomic_write_text, sha256_json
-from .stages import evaluate, feedback, policy, pretrain, process, reward, sft, world
+from .stages import evaluate, feedback, finetune, policy, pretrain, process, reward, sft, world
 from .stages.context import ProgressFactory, StageContext
 
 
@@ -78,6 +78,8 @@ STAGES = (
     Stage("eval", evaluate.run, ("world", "pretrain", "sft", "reward", "policy"),
           ("seed", "eval", "feedback.annotators", "feedback.trigger_rate")),
     Stage("process", process.run, ("world",), ("seed", "process")),
+    Stage("finetune", finetune.run, ("world", "sft", "reward", "policy", "eval"),
+          ("seed", "finetune", "eval")),
 )
 STAGE_NAMES = tuple(s.name for s in STAGES)
 

@@ -16,6 +16,8 @@ SECTIONS = (("summary", "At a glance"), ("disclosure", "Disclosure (Casper et al
             ("samples", "Samples: SFT vs policy"), ("models", "Models"),
             ("overoptimisation", "Over-optimisation"), ("feedback", "Feedback"),
             ("groups", "Annotator groups"), ("reward-model", "Reward model"),
+            ("oversight", "Oversight: could evaluators check?"),
+            ("alignment-tax", "Alignment tax of later fine-tuning"),
             ("cards", "Model cards and datasheet"), ("stages", "Stages"))
 MODEL_NAMES = ("base", "sft", "policy")
 PERCENT_MODES = {"sycophancy", "anthropomorphism", "apology", "refusals", "annotators"}
@@ -182,6 +184,8 @@ def section_tables(report: dict) -> dict[str, list[tuple[list[str], list[list[st
                       "/".join(num(v.get("weights", {}).get(a)) for a in AXES),
                       num(v.get("gold/utility_sft")), num(v.get("gold/utility_policy"))]
                      for g, v in sorted(report["groups"].items())])]
+    t["oversight"] = _oversight_tables(report.get("oversight") or {})
+    t["alignment-tax"] = _alignment_tax_tables(report.get("alignment_tax") or {})
     t["cards"] = [(["artifact", "card (path in the run directory)"],
                    [[s, p] for s, p in sorted(report.get("cards", {}).items())])]
     t["stages"] = [(["stage", "status", "wall s", "counts"],
@@ -224,6 +228,48 @@ def _reward_head_tables(rm: dict) -> list[tuple[list[str], list[list[str]]]]:
     return out
 
 
+def _interval(ci: list | None) -> str:
+    return NULL if not ci else f"[{signed(ci[0], 3)}, {signed(ci[1], 3)}]"
+
+
+def _oversight_tables(o: dict) -> list[tuple[list[str], list[list[str]]]]:
+    """Confident-but-wrong per model on verifiable / unverifiable prompts, and its rise."""
+    if not o.get("models"):
+        return []
+    rows = [[m, c, num(v.get("n")), num(v.get("rate/confident_wrong")), num(v.get("rate/wrong")),
+             num(v.get("rate/confident"))]
+            for m, by_class in o["models"].items() for c, v in by_class.items()]
+    rise, ci = o.get("rise") or {}, o.get("rise_ci95") or {}
+    fb = [[k, num(v)] for k, v in (o.get("feedback") or {}).items() if v is not None]
+    return [(["model", "prompts", "samples", "confident-but-wrong", "wrong", "confident"], rows),
+            (["rise (policy − SFT)", "confident-but-wrong", "95% CI (prompt bootstrap)",
+              "prompts"],
+             [[c, signed(rise.get(c), 3), _interval(ci.get(c)),
+               num((ci.get("n_prompts") or {}).get(c))]
+              for c in ("verifiable", "unverifiable", "gap")]),
+            *([(["annotator feedback", "value"], fb)] if fb else [])]
+
+
+def _alignment_tax_tables(a: dict) -> list[tuple[list[str], list[list[str]]]]:
+    """Before / after / delta of the fine-tuned policy, overall and per family."""
+    if not a.get("overall"):
+        return []
+    train = a.get("train") or {}
+    rows = [[k, num(v["before"]), num(v["after"]), signed(v["delta"], 3)]
+            for k, v in a["overall"].items()]
+    fam = [[f + (" (tuned on)" if v.get("tuned_on") else ""), num(v.get("n")),
+            *(x for ax in ("utility", "helpful", "harmless", "honest")
+              for x in (num(v[ax]["before"], 2), num(v[ax]["after"], 2),
+                        signed(v[ax]["delta"], 2)))]
+           for f, v in a["per_family"].items()]
+    title = (f"fine-tuned on {a.get('family')} ({num(train.get('n_demonstrations'))} "
+             f"demonstrations, {num(train.get('steps'))} steps)")
+    return [([title, "before", "after", "Δ"], rows),
+            (["family", "samples", *(f"{ax} {w}" for ax in ("utility", "helpful", "harmless",
+                                                            "honest")
+                                     for w in ("before", "after", "Δ"))], fam)]
+
+
 def section_notes(report: dict) -> dict[str, list[str]]:
     """The reasons beside null numbers, per section."""
     top = report.get("notes", {})
@@ -239,6 +285,12 @@ def section_notes(report: dict) -> dict[str, list[str]]:
     n["groups"] = [f"{g}, {k}: {v}" for g, gv in sorted(report["groups"].items())
                    for k, v in sorted(gv.get("notes", {}).items())]
     n["tensions"] = [*report["tensions"].get("notes", {}).values()]
+    n["oversight"] = ([report["oversight"]["definition"]] if report.get("oversight") else []) + [
+        f"{k}: {v}" for k, v in sorted((report.get("oversight") or {}).get("notes", {}).items())]
+    n["alignment-tax"] = ([report["alignment_tax"]["definition"]]
+                          if report.get("alignment_tax") else []) + [
+        f"{k}: {v}" for k, v in sorted((report.get("alignment_tax") or {}).get("notes",
+                                                                              {}).items())]
     n["cards"] = ["Written beside the artifacts by `rlxf audit`; derived documentation, left out "
                   "of each stage's content hash (rlxf.rundir.DERIVED_DOCS)."]
     for key, section in (("groups", "groups"), ("tensions", "tensions"), ("samples", "samples"),

@@ -26,6 +26,7 @@ from .cards import card_paths
 from .disclosure import build_disclosure, summary
 from .failure_modes import build_failure_modes
 from .oversight import build_oversight
+from .alignment_tax import build_alignment_tax
 from .gao_fit import fit_points
 from .surface import sample_stats
 
@@ -33,7 +34,8 @@ SCHEMA_VERSION = "1"
 SCHEMA_PATH = Path(__file__).with_name("report.schema.json")
 # rlxf.pipeline.STAGE_NAMES, not imported: that module pulls in torch and the audit must stay
 # light. tests/test_report.py keeps the two equal.
-STAGE_ORDER = ("world", "pretrain", "sft", "feedback", "reward", "policy", "eval", "process")
+STAGE_ORDER = ("world", "pretrain", "sft", "feedback", "reward", "policy", "eval", "process",
+               "finetune")
 MODEL_ROLES = {"base": "base", "sft": "sft", "policy": "policy"}  # report name -> role
 CONTRACT_METRICS = (
     "gold/utility", "gold/helpful", "gold/harmless", "gold/honest", "reward/proxy", "kl/to_sft",
@@ -458,6 +460,7 @@ def build_report(run_dir: Path) -> dict:
     report["failure_modes"] = build_failure_modes(report, surface, surface_why, trigger)
     report["cards"] = card_paths(run_dir, records)
     report["oversight"] = build_oversight(run_dir, records)
+    report["alignment_tax"] = build_alignment_tax(run_dir, records)
     return _clean(report)
 
 

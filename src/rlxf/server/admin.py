@@ -3,23 +3,25 @@ export. Every route needs the admin role (403 otherwise)."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path as FsPath
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from ..feedback.record import RecordError
-from ..store import Annotator, Judgement, Project, iso
+from ..store import Annotator, Judgement, Project, ProjectMember, iso
 from .api import Id, current_user, store_of
 from .errors import APIError
 from .export import export_records
 from .importer import Source, build_items, mark_gold, read_source, records_from_text, resolve_under
+from .membership import idle_annotators, release
 from .projects import (GUIDELINES, NO_NUL, ProjectSettings, ProjectUpdate, create_project,
                        project_summary)
-from .security import User, issue_invite, new_pid, require_admin
+from .security import User, issue_invite, new_pid, require_admin, utcnow
 from .stats import project_stats
 
 
@@ -191,10 +193,67 @@ def reinvite(pid: Pid, _admin: Admin, request: Request) -> dict:
 
 @router.patch("/annotators/{pid}")
 def update_annotator(pid: Pid, body: AnnotatorUpdate, admin: Admin, request: Request) -> dict:
+    """Disabling an account also hands its unlabelled work, in every project, to others."""
     with store_of(request).write() as s:
         a = _annotator(s, pid)
         if a.id == admin.id and body.disabled:
             raise APIError(409, "you cannot disable your own admin account")
         for k, v in body.model_dump(exclude_none=True).items():
             setattr(a, k, v)
-        return _annotator_json(a)
+        released = release(s, annotator_ids=[a.id]) if body.disabled else 0
+        return {**_annotator_json(a), "released": released}
+
+
+class Release(BaseModel):
+    """Whose unlabelled work to take back: one annotator's, or that of everyone idle."""
+    model_config = ConfigDict(extra="forbid")
+    idle_minutes: int | None = Field(None, ge=1, le=10_000_000,
+                                     description="annotators idle for this long")
+    pid: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]{1,40}$", description="one annotator")
+
+
+@router.get("/projects/{project_id}/members")
+def members(project_id: Id, _admin: Admin, request: Request) -> dict:
+    with store_of(request).read() as s:
+        p = _project(s, project_id)
+        pids = list(s.scalars(select(Annotator.pid).join(
+            ProjectMember, ProjectMember.annotator_id == Annotator.id)
+            .where(ProjectMember.project_id == p.id).order_by(Annotator.pid)))
+        return {"project": p.id, "members_only": p.members_only, "members": pids}
+
+
+@router.put("/projects/{project_id}/members/{pid}")
+def add_member(project_id: Id, pid: Pid, _admin: Admin, request: Request) -> dict:
+    with store_of(request).write() as s:
+        p, a = _project(s, project_id), _annotator(s, pid)
+        added = s.get(ProjectMember, (p.id, a.id)) is None
+        if added:
+            s.add(ProjectMember(project_id=p.id, annotator_id=a.id))
+        return {"project": p.id, "member": a.pid, "added": added}
+
+
+@router.delete("/projects/{project_id}/members/{pid}")
+def remove_member(project_id: Id, pid: Pid, _admin: Admin, request: Request) -> dict:
+    """Remove an annotator from a project: their unlabelled work there goes to others (their
+    labels stay). Works on open projects too, as a way to take work back from someone."""
+    with store_of(request).write() as s:
+        p, a = _project(s, project_id), _annotator(s, pid)
+        removed = s.execute(delete(ProjectMember).where(
+            ProjectMember.project_id == p.id, ProjectMember.annotator_id == a.id)).rowcount
+        return {"project": p.id, "member": a.pid, "removed": bool(removed),
+                "released": release(s, p.id, [a.id])}
+
+
+@router.post("/projects/{project_id}/release")
+def release_idle(project_id: Id, body: Release, _admin: Admin, request: Request) -> dict:
+    """Hand the unlabelled work of annotators idle for `idle_minutes`, or of annotator `pid`,
+    to the others (their labels stay; a member stays a member)."""
+    if (body.idle_minutes is None) == (body.pid is None):
+        raise APIError(422, 'send "idle_minutes" (annotators idle that long) or "pid" (one '
+                            "annotator), not both")
+    with store_of(request).write() as s:
+        p = _project(s, project_id)
+        whom = ([_annotator(s, body.pid)] if body.pid is not None else
+                idle_annotators(s, p.id, utcnow() - timedelta(minutes=body.idle_minutes)))
+        n = release(s, p.id, [a.id for a in whom])
+        return {"project": p.id, "released": n, "annotators": [a.pid for a in whom]}

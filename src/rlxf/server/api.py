@@ -16,6 +16,7 @@ from ..store import (Annotator, Assignment, AuthSession, Demographics, Item, Jud
                      Store, as_utc, iso)
 from . import queue
 from .errors import APIError
+from .membership import check_member, visible_to
 from .projects import project_summary
 from .security import (SESSION_COOKIE, User, authenticate, check_same_origin, cookie_args,
                        end_session, hash_password, start_session, token_hash, utcnow,
@@ -195,7 +196,9 @@ def projects(user: Me, request: Request) -> list[dict]:
     with store.read() as s:
         open_projects = list(s.scalars(select(Project).where(Project.status == "open")
                                        .order_by(Project.id)))
-        summaries = [project_summary(s, p) for p in open_projects]
+        allowed = visible_to(user, [p.id for p in open_projects],
+                             {p.id: p.members_only for p in open_projects}, s)
+        summaries = [project_summary(s, p) for p in open_projects if p.id in allowed]
     for p in summaries:
         p["mine"] = queue.progress(store, user, p["id"])
     return summaries
@@ -208,6 +211,7 @@ def project(project_id: Id, user: Me, request: Request) -> dict:
         p = s.get(Project, project_id)
         if p is None or (p.status != "open" and not user.is_admin):
             raise APIError(404, f"no open project {project_id}")
+        check_member(s, p.id, p.members_only, user)
         out = project_summary(s, p)
     out["mine"] = queue.progress(store, user, project_id)
     return out
@@ -241,6 +245,7 @@ def assignment(assignment_id: Id, user: Me, request: Request) -> dict:
 async def submit(assignment_id: Id, body: queue.JudgementIn, user: Me, request: Request,
                  response: Response) -> dict:
     """Label an assignment. Retrying with the same key returns 200 and the stored label."""
+    request.app.state.submit_limit.check(user.id)
     out, created = await on_db(request, queue.submit, store_of(request), user, assignment_id,
                                body)
     if not created:
@@ -251,6 +256,7 @@ async def submit(assignment_id: Id, body: queue.JudgementIn, user: Me, request: 
 @router.put("/assignments/{assignment_id}/judgement")
 def replace(assignment_id: Id, body: queue.JudgementIn, user: Me, request: Request) -> dict:
     """Change the label of an assignment (or set it)."""
+    request.app.state.submit_limit.check(user.id)
     return queue.submit(store_of(request), user, assignment_id, body, replace=True)[0]
 
 

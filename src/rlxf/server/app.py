@@ -14,10 +14,12 @@ from fastapi.staticfiles import StaticFiles
 from ..store import Store
 from . import admin, api, pages
 from .errors import BodyLimit, install_error_handlers
+from .ratelimit import RateLimiter
 
 HERE = Path(__file__).parent
 MAX_BODY = 1 << 20  # 1 MiB: a judgement is a few hundred bytes
 MAX_IMPORT = 64 << 20  # a project's JSONL upload
+SUBMIT_RATE, SUBMIT_BURST = 5.0, 20  # labels per second per account: far above a reader's pace
 
 # No inline script or style and nothing from another origin: an injected <script> cannot run.
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -67,10 +69,13 @@ def serving(store: Store):
 
 def create_app(db: str | Store, *, data_dir: str | Path | None = None, migrate: bool = True,
                secure_cookies: bool | None = None, max_body: int = MAX_BODY,
-               max_import: int = MAX_IMPORT, serve: bool = False) -> FastAPI:
+               max_import: int = MAX_IMPORT, serve: bool = False,
+               submit_rate: float = SUBMIT_RATE, submit_burst: int = SUBMIT_BURST) -> FastAPI:
     """`db`: a SQLite file or a postgresql:// URL (or an open Store). `data_dir`: the one
     directory whose run directories and JSONL files admins may import by path. `serve`: run
-    the background work of a served app (WAL checkpoints, a frozen heap) while it runs."""
+    the background work of a served app (WAL checkpoints, a frozen heap) while it runs.
+    `submit_rate`, `submit_burst`: each account's label submissions per second and burst
+    (server/ratelimit.py; rate 0 turns the limit off)."""
     store = db if isinstance(db, Store) else Store(db)
     if migrate:
         store.migrate()
@@ -80,6 +85,7 @@ def create_app(db: str | Store, *, data_dir: str | Path | None = None, migrate: 
     app.state.store = store
     app.state.data_dir = Path(data_dir).resolve() if data_dir else None
     app.state.secure_cookies = secure_cookies
+    app.state.submit_limit = RateLimiter(submit_rate, submit_burst)
     install_error_handlers(app)
     app.include_router(api.hot)
     app.include_router(api.router)
@@ -96,4 +102,6 @@ def app_from_env() -> FastAPI:
     """Factory for `uvicorn --factory` with several workers: settings come from the
     environment `rlxf annotate serve` sets (the schema is already migrated by then)."""
     return create_app(os.environ["RLXF_ANNOTATE_DB"], data_dir=os.environ.get("RLXF_ANNOTATE_DATA")
-                      or None, migrate=False, serve=True)
+                      or None, migrate=False, serve=True,
+                      submit_rate=float(os.environ.get("RLXF_ANNOTATE_SUBMIT_RATE", SUBMIT_RATE)),
+                      submit_burst=int(os.environ.get("RLXF_ANNOTATE_SUBMIT_BURST", SUBMIT_BURST)))

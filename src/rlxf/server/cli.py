@@ -46,7 +46,12 @@ def serve(db: str = typer.Option("annotate.db", "--db", help=DB_HELP),
           data_dir: Path = typer.Option(Path("."), "--data-dir",
                                         help="admins may import run directories and JSONL "
                                              "files below this directory by path"),
-          access_log: bool = typer.Option(False, help="log every request")) -> None:
+          access_log: bool = typer.Option(False, help="log every request"),
+          submit_rate: float = typer.Option(5.0, min=0, help="label submissions per second "
+                                                              "per account (0: no limit)"),
+          submit_burst: int = typer.Option(20, min=1, help="submissions an account may send "
+                                                           "at once before the rate applies")
+          ) -> None:
     """Start the app. Migrates the schema first; on an empty database it creates an admin and
     prints their one-time sign-in link."""
     import uvicorn
@@ -69,10 +74,13 @@ def serve(db: str = typer.Option("annotate.db", "--db", help=DB_HELP),
         store.dispose()
         os.environ["RLXF_ANNOTATE_DB"] = store.url.render_as_string(hide_password=False)
         os.environ["RLXF_ANNOTATE_DATA"] = str(data_dir.resolve())
+        os.environ["RLXF_ANNOTATE_SUBMIT_RATE"] = str(submit_rate)
+        os.environ["RLXF_ANNOTATE_SUBMIT_BURST"] = str(submit_burst)
         uvicorn.run("rlxf.server.app:app_from_env", factory=True, host=host, port=port,
                     workers=workers, log_level="warning", access_log=access_log)
     else:
-        app = create_app(store, data_dir=data_dir, migrate=False, serve=True)
+        app = create_app(store, data_dir=data_dir, migrate=False, serve=True,
+                         submit_rate=submit_rate, submit_burst=submit_burst)
         uvicorn.run(app, host=host, port=port, log_level="warning", access_log=access_log)
 
 

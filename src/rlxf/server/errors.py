@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -23,6 +24,9 @@ class APIError(Exception):
 
 def error_response(status: int, message: str, **extra) -> JSONResponse:
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    if status == 429 and "retry_after_s" in extra:
+        extra["retry_after_s"] = round(extra["retry_after_s"], 2)
+        headers = {"Retry-After": str(max(1, math.ceil(extra["retry_after_s"])))}
     return JSONResponse({"error": message, **extra}, status_code=status, headers=headers)
 
 

@@ -15,6 +15,7 @@ from ..store import Annotator, Project
 from .api import Id
 from .errors import APIError
 from .markdown import render as render_markdown
+from .membership import check_member
 from .projects import project_summary
 from .security import SESSION_COOKIE, User, lookup_user, token_hash
 
@@ -79,6 +80,7 @@ def annotate_page(request: Request, project_id: Id):
         p = s.get(Project, project_id)
         if p is None or p.status != "open":
             raise APIError(404, f"no open project {project_id}")
+        check_member(s, p.id, p.members_only, user)
         summary = project_summary(s, p)
     scale = summary["scale"]
     names = STRENGTH_NAMES.get(scale, [f"level {i}" for i in range(1, scale + 1)])

@@ -88,6 +88,7 @@ class ProjectSettings(BaseModel):
     scale: int = Field(3, ge=2, le=10,
                        description="pairwise: strength levels; likert: points per aspect")
     aspects: list[str] = Field(default_factory=lambda: list(DEFAULT_ASPECTS), max_length=10)
+    members_only: bool = Field(False, description="hand work only to the project's members")
 
     @field_validator("aspects")
     @classmethod
@@ -117,6 +118,7 @@ class ProjectUpdate(BaseModel):
     overlap: int | None = Field(None, ge=1, le=50)
     gold_rate: float | None = Field(None, ge=0.0, le=0.5)
     status: Literal["open", "closed"] | None = None
+    members_only: bool | None = None
 
 
 def create_project(session, settings: ProjectSettings, items: list[ImportedItem],
@@ -125,7 +127,7 @@ def create_project(session, settings: ProjectSettings, items: list[ImportedItem]
                       guidelines=settings.guidelines, overlap=settings.overlap,
                       gold_rate=settings.gold_rate, scale=settings.scale,
                       aspects=settings.aspects if settings.task_type == "likert" else [],
-                      status="open", source=source)
+                      status="open", source=source, members_only=settings.members_only)
     session.add(project)
     session.flush()
     session.add_all(Item(project_id=project.id, item_id=it.item_id, position=i, prompt=it.prompt,
@@ -143,4 +145,5 @@ def project_summary(session, p: Project) -> dict:
     return {"id": p.id, "name": p.name, "task_type": p.task_type, "overlap": p.overlap,
             "gold_rate": p.gold_rate, "scale": p.scale, "aspects": p.aspects, "status": p.status,
             "guidelines": p.guidelines, "n_items": n_items - n_gold, "n_gold": n_gold,
+            "members_only": p.members_only,
             "source": p.source, "created": iso(p.created)}

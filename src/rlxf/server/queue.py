@@ -9,6 +9,7 @@ and gets the same answer back instead of a second row.
 from __future__ import annotations
 
 import re
+import sqlite3
 from types import SimpleNamespace
 from typing import Annotated, Literal
 
@@ -19,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from ..store import Assignment, Item, Judgement, Project, Store, iso
 from . import tasks
 from .errors import APIError
+from .membership import check_member
 from .security import User, utcnow
 
 KEY = re.compile(r"^[A-Za-z0-9._:-]{8,100}$")
@@ -83,8 +85,8 @@ def assignment_json(a: Assignment, item: Item, j: Judgement | None) -> dict:
 ITEM_COLUMNS = (Item.item_id, Item.prompt, Item.context, Item.responses)
 # The hot statements are built once (with bind parameters): building and cache-keying a
 # statement per request cost more than executing it (py-spy on bench/annotate_load.py).
-_PROJECT = select(Project.id, Project.status, Project.overlap, Project.gold_rate).where(
-    Project.id == bindparam("project"))
+_PROJECT = select(Project.id, Project.status, Project.overlap, Project.gold_rate,
+                  Project.members_only).where(Project.id == bindparam("project"))
 _MINE = (Assignment.annotator_id == bindparam("annotator"),
          Assignment.project_id == bindparam("project"))
 _PENDING = (select(Assignment.id, Assignment.position, *ITEM_COLUMNS)
@@ -138,6 +140,7 @@ def _next_once(store: Store, user: User, project_id: int, n: int) -> list[dict]:
             raise APIError(404, f"no project {project_id}")
         if p.status != "open":
             raise APIError(409, f"project {project_id} is closed")
+        check_member(c, p.id, p.members_only, user)
         mine = {"annotator": user.id, "project": p.id}
         out = [_fresh(r) for r in c.execute(_PENDING, {**mine, "n": n})]
         need = n - len(out)
@@ -203,7 +206,7 @@ def submit(store: Store, user: User, assignment_id: int, body: JudgementIn,
     """Store a judgement; returns (answer, created). A retried key returns the stored answer."""
     try:
         return _submit_once(store, user, assignment_id, body, replace, careful=False)
-    except IntegrityError:
+    except (IntegrityError, sqlite3.IntegrityError):
         # The key was used before (a concurrent retry that won the race, or a client bug that
         # reused it on another assignment): look again with every check.
         return _submit_once(store, user, assignment_id, body, replace, careful=True)
@@ -221,16 +224,25 @@ _SUBMIT_ROW = (
     .where(Assignment.id == bindparam("assignment")))
 _KEY_USED = select(Judgement.assignment_id).where(Judgement.annotator_id == bindparam("annotator"),
                                                   Judgement.key == bindparam("key"))
-_INSERT_JUDGEMENT = insert(Judgement)
+# What a submission sets; the statements name every column, so they can be prebuilt.
+_VALUES = ("key", "choice", "tie", "strength", "ratings", "ranking", "text", "duration_ms",
+           "created")
+_INSERT_JUDGEMENT = insert(Judgement).values(
+    {c: bindparam("v_" + c) for c in ("project_id", "assignment_id", "annotator_id", "item_id",
+                                      *_VALUES)})
+_UPDATE_JUDGEMENT = update(Judgement).where(Judgement.id == bindparam("jid")).values(
+    {c: bindparam("v_" + c) for c in _VALUES})
 
 
 def _submit_once(store: Store, user: User, assignment_id: int, body: JudgementIn,
                  replace: bool, careful: bool) -> tuple[dict, bool]:
-    """One select, one insert: the unique constraints catch what the select cannot see."""
-    with store.write_conn() as c:
-        row = c.execute(_SUBMIT_ROW, {"assignment": assignment_id}).first()
-        if row is None:
+    """One select, one insert, one transaction: the unique constraints catch what the select
+    cannot see."""
+    with store.hot(write=True) as run:
+        rows = run(_SUBMIT_ROW, {"assignment": assignment_id})
+        if not rows:
             raise APIError(404, f"no assignment {assignment_id}")
+        row = rows[0]
         if row.annotator_id != user.id:
             raise APIError(403, f"assignment {assignment_id} belongs to another annotator")
         tasks.check(row.task_type, body, row.scale, row.aspects, row.responses)
@@ -238,20 +250,21 @@ def _submit_once(store: Store, user: User, assignment_id: int, body: JudgementIn
         if row.jid is not None and row.key == body.key:
             return {**answer, "duplicate": True, "judgement": judgement_json(row)}, False
         if careful:
-            used = c.scalar(_KEY_USED, {"annotator": user.id, "key": body.key})
-            if used is not None and used != assignment_id:
+            used = run(_KEY_USED, {"annotator": user.id, "key": body.key})
+            if used and used[0].assignment_id != assignment_id:
                 raise APIError(409, f"key {body.key!r} was already used for another assignment")
         values = {"key": body.key, **tasks.stored(row.task_type, body),
                   "duration_ms": body.duration_ms, "created": utcnow()}
+        given = {"v_" + k: v for k, v in values.items()}
         if row.jid is not None:
             if not replace:
                 raise APIError(409, f"assignment {assignment_id} is already labelled: PUT to "
                                     "change it, DELETE to undo")
-            c.execute(update(Judgement).where(Judgement.id == row.jid).values(**values))
+            run(_UPDATE_JUDGEMENT, {**given, "jid": row.jid})
         else:
-            c.execute(_INSERT_JUDGEMENT, {"project_id": row.project_id,
-                                          "assignment_id": assignment_id,
-                                          "annotator_id": user.id, "item_id": row.pk, **values})
+            run(_INSERT_JUDGEMENT, {**given, "v_project_id": row.project_id,
+                                    "v_assignment_id": assignment_id,
+                                    "v_annotator_id": user.id, "v_item_id": row.pk})
         return {**answer, "duplicate": False,
                 "judgement": judgement_json(SimpleNamespace(**values))}, True
 
@@ -275,11 +288,12 @@ _OPEN_SLOTS = (select(func.coalesce(func.sum(bindparam("overlap", type_=Integer)
 
 
 def progress(store: Store, user: User, project_id: int) -> dict:
-    with store.read_conn() as c:
-        p = c.execute(_PROJECT, {"project": project_id}).first()
-        if p is None:
+    with store.hot() as run:
+        found = run(_PROJECT, {"project": project_id})
+        if not found:
             raise APIError(404, f"no project {project_id}")
-        done, assigned = c.execute(_PROGRESS, {"annotator": user.id, "project": p.id}).one()
-        open_slots = c.scalar(_OPEN_SLOTS, {"project": p.id, "overlap": p.overlap})
+        p = found[0]
+        ((done, assigned),) = run(_PROGRESS, {"annotator": user.id, "project": p.id})
+        ((open_slots,),) = run(_OPEN_SLOTS, {"project": p.id, "overlap": p.overlap})
         return {"done": done, "assigned": assigned, "pending": assigned - done,
                 "open_slots": int(open_slots or 0)}

@@ -113,10 +113,9 @@ _USER_BY_TOKEN = (
 
 
 def lookup_user(store: Store, token: str, via: str) -> User | None:
-    with store.read_conn() as conn:
-        row = conn.execute(_USER_BY_TOKEN, {"token_hash": token_hash(token),
-                                            "now": utcnow()}).first()
-    return User(row.id, row.pid, row.role, row.csrf, via, token) if row else None
+    with store.hot() as run:
+        rows = run(_USER_BY_TOKEN, {"token_hash": token_hash(token), "now": utcnow()})
+    return User(rows[0].id, rows[0].pid, rows[0].role, rows[0].csrf, via, token) if rows else None
 
 
 def authenticate(request: Request, store: Store, form_csrf: str | None = None) -> User:

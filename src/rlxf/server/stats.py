@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from ..feedback.quality import (annotator_reliability, items_of, krippendorff_alpha, majority,
                                 raw_agreement)
-from ..store import Annotator, Assignment, Item, Judgement, Project
+from ..store import Annotator, Assignment, Item, Judgement, Project, as_utc, iso
 from .export import project_rows, to_record
 
 # A flag is a reason to look, not a verdict: thresholds are loose on purpose.
@@ -51,12 +51,15 @@ def project_stats(session, p: Project) -> dict:
         select(Assignment.annotator_id, func.count(Assignment.id))
         .where(Assignment.project_id == p.id).group_by(Assignment.annotator_id)).all())
     stats = {aid: {"judgements": 0, "pairs": 0, "agree_majority": 0,
-                   "majority_n": 0, "gold_n": 0, "gold_correct": 0, "durations": []}
+                   "majority_n": 0, "gold_n": 0, "gold_correct": 0, "durations": [],
+                   "last": None}
              for aid in people}
     by_pid = {a.pid: aid for aid, a in people.items()}
     for r in rows:
         s = stats[r.annotator.id]
         s["judgements"] += 1
+        created = as_utc(r.judgement.created)
+        s["last"] = created if s["last"] is None else max(s["last"], created)
         if r.judgement.duration_ms is not None:
             s["durations"].append(r.judgement.duration_ms)
         if r.item.is_gold and r.item.gold:
@@ -96,7 +99,7 @@ def project_stats(session, p: Project) -> dict:
             "agreement/with_others": agreement, "agreement/pairs": s["pairs"],
             "agreement/with_majority": with_majority,
             "gold/n": s["gold_n"], "gold/accuracy": gold_acc, "median_ms": median_ms,
-            "flags": flags})
+            "last_label": iso(s["last"]), "flags": flags})
     target = n_items * p.overlap
     return {
         "project": p.id,

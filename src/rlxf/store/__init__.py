@@ -2,7 +2,8 @@
 
 from .db import Store, as_utc, iso, make_engine, migrate, normalise_url
 from .models import (Annotator, Assignment, AuthSession, Base, Demographics, Item, Judgement,
-                     Project)
+                     Project, ProjectMember)
 
 __all__ = ["Store", "as_utc", "iso", "make_engine", "migrate", "normalise_url", "Annotator",
-           "Assignment", "AuthSession", "Base", "Demographics", "Item", "Judgement", "Project"]
+           "Assignment", "AuthSession", "Base", "Demographics", "Item", "Judgement", "Project",
+           "ProjectMember"]

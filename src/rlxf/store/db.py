@@ -20,11 +20,13 @@ import threading
 from contextlib import contextmanager, nullcontext
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from sqlalchemy import create_engine, event, inspect
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
+
+from .prebuilt import Prebuilt
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -136,6 +138,10 @@ class Store:
         self._write = sessionmaker(self._write_engine, expire_on_commit=False)
         self._checkpointer: threading.Thread | None = None
         self._stop_checkpoints = threading.Event()
+        self._prebuilt: dict[int, tuple[object, Prebuilt]] = {}
+        self._local = threading.local()  # SQLite: each thread's own DBAPI connection (hot)
+        self._hot_conns: list = []
+        self._hot_generation = 0
 
     def migrate(self) -> None:
         migrate(self.engine)
@@ -166,6 +172,57 @@ class Store:
         with self._lock or nullcontext():
             with self._write_engine.begin() as conn:
                 yield conn
+
+    @contextmanager
+    def hot(self, write: bool = False) -> Iterator[Callable]:
+        """For the routes every label goes through: yields `run(stmt, params)`, which returns
+        a SELECT's rows (attribute access by column key) or the number of rows changed.
+
+        SQLite: prebuilt statements (prebuilt.py) on this thread's own DBAPI connection; a
+        write is one BEGIN IMMEDIATE ... COMMIT under the process's write lock. PostgreSQL:
+        a pooled SQLAlchemy connection, as `read_conn()` / `write_conn()`."""
+        if not self.is_sqlite:
+            with (self.write_conn() if write else self.read_conn()) as conn:
+                yield lambda stmt, params: _run_sa(conn, stmt, params)
+            return
+        conn = self._thread_conn()
+        cursor = conn.cursor()
+
+        def run(stmt, params):
+            return self._compiled(stmt).run(cursor, params)
+
+        try:
+            if not write:
+                yield run
+                return
+            with self._lock:
+                cursor.execute("BEGIN IMMEDIATE")
+                try:
+                    yield run
+                    cursor.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:  # also when COMMIT itself failed
+                        cursor.execute("ROLLBACK")
+                    raise
+        finally:
+            cursor.close()
+
+    def _compiled(self, stmt) -> Prebuilt:
+        found = self._prebuilt.get(id(stmt))
+        if found is None or found[0] is not stmt:
+            found = self._prebuilt[id(stmt)] = (stmt, Prebuilt(stmt, self.engine.dialect))
+        return found[1]
+
+    def _thread_conn(self):
+        """This thread's DBAPI connection, opened through the engine (so with its pragmas)
+        and detached from the pool, which would otherwise count it as checked out forever."""
+        local = self._local
+        if getattr(local, "generation", None) != self._hot_generation:
+            proxied = self.engine.raw_connection()
+            local.conn, local.generation = proxied.driver_connection, self._hot_generation
+            proxied.detach()
+            self._hot_conns.append(local.conn)
+        return local.conn
 
     def start_checkpoints(self, interval: float = 0.25) -> None:
         """SQLite: checkpoint the WAL every `interval` s from a thread with its own connection
@@ -204,4 +261,13 @@ class Store:
 
     def dispose(self) -> None:
         self.stop_checkpoints()
+        self._hot_generation += 1
+        for conn in self._hot_conns:
+            conn.close()
+        self._hot_conns.clear()
         self.engine.dispose()
+
+
+def _run_sa(conn: Connection, stmt, params: dict):
+    result = conn.execute(stmt, params)
+    return result.all() if result.returns_rows else result.rowcount

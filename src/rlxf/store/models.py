@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from sqlalchemy import (JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text,
-                        UniqueConstraint)
+                        UniqueConstraint, false)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -36,6 +36,8 @@ class Project(Base):
     aspects: Mapped[list] = mapped_column(JSON, default=list)  # likert: aspect names
     scale: Mapped[int] = mapped_column(Integer, default=3)  # strength or rating levels 1..scale
     status: Mapped[str] = mapped_column(String(10), default="open")  # "open" | "closed"
+    # members-only: work goes only to the annotators in project_members (else to everyone)
+    members_only: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     source: Mapped[dict] = mapped_column(JSON, default=dict)  # where the items came from
     created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
@@ -81,6 +83,17 @@ class Annotator(Base):
     invite_expires: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ProjectMember(Base):
+    """An annotator admitted to a members-only project."""
+    __tablename__ = "project_members"
+
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"),
+                                            primary_key=True)
+    annotator_id: Mapped[int] = mapped_column(ForeignKey("annotators.id", ondelete="CASCADE"),
+                                              primary_key=True)
+    added: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class Demographics(Base):
