@@ -22,6 +22,7 @@ class StepClock:
     ends: list[float] = field(default_factory=list)
     cpu_ends: list[float] = field(default_factory=list)
     first_loss: float | None = None
+    completion_lengths: list[int] = field(default_factory=list)  # sampled (GRPO), all steps
 
     def tick(self) -> None:
         self.ends.append(time.perf_counter())

@@ -15,7 +15,7 @@ from rlxf.train.loop import BatchOrder, Checkpointer
 from rlxf.train.reward import train_reward_model
 
 from .measure import StepClock
-from .workload import Workload
+from .workload import Workload, even_token_reward
 
 NEVER = 10**9  # checkpoint interval: the benchmark times training, not disk writes
 
@@ -71,3 +71,25 @@ def run_dpo(w: Workload, steps: int, batch: int, lr: float, warmup: int, seed: i
         train_dpo(w.causal_lm(), pairs, ref_chosen, ref_rejected, cfg, w.pad_id, seed,
                   Checkpointer(Path(d), NEVER), _callback(clock, "loss/dpo"))
     return clock, ref_seconds
+
+
+def run_grpo(w: Workload, steps: int, prompts_per_step: int, group: int, max_new_tokens: int,
+             lr: float, warmup: int, seed: int, beta: float) -> StepClock:
+    """rlxf's GRPO recipe (train/group_rl.py) as the policy stage calls it, with a frozen
+    reference (β > 0) and the shared reward function. Completion lengths go to
+    `clock.completion_lengths`."""
+    from rlxf.train.group_rl import train_group_rl
+
+    cfg = PolicyConfig(**_train_config(steps, prompts_per_step, lr), algorithm="grpo",
+                       group={"group_size": group, "kl_coef": beta}, eval_every=NEVER)
+
+    clock = StepClock(warmup)
+
+    def reward_fn(_prompts, responses):
+        clock.completion_lengths += [len(r) for r in responses]
+        return [even_token_reward(r) for r in responses]
+    with tempfile.TemporaryDirectory() as d:
+        train_group_rl(w.causal_lm(), w.causal_lm(), w.prompts, reward_fn, cfg, w.pad_id,
+                       w.eos_id, max_new_tokens, seed, Checkpointer(Path(d), NEVER),
+                       _callback(clock, "loss/grpo"))
+    return clock

@@ -28,10 +28,14 @@ from bench import rlxf_side, trl_side  # noqa: E402
 from bench.measure import PeakRSS, machine, matmul_peak_flops, versions  # noqa: E402
 from bench.workload import MODELS, build, param_counts  # noqa: E402
 
-TASKS = ("sft", "reward", "dpo")
-UNIT = {"sft": "examples/s", "reward": "pairs/s", "dpo": "pairs/s"}
-LR = {"sft": 3e-4, "reward": 3e-4, "dpo": 5e-5}
+TASKS = ("sft", "reward", "dpo", "grpo")
+UNIT = {"sft": "examples/s", "reward": "pairs/s", "dpo": "pairs/s", "grpo": "completions/s"}
+LR = {"sft": 3e-4, "reward": 3e-4, "dpo": 5e-5, "grpo": 1e-5}
 BETA, HEAD_SEED = 0.1, 7
+GRPO_BETA = 0.04  # rlxf's default [policy.group] kl_coef; TRL loads a reference when β > 0
+# Model FLOPs per token: training forward + backward (6N); GRPO adds the sampling forward and
+# the reference forward (2N each) -- rlxf's extra π_old forward is not counted as useful work.
+FLOPS_PER_PARAM_TOKEN = {"sft": 6, "reward": 6, "dpo": 6, "grpo": 10}
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -42,13 +46,21 @@ def tokens_per_example(w, task: str, i: int) -> int:
     return 2 * p + len(w.chosen[i]) + len(w.rejected[i])
 
 
+def examples_per_step(task: str, args) -> int:
+    return args.grpo_prompts * args.group if task == "grpo" else args.batch
+
+
 def one_run(side: str, task: str, w, args, order: list[int], extra: dict | None = None) -> dict:
     steps = args.default_steps if side in trl_side.SINGLE else args.steps
     warmup = min(args.warmup, steps - 2)
     extra_out: dict = {}
     with PeakRSS() as mem:
         if side == "rlxf":
-            if task == "sft":
+            if task == "grpo":
+                clock = rlxf_side.run_grpo(w, steps, args.grpo_prompts, args.group,
+                                           args.completion_len, LR[task], warmup, args.seed,
+                                           GRPO_BETA)
+            elif task == "sft":
                 clock = rlxf_side.run_sft(w, steps, args.batch, LR[task], warmup, args.seed)
             elif task == "reward":
                 clock = rlxf_side.run_reward(w, steps, args.batch, LR[task], warmup, args.seed,
@@ -59,7 +71,10 @@ def one_run(side: str, task: str, w, args, order: list[int], extra: dict | None 
                 extra_out["reference_pass_s"] = ref_s
         else:
             cfg = extra or {}
-            if task == "sft":
+            if task == "grpo":
+                clock = trl_side.run_grpo(w, order, steps, args.grpo_prompts, args.group,
+                                          args.completion_len, LR[task], warmup, cfg, GRPO_BETA)
+            elif task == "sft":
                 clock = trl_side.run_sft(w, order, steps, args.batch, LR[task], warmup, cfg)
             elif task == "reward":
                 clock = trl_side.run_reward(w, order, steps, args.batch, LR[task], warmup,
@@ -68,20 +83,29 @@ def one_run(side: str, task: str, w, args, order: list[int], extra: dict | None 
                 clock = trl_side.run_dpo(w, order, steps, args.batch, LR[task], warmup,
                                             cfg, BETA)
     sps, cpu_sps = clock.seconds_per_step(), clock.seconds_per_step(cpu=True)
-    measured = order[(warmup + 1) * args.batch: steps * args.batch]
-    tokens = sum(tokens_per_example(w, task, i) for i in measured) / (steps - warmup - 1)
+    n = examples_per_step(task, args)
+    timed = slice((warmup + 1) * n, steps * n)
+    if task == "grpo":  # sampled lengths, as the shared reward function saw them
+        lengths = clock.completion_lengths[timed]
+        prompts = [w.prompts[i] for i in order for _ in range(args.group)][timed]
+        tokens = (sum(map(len, prompts)) + sum(lengths)) / (steps - warmup - 1)
+        extra_out["mean_completion_tokens"] = sum(lengths) / len(lengths)
+    else:
+        tokens = sum(tokens_per_example(w, task, i) for i in order[timed]) / (steps - warmup - 1)
     model = w.reward_model(HEAD_SEED) if task == "reward" else w.causal_lm()
-    flops_per_step = 6 * param_counts(model)["matmul"] * tokens  # training: forward + backward
+    flops_per_step = FLOPS_PER_PARAM_TOKEN[task] * param_counts(model)["matmul"] * tokens
     return {"side": side, "steps": steps, "warmup_steps": warmup, "seconds_per_step": sps,
-            "examples_per_s": args.batch / sps, "tokens_per_s": tokens / sps,
-            "cpu_seconds_per_step": cpu_sps, "examples_per_cpu_s": args.batch / cpu_sps,
+            "examples_per_s": n / sps, "tokens_per_s": tokens / sps,
+            "cpu_seconds_per_step": cpu_sps, "examples_per_cpu_s": n / cpu_sps,
             "model_flops_per_s": flops_per_step / sps,
             "model_flops_per_cpu_s": flops_per_step / cpu_sps, "peak_rss_mib": mem.mib,
             "first_loss": clock.first_loss, **extra_out}
 
 
 def bench_task(task: str, w, args) -> dict:
-    order = rlxf_side.batch_order(len(w.prompts), args.steps, args.batch, args.seed)
+    # The item stream rlxf trains on (for GRPO: prompts, each sampled `group` times).
+    order = rlxf_side.batch_order(len(w.prompts), args.steps, examples_per_step(task, args)
+                                  // (args.group if task == "grpo" else 1), args.seed)
     runs = []
     for r in range(args.repeats):
         sides = ["rlxf", "trl_fair"] if r % 2 == 0 else ["trl_fair", "rlxf"]
@@ -94,7 +118,7 @@ def bench_task(task: str, w, args) -> dict:
         runs.append(pair)
     single = {}
     for side, cfg in trl_side.SINGLE.items() if args.default_steps else ():
-        single[side] = one_run(side, task, w, args, order[: args.default_steps * args.batch], cfg)
+        single[side] = one_run(side, task, w, args, order, cfg)
         print(f"  {task} {side} {single[side]['examples_per_s']:8.2f} {UNIT[task]} "
               f"({single[side]['examples_per_cpu_s']:.2f} per CPU-s)", flush=True)
     defaults = single.get("trl_defaults")
@@ -166,6 +190,16 @@ def markdown(result: dict) -> str:
             f"({100 * s['trl_fair_fraction_of_matmul_peak_cpu']:.0f}%) | "
             f"{med('rlxf', 'peak_rss_mib'):.0f} / {med('trl_fair', 'peak_rss_mib'):.0f} | "
             f"{fl['rlxf']:.4f} / {fl['trl_fair']:.4f} |")
+    if "grpo" in result["tasks"]:
+        g, runs = cfg["grpo"], result["tasks"]["grpo"]["repeats"]
+        mean_len = {side: statistics.median(p[side]["mean_completion_tokens"] for p in runs)
+                    for side in ("rlxf", "trl_fair")}
+        lines += ["", f"GRPO: {g['prompts_per_step']} prompts x G={g['group']} completions per "
+                  f"step, at most {g['max_completion_tokens']} new tokens, temperature 1, "
+                  f"β={g['kl_coef']}, one update per rollout, sequence-mean loss; reward: "
+                  f"{g['reward']}. Mean sampled completion tokens rlxf {mean_len['rlxf']:.1f} / "
+                  f"TRL {mean_len['trl_fair']:.1f}. Model FLOPs for GRPO = 10 x matmul parameters "
+                  "x tokens (sampling and reference forwards, training forward + backward)."]
     lines += ["", "TRL fair = bf16=False, gradient_checkpointing=False; TRL defaults = bf16 "
               "autocast + gradient checkpointing; TRL bf16 no GC = bf16=True, "
               "gradient_checkpointing=False (the last two: one short run each). FLOP/s = 6 x matmul parameters x real "
@@ -183,6 +217,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--prompt-len", type=int, default=24)
     ap.add_argument("--completion-len", type=int, default=32)
     ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--grpo-prompts", type=int, default=4, help="GRPO: prompts per step")
+    ap.add_argument("--group", type=int, default=8, help="GRPO: completions per prompt (G)")
     ap.add_argument("--steps", type=int, default=15)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--repeats", type=int, default=3)
@@ -209,7 +245,12 @@ def main(argv: list[str] | None = None) -> dict:
                          "n_pairs": args.pairs, "prompt_len": args.prompt_len,
                          "completion_len": args.completion_len, "batch": args.batch,
                          "steps": args.steps, "warmup": args.warmup, "repeats": args.repeats,
-                         "default_steps": args.default_steps, "lr": LR, "dpo_beta": BETA},
+                         "default_steps": args.default_steps, "lr": LR, "dpo_beta": BETA,
+                         "grpo": {"prompts_per_step": args.grpo_prompts, "group": args.group,
+                                  "max_completion_tokens": args.completion_len,
+                                  "kl_coef": GRPO_BETA, "temperature": 1.0,
+                                  "reward": "share of even token ids (workload.even_token_reward)",
+                                  "flops_per_param_token": FLOPS_PER_PARAM_TOKEN}},
               "trl_fair_config": trl_side.FAIR, "note": args.note, "tasks": {}}
     for task in args.only:
         result["tasks"][task] = bench_task(task, w, args)

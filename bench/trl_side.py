@@ -15,7 +15,7 @@ from datasets import Dataset
 from transformers import TrainerCallback
 
 from .measure import StepClock
-from .workload import Workload
+from .workload import Workload, even_token_reward
 
 # TRL 1.16's own defaults differ from transformers' here (see trl/trainer/*_config.py).
 FAIR = {"bf16": False, "gradient_checkpointing": False}
@@ -117,3 +117,36 @@ def run_dpo(w: Workload, order: list[int], steps: int, batch: int, lr: float, wa
                   _Expect(w, prompt_ids=w.prompts[i], chosen_ids=w.chosen[i],
                           rejected_ids=w.rejected[i]),
                   ref_model=w.causal_lm(), beta=beta)
+
+
+def run_grpo(w: Workload, prompt_order: list[int], steps: int, prompts_per_step: int,
+             group: int, max_new_tokens: int, lr: float, warmup: int, extra: dict,
+             beta: float) -> StepClock:
+    """TRL's GRPOTrainer (no vLLM: transformers generate) with the same G, completion length,
+    temperature 1, β, clip ε, one update per rollout and sequence-mean loss (loss_type "grpo", as
+    rlxf's), the same reward function on the sampled ids. The model is loaded from a directory,
+    as TRL builds its reference model from the policy's path when β > 0. `prompt_order`: rlxf's
+    prompt stream (TRL reads it sequentially, so both sides sample for the same prompts)."""
+    from trl import GRPOConfig, GRPOTrainer
+
+    clock = StepClock(warmup)
+
+    def reward(prompts, completions, completion_ids, **kw):
+        clock.completion_lengths += [len(c) for c in completion_ids]
+        return [even_token_reward(c) for c in completion_ids]
+    texts = [w.text(w.prompts[i]) for i in prompt_order]
+    with tempfile.TemporaryDirectory() as out:
+        model_dir = f"{out}/model"
+        w.causal_lm().save_pretrained(model_dir)
+        args = GRPOConfig(**_common(out, steps, prompts_per_step * group, lr, extra),
+                          num_generations=group, max_completion_length=max_new_tokens,
+                          temperature=1.0, top_p=1.0, top_k=0, beta=beta, epsilon=0.2,
+                          num_iterations=1, loss_type="grpo", scale_rewards="group",
+                          shuffle_dataset=False)
+        trainer = GRPOTrainer(model=model_dir, reward_funcs=reward, args=args,
+                              train_dataset=Dataset.from_dict({"prompt": texts}),
+                              processing_class=w.tokenizer, callbacks=[_Clock(clock)])
+        got = trainer.processing_class(text=texts[:1])["input_ids"][0]
+        assert got == w.prompts[prompt_order[0]], f"TRL tokenized the prompt as {got}"
+        trainer.train()
+    return clock

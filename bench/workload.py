@@ -50,6 +50,10 @@ class Workload:
         torch.nn.init.normal_(model.score.weight, std=self.config.initializer_range)
         return model
 
+    @property
+    def eos_id(self) -> int:
+        return self.tokenizer.eos_token_id
+
     def text(self, ids: list[int]) -> str:
         return " ".join(self.tokenizer.convert_ids_to_tokens(ids))
 
@@ -76,6 +80,13 @@ def build(model: str, n_pairs: int, prompt_len: int, completion_len: int, seed: 
     chosen = [sample(completion_len - 1) + [eos] for _ in range(n_pairs)]
     rejected = [sample(completion_len - 1) + [eos] for _ in range(n_pairs)]
     return Workload(tok, state, config, prompts, chosen, rejected)
+
+
+def even_token_reward(completion_ids: list[int]) -> float:
+    """The GRPO benchmark's reward, the same scalar function on both sides: the share of the
+    completion's tokens with an even id. Cheap and deterministic, so the benchmark times the
+    trainers, not a reward model."""
+    return sum(1 for t in completion_ids if t % 2 == 0) / max(1, len(completion_ids))
 
 
 def param_counts(model) -> dict:

@@ -120,3 +120,35 @@ def test_checkpointed_or_wrapped_models_take_the_full_forward_path():
     model.train()
     chosen, _ = pair_logprobs(model, list(zip(prompts, a, b)), PAD)
     assert abs(chosen[0] - _full_logprob(model, prompts[0], a[0])) < 1e-6
+
+
+@pytest.mark.parametrize("arch", ["gpt2", "llama"])
+def test_group_token_logprobs_equal_full_forwards_per_token_values_and_gradients(arch):
+    """GRPO's layout: k = 3 responses per prompt on consecutive rows, ragged lengths; every
+    response token's log-prob against the full unpadded forward, and the gradient of a weighted
+    sum of them."""
+    from rlxf.models.shared_prefix import group_token_logprobs
+
+    prompts, a, b = _triples(n=3, seed=6)
+    _, c, _ = _triples(n=3, seed=7)
+    responses = [r for triple in zip(a, b, c) for r in triple]
+    model = _lm(arch)
+    got, mask = group_token_logprobs(model, prompts, responses, PAD)
+    weights = torch.arange(1.0, got.numel() + 1, dtype=got.dtype).view_as(got) * mask
+    (got * weights).sum().backward()
+    got_grad = {k: p.grad.clone() for k, p in model.named_parameters()}
+    model.zero_grad()
+    total = 0
+    for i, r in enumerate(responses):
+        p = prompts[i // 3]
+        ids = torch.tensor([p + r])
+        logp = model(input_ids=ids).logits[0, :-1].log_softmax(-1)
+        want = logp[torch.arange(len(p) - 1, len(p) + len(r) - 1), ids[0, len(p):]]
+        assert mask[i].sum() == len(r)
+        assert torch.allclose(got[i, : len(r)], want, atol=TOL, rtol=0), (i, got[i], want)
+        assert (got[i, len(r):] == 0).all()
+        total = total + (want * weights[i, : len(r)]).sum()
+    total.backward()
+    grad_tol = TOL if arch == "gpt2" else 1e-6 * max(p.grad.abs().max() for p in model.parameters())
+    for k, p in model.named_parameters():
+        assert torch.allclose(got_grad[k], p.grad, atol=grad_tol, rtol=0), k

@@ -41,41 +41,91 @@ class PairHidden:
     last: torch.Tensor         # (2B, d): the state at each sequence's last token
 
 
+@dataclass
+class GroupStates:
+    """The backbone's outputs before they are gathered: each prompt once, its k responses on
+    consecutive rows (prompt i's are rows i·k ... i·k + k - 1), each right-padded."""
+    prompt: torch.Tensor       # (B, Tp, d)
+    prompt_mask: torch.Tensor  # (B, Tp)
+    response: torch.Tensor     # (k·B, Tr, d)
+    response_ids: torch.Tensor  # (k·B, Tr)
+    response_mask: torch.Tensor  # (k·B, Tr)
+
+    @property
+    def k(self) -> int:
+        return self.response.shape[0] // self.prompt.shape[0]
+
+    def predictors(self) -> torch.Tensor:
+        """(k·B, Tr, d): the state that predicts response token t (the prompt's last state for
+        t = 0, else the response's state at t - 1)."""
+        n = self.prompt.shape[0]
+        last_prompt = self.prompt[torch.arange(n), self.prompt_mask.sum(1) - 1]
+        return torch.cat([last_prompt.repeat_interleave(self.k, 0)[:, None],
+                          self.response[:, :-1]], 1)
+
+    def to_pair_order(self, t: torch.Tensor) -> torch.Tensor:
+        """Pairs (k = 2): rows interleaved (a0, b0, a1, b1, ...) -> [a..., b...]."""
+        rows = torch.arange(t.shape[0])
+        return t[torch.cat([rows[0::2], rows[1::2]])]
+
+
+def group_states(backbone, prompts: list[list[int]], responses: list[list[int]],
+                 pad_id: int) -> GroupStates:
+    """`backbone` is the transformer without its head (`model.base_model`); `responses` holds
+    k per prompt, grouped by prompt (k = len(responses) / len(prompts))."""
+    k, rest = divmod(len(responses), len(prompts))
+    if rest or k < 1:
+        raise ValueError(f"{len(responses)} responses for {len(prompts)} prompts: need k each")
+    if any(not r for r in responses):
+        raise ValueError("every response needs at least one token (its <eos>)")
+    p_ids, p_mask = pad_right(prompts, pad_id)
+    out = backbone(input_ids=p_ids, attention_mask=p_mask, use_cache=True)
+    cache = out.past_key_values
+    cache.batch_repeat_interleave(k)  # row i·k + j continues prompt i
+    r_ids, r_mask = pad_right(responses, pad_id)
+    # Each response continues right after its own prompt; pad positions get 0 (never attended).
+    starts = p_mask.sum(1).repeat_interleave(k)
+    pos = (starts[:, None] + torch.arange(r_ids.shape[1])).masked_fill(r_mask == 0, 0)
+    r_out = backbone(input_ids=r_ids, attention_mask=torch.cat(
+        [p_mask.repeat_interleave(k, 0), r_mask], 1), position_ids=pos, past_key_values=cache,
+        use_cache=False)
+    return GroupStates(out.last_hidden_state, p_mask, r_out.last_hidden_state, r_ids, r_mask)
+
+
+def pair_states(backbone, prompts: list[list[int]], a: list[list[int]], b: list[list[int]],
+                pad_id: int) -> GroupStates:
+    """k = 2: rows a_0, b_0, a_1, b_1, ..."""
+    return group_states(backbone, prompts, [r for pair in zip(a, b) for r in pair], pad_id)
+
+
 def pair_hidden(backbone, prompts: list[list[int]], a: list[list[int]], b: list[list[int]],
                 pad_id: int) -> PairHidden:
     """`backbone` is the transformer without its head (`model.base_model`)."""
-    n = len(prompts)
-    if any(not r for r in a + b):
-        raise ValueError("every response needs at least one token (its <eos>)")
-    p_ids, p_mask = pad_right(prompts, pad_id)
-    p_len = p_mask.sum(1)
-    out = backbone(input_ids=p_ids, attention_mask=p_mask, use_cache=True)
-    cache = out.past_key_values
-    cache.batch_repeat_interleave(2)  # rows become p0, p0, p1, p1, ...: so a and b interleave
-    responses = [r for pair in zip(a, b) for r in pair]
-    r_ids, r_mask = pad_right(responses, pad_id)
-    width = r_ids.shape[1]
-    p_len2 = p_len.repeat_interleave(2)
-    # Each response continues right after its own prompt; pad positions get 0 (never attended).
-    pos = (p_len2[:, None] + torch.arange(width)).masked_fill(r_mask == 0, 0)
-    r_out = backbone(input_ids=r_ids, attention_mask=torch.cat(
-        [p_mask.repeat_interleave(2, 0), r_mask], 1), position_ids=pos, past_key_values=cache,
-        use_cache=False)
-    h_r = r_out.last_hidden_state
-    rows = torch.arange(2 * n)
-    last_prompt = out.last_hidden_state[torch.arange(n), p_len - 1].repeat_interleave(2, 0)
-    predictors = torch.cat([last_prompt[:, None], h_r[:, :-1]], 1)
-    last = h_r[rows, r_mask.sum(1) - 1]
-    # Back from interleaved (a0, b0, a1, b1, ...) to [a..., b...].
-    order = torch.cat([rows[0::2], rows[1::2]])
-    return PairHidden(predictors[order], r_ids[order], r_mask[order], last[order])
+    s = pair_states(backbone, prompts, a, b, pad_id)
+    r_mask = s.response_mask
+    last = s.response[torch.arange(r_mask.shape[0]), r_mask.sum(1) - 1]
+    return PairHidden(s.to_pair_order(s.predictors()), s.to_pair_order(s.response_ids),
+                      s.to_pair_order(r_mask), s.to_pair_order(last))
+
+
+def response_token_logprobs(model, s: GroupStates) -> torch.Tensor:
+    """(k·B, Tr): log π(response token t | prompt, response < t), 0 on padding. The LM head and
+    the softmax run on response positions only."""
+    logits = model.get_output_embeddings()(s.predictors())
+    logits = logits.to(torch.promote_types(logits.dtype, torch.float32))  # bf16 -> float32
+    token_lp = torch.gather(logits.log_softmax(-1), 2, s.response_ids[..., None]).squeeze(2)
+    return token_lp * s.response_mask
+
+
+def group_token_logprobs(model, prompts: list[list[int]], responses: list[list[int]],
+                         pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(per-token log-probs (k·B, Tr), response mask (k·B, Tr)) of k responses per prompt
+    (grouped by prompt, as GRPO samples them), each prompt run once."""
+    s = group_states(model.base_model, prompts, responses, pad_id)
+    return response_token_logprobs(model, s), s.response_mask
 
 
 def pair_response_logprobs(model, prompts, a, b, pad_id: int) -> torch.Tensor:
-    """(2B,): summed log π(response | prompt) for [a..., b...]. The LM head and the softmax run
-    on response positions only."""
-    h = pair_hidden(model.base_model, prompts, a, b, pad_id)
-    logits = model.get_output_embeddings()(h.predictors)
-    logits = logits.to(torch.promote_types(logits.dtype, torch.float32))  # bf16 -> float32
-    token_lp = torch.gather(logits.log_softmax(-1), 2, h.targets[..., None]).squeeze(2)
-    return (token_lp * h.mask).sum(-1)
+    """(2B,): summed log π(response | prompt) for [a..., b...]."""
+    s = pair_states(model.base_model, prompts, a, b, pad_id)
+    return s.to_pair_order(response_token_logprobs(model, s).sum(-1))

@@ -10,6 +10,7 @@ import torch
 from accelerate import Accelerator
 
 from ..config import PolicyConfig
+from ..models.fused_ops import fuse_activations
 from ..models.logprobs import response_batch, sequence_logprobs
 from ..models.shared_prefix import applies_to, pair_response_logprobs
 from .losses import cdpo_loss, dpo_loss, ipo_loss, robust_dpo_loss
@@ -70,6 +71,7 @@ def train_dpo(policy, pairs: list[Pair], ref_chosen: torch.Tensor, ref_rejected:
     processes, each takes an equal share of every step's global batch of cfg.batch_size pairs."""
     accelerator = accelerator or default_accelerator()
     loss_fn = pair_loss(cfg)
+    fuse_activations(policy)  # same function, one kernel (models/fused_ops.py)
     order = BatchOrder(len(pairs), cfg.batch_size, seed)
     lengths = torch.tensor([[len(c), len(r)] for _, c, r in pairs])
 

@@ -10,8 +10,10 @@ from typing import Callable
 import torch
 
 from ..config import TrainConfig
+from ..models.fused_ops import fuse_activations
 from ..models.logprobs import response_batch
-from ..models.shared_prefix import applies_to, pair_hidden
+from ..models.last_layer import pair_last_hidden
+from ..models.shared_prefix import applies_to
 from .losses import bradley_terry_loss, plackett_luce_loss, reward_model_loss
 from .loop import BatchOrder, Checkpointer, StepCallback, lr_at, set_lr
 
@@ -31,11 +33,12 @@ def head_rewards(model, prompts: list[list[int]], responses: list[list[int]], pa
 
 def pair_rewards(model, pairs: list[Pair], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(chosen, rejected) rewards, each (B,): the scalar head on each sequence's last token, from
-    one forward that runs each prompt once (models/shared_prefix.py)."""
+    one forward that runs each prompt once (models/shared_prefix.py) and the last layer only
+    where the head reads it (models/last_layer.py)."""
     prompts, chosen, rejected = ([t[k] for t in pairs] for k in range(3))
     if applies_to(model):
-        rewards = model.score(pair_hidden(model.base_model, prompts, chosen, rejected,
-                                          pad_id).last)[:, 0]
+        rewards = model.score(pair_last_hidden(model.base_model, prompts, chosen, rejected,
+                                               pad_id))[:, 0]
     else:
         rewards = head_rewards(model, prompts * 2, chosen + rejected, pad_id)[:, 0]
     return rewards[: len(pairs)], rewards[len(pairs):]
@@ -107,6 +110,7 @@ def train_reward_model(model, pairs: list, cfg: TrainConfig, pad_id: int, seed: 
     reward-centring penalty (losses.reward_model_loss; TRL's center_rewards_coefficient).
     Another `batch_loss` trains on other examples (rankings, head pairs) with the same loop."""
     batch_loss = batch_loss or bradley_terry_batch(center_coefficient)
+    fuse_activations(model)  # same function, one kernel (models/fused_ops.py)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0)
     start = ckpt.load(model, optimizer)
     order = BatchOrder(len(pairs), cfg.batch_size, seed)

@@ -1,0 +1,74 @@
+"""models/group_sampling.py: the cache path conditions on the right context (greedy decoding
+equals transformers' generate token for token, GPT-2 and Llama, ragged left-padded prompts), the
+draw samples the softmax (frequencies, zero-probability tokens never drawn), groups, <eos> and
+seeds behave as documented."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
+
+from rlxf.models.group_sampling import draw, sample_groups
+
+PAD, EOS, VOCAB = 0, 1, 40
+
+
+def _lm(arch: str):
+    torch.manual_seed(0)
+    if arch == "gpt2":
+        cfg = GPT2Config(vocab_size=VOCAB, n_positions=64, n_embd=16, n_layer=2, n_head=2,
+                         resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, pad_token_id=PAD,
+                         eos_token_id=EOS, bos_token_id=2)
+        return GPT2LMHeadModel(cfg).double()
+    cfg = LlamaConfig(vocab_size=VOCAB, hidden_size=16, intermediate_size=32, num_hidden_layers=2,
+                      num_attention_heads=2, max_position_embeddings=64, pad_token_id=PAD,
+                      eos_token_id=EOS, bos_token_id=2)
+    return LlamaForCausalLM(cfg).double()
+
+
+def _prompts(n: int = 3):
+    rng = random.Random(0)
+    return [[rng.randrange(3, VOCAB) for _ in range(rng.randint(2, 7))] for _ in range(n)]
+
+
+@pytest.mark.parametrize("arch", ["gpt2", "llama"])
+def test_greedy_equals_generate_greedy(arch):
+    model, prompts = _lm(arch), _prompts()
+    got = sample_groups(model, prompts, 2, temperature=0, max_new_tokens=10, seed=0,
+                        pad_id=PAD, eos_id=EOS)
+    for i, p in enumerate(prompts):
+        out = model.generate(input_ids=torch.tensor([p]), attention_mask=torch.ones(1, len(p),
+                             dtype=torch.long), do_sample=False, max_new_tokens=10,
+                             pad_token_id=PAD, eos_token_id=EOS)[0, len(p):].tolist()
+        want = out[: out.index(EOS) + 1] if EOS in out else out
+        assert got[2 * i] == want and got[2 * i + 1] == want
+
+
+def test_draw_samples_the_softmax_and_never_a_zero_probability_token():
+    probs = torch.tensor([0.1, 0.0, 0.2, 0.7])
+    logits = probs.log().expand(20000, 4)
+    tokens = draw(logits, 1.0, torch.Generator().manual_seed(0))
+    freq = torch.bincount(tokens, minlength=4).float() / len(tokens)
+    assert freq[1] == 0
+    assert torch.allclose(freq, probs, atol=0.015)
+    # temperature 2 samples softmax(logits / 2) ∝ sqrt(p)
+    freq2 = torch.bincount(draw(logits, 2.0, torch.Generator().manual_seed(1)),
+                           minlength=4).float() / len(tokens)
+    assert torch.allclose(freq2, probs.sqrt() / probs.sqrt().sum(), atol=0.015)
+
+
+def test_groups_seeds_and_eos():
+    model, prompts = _lm("gpt2"), _prompts()
+    a = sample_groups(model, prompts, 4, temperature=1.0, max_new_tokens=12, seed=3,
+                      pad_id=PAD, eos_id=EOS)
+    b = sample_groups(model, prompts, 4, temperature=1.0, max_new_tokens=12, seed=3,
+                      pad_id=PAD, eos_id=EOS)
+    c = sample_groups(model, prompts, 4, temperature=1.0, max_new_tokens=12, seed=4,
+                      pad_id=PAD, eos_id=EOS)
+    assert a == b and a != c and len(a) == 12
+    assert all(1 <= len(r) <= 12 and (EOS not in r[:-1]) for r in a)
+    assert all(len(r) == 12 or r[-1] == EOS for r in a)
+    assert len({tuple(r) for r in a[:4]}) > 1  # a group's samples differ
