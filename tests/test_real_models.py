@@ -135,7 +135,7 @@ def test_disabled_adapters_give_the_base_models_logprobs(llama_dir):
     expected = reference_logprobs(base, pairs, tok.pad_token_id)
     with reference_of(lora):
         got = reference_logprobs(lora, pairs, tok.pad_token_id)
-    torch.testing.assert_close(got, expected, rtol=0, atol=1e-6)
+    torch.testing.assert_close(got, expected, rtol=1e-6, atol=1e-6)  # float32 sums of ~100
     adapted = reference_logprobs(lora, pairs, tok.pad_token_id)  # adapters back on
     assert (adapted[0] - expected[0]).abs().max() > 1e-3
 

@@ -21,11 +21,19 @@ def lm_batch(examples: list[tuple[list[int], int]], pad_id: int):
     return ids, mask, labels
 
 
+def backbone_of(model):
+    """The transformer without its LM head. A peft model's `base_model` is the LoRA wrapper of the
+    whole causal LM, so look through it to the causal LM's own backbone (adapters stay active)."""
+    if hasattr(model, "get_base_model"):
+        model = model.get_base_model()
+    return model.base_model
+
+
 def lm_loss(model, ids: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Mean next-token cross-entropy over the trained tokens (labels != -100): what
     `model(labels=...).loss` computes, with the LM head and the softmax run only where a label is
     trained (SFT trains on the response alone, so the prompt's logits would be thrown away)."""
-    hidden = model.base_model(input_ids=ids, attention_mask=mask).last_hidden_state
+    hidden = backbone_of(model)(input_ids=ids, attention_mask=mask).last_hidden_state
     targets = labels[:, 1:]
     keep = targets != -100
     logits = model.get_output_embeddings()(hidden[:, :-1][keep])
