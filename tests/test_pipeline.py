@@ -276,7 +276,7 @@ def test_ppo_run_and_best_of_n_sweep_share_the_upstream_stages(finished, tmp_pat
                       .replace("[policy]", '[policy]\nalgorithm = "ppo"')
                       + "\n[sweep]\nbon_n = [2, 4, 8]\n")
     proc = rlxf("sweep", config, "--out", out)
-    assert proc.stderr.count("up to date, skipped") == 5 + 3 * 5  # the run's and each member's
+    assert proc.stderr.count("up to date, skipped") == 6 + 3 * 5  # run: world..reward, process; members: world..reward
     assert [h["step"] for h in numbers(out / "policy" / "history.json")] == [0, 2, 4]
     assert list((out / "tb" / "policy-ppo").glob("events.out.tfevents.*"))  # TensorBoard
     member = out / "sweep" / "bon_n=4"
