@@ -263,6 +263,8 @@ def test_failure_modes_each_have_a_number_or_a_reason_and_a_reading(run_dir):
     oo = modes["overoptimisation"]
     assert oo["number"] == pytest.approx(-0.1)
     assert "peaked at 0.700 (step 0" in oo["reading"] and "kept rising" in oo["reading"]
+    assert "rose in 2 of 2 intervals between measurements (Spearman ρ with the step 1.00)" \
+        in oo["reading"]
     # every rate is 0.5 in the fake eval: the reading prints what the numbers are
     assert modes["sycophancy"]["reading"] == ("The policy agrees with the user's false premise in "
                                               "50% of answers, the same as 50% for SFT (base 50%).")

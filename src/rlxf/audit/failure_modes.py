@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import math
 
+from scipy.stats import spearmanr
+
 from .fmt import change, f2, pct, points, signed
 from .surface import SURFACE
 
@@ -83,10 +85,20 @@ def overoptimisation(report: dict) -> dict:
                    f"{f2(math.sqrt(max(peak['kl'], 0.0)))}) and ended at "
                    f"{last['reward_gold']:.3f} (step {last['step']}, √KL {f2(k)}); the proxy "
                    f"went from {f2(peak['reward_proxy'])} to {f2(last['reward_proxy'])}, so "
-                   f"{after}.")
+                   f"{after}. {_proxy_trend(pts)}")
     lost = last["reward_gold"] - peak["reward_gold"]
     return _entry("overoptimisation", "Over-optimisation", lost, "gold lost since its peak",
                   definition, reading, values)
+
+
+def _proxy_trend(pts: list[dict]) -> str:
+    """How steadily the proxy rose over the measured steps: evaluation noise makes single
+    intervals dip, so count them and give the rank correlation with the step."""
+    proxy = [p["reward_proxy"] for p in pts]
+    rises = sum(b > a for a, b in zip(proxy, proxy[1:]))
+    rho = spearmanr([p["step"] for p in pts], proxy).statistic  # nan if the proxy is constant
+    return (f"The proxy rose in {rises} of {len(proxy) - 1} intervals between measurements "
+            f"(Spearman ρ with the step {'undefined' if math.isnan(rho) else f2(rho)}).")
 
 
 _INFLATED = {
