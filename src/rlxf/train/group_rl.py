@@ -28,6 +28,7 @@ import torch
 from accelerate import Accelerator
 
 from ..config import PolicyConfig
+from ..models.fused_ops import fuse_activations
 from ..models.group_sampling import sample_k_per_prompt
 from ..models.logprobs import group_response_logprobs
 from .advantages import group_advantages, masked_mean, rloo_advantages
@@ -170,6 +171,8 @@ def train_group_rl(policy, reference, prompts: list[list[int]], reward_fn: Rewar
                                                                 safe.lagrangian_init)}
 
     reference.eval()
+    for model in (policy, reference):
+        fuse_activations(model)  # same function, one kernel (models/fused_ops.py)
     result = optimise(policy, cfg, ckpt, losses, on_step=on_step,
                       evaluate=evaluate_with_lambda if evaluate and cost_fn else evaluate,
                       accelerator=accelerator,
