@@ -152,3 +152,51 @@ def test_group_token_logprobs_equal_full_forwards_per_token_values_and_gradients
     grad_tol = TOL if arch == "gpt2" else 1e-6 * max(p.grad.abs().max() for p in model.parameters())
     for k, p in model.named_parameters():
         assert torch.allclose(got_grad[k], p.grad, atol=grad_tol, rtol=0), k
+
+
+@pytest.mark.parametrize("arch", ["gpt2", "llama"])
+def test_grpo_loss_and_gradients_on_either_logprob_path_equal_full_forwards(arch, monkeypatch):
+    """train/group_rl.py's log-probs (models/logprobs.group_response_logprobs): the shared-prefix
+    path and the full-forward fallback (gathered into the response layout) give the GRPO loss
+    (clipped surrogate + β·k3, sequence mean) and its gradients of an independent reference that
+    runs each prompt + response alone."""
+    import rlxf.models.logprobs as logprobs_module
+    from rlxf.models.logprobs import group_response_logprobs
+    from rlxf.train.losses import grpo_loss
+
+    prompts, a, b = _triples(n=2, seed=8)
+    _, c, _ = _triples(n=2, seed=9)
+    responses = [r for triple in zip(a, b, c) for r in triple]  # k = 3, grouped by prompt
+    model = _lm(arch)
+    g = torch.Generator().manual_seed(0)
+    advantages = torch.randn(len(responses), generator=g, dtype=torch.float64)
+
+    def loss_and_grads(logprobs, mask):
+        # π_old and the reference: fixed perturbations of the current log-probs, so the ratio
+        # and the KL term are away from their trivial values (some ratios clip)
+        noise = torch.randn(logprobs.shape, generator=torch.Generator().manual_seed(1),
+                            dtype=torch.float64)
+        old = (logprobs.detach() + 0.3 * noise) * mask
+        ref = (logprobs.detach() - 0.2 * noise.flip(0)) * mask
+        loss = grpo_loss(logprobs, old, advantages, mask.to(logprobs.dtype), clip_range=0.2,
+                         kl_coef=0.1, ref_logprobs=ref, reduction="sequence").loss
+        model.zero_grad()
+        loss.backward()
+        return loss.detach(), {k: p.grad.clone() for k, p in model.named_parameters()}
+
+    width = max(map(len, responses))
+    want_lp = torch.zeros(len(responses), width, dtype=torch.float64)
+    for i, r in enumerate(responses):
+        p = prompts[i // 3]
+        ids = torch.tensor([p + r])
+        logp = model(input_ids=ids).logits[0, :-1].log_softmax(-1)
+        want_lp[i, : len(r)] = logp[torch.arange(len(p) - 1, len(p) + len(r) - 1), ids[0, len(p):]]
+    want_mask = (torch.arange(width) < torch.tensor([len(r) for r in responses])[:, None]).long()
+    want, want_grad = loss_and_grads(want_lp, want_mask)
+    grad_tol = TOL if arch == "gpt2" else 1e-6 * max(v.abs().max() for v in want_grad.values())
+    for shared in (True, False):
+        monkeypatch.setattr(logprobs_module, "applies_to", lambda m, s=shared: s)
+        got, got_grad = loss_and_grads(*group_response_logprobs(model, prompts, responses, PAD))
+        assert abs(got - want) < TOL, (shared, got, want)
+        for k in want_grad:
+            assert torch.allclose(got_grad[k], want_grad[k], atol=grad_tol, rtol=0), (shared, k)

@@ -13,6 +13,9 @@ from __future__ import annotations
 import torch
 from transformers import StaticCache
 
+from .generate import sample_response_ids
+from .shared_prefix import applies_to
+
 
 def draw(logits: torch.Tensor, temperature: float, generator: torch.Generator) -> torch.Tensor:
     """(N,) one token per row of (N, V) logits: softmax(logits / temperature) sampled by inverse
@@ -32,7 +35,7 @@ def _repeat_rows(cache: StaticCache, k: int) -> None:
         layer.batch_size = layer.keys.shape[0]
 
 
-@torch.no_grad()
+@torch.inference_mode()  # the samples leave as lists: no autograd bookkeeping needed
 def sample_groups(model, prompts: list[list[int]], k: int, *, temperature: float,
                   max_new_tokens: int, seed: int, pad_id: int, eos_id: int) -> list[list[int]]:
     """k sampled responses per prompt (token ids), grouped by prompt (prompt i's are rows
@@ -67,3 +70,17 @@ def sample_groups(model, prompts: list[list[int]], k: int, *, temperature: float
                        use_cache=True).logits[:, -1]
     rows = torch.stack(tokens, 1).tolist()
     return [row[: row.index(eos_id) + 1] if eos_id in row else row for row in rows]
+
+
+def sample_k_per_prompt(model, prompts: list[list[int]], k: int, *, temperature: float,
+                        max_new_tokens: int, seed: int, pad_id: int,
+                        eos_id: int) -> list[list[int]]:
+    """k responses per prompt, grouped as `sample_groups` returns them: by `sample_groups` for
+    the models whose KV-cache path is tested (`shared_prefix.applies_to`: plain GPT-2 and
+    Llama), else (peft-wrapped, checkpointed, other architectures) by transformers' `generate` on
+    each prompt repeated k times. Both are deterministic given `seed`; they draw differently."""
+    kwargs = dict(temperature=temperature, max_new_tokens=max_new_tokens, seed=seed,
+                  pad_id=pad_id, eos_id=eos_id)
+    if applies_to(model):
+        return sample_groups(model, prompts, k, **kwargs)
+    return sample_response_ids(model, [p for p in prompts for _ in range(k)], **kwargs)

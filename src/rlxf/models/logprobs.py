@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from ..train.loop import pad_right
+from .shared_prefix import applies_to, group_token_logprobs
 
 
 def response_batch(prompts: list[list[int]], responses: list[list[int]], pad_id: int):
@@ -20,10 +21,32 @@ def response_batch(prompts: list[list[int]], responses: list[list[int]], pad_id:
 
 def token_logprobs(model, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """(B, T-1): log π(ids[:, t+1] | ids[:, :t+1])."""
-    logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
+    logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1]
+    logits = logits.to(torch.promote_types(logits.dtype, torch.float32))  # bf16 up, float64 kept
     return torch.gather(logits.log_softmax(-1), 2, ids[:, 1:, None]).squeeze(2)
 
 
 def sequence_logprobs(model, ids, mask, response_mask) -> torch.Tensor:
     """(B,): summed log-prob of each response given its prompt."""
     return (token_logprobs(model, ids, mask) * response_mask[:, 1:]).sum(-1)
+
+
+def group_response_logprobs(model, prompts: list[list[int]], responses: list[list[int]],
+                            pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(per-token log-probs (k·B, Tr), response mask (k·B, Tr)) of k responses per prompt,
+    grouped by prompt (prompt i's are rows i·k ... i·k + k - 1), aligned to the responses:
+    column t is response token t, 0 on padding. Where the shared-prefix path is tested
+    (`shared_prefix.applies_to`) each prompt runs once with the LM head on response positions
+    only; otherwise (peft-wrapped, checkpointed, several processes) the full forward of every
+    prompt + response, gathered into the same layout."""
+    if applies_to(model):
+        return group_token_logprobs(model, prompts, responses, pad_id)
+    k = len(responses) // len(prompts)
+    repeated = [p for p in prompts for _ in range(k)]
+    ids, attention, _ = response_batch(repeated, responses, pad_id)
+    full = token_logprobs(model, ids, attention)  # (B, T-1): column j predicts token j + 1
+    r_mask = pad_right(responses, pad_id)[1]
+    # response token t of row i sits at position len(prompt) + t, predicted by column len - 1 + t
+    starts = torch.tensor([len(p) - 1 for p in repeated])
+    cols = (starts[:, None] + torch.arange(r_mask.shape[1])).clamp(max=full.shape[1] - 1)
+    return full.gather(1, cols) * r_mask, r_mask

@@ -29,7 +29,13 @@ def applies_to(model) -> bool:
     through its own forward."""
     return (getattr(getattr(model, "config", None), "model_type", None) in TESTED
             and not hasattr(model, "get_base_model")
-            and not getattr(model, "is_gradient_checkpointing", False))
+            and not _checkpointing(model))
+
+
+def _checkpointing(model) -> bool:
+    if hasattr(type(model), "is_activation_checkpointing"):  # transformers >= 5's name
+        return model.is_activation_checkpointing
+    return getattr(model, "is_gradient_checkpointing", False)
 
 
 @dataclass

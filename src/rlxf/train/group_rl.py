@@ -4,8 +4,10 @@ group baseline instead of a critic, optionally under a safety constraint (Safe R
 
 Each step:
   1. rollout   -- `batch_size` training prompts, `group_size` responses each, sampled from the
-                  policy at temperature 1 (so log π is the sampling distribution); log-probs under
-                  the policy (π_old) and the frozen reference, per token
+                  policy at temperature 1 (so log π is the sampling distribution; each prompt
+                  prefilled once, models/group_sampling.py); per-token log-probs under the frozen
+                  reference (each prompt's forward once, models/shared_prefix.py). π_old is the
+                  first update's own forward, detached: the policy has not moved since sampling
   2. reward    -- the reward function (the reward ensemble's mean, mean - λ·std or worst member,
                   models/reward_ensemble.conservative_rewards; or the AI judge); with a cost
                   function, r' = (r - λ c) / (1 + λ); for RLOO the KL to the reference enters
@@ -26,8 +28,9 @@ import torch
 from accelerate import Accelerator
 
 from ..config import PolicyConfig
-from ..models.generate import sample_response_ids
-from ..models.logprobs import response_batch, token_logprobs
+from ..models.fused_ops import fuse_activations
+from ..models.group_sampling import sample_k_per_prompt
+from ..models.logprobs import group_response_logprobs
 from .advantages import group_advantages, masked_mean, rloo_advantages
 from .losses import grpo_loss, k3_kl, rloo_loss
 from .loop import BatchOrder, Checkpointer, StepCallback
@@ -67,28 +70,30 @@ def fill_unscored(rewards: torch.Tensor) -> torch.Tensor:
 
 @dataclass
 class Rollout:
-    """B = P·G sampled responses (prompt p's group is rows p·G ... p·G + G - 1)."""
-    prompts: list[list[int]]     # B prompt ids
+    """B = P·G sampled responses (prompt p's group is rows p·G ... p·G + G - 1). Per-token
+    tensors are aligned to the responses: column t is response token t."""
+    group_prompts: list[list[int]]  # P prompt ids, each once
+    prompts: list[list[int]]     # B prompt ids (each prompt G times, as the reward sees them)
     responses: list[list[int]]   # B response ids, up to and including <eos>
-    ids: torch.Tensor            # (B, T) prompt + response, right-padded
-    attention: torch.Tensor      # (B, T)
-    mask: torch.Tensor           # (B, T-1) 1 where token t+1 belongs to the response
-    old_logprobs: torch.Tensor   # (B, T-1) log π_old of each next token at sampling time
-    ref_logprobs: torch.Tensor   # (B, T-1) the same tokens under the frozen reference
+    mask: torch.Tensor           # (B, Tr) 1 on response tokens
+    ref_logprobs: torch.Tensor   # (B, Tr) log-probs of the sampled tokens under the reference
+
+    def logprobs(self, model, pad_id: int) -> torch.Tensor:
+        """(B, Tr) log π of the sampled tokens under `model` (each prompt's forward once where
+        models/shared_prefix.py applies)."""
+        return group_response_logprobs(model, self.group_prompts, self.responses, pad_id)[0]
 
 
 @torch.no_grad()
 def rollout(policy, reference, prompts: list[list[int]], group_size: int, pad_id: int,
             eos_id: int, max_new_tokens: int, seed: int) -> Rollout:
-    repeated = [p for p in prompts for _ in range(group_size)]
-    responses = sample_response_ids(policy, repeated, pad_id=pad_id, eos_id=eos_id,
-                                    temperature=1.0, max_new_tokens=max_new_tokens, seed=seed)
-    ids, attention, resp = response_batch(repeated, responses, pad_id)
-    mask = resp[:, 1:].float()
+    responses = sample_k_per_prompt(policy, prompts, group_size, temperature=1.0,
+                                    max_new_tokens=max_new_tokens, seed=seed, pad_id=pad_id,
+                                    eos_id=eos_id)
     reference.eval()
-    return Rollout(repeated, responses, ids, attention, mask,
-                   token_logprobs(policy, ids, attention) * mask,
-                   token_logprobs(reference, ids, attention) * mask)
+    ref, mask = group_response_logprobs(reference, prompts, responses, pad_id)
+    return Rollout(prompts, [p for p in prompts for _ in range(group_size)], responses,
+                   mask.float(), ref)
 
 
 def train_group_rl(policy, reference, prompts: list[list[int]], reward_fn: RewardFn,
@@ -125,21 +130,27 @@ def train_group_rl(policy, reference, prompts: list[list[int]], reward_fn: Rewar
             cost = torch.tensor(cost_fn(r.prompts, r.responses), dtype=torch.float32)
             scores = lagrangian_reward(scores, cost, lam)
             metrics.update({"cost/train": cost.mean().item(), "safe/lambda": lam})
-        seq_kl = ((r.old_logprobs - r.ref_logprobs) * r.mask).sum(1)
-        metrics["kl/to_sft_train"] = seq_kl.mean().item()
-        # 3. advantages within each prompt's group
-        if cfg.algorithm == "grpo":
-            advantages = group_advantages(scores.view(-1, G)).flatten()
-        else:
-            # RLOO (Ahmadian et al. 2024; TRL): the KL penalty is part of the reward
-            advantages = rloo_advantages((scores - beta * seq_kl).view(-1, G)).flatten()
-        advantages = torch.where(unscored, 0.0, advantages)
-        # 4. optimise
         model.train()
-        for _ in range(cfg.group.updates_per_rollout):
-            logprobs = token_logprobs(model, r.ids, r.attention) * r.mask
+        for update in range(cfg.group.updates_per_rollout):
+            logprobs = r.logprobs(model, pad_id)
+            if update == 0:
+                # π_old is the policy that sampled, and no update has happened since: its
+                # log-probs are this forward's (as TRL's GRPOTrainer when μ = 1), so no separate
+                # π_old forward. Exact because the policy's forward is deterministic (dropout
+                # is off in rlxf's models, models/build.py).
+                old_logprobs = logprobs.detach()
+                seq_kl = ((old_logprobs - r.ref_logprobs) * r.mask).sum(1)
+                metrics["kl/to_sft_train"] = seq_kl.mean().item()
+                # 3. advantages within each prompt's group
+                if cfg.algorithm == "grpo":
+                    advantages = group_advantages(scores.view(-1, G)).flatten()
+                else:
+                    # RLOO (Ahmadian et al. 2024; TRL): the KL penalty is part of the reward
+                    advantages = rloo_advantages((scores - beta * seq_kl).view(-1, G)).flatten()
+                advantages = torch.where(unscored, 0.0, advantages)
+            # 4. optimise
             if cfg.algorithm == "grpo":
-                out = grpo_loss(logprobs, r.old_logprobs, advantages, r.mask,
+                out = grpo_loss(logprobs, old_logprobs, advantages, r.mask,
                                 clip_range=cfg.group.clip_range, kl_coef=beta,
                                 ref_logprobs=r.ref_logprobs, reduction="sequence")
                 loss, step_metrics = out.loss, {"policy/clipfrac": out.clipfrac.item()}
@@ -160,6 +171,8 @@ def train_group_rl(policy, reference, prompts: list[list[int]], reward_fn: Rewar
                                                                 safe.lagrangian_init)}
 
     reference.eval()
+    for model in (policy, reference):
+        fuse_activations(model)  # same function, one kernel (models/fused_ops.py)
     result = optimise(policy, cfg, ckpt, losses, on_step=on_step,
                       evaluate=evaluate_with_lambda if evaluate and cost_fn else evaluate,
                       accelerator=accelerator,
