@@ -6,10 +6,12 @@ import ctypes
 import gc
 import os
 import platform
+import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
 from importlib.metadata import version
+from pathlib import Path
 
 import torch
 
@@ -107,6 +109,21 @@ def machine() -> dict:
             "loadavg_at_start": [round(x, 2) for x in load]}
 
 
+def rlxf_commit() -> str | None:
+    """The commit of the rlxf source the benchmark ran (the installed version number does not
+    change between commits); "+dirty" if the checkout had uncommitted changes."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
+                              capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--", "src"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head + ("+dirty" if dirty else "")
+
+
 def versions() -> dict:
-    return {pkg: version(pkg) for pkg in ("rlxf", "torch", "transformers", "trl", "accelerate",
-                                          "datasets")}
+    return {**{pkg: version(pkg) for pkg in ("rlxf", "torch", "transformers", "trl",
+                                             "accelerate", "datasets")},
+            "rlxf_commit": rlxf_commit()}

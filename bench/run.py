@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import statistics
 import sys
 from pathlib import Path
@@ -155,7 +156,9 @@ def markdown(result: dict) -> str:
     m, cfg = result["machine"], result["config"]
     lines = [f"# rlxf vs TRL {result['versions']['trl']}: training throughput ({cfg['model']} model)",
              "", f"{result['date']}, {m['cpu_model']}, nproc {m['nproc']}, torch threads "
-             f"{m['torch_threads']}, load average at start {m['loadavg_at_start']}; "
+             f"{m['torch_threads']}, load average at start {m['loadavg_at_start']}"
+             f"{', at end ' + str(m['loadavg_at_end']) if 'loadavg_at_end' in m else ''}; "
+             f"rlxf {result['versions'].get('rlxf_commit')}, "
              f"torch {result['versions']['torch']}, transformers "
              f"{result['versions']['transformers']}.", "",
              f"Model: {cfg['params']['total']:,} parameters ({cfg['params']['matmul']:,} in "
@@ -254,6 +257,7 @@ def main(argv: list[str] | None = None) -> dict:
               "trl_fair_config": trl_side.FAIR, "note": args.note, "tasks": {}}
     for task in args.only:
         result["tasks"][task] = bench_task(task, w, args)
+    result["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     peaks.append((matmul_peak_flops(), matmul_peak_flops(cpu=True)))
     # The best of the measurements before and after: a conservative (high) peak.
     peak = {"wall": max(p[0] for p in peaks), "cpu": max(p[1] for p in peaks)}

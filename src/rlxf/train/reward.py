@@ -15,7 +15,7 @@ from ..models.logprobs import response_batch
 from ..models.last_layer import pair_last_hidden
 from ..models.shared_prefix import applies_to
 from .losses import bradley_terry_loss, plackett_luce_loss, reward_model_loss
-from .loop import BatchOrder, Checkpointer, StepCallback, lr_at, set_lr
+from .loop import BatchOrder, Checkpointer, StepCallback, adamw, lr_at, set_lr
 
 Pair = tuple[list[int], list[int], list[int]]  # prompt ids, chosen ids, rejected ids
 Ranking = tuple[list[int], list[list[int]]]  # prompt ids, response ids best first (k ≥ 2)
@@ -111,7 +111,7 @@ def train_reward_model(model, pairs: list, cfg: TrainConfig, pad_id: int, seed: 
     Another `batch_loss` trains on other examples (rankings, head pairs) with the same loop."""
     batch_loss = batch_loss or bradley_terry_batch(center_coefficient)
     fuse_activations(model)  # same function, one kernel (models/fused_ops.py)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0)
+    optimizer = adamw(model.parameters(), cfg.lr)
     start = ckpt.load(model, optimizer)
     order = BatchOrder(len(pairs), cfg.batch_size, seed)
     model.train()
