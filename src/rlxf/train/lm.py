@@ -8,7 +8,7 @@ import torch
 
 from ..config import TrainConfig
 from ..models.fused_ops import fuse_activations
-from .loop import BatchOrder, Checkpointer, StepCallback, lr_at, pad_right, set_lr
+from .loop import BatchOrder, Checkpointer, StepCallback, adamw, lr_at, pad_right, set_lr
 
 
 def lm_batch(examples: list[tuple[list[int], int]], pad_id: int):
@@ -44,7 +44,7 @@ def lm_loss(model, ids: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor) 
 def train_lm(model, examples: list[tuple[list[int], int]], cfg: TrainConfig, pad_id: int,
              seed: int, ckpt: Checkpointer, on_step: StepCallback | None = None) -> dict:
     fuse_activations(model)  # same function, one kernel (models/fused_ops.py)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0)
+    optimizer = adamw(model.parameters(), cfg.lr)
     start = ckpt.load(model, optimizer)
     order = BatchOrder(len(examples), cfg.batch_size, seed)
     model.train()

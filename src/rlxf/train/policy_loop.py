@@ -21,7 +21,7 @@ import torch
 from accelerate import Accelerator
 
 from ..config import PolicyConfig
-from .loop import Checkpointer, StepCallback, lr_at, set_lr
+from .loop import Checkpointer, StepCallback, adamw, lr_at, set_lr
 
 StepLosses = Callable[[torch.nn.Module, int], Iterator[tuple[torch.Tensor, dict]]]
 
@@ -59,7 +59,7 @@ def optimise(policy: torch.nn.Module, cfg: PolicyConfig, ckpt: Checkpointer, los
     ("throughput/pairs_per_s", batch_size)). `evaluate(step)` runs on the main process every
     cfg.eval_every steps and at 0 and the end; its results form policy/history.json."""
     accelerator = accelerator or default_accelerator()
-    optimizer = torch.optim.AdamW(policy.parameters(), lr=cfg.lr, weight_decay=0.0)
+    optimizer = adamw(policy.parameters(), cfg.lr)
     start = ckpt.load(policy, optimizer)
     model, optimizer = accelerator.prepare(policy, optimizer)
     history: list[dict] = ckpt.extra.setdefault("history", [])

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from ..config import TrainConfig
 from ..models.logprobs import response_batch
-from .loop import BatchOrder, Checkpointer, lr_at, set_lr
+from .loop import BatchOrder, Checkpointer, adamw, lr_at, set_lr
 
 Example = tuple[list[int], list[int], float]  # prompt ids, response (prefix) ids, label in {0, 1}
 
@@ -26,7 +26,7 @@ def classifier_logits(model, prompts: list[list[int]], responses: list[list[int]
 def train_classifier(model, examples: list[Example], cfg: TrainConfig, pad_id: int, seed: int,
                      ckpt: Checkpointer, on_step=None) -> dict:
     """Binary cross-entropy on the scalar head: -[y log σ(z) + (1-y) log(1-σ(z))]."""
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0)
+    optimizer = adamw(model.parameters(), cfg.lr)
     start = ckpt.load(model, optimizer)
     order = BatchOrder(len(examples), cfg.batch_size, seed)
     model.train()
