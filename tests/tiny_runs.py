@@ -5,11 +5,14 @@ whose config and inputs are unchanged and reruns only the stages downstream of a
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
+import threading
 from pathlib import Path
 
 TINY = Path(__file__).parent / "configs" / "tiny.toml"
@@ -20,13 +23,53 @@ ENV = {**os.environ, "PYTHONWARNINGS": "ignore"}
 THREADS = ("--threads", "1")
 
 
-def rlxf(*args, check=True) -> subprocess.CompletedProcess:
-    """`rlxf ARGS` in a subprocess (`run` and `sweep` on one torch thread)."""
+class _Zygote:
+    """tests/cli_zygote.py, started on first use: each command runs in a process forked from
+    one that has already imported the CLI's dependencies."""
+
+    def __init__(self):
+        self.proc: subprocess.Popen | None = None
+        self.lock = threading.Lock()
+
+    def run(self, args: list[str], cwd: Path | None) -> subprocess.CompletedProcess:
+        with self.lock, tempfile.TemporaryDirectory(prefix="rlxf-cli-") as tmp:
+            if self.proc is None or self.proc.poll() is not None:
+                self.proc = subprocess.Popen(
+                    [sys.executable, str(Path(__file__).parent / "cli_zygote.py")], env=ENV,
+                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                atexit.register(self.close)
+            out, err = Path(tmp) / "stdout", Path(tmp) / "stderr"
+            self.proc.stdin.write(json.dumps({"args": args, "stdout": str(out), "stderr": str(err),
+                                              "cwd": cwd and str(cwd)}) + "\n")
+            self.proc.stdin.flush()
+            reply = self.proc.stdout.readline()
+            if not reply:
+                raise RuntimeError("tests/cli_zygote.py died")
+            return subprocess.CompletedProcess(["rlxf", *args], json.loads(reply)["rc"],
+                                               out.read_text(), err.read_text())
+
+
+    def close(self) -> None:
+        """End the zygote and wait for it: its children's CPU time then counts in ours."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.stdin.close()
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+_ZYGOTE = _Zygote()
+
+
+def rlxf(*args, check=True, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """`python -m rlxf.cli ARGS` in its own process (forked from tests/cli_zygote.py), in `cwd`
+    if given; `run` and `sweep` on one torch thread."""
     args = [str(a) for a in args]
     if args[:1] in (["run"], ["sweep"]) and "--help" not in args:
         args += THREADS
-    proc = subprocess.run([sys.executable, "-m", "rlxf.cli", *args], env=ENV,
-                          capture_output=True, text=True, timeout=600)
+    proc = _ZYGOTE.run(args, cwd)
     if check and proc.returncode != 0:
         raise AssertionError(f"rlxf {args} failed:\n{proc.stdout}\n{proc.stderr}")
     return proc
