@@ -7,15 +7,16 @@ dozens of times. The zygote itself never runs a torch operation, so every child 
 torch's thread pools unstarted, as after a fresh import.
 
 Protocol (tests/tiny_runs.py speaks it): one JSON line per command on stdin,
-{"args": [...], "stdout": PATH, "stderr": PATH, "cwd": DIR or null}; one line back on stdout,
-{"rc": EXIT_CODE, "cpu_s": the child's user + system CPU seconds}. It exits when its stdin
-closes; whoever started it waits for it, so the children's CPU time is counted in the
-starter's (what `time` reports for a test run).
+{"args": [...], "stdout": PATH, "stderr": PATH, "cwd": DIR or null, "timeout_s": N}; one line
+back on stdout, {"rc": EXIT_CODE, "cpu_s": the child's user + system CPU seconds}. It exits
+when its stdin closes; whoever started it waits for it, so the children's CPU time is counted
+in the starter's (what `time` reports for a test run).
 """
 
 import json
 import os
 import runpy
+import signal
 import sys
 
 import rlxf.audit.report  # noqa: F401  (imported for the children)
@@ -24,7 +25,8 @@ import rlxf.pipeline  # noqa: F401
 import rlxf.sweep  # noqa: F401
 
 
-def child(args: list[str], stdout: str, stderr: str, cwd: str | None = None) -> int:
+def child(args: list[str], stdout: str, stderr: str, cwd: str | None, timeout_s: int) -> int:
+    signal.alarm(timeout_s)  # a command that hangs dies of SIGALRM (exit code -14)
     if cwd:
         os.chdir(cwd)
     for fd, path in ((1, stdout), (2, stderr)):
@@ -51,7 +53,7 @@ def main() -> None:
         pid = os.fork()
         if pid == 0:  # exit as `python -m rlxf.cli` does: atexit handlers, flushed streams
             sys.exit(child(request["args"], request["stdout"], request["stderr"],
-                           request.get("cwd")))
+                           request["cwd"], request["timeout_s"]))
         _, status, usage = os.wait4(pid, 0)
         reply.write(json.dumps({"rc": os.waitstatus_to_exitcode(status),
                                 "cpu_s": usage.ru_utime + usage.ru_stime}) + "\n")

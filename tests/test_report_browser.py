@@ -127,7 +127,8 @@ def test_tiny_run_report_renders(browser, tiny_run, tmp_path, viewport):
     page.close()
 
 
-def test_tiny_run_audit_is_deterministic_and_its_cards_do_not_rerun_stages(tiny_run, tmp_path):
+def test_tiny_run_audit_is_deterministic_and_its_cards_do_not_rerun_stages(tiny_run,
+                                                                              tmp_path):
     # the session's tiny run (tests/conftest.py) ended with the audit: report and cards; the
     # copy keeps the folder name, which the report shows
     tiny_run = copy_run(tiny_run, tmp_path / tiny_run.name)

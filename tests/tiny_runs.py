@@ -40,14 +40,13 @@ class _Zygote:
                 atexit.register(self.close)
             out, err = Path(tmp) / "stdout", Path(tmp) / "stderr"
             self.proc.stdin.write(json.dumps({"args": args, "stdout": str(out), "stderr": str(err),
-                                              "cwd": cwd and str(cwd)}) + "\n")
+                                              "cwd": cwd and str(cwd), "timeout_s": 600}) + "\n")
             self.proc.stdin.flush()
             reply = self.proc.stdout.readline()
             if not reply:
                 raise RuntimeError("tests/cli_zygote.py died")
             return subprocess.CompletedProcess(["rlxf", *args], json.loads(reply)["rc"],
                                                out.read_text(), err.read_text())
-
 
     def close(self) -> None:
         """End the zygote and wait for it: its children's CPU time then counts in ours."""
