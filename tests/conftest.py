@@ -1,5 +1,6 @@
 """Fixtures for the annotation app's tests (tests/test_store.py, test_server_api.py,
 test_server_e2e.py); all names start with `annotate_` so other fixtures can live beside them.
+Also `tiny_run`: the tiny end-to-end run, built once for the whole session (tests/tiny_runs.py).
 
 PostgreSQL is real: a throwaway cluster is initdb'ed in a temporary directory (as the
 `postgres` user when the tests run as root), started with pg_ctl on a free port on 127.0.0.1
@@ -18,6 +19,19 @@ import uuid
 from pathlib import Path
 
 import pytest
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> Path:
+    """A finished run of tests/configs/tiny.toml (every stage and the report), shared by every
+    test that needs one: read it, never write into it (`tiny_runs.copy_run` first). The session
+    fails at the end if any test changed it, since later tests would read the change."""
+    from tiny_runs import TINY, rlxf, tree_digest
+    out = tmp_path_factory.mktemp("tiny-shared") / "tiny"
+    rlxf("run", TINY, "--out", out)
+    before = tree_digest(out)
+    yield out
+    assert tree_digest(out) == before, "a test wrote into the shared tiny run: copy_run it first"
 
 
 def _pg_bindir() -> Path | None:

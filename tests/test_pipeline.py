@@ -2,7 +2,6 @@
 resume after kill -9 in the middle of a training stage."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -10,28 +9,15 @@ import time
 from pathlib import Path
 
 import pytest
+from tiny_runs import ENV, THREADS, TINY, copy_run, numbers, rlxf
 
-TINY = Path(__file__).parent / "configs" / "tiny.toml"
-ENV = {**os.environ, "PYTHONWARNINGS": "ignore"}
-
-
-def rlxf(*args, check=True) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, "-m", "rlxf.cli", *map(str, args)], env=ENV,
-                          capture_output=True, text=True, timeout=600)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"rlxf {args} failed:\n{proc.stdout}\n{proc.stderr}")
-    return proc
+from rlxf.pipeline import STAGE_NAMES
 
 
-@pytest.fixture(scope="module")
-def finished(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("runs") / "tiny"
-    rlxf("run", TINY, "--out", out)
-    return out
-
-
-def numbers(path: Path):
-    return json.loads(path.read_text())
+@pytest.fixture
+def finished(tiny_run) -> Path:
+    """The session's shared tiny run (tests/conftest.py): read only."""
+    return tiny_run
 
 
 def assert_close(a, b, path="", tol=1e-6):
@@ -67,18 +53,24 @@ def test_every_stage_writes_artifacts_ledger_and_report(finished):
     assert report["models"]["policy"]["metrics"]["gold/utility"] is not None
 
 
-def test_rerun_skips_finished_stages(finished):
-    before = (finished / "ledger.jsonl").read_text()
-    proc = rlxf("run", TINY, "--out", finished)
+def test_rerun_skips_finished_stages(finished, tmp_path):
+    out = copy_run(finished, tmp_path / "again")
+    before = (out / "ledger.jsonl").read_text()
+    proc = rlxf("run", TINY, "--out", out)
     assert proc.stderr.count("up to date, skipped") == 9
-    assert (finished / "ledger.jsonl").read_text() == before
+    assert (out / "ledger.jsonl").read_text() == before
 
 
 @pytest.mark.parametrize("stage", ["reward", "policy"])
 def test_kill_9_mid_stage_then_resume_gives_the_same_numbers(finished, tmp_path, stage):
-    out = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "rlxf.cli", "run", str(TINY), "--out", str(out)],
-                            env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # The finished run without `stage` and everything after it: the upstream stages are
+    # skipped, `stage` is killed at its first checkpoint and resumed, and every later stage is
+    # recomputed from the resumed one.
+    out = copy_run(finished, tmp_path / "killed",
+                   drop=STAGE_NAMES[STAGE_NAMES.index(stage):] + ("report",))
+    proc = subprocess.Popen([sys.executable, "-m", "rlxf.cli", "run", str(TINY), "--out", str(out),
+                             *THREADS], env=ENV, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
     ckpt = out / ".ckpt" / stage
     deadline = time.time() + 300
     while not any(ckpt.glob("**/state.pt")) and proc.poll() is None and time.time() < deadline:
@@ -97,8 +89,7 @@ def test_kill_9_mid_stage_then_resume_gives_the_same_numbers(finished, tmp_path,
 
 
 def test_changed_config_reruns_only_downstream_stages(finished, tmp_path):
-    out = tmp_path / "changed"
-    subprocess.run(["cp", "-r", str(finished), str(out)], check=True)
+    out = copy_run(finished, tmp_path / "changed")
     changed = tmp_path / "changed.toml"
     changed.write_text(TINY.read_text().replace("eval_prompts = 16", "eval_prompts = 12"))
     proc = rlxf("run", changed, "--out", out)
@@ -119,8 +110,7 @@ checkpoint_every = 6
 
 
 def test_finetune_tunes_the_policy_on_one_family_and_measures_it_again(finished, tmp_path):
-    out = tmp_path / "tuned"
-    subprocess.run(["cp", "-r", str(finished), str(out)], check=True)
+    out = copy_run(finished, tmp_path / "tuned")
     config = tmp_path / "finetune.toml"
     config.write_text(TINY.read_text() + FINETUNE)
     proc = rlxf("run", config, "--out", out)
@@ -166,16 +156,17 @@ def test_help_explains_every_command(args):
 
 
 def test_audit_regenerates_report_from_run_dir(finished, tmp_path):
-    report = finished / "report" / "report.json"
+    out = copy_run(finished, tmp_path / finished.name)  # the report names the run by its folder
+    report = out / "report" / "report.json"
     before = report.read_bytes()
     report.unlink()
-    rlxf("audit", finished)
+    rlxf("audit", out)
     assert report.read_bytes() == before
     proc = rlxf("audit", tmp_path, check=False)
     assert proc.returncode == 2 and "not a run directory" in proc.stderr
 
 
-def test_rlaif_run_with_an_ai_judge_behind_a_real_http_endpoint(tmp_path):
+def test_rlaif_run_with_an_ai_judge_behind_a_real_http_endpoint(finished, tmp_path):
     from fake_chat_server import FakeChatServer
 
     def prefers_shorter(body, n):  # a consistent judge: no position bias
@@ -192,7 +183,7 @@ def test_rlaif_run_with_an_ai_judge_behind_a_real_http_endpoint(tmp_path):
         config.write_text(TINY.read_text().replace(
             "[feedback]\n", f'[feedback]\nsource = "ai"\nai = {{ model = "fake-judge", '
             f'base_url = "{server.url}", constitution = "{constitution}" }}\n'))
-        out = tmp_path / "run"
+        out = copy_run(finished, tmp_path / "run")  # world..sft are skipped
         rlxf("run", config, "--out", out)
         record = numbers(out / "feedback" / "_stage.json")
         assert record["metrics"]["ai_judge/position_bias"] == 0.0
@@ -205,7 +196,7 @@ def test_rlaif_run_with_an_ai_judge_behind_a_real_http_endpoint(tmp_path):
         requests = server.n_requests
         # Rerunning the stage asks the judge nothing: every answer comes from the cache.
         subprocess.run(["rm", "-rf", str(out / "feedback")], check=True)
-        rlxf("run", config, "--out", out)
+        rlxf("run", config, "--out", out, "--until", "feedback")
         assert server.n_requests == requests
     finally:
         server.close()
@@ -220,7 +211,7 @@ def test_missing_constitution_fails_before_any_work(tmp_path):
     assert not (tmp_path / "never").exists()
 
 
-def test_rlaif_offline_with_a_local_judge_model(tmp_path):
+def test_rlaif_offline_with_a_local_judge_model(finished, tmp_path):
     from rlxf.feedback.constitution import load_constitution
     from test_ai_judge import _bpe_judge_dir
 
@@ -231,7 +222,7 @@ def test_rlaif_offline_with_a_local_judge_model(tmp_path):
         "[feedback]\n", f'[feedback]\nsource = "ai"\nai = {{ local_model = "{judge_dir}", '
         f'constitution = "{constitution}" }}\n').replace("n_comparisons = 120",
                                                         "n_comparisons = 40"))
-    out = tmp_path / "run"
+    out = copy_run(finished, tmp_path / "run")  # world..sft are skipped
     rlxf("run", config, "--out", out, "--until", "feedback")
     record = numbers(out / "feedback" / "_stage.json")
     assert record["counts"]["judgements"] > 0 and "local_model_sha256" in record["config"]
@@ -248,8 +239,7 @@ def test_human_feedback_records_feed_the_pipeline(finished, tmp_path):
     config = tmp_path / "human.toml"
     config.write_text(TINY.read_text().replace(
         "[feedback]\n", f'[feedback]\nsource = "human"\nrecords = "{records}"\n'))
-    out = tmp_path / "run"
-    subprocess.run(["cp", "-r", str(finished), str(out)], check=True)
+    out = copy_run(finished, tmp_path / "run")
     rlxf("run", config, "--out", out, "--until", "reward")
     fb = numbers(out / "feedback" / "_stage.json")
     simulated = numbers(finished / "feedback" / "_stage.json")
@@ -268,8 +258,7 @@ def test_human_feedback_records_feed_the_pipeline(finished, tmp_path):
 def test_ppo_run_and_best_of_n_sweep_share_the_upstream_stages(finished, tmp_path):
     # PPO as the run's policy, then a best-of-n sweep whose members link world..reward to the
     # run's (skipped, not recomputed) and are fitted in the report.
-    out = tmp_path / "sweep"
-    subprocess.run(["cp", "-r", str(finished), str(out)], check=True)
+    out = copy_run(finished, tmp_path / "sweep")
     config = tmp_path / "ppo.toml"
     config.write_text(TINY.read_text().replace("[policy]\nsteps = 40", '[policy]\nsteps = 4')
                       .replace("eval_every = 20", "eval_every = 2")

@@ -3,15 +3,15 @@ from the comparisons, GRPO against the conservative ensemble reward, safe RL wit
 model's harmless head as the cost, and online RLAIF with the AI judge behind a real HTTP
 endpoint rating the policy's own samples (with its answer cache). Every eval point is in
 history.json, the stage's ledger record and TensorBoard. One run up to the reward stage (an
-ensemble of 2 and the aspect model) is shared; each test reruns only the policy stage."""
+ensemble of 2 and the aspect model, from a copy of the session's tiny run) is shared; each test
+reruns only the policy stage on a copy of it."""
 
 import json
 import shutil
 from pathlib import Path
 
 import pytest
-
-from test_pipeline import TINY, numbers, rlxf
+from tiny_runs import TINY, copy_run, numbers, rlxf
 
 EVAL_KEYS = {"step", "reward/proxy", "gold/utility", "kl/to_sft", "length/tokens",
              "rate/sycophancy", "rate/flattery", "rate/anthropomorphic"}
@@ -29,16 +29,17 @@ def tiny_config(tmp_path: Path, name: str, policy: str, extra: str = "") -> Path
 
 
 @pytest.fixture(scope="module")
-def until_reward(tmp_path_factory) -> Path:
+def until_reward(tmp_path_factory, tiny_run) -> Path:
+    """The session's tiny run with feedback and reward redone under this module's config (its
+    world, pretraining and SFT are skipped)."""
     root = tmp_path_factory.mktemp("policy-stage")
-    out = root / "run"
+    out = copy_run(tiny_run, root / "run")
     rlxf("run", tiny_config(root, "base", ""), "--out", out, "--until", "reward")
     return out
 
 
 def run_policy(until_reward: Path, tmp_path: Path, config: Path) -> Path:
-    out = tmp_path / "run"
-    shutil.copytree(until_reward, out)
+    out = copy_run(until_reward, tmp_path / "run")
     rlxf("run", config, "--out", out, "--until", "policy")
     return out
 

@@ -1,9 +1,10 @@
 """The report in a real browser: headless Debian Chromium (/usr/bin/chromium, driven by
 Playwright as in tests/test_server_e2e.py) opens index.html of a hand-written run and of a real
-tiny run (tests/configs/tiny.toml through the CLI), and the comparison page; every section
-heading renders, every plot's <svg> is visible with a non-zero size, no console error occurs, and
-on a phone-sized viewport nothing overflows sideways. Screenshots go to the test's temporary
-directory; set RLXF_REPORT_SHOTS=DIR to keep copies (docs/img/report.png is one).
+tiny run (the session's `tiny_run`: tests/configs/tiny.toml through the CLI), and the comparison
+page; every section heading renders, every plot's <svg> is visible with a non-zero size, no
+console error occurs, and on a phone-sized viewport nothing overflows sideways. Screenshots go to
+the test's temporary directory; set RLXF_REPORT_SHOTS=DIR to keep copies (docs/img/report.png
+is one).
 
 The tiny run also checks, end to end, that the cards the audit writes beside the models do not
 make `rlxf run` redo any stage, and that `rlxf audit` on a real run is byte-deterministic."""
@@ -11,12 +12,11 @@ make `rlxf run` redo any stage, and that `rlxf audit` on a real run is byte-dete
 import json
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from report_fakes import make_run
+from tiny_runs import TINY, copy_run, rlxf
 
 from rlxf.audit.compare import SECTIONS as COMPARE_SECTIONS
 from rlxf.audit.compare import write_comparison
@@ -27,19 +27,10 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          "--disable-dev-shm-usage"]
-TINY = Path(__file__).parent / "configs" / "tiny.toml"
-ENV = {**os.environ, "PYTHONWARNINGS": "ignore"}
 DESKTOP, PHONE = {"width": 1100, "height": 900}, {"width": 390, "height": 844}
 needs_chromium = pytest.mark.skipif(not Path(CHROMIUM).exists(),
                                     reason="Chromium not installed: apt-get install -y chromium "
                                            "(.ci/run does)")
-
-
-def rlxf(*args) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, "-m", "rlxf.cli", *map(str, args)], env=ENV,
-                          capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, f"rlxf {args} failed:\n{proc.stdout}\n{proc.stderr}"
-    return proc
 
 
 @pytest.fixture(scope="module")
@@ -51,13 +42,6 @@ def fake_runs(tmp_path_factory) -> tuple[Path, Path]:
         write_report(run)
     write_comparison(root / "a", root / "b")
     return root / "a", root / "b"
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("report-tiny") / "tiny"
-    rlxf("run", TINY, "--out", out)  # ends with the audit: report and cards
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -143,7 +127,11 @@ def test_tiny_run_report_renders(browser, tiny_run, tmp_path, viewport):
     page.close()
 
 
-def test_tiny_run_audit_is_deterministic_and_its_cards_do_not_rerun_stages(tiny_run):
+def test_tiny_run_audit_is_deterministic_and_its_cards_do_not_rerun_stages(tiny_run,
+                                                                              tmp_path):
+    # the session's tiny run (tests/conftest.py) ended with the audit: report and cards; the
+    # copy keeps the folder name, which the report shows
+    tiny_run = copy_run(tiny_run, tmp_path / tiny_run.name)
     files = [tiny_run / "report" / n for n in ("report.json", "report.md", "index.html")]
     cards = [tiny_run / s / "model" / "README.md" for s in ("pretrain", "sft", "reward",
                                                             "policy")]

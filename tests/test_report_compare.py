@@ -2,20 +2,18 @@
 difference and a verdict, written next to run B (or to --out), byte-deterministic."""
 
 import json
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from report_fakes import CONFIG, make_run
+from tiny_runs import rlxf as cli
 
 from rlxf.audit.compare import build_comparison, write_comparison
 from rlxf.audit.plots import failure_mode_svg
 from rlxf.audit.report import build_report
 
-ENV = {**os.environ, "PYTHONWARNINGS": "ignore"}
 # B's policy: less sycophantic, lower gold utility, a different proxy; B discloses no audits.
 B_POLICY = {"rate/sycophancy": 0.3, "gold/utility": 0.5, "reward/proxy": 0.9}
 
@@ -29,8 +27,8 @@ def runs(tmp_path_factory) -> tuple[Path, Path]:
 
 
 def rlxf(*args, cwd=None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "rlxf.cli", *map(str, args)], env=ENV, cwd=cwd,
-                          capture_output=True, text=True, timeout=300)
+    """`rlxf ARGS` in its own process; the tests read its exit code."""
+    return cli(*args, check=False, cwd=cwd)
 
 
 def test_numbers_are_paired_with_a_difference_and_a_verdict(runs):

@@ -1,0 +1,77 @@
+"""A process that imports the rlxf CLI and everything its commands load (torch, transformers,
+the stages, the audit) once, then forks one child per command it is sent; each child runs
+`python -m rlxf.cli ARGS` as a fresh process would, with its own stdout, stderr and exit code.
+
+Why: importing the CLI's dependencies costs ~5 s of CPU, and the end-to-end tests run the CLI
+dozens of times. The zygote itself never runs a torch operation, so every child starts with
+torch's thread pools unstarted, as after a fresh import.
+
+Protocol (tests/tiny_runs.py speaks it): one JSON line per command on stdin,
+{"args": [...], "stdout": PATH, "stderr": PATH, "cwd": DIR or null, "timeout_s": N}; one line
+back on stdout, {"rc": EXIT_CODE, "cpu_s": the child's user + system CPU seconds}. It exits
+when its stdin closes; whoever started it waits for it, so the children's CPU time is counted
+in the starter's (what `time` reports for a test run).
+"""
+
+import json
+import os
+import runpy
+import signal
+import sys
+
+import rlxf.audit.report  # noqa: F401  (imported for the children)
+import rlxf.cli  # noqa: F401
+import rlxf.pipeline  # noqa: F401
+import rlxf.sweep  # noqa: F401
+
+
+def child(args: list[str], stdout: str, stderr: str, cwd: str | None, timeout_s: int) -> int:
+    signal.alarm(timeout_s)  # a command that hangs dies of SIGALRM (exit code -14)
+    if cwd:
+        os.chdir(cwd)
+    for fd, path in ((1, stdout), (2, stderr)):
+        target = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        os.dup2(target, fd)
+        os.close(target)
+    sys.argv = ["rlxf", *args]
+    code = 0
+    try:
+        runpy.run_module("rlxf.cli", run_name="__main__", alter_sys=True)
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    except BaseException:
+        import traceback
+        traceback.print_exc()
+        code = 1
+    return code
+
+
+def exit_now(code: int) -> None:
+    """Exit as the interpreter does (wait for non-daemon threads, run atexit handlers, flush the
+    streams) but skip tearing down every imported module, which takes ~1.5 s of CPU with torch
+    and transformers loaded and writes nothing."""
+    import atexit
+    import threading
+    threading._shutdown()
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def main() -> None:
+    reply = os.fdopen(os.dup(1), "w")
+    for line in sys.stdin:
+        request = json.loads(line)
+        pid = os.fork()
+        if pid == 0:
+            exit_now(child(request["args"], request["stdout"], request["stderr"],
+                           request["cwd"], request["timeout_s"]))
+        _, status, usage = os.wait4(pid, 0)
+        reply.write(json.dumps({"rc": os.waitstatus_to_exitcode(status),
+                                "cpu_s": usage.ru_utime + usage.ru_stime}) + "\n")
+        reply.flush()
+
+
+if __name__ == "__main__":
+    main()
