@@ -5,7 +5,7 @@ import json
 
 import pytest
 import torch
-from hf_models import ARCHITECTURES, build_tokenizer, save_model_dir
+from hf_models import ARCHITECTURES, build_tokenizer, model_config, save_model_dir
 from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
 from rlxf.config import (ConfigError, LoraConfig, PolicyConfig, TuneDPOConfig, TuneRewardConfig,
@@ -19,7 +19,7 @@ from rlxf.models.tokenizer import build_word_tokenizer
 from rlxf.models.tokenizer import prompt_ids as lab_prompt_ids
 from rlxf.train.dpo import reference_logprobs, train_dpo
 from rlxf.train.loop import Checkpointer
-from rlxf.tune.common import TuneError, encode_pairs
+from rlxf.tune.common import TuneError, disable_dropout, encode_pairs
 from rlxf.tune.recipes import run_dpo, run_reward, run_sft
 
 torch.set_num_threads(1)
@@ -249,3 +249,29 @@ def test_an_interrupted_command_resumes_to_the_same_weights(llama_dir, tmp_path,
     changed = cfg.model_copy(update={"beta": 0.5})
     assert run_dpo(llama_dir, prefs_file, tmp_path / "other", changed
                    )["metrics"]["resumed_from_step"] == 0
+
+
+@pytest.mark.parametrize("arch", ["gpt2", "llama"])
+def test_reward_and_dpo_train_without_the_checkpoints_dropout(tmp_path, arch):
+    # Hub checkpoints ship dropout (GPT-2: 0.1 in three places); DPO's policy must score a pair
+    # in training mode exactly as the eval-mode reference does, as with TRL's disable_dropout.
+    tok = build_tokenizer(True)
+    cfg = model_config(arch, tok)
+    if arch == "gpt2":
+        cfg.resid_pdrop = cfg.embd_pdrop = cfg.attn_pdrop = 0.1
+    else:
+        cfg.attention_dropout = 0.1
+    torch.manual_seed(0)
+    AutoModelForCausalLM.from_config(cfg).save_pretrained(tmp_path)
+    model = AutoModelForCausalLM.from_pretrained(tmp_path)
+    ids = torch.randint(3, len(tok), (2, 12))
+    model.train()
+    torch.manual_seed(1)
+    noisy = model(input_ids=ids).logits
+    assert not torch.allclose(noisy, model(input_ids=ids).logits)  # dropout is really there
+    disable_dropout(model)
+    with torch.no_grad():
+        trained = model(input_ids=ids).logits
+        model.eval()
+        evaluated = model(input_ids=ids).logits
+    torch.testing.assert_close(trained, evaluated, rtol=0, atol=0)

@@ -90,6 +90,18 @@ def encode_pairs(chat: ChatFormat, items: list[Conversation], limit: int) -> Enc
     return enc
 
 
+def disable_dropout(model: torch.nn.Module) -> None:
+    """Dropout off in every layer of a loaded checkpoint (GPT-2's hub configs ship 0.1), as TRL's
+    RewardTrainer and DPOTrainer do: DPO compares the training policy with reference log-probs
+    computed in eval mode, and both reward and DPO losses are checked against dropout-free
+    references. Attention that reads a float `attention_dropout` (Llama, Qwen2, Mistral) too."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+        if isinstance(getattr(module, "attention_dropout", None), float):
+            module.attention_dropout = 0.0
+
+
 def prepare(model, cfg: TuneTrainConfig, task: str = "CAUSAL_LM"):
     """LoRA adapters and gradient checkpointing, as configured."""
     if cfg.gradient_checkpointing:

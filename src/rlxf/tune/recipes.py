@@ -20,8 +20,8 @@ from ..train.dpo import reference_logprobs, train_dpo
 from ..train.lm import train_lm
 from ..train.reward import train_reward_model
 from .common import (Output, TuneError, autocast, check_model_dir, context_limit, data_record,
-                     encode_demonstrations, encode_pairs, prepare, resolve_precision,
-                     save_model, trainable_parameters, write_record)
+                     disable_dropout, encode_demonstrations, encode_pairs, prepare,
+                     resolve_precision, save_model, trainable_parameters, write_record)
 
 Progress = Callable[[str, int], Callable[[int, dict], None]] | None
 
@@ -100,6 +100,7 @@ def run_reward(model_dir: Path, data: Path, out: Path, cfg: TuneRewardConfig,
         "reward", model_dir, data, out, cfg, fmt, load_preferences, encode_pairs,
         scalar_head_model)
     model.config.pad_token_id = tok.pad_token_id
+    disable_dropout(model)
     model = prepare(model, cfg, task="SEQ_CLS")
     with autocast(resolve_precision(cfg.precision)):
         result = train_reward_model(model, enc.items, cfg, tok.pad_token_id, cfg.seed,
@@ -115,6 +116,7 @@ def run_dpo(model_dir: Path, data: Path, out: Path, cfg: TuneDPOConfig, fmt: str
     started = time.time()
     output, tok, chat, loaded, policy, enc = _begin(
         "dpo", model_dir, data, out, cfg, fmt, load_preferences, encode_pairs, _causal_lm)
+    disable_dropout(policy)
     policy = prepare(policy, cfg)
     precision = resolve_precision(cfg.precision)
     # The reference is the starting model, whose log-probs never change: computed once, from
