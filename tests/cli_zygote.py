@@ -65,6 +65,12 @@ def main() -> None:
         request = json.loads(line)
         pid = os.fork()
         if pid == 0:
+            # The child must not hold the protocol's pipes: reading stdin would eat the next
+            # requests, and a held reply pipe hides the zygote's death from the test (no EOF).
+            reply.close()
+            devnull = os.open(os.devnull, os.O_RDONLY)
+            os.dup2(devnull, 0)
+            os.close(devnull)
             exit_now(child(request["args"], request["stdout"], request["stderr"],
                            request["cwd"], request["timeout_s"]))
         _, status, usage = os.wait4(pid, 0)
