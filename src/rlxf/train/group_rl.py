@@ -34,7 +34,7 @@ from ..models.logprobs import group_response_logprobs
 from .advantages import group_advantages, masked_mean, rloo_advantages
 from .losses import grpo_loss, k3_kl, rloo_loss
 from .loop import BatchOrder, Checkpointer, StepCallback
-from .policy_loop import default_accelerator, optimise, shard
+from .policy_loop import default_accelerator, global_mean, optimise, shard
 
 # (prompt ids, response ids) of B samples -> B rewards (NaN: the judge could not score it)
 RewardFn = Callable[[list[list[int]], list[list[int]]], list[float]]
@@ -161,8 +161,7 @@ def train_group_rl(policy, reference, prompts: list[list[int]], reward_fn: Rewar
             yield loss, {f"loss/{cfg.algorithm}": loss.item(), **metrics, **step_metrics}
         # 5. dual step on the Lagrange multiplier, from the global mean cost
         if cost_fn is not None:
-            global_cost = accelerator.reduce(torch.tensor(metrics["cost/train"],
-                                                          dtype=torch.float64), "mean").item()
+            global_cost = global_mean({"cost": metrics["cost/train"]}, accelerator)["cost"]
             ckpt.extra["lagrangian"] = dual_ascent(lam, global_cost, safe.cost_threshold,
                                                    safe.lagrangian_lr)
 

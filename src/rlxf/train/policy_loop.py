@@ -41,7 +41,8 @@ def shard(indices: list[int], accelerator: Accelerator) -> list[int]:
     return indices[accelerator.process_index::n]
 
 
-def _global_mean(metrics: dict, accelerator: Accelerator) -> dict:
+def global_mean(metrics: dict, accelerator: Accelerator) -> dict:
+    """Each value's mean over the processes (equal shares: the global batch's mean)."""
     if accelerator.num_processes == 1 or not metrics:
         return metrics
     values = torch.tensor(list(metrics.values()), dtype=torch.float64)
@@ -80,7 +81,7 @@ def optimise(policy: torch.nn.Module, cfg: PolicyConfig, ckpt: Checkpointer, los
             accelerator.backward(loss)
             accelerator.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
-        now = _global_mean(now, accelerator)
+        now = global_mean(now, accelerator)
         ema = {k: v if k not in ema else (1 - ema_weight) * ema[k] + ema_weight * v
                for k, v in now.items()}
         ckpt.extra["ema"] = ema
