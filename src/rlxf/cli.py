@@ -72,11 +72,11 @@ def run(config: Path = typer.Argument(..., help="TOML config (see examples/quick
 
 
 @app.command()
-def sweep(config: Path = typer.Argument(..., help="TOML config with a [sweep] section"),
+def sweep(config: Path = typer.Argument(..., help="TOML config with a \\[sweep] section"),
           out: Path = typer.Option(..., "--out", help="run directory (created; resumed if it "
                                                       "exists)"),
           threads: int = typer.Option(0, help="torch threads (0: one per core)")) -> None:
-    """Over-optimisation sweep: the whole pipeline once, then the policy stage once per [sweep]
+    """Over-optimisation sweep: the whole pipeline once, then the policy stage once per \\[sweep]
     value (KL coefficients or best-of-n values) sharing every upstream stage; the report fits
     Gao et al.'s curves to gold and proxy against sqrt(KL)."""
     from .config import load_config

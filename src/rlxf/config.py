@@ -303,7 +303,7 @@ class FinetuneConfig(TrainConfig):
     (full) on demonstrations of one narrow prompt family, then measured on every held-out prompt
     as eval measured it; the report's `alignment_tax` section gives gold 3H before and after."""
     enabled: bool = Field(False, description="run the `finetune` stage (needs a trained policy: "
-                                             "algorithm dpo or ppo)")
+                                             "any algorithm but bon)")
     family: Literal["factual", "false_premise", "user_opinion", "harmful", "benign", "companion",
                     "uncertain"] = Field("factual", description="the narrow domain: the only "
                                          "prompt family the demonstrations are drawn from")
@@ -369,7 +369,7 @@ class RunConfig(Section):
     def _finetune_needs_a_trained_policy(self) -> "RunConfig":
         if self.finetune.enabled and self.policy.algorithm == "bon":
             raise ValueError('[finetune] needs a trained policy to fine-tune; with [policy] '
-                             'algorithm = "bon" the policy is SFT + best-of-n (use dpo or ppo)')
+                             'algorithm = "bon" the policy is SFT + best-of-n (use a trained algorithm)')
         return self
 
     @model_validator(mode="after")
