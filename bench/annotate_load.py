@@ -5,12 +5,16 @@ the export exactly once.
     .venv/bin/python bench/annotate_load.py                      # 50 annotators, 10,000 labels
     .venv/bin/python bench/annotate_load.py --fault              # kill -9 the server mid-load,
                                                                  # restart it, finish
+    .venv/bin/python bench/annotate_load.py --postgres           # a throwaway PostgreSQL cluster
     .venv/bin/python bench/annotate_load.py --db postgresql://... --labels 2000
 
 Each annotator loops: POST /api/projects/P/next (a batch of assignments), then one POST
 /api/assignments/A/judgement per item with a fresh idempotency key. A submission that fails
 (connection refused while the server is down, a 5xx) is retried with the same key until it is
 acknowledged; the latency figures are for submissions only (first try to acknowledgement).
+It passes only if every acknowledged label is exported exactly once, no annotator was starved
+(an empty batch while their share of the work was not done, unless the server said `waiting`)
+and no answer was a 5xx.
 Bounded: a fixed number of labels, a wall-clock limit (--timeout), loopback only.
 """
 
@@ -30,6 +34,7 @@ import tempfile
 import time
 import uuid
 from collections import Counter
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import httpx
@@ -250,6 +255,10 @@ class Load:
             r, _ = await self.request(client, "POST", f"/api/projects/{self.project}/next?n={n}",
                                       headers)
             batch = r["assignments"]
+            if not batch and r.get("waiting"):
+                self.errors["waiting"] += 1  # others held the last items: ask again
+                await asyncio.sleep(0.2)
+                continue
             if not batch:
                 self.errors["starved"] += 1
                 return
@@ -318,6 +327,8 @@ def main() -> int:
                     help="offered load in labels/s, spread over the annotators (0: each "
                          "annotator submits as fast as it gets answers -- a closed loop)")
     ap.add_argument("--db", default=None, help="default: a SQLite file in a temporary directory")
+    ap.add_argument("--postgres", action="store_true",
+                    help="serve from a throwaway PostgreSQL cluster (bench/pg_cluster.py)")
     ap.add_argument("--fault", action="store_true",
                     help="kill -9 the server after --kill-at labels, restart it, finish")
     ap.add_argument("--kill-at", type=float, default=0.4, help="fraction of labels")
@@ -328,8 +339,31 @@ def main() -> int:
                          "`git archive REV src | tar -x -C DIR`); default: the installed rlxf")
     args = ap.parse_args()
 
-    tmp = tempfile.TemporaryDirectory(prefix="rlxf-load-")
-    db = args.db or str(Path(tmp.name) / "annotate.db")
+    with ExitStack() as stack:
+        if args.postgres:
+            db = stack.enter_context(scratch_database())
+        else:
+            tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="rlxf-load-"))
+            db = args.db or str(Path(tmp) / "annotate.db")
+        return measure(args, db)
+
+
+@contextmanager
+def scratch_database():
+    sys.path.append(str(Path(__file__).parents[1]))
+    import psycopg
+
+    from bench.pg_cluster import pg_bindir, throwaway_cluster
+    bindir = pg_bindir()
+    if bindir is None:
+        raise SystemExit("--postgres: initdb / pg_ctl not found (apt-get install postgresql)")
+    with throwaway_cluster(bindir, max_connections=200) as server:
+        with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
+            conn.execute("CREATE DATABASE annotate")
+        yield f"{server}/annotate"
+
+
+def measure(args, db: str) -> int:
     server = Server(db, free_port(), args.workers, args.src)
     server.start()
     try:
@@ -362,7 +396,6 @@ def main() -> int:
         exported = [json.loads(line) for line in r.text.splitlines()]
     finally:
         server.stop()
-        tmp.cleanup()
 
     counts = Counter(rec["id"] for rec in exported)
     by_id = {rec["id"]: rec for rec in exported}
@@ -389,6 +422,8 @@ def main() -> int:
         "machine": {"cores": os.cpu_count(), "loadavg_after": os.getloadavg()},
         "submissions_retried": len(load.retried_latencies), "retries": load.retries,
         "errors_seen": dict(load.errors), "kills": kills,
+        "http_5xx": sum(n for k, n in load.errors.items() if k.startswith("http 5")),
+        "starved": load.errors["starved"],
         "exported": len(exported), "lost": len(lost), "duplicated": len(duplicated),
         "unacknowledged_in_export": len(extra), "mismatched": len(mismatched),
     }
@@ -401,11 +436,12 @@ def main() -> int:
           f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print(f"export: {len(exported)} records; lost {len(lost)}, duplicated {len(duplicated)}, "
           f"unacknowledged {len(extra)}, mismatched {len(mismatched)}")
+    print(f"HTTP 5xx answers {summary['http_5xx']}, annotators starved {summary['starved']}")
     print(json.dumps(summary))
     if args.json:
         args.json.write_text(json.dumps(summary, indent=2) + "\n")
     ok = not lost and not duplicated and not extra and not mismatched and \
-        len(load.acked) == args.labels
+        len(load.acked) == args.labels and not summary["http_5xx"] and not summary["starved"]
     return 0 if ok else 1
 
 

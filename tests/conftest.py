@@ -2,7 +2,7 @@
 test_server_e2e.py); all names start with `annotate_` so other fixtures can live beside them.
 Also `tiny_run`: the tiny end-to-end run, built once for the whole session (tests/tiny_runs.py).
 
-PostgreSQL is real: a throwaway cluster is initdb'ed in a temporary directory (as the
+PostgreSQL is real: a throwaway cluster (bench/pg_cluster.py) is initdb'ed in a temporary directory (as the
 `postgres` user when the tests run as root), started with pg_ctl on a free port on 127.0.0.1
 and stopped at the end. The tests skip only if the server binaries are absent; .ci/run
 installs them."""
@@ -10,15 +10,14 @@ installs them."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import socket
-import subprocess
-import tempfile
+import sys
 import uuid
 from pathlib import Path
 
 import pytest
+
+sys.path.append(str(Path(__file__).parents[1]))  # the repository root, for bench/
+from bench.pg_cluster import free_port, pg_bindir, throwaway_cluster  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -34,53 +33,18 @@ def tiny_run(tmp_path_factory) -> Path:
     assert tree_digest(out) == before, "a test wrote into the shared tiny run: copy_run it first"
 
 
-def _pg_bindir() -> Path | None:
-    found = shutil.which("pg_ctl")
-    if found and shutil.which("initdb"):
-        return Path(found).resolve().parent
-    versions = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"),
-                      key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit()
-                      else 0)
-    return versions[-1].parent if versions else None
-
-
-def annotate_free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+annotate_free_port = free_port  # the name the tests import
 
 
 @pytest.fixture(scope="session")
 def annotate_pg_server():
     """postgresql://postgres@127.0.0.1:PORT of a throwaway cluster (trust auth, loopback only)."""
-    bindir = _pg_bindir()
+    bindir = pg_bindir()
     if bindir is None:
         pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) not found: "
                     "apt-get install -y postgresql (.ci/run does)")
-    base = Path(tempfile.mkdtemp(prefix="rlxf-pg-"))
-    as_user: list[str] = []
-    if os.geteuid() == 0:  # initdb refuses to run as root
-        shutil.chown(base, "postgres", "postgres")
-        as_user = ["runuser", "-u", "postgres", "--"]
-    data, port = base / "data", annotate_free_port()
-
-    def run(*args):
-        proc = subprocess.run(as_user + [str(a) for a in args], capture_output=True, text=True,
-                              timeout=120)
-        if proc.returncode != 0:
-            log = (base / "log").read_text() if (base / "log").exists() else ""
-            raise RuntimeError(f"{args[0]} failed: {proc.stdout}{proc.stderr}{log}")
-
-    run(bindir / "initdb", "-D", data, "--auth=trust", "--username=postgres", "-E", "UTF8",
-        "--no-sync")
-    # fsync off: a test cluster that dies with the test run needs no durability
-    run(bindir / "pg_ctl", "-D", data, "-l", base / "log", "-w", "-t", "60",
-        "-o", f"-p {port} -h 127.0.0.1 -k {base} -F", "start")
-    try:
-        yield f"postgresql://postgres@127.0.0.1:{port}"
-    finally:
-        run(bindir / "pg_ctl", "-D", data, "-m", "immediate", "-w", "stop")
-        shutil.rmtree(base, ignore_errors=True)
+    with throwaway_cluster(bindir) as url:
+        yield url
 
 
 @pytest.fixture

@@ -220,10 +220,12 @@ def project(project_id: Id, user: Me, request: Request) -> dict:
 @hot.post("/projects/{project_id}/next")
 async def next_items(project_id: Id, user: Me, request: Request,
                      n: Annotated[int, Query(ge=1, le=100)] = 10) -> dict:
-    """Up to n unlabelled assignments for the signed-in annotator (new ones are handed out)."""
+    """Up to n unlabelled assignments for the signed-in annotator (new ones are handed out).
+    An empty list means no work is left for them, unless `waiting` is true: then others held
+    the remaining items for longer than the server waited, and the page asks again."""
     store = store_of(request)
-    items = await on_db(request, queue.next_assignments, store, user, project_id, n)
-    return {"assignments": items,
+    items, waiting = await on_db(request, queue.next_assignments, store, user, project_id, n)
+    return {"assignments": items, "waiting": waiting,
             "mine": await on_db(request, queue.progress, store, user, project_id)}
 
 

@@ -14,6 +14,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ..store.conflicts import StillConflicting
+
 log = logging.getLogger("rlxf.annotate")
 
 
@@ -24,7 +26,7 @@ class APIError(Exception):
 
 def error_response(status: int, message: str, **extra) -> JSONResponse:
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    if status == 429 and "retry_after_s" in extra:
+    if status in (429, 503) and "retry_after_s" in extra:
         extra["retry_after_s"] = round(extra["retry_after_s"], 2)
         headers = {"Retry-After": str(max(1, math.ceil(extra["retry_after_s"])))}
     return JSONResponse({"error": message, **extra}, status_code=status, headers=headers)
@@ -51,6 +53,12 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(APIError)
     async def _api_error(_request: Request, exc: APIError):
         return error_response(exc.status, exc.message, **exc.extra)
+
+    @app.exception_handler(StillConflicting)
+    async def _conflicting(_request: Request, exc: StillConflicting):
+        log.warning("gave up after transient conflicts: %s", exc)
+        return error_response(503, "the database is busy with conflicting requests: send it "
+                                   "again", retry_after_s=1.0)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError):

@@ -8,8 +8,10 @@ and gets the same answer back instead of a second row.
 
 from __future__ import annotations
 
+import random
 import re
 import sqlite3
+import time
 from types import SimpleNamespace
 from typing import Annotated, Literal
 
@@ -18,6 +20,7 @@ from sqlalchemy import Integer, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..store import Assignment, Item, Judgement, Project, Store, iso
+from ..store.conflicts import retry_conflicts
 from . import tasks
 from .errors import APIError
 from .membership import check_member
@@ -98,10 +101,16 @@ _MY_COUNTS = (select(func.count(Assignment.id), func.count(Assignment.id).filter
                      func.max(Assignment.position))
               .join(Item, Item.id == Assignment.item_id).where(*_MINE))
 _NOT_MINE = Item.id.not_in(select(Assignment.item_id).where(*_MINE))
-_REGULAR = (select(Item.id)
-            .where(Item.project_id == bindparam("project"), Item.is_gold.is_(False),
-                   Item.n_assigned < bindparam("overlap"), _NOT_MINE)
-            .order_by(Item.n_assigned.desc(), Item.position).limit(bindparam("n")))
+# Items still wanted by others, locked while this transaction claims them; PostgreSQL skips
+# rows another request has locked (FOR UPDATE SKIP LOCKED), so concurrent requests claim
+# different items instead of queueing on the same ones and finding them full. SQLite ignores
+# the clause: its writers are serialised anyway.
+_WANTED = (Item.project_id == bindparam("project"), Item.is_gold.is_(False),
+           Item.n_assigned < bindparam("overlap"), _NOT_MINE)
+_REGULAR = (select(Item.id).where(*_WANTED)
+            .order_by(Item.n_assigned.desc(), Item.position).limit(bindparam("n"))
+            .with_for_update(skip_locked=True))
+_AVAILABLE = select(func.count(Item.id)).where(*_WANTED)
 _GOLD = (select(Item.id)
          .where(Item.project_id == bindparam("project"), Item.is_gold.is_(True), _NOT_MINE)
          .order_by(Item.position).limit(bindparam("n")))
@@ -118,13 +127,36 @@ def _fresh(row) -> dict:
             "context": row.context, "responses": row.responses, "judgement": None}
 
 
-def next_assignments(store: Store, user: User, project_id: int, n: int) -> list[dict]:
+FILL_DEADLINE_S = 3.0  # how long one /next keeps topping up while others hold the items
+
+
+def next_assignments(store: Store, user: User, project_id: int, n: int) -> tuple[list[dict], bool]:
     """The annotator's first `n` unlabelled assignments, topping the queue up with new items:
     items closest to k judgements first (so overlap, and agreement, appear early), and a gold
-    item whenever the annotator's gold share falls below the project's gold rate."""
+    item whenever the annotator's gold share falls below the project's gold rate.
+
+    Returns (assignments, waiting). The batch is filled until it is full or no item is left
+    for this annotator: items that concurrent requests hold locked are waited for and taken on
+    the next round if they are still wanted. `waiting` is true only if the batch is empty
+    while work remains (the deadline passed): the page then asks again instead of saying
+    "done"."""
+    deadline = time.monotonic() + FILL_DEADLINE_S
+    rounds = 0
+    while True:
+        out, available = _next_with_retries(store, user, project_id, n)
+        rounds += 1
+        if len(out) >= n or available == 0:
+            return out, False
+        if time.monotonic() > deadline:
+            return out, not out
+        # others hold the remaining items locked: their transactions end within milliseconds
+        time.sleep(min(0.2, 0.005 * 2 ** rounds) * (0.5 + random.random()))
+
+
+def _next_with_retries(store: Store, user: User, project_id: int, n: int):
     for attempt in range(3):
         try:
-            return _next_once(store, user, project_id, n)
+            return retry_conflicts(lambda: _next_once(store, user, project_id, n))
         except IntegrityError:
             # PostgreSQL: the same annotator asked twice at once (two tabs) and both picked
             # the same items; the loser rolled back (counters included) and asks again.
@@ -133,7 +165,9 @@ def next_assignments(store: Store, user: User, project_id: int, n: int) -> list[
     raise AssertionError("unreachable")
 
 
-def _next_once(store: Store, user: User, project_id: int, n: int) -> list[dict]:
+def _next_once(store: Store, user: User, project_id: int, n: int) -> tuple[list[dict], int]:
+    """One transaction: (the first n unlabelled assignments, items still available to this
+    annotator if the batch is short -- 0 when it is full)."""
     with store.write_conn() as c:
         p = c.execute(_PROJECT, {"project": project_id}).first()
         if p is None:
@@ -145,7 +179,7 @@ def _next_once(store: Store, user: User, project_id: int, n: int) -> list[dict]:
         out = [_fresh(r) for r in c.execute(_PENDING, {**mine, "n": n})]
         need = n - len(out)
         if need <= 0:
-            return out
+            return out, 0
         n_mine, n_gold_mine, last = c.execute(_MY_COUNTS, mine).one()
         regular = list(c.scalars(_REGULAR, {**mine, "overlap": p.overlap, "n": need}))
         gold = list(c.scalars(_GOLD, {**mine, "n": need})) if p.gold_rate > 0 else []
@@ -160,23 +194,26 @@ def _next_once(store: Store, user: User, project_id: int, n: int) -> list[dict]:
                 break  # no real work left: gold items alone would measure nothing useful
             n_mine += 1
         wanted = [i for g, i in slots if not g]
-        # conditional: another annotator may have taken an item's k-th slot meanwhile
+        # conditional: on SQLite a belt to the braces of the lock; the rows are ours
         taken = set(c.scalars(update(Item).where(Item.id.in_(wanted), Item.n_assigned < p.overlap)
                               .values(n_assigned=Item.n_assigned + 1)
                               .returning(Item.id))) if wanted else set()
-        golds = [i for g, i in slots if g]
+        golds = sorted(i for g, i in slots if g)  # one lock order for every request
         if golds:
             c.execute(update(Item).where(Item.id.in_(golds))
                       .values(n_assigned=Item.n_assigned + 1))
         ids = [i for g, i in slots if g or i in taken]
-        if not ids:
-            return out
-        position = (last or 0) + 1
-        now = utcnow()
-        c.execute(insert(Assignment), [
-            {"project_id": p.id, "annotator_id": user.id, "item_id": i, "position": position + k,
-             "created": now} for k, i in enumerate(ids)])
-        return out + [_fresh(r) for r in c.execute(_FRESH, {"annotator": user.id, "ids": ids})]
+        if ids:
+            position = (last or 0) + 1
+            now = utcnow()
+            c.execute(insert(Assignment), [
+                {"project_id": p.id, "annotator_id": user.id, "item_id": i,
+                 "position": position + k, "created": now} for k, i in enumerate(ids)])
+            out += [_fresh(r) for r in c.execute(_FRESH, {"annotator": user.id, "ids": ids})]
+        if len(out) >= n:
+            return out, 0
+        # short: are items left that locks hid from us (taken by others) or that we just took?
+        return out, c.scalar(_AVAILABLE, {**mine, "overlap": p.overlap})
 
 
 def my_assignments(store: Store, user: User, project_id: int, done: bool | None,
@@ -204,12 +241,14 @@ def get_assignment(store: Store, user: User, assignment_id: int) -> dict:
 def submit(store: Store, user: User, assignment_id: int, body: JudgementIn,
            replace: bool = False) -> tuple[dict, bool]:
     """Store a judgement; returns (answer, created). A retried key returns the stored answer."""
-    try:
-        return _submit_once(store, user, assignment_id, body, replace, careful=False)
-    except (IntegrityError, sqlite3.IntegrityError):
-        # The key was used before (a concurrent retry that won the race, or a client bug that
-        # reused it on another assignment): look again with every check.
-        return _submit_once(store, user, assignment_id, body, replace, careful=True)
+    def attempt():
+        try:
+            return _submit_once(store, user, assignment_id, body, replace, careful=False)
+        except (IntegrityError, sqlite3.IntegrityError):
+            # The key was used before (a concurrent retry that won the race, or a client bug
+            # that reused it on another assignment): look again with every check.
+            return _submit_once(store, user, assignment_id, body, replace, careful=True)
+    return retry_conflicts(attempt)
 
 
 _SUBMIT_ROW = (

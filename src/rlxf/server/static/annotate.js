@@ -114,7 +114,14 @@ async function refill() {
   const wasEmpty = queue.length === 0;
   queue.push(...fresh);
   mine = r.mine;
-  exhausted = r.assignments.length === 0;
+  // empty means nothing is left for this person, unless the server says others still hold
+  // the last items (waiting): then "done" would be untrue, so ask again shortly
+  exhausted = r.assignments.length === 0 && !r.waiting;
+  if (r.waiting && queue.length === 0) {
+    status("Waiting for the last items to free up…", "warn");
+    setTimeout(() => refill().catch(e => status(e.message, "error")), 1000);
+    return;
+  }
   if (wasEmpty && back < 0) render(); else renderProgress();
 }
 
