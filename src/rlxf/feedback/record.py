@@ -98,9 +98,10 @@ def _describe(err: dict) -> str:
     return f'"{loc}": {err["msg"]}'
 
 
-def read_records(path: str | Path) -> list[FeedbackRecord]:
+def read_records(path: str | Path, refuse=None) -> list[FeedbackRecord]:
     """All records of a JSONL file; the first bad one raises RecordError naming file, line
-    and field."""
+    and field. `refuse(obj)`: an extra check of each parsed line, returning why it is refused
+    (or None)."""
     path = Path(path)
     records = []
     with open(path) as fh:
@@ -108,7 +109,11 @@ def read_records(path: str | Path) -> list[FeedbackRecord]:
             if not line.strip():
                 continue
             try:
-                records.append(FeedbackRecord.model_validate(json.loads(line)))
+                obj = json.loads(line)
+                why = refuse(obj) if refuse else None
+                if why:
+                    raise RecordError(f"{path} line {i}: {why}")
+                records.append(FeedbackRecord.model_validate(obj))
             except json.JSONDecodeError as e:
                 raise RecordError(f"{path} line {i}: not valid JSON ({e.msg})") from None
             except ValidationError as e:

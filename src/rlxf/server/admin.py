@@ -78,7 +78,7 @@ def load_source(body: NewProject, data_dir: FsPath | None) -> Source:
 def new_project(body: NewProject, _admin: Admin, request: Request) -> dict:
     source = load_source(body, request.app.state.data_dir)
     try:
-        items = build_items(source.records, body.task_type)
+        items, counts = build_items(source.records, body.task_type)
         gold_from = mark_gold(items, source, body.gold_count if body.task_type == "pairwise" else 0)
     except (ValueError, OSError, KeyError) as e:
         raise APIError(400, f"cannot build items: {e}") from None
@@ -86,9 +86,10 @@ def new_project(body: NewProject, _admin: Admin, request: Request) -> dict:
     if "guidelines" not in body.model_fields_set:
         settings.guidelines = GUIDELINES[settings.task_type]
     with store_of(request).write() as s:
-        p = create_project(s, settings, items, {**source.description, "gold_from": gold_from})
+        p = create_project(s, settings, items, {**source.description, "gold_from": gold_from,
+                                                "import": counts})
         s.flush()
-        return project_summary(s, p)
+        return {**project_summary(s, p), "import": counts}
 
 
 @router.get("/projects")
@@ -153,7 +154,9 @@ def _annotator_json(a: Annotator) -> dict:
 
 
 def _invite_url(request: Request, token: str) -> str:
-    return f"{str(request.base_url).rstrip('/')}/invite/{token}"
+    """From the configured public URL (`--public-url`), never from the request's Host header,
+    which whoever sends the request chooses; without one, a path on this site."""
+    return f"{request.app.state.public_url or ''}/invite/{token}"
 
 
 @router.post("/annotators", status_code=201)

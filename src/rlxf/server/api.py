@@ -19,8 +19,8 @@ from .errors import APIError
 from .membership import check_member, visible_to
 from .projects import project_summary
 from .security import (SESSION_COOKIE, User, authenticate, check_same_origin, cookie_args,
-                       end_session, hash_password, start_session, token_hash, utcnow,
-                       verify_password)
+                       end_all_sessions, end_session, hash_password, start_session, token_hash,
+                       utcnow, verify_password)
 
 Id = Annotated[int, Path(ge=1, le=2**31 - 1, description="numeric id")]
 router = APIRouter(prefix="/api")
@@ -76,38 +76,69 @@ def _signed_in(request: Request, response: Response, annotator: Annotator, token
     return {"pid": annotator.pid, "role": annotator.role, "token": token, "csrf": csrf}
 
 
-@router.post("/login")
-def login(body: LoginIn, request: Request, response: Response) -> dict:
-    check_same_origin(request)
-    store = store_of(request)
+def _find_by_pid(store: Store, pid: str) -> Annotator | None:
     with store.read() as s:
-        a = s.scalar(select(Annotator).where(Annotator.pid == body.pid,
-                                             Annotator.disabled.is_(False)))
-    if not verify_password(a.password_hash if a else None, body.password):
-        raise APIError(401, "wrong annotator id or password")
+        return s.scalar(select(Annotator).where(Annotator.pid == pid,
+                                                Annotator.disabled.is_(False)))
+
+
+def _new_session(store: Store, annotator_id: int) -> tuple[str, str]:
     with store.write() as s:
-        token, csrf = start_session(s, a.id)
+        return start_session(s, annotator_id)
+
+
+@router.post("/login")
+async def login(body: LoginIn, request: Request, response: Response) -> dict:
+    """Async so that attempts waiting for a hashing slot hold no thread (server/signin.py)."""
+    check_same_origin(request)
+    store, guard = store_of(request), request.app.state.signin
+    guard.check(request, body.pid)
+    a = await run_in_threadpool(_find_by_pid, store, body.pid)
+    if not await guard.hash(verify_password, a.password_hash if a else None, body.password):
+        raise APIError(401, "wrong annotator id or password")
+    token, csrf = await run_in_threadpool(_new_session, store, a.id)
     return _signed_in(request, response, a, token, csrf)
 
 
-@router.post("/invites/accept")
-def accept_invite(body: AcceptIn, request: Request, response: Response) -> dict:
-    """Use a one-time invite: it signs the person in and is then void. With a password they
-    can log in again later; without one, only this browser's session (or a new invite) works."""
-    check_same_origin(request)
-    store = store_of(request)
-    password_hash = hash_password(body.password) if body.password else None
+def _invited(store: Store, token: str) -> Annotator:
+    """The account a usable invite token belongs to (404 / 410 otherwise)."""
+    with store.read() as s:
+        a = s.scalar(select(Annotator).where(Annotator.invite_hash == token_hash(token)))
+    if a is None or a.disabled:
+        raise APIError(404, "this invite link is unknown or was already used: ask your admin "
+                            "for a new one")
+    if as_utc(a.invite_expires) < utcnow():
+        raise APIError(410, "this invite link has expired: ask your admin for a new one")
+    return a
+
+
+def _use_invite(store: Store, token: str, password_hash: str | None) -> tuple:
+    """Void the invite and sign in, if it is still unused (a concurrent use may have won).
+    A new password is a reset: every earlier session of the account ends."""
     with store.write() as s:
-        a = s.scalar(select(Annotator).where(Annotator.invite_hash == token_hash(body.token)))
-        if a is None or a.disabled:
-            raise APIError(404, "this invite link is unknown or was already used: ask your "
-                                "admin for a new one")
-        if as_utc(a.invite_expires) < utcnow():
-            raise APIError(410, "this invite link has expired: ask your admin for a new one")
+        a = s.scalar(select(Annotator).where(Annotator.invite_hash == token_hash(token),
+                                             Annotator.disabled.is_(False)))
+        if a is None:
+            raise APIError(404, "this invite link was already used: ask your admin for a new one")
         a.invite_hash, a.invite_expires = None, None
         if password_hash:
             a.password_hash = password_hash
-        token, csrf = start_session(s, a.id)
+            end_all_sessions(s, a.id)
+        return a, *start_session(s, a.id)
+
+
+@router.post("/invites/accept")
+async def accept_invite(body: AcceptIn, request: Request, response: Response) -> dict:
+    """Use a one-time invite: it signs the person in and is then void. With a password they
+    can log in again later; without one, only this browser's session (or a new invite) works.
+    The token is checked before the password is hashed, so a wrong token costs no argon2."""
+    check_same_origin(request)
+    store, guard = store_of(request), request.app.state.signin
+    guard.check(request, None)
+    a = await run_in_threadpool(_invited, store, body.token)
+    guard.by_account.check(a.pid)
+    password_hash = await guard.hash(hash_password, body.password) if body.password else None
+    a, token, csrf = await run_in_threadpool(_use_invite, store, body.token, password_hash)
     return _signed_in(request, response, a, token, csrf)
 
 
@@ -117,6 +148,15 @@ def logout(user: Me, request: Request, response: Response) -> dict:
         end_session(s, user.token)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return {"signed_out": True}
+
+
+@router.post("/logout/everywhere")
+def logout_everywhere(user: Me, request: Request, response: Response) -> dict:
+    """Sign out every session of this account (other browsers, lost devices, scripts)."""
+    with store_of(request).write() as s:
+        n = end_all_sessions(s, user.id)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return {"signed_out": True, "sessions_ended": n}
 
 
 @router.get("/me")
@@ -145,7 +185,7 @@ def my_data(user: Me, request: Request) -> dict:
         return {
             "account": {"pid": a.pid, "role": a.role, "group": a.group,
                         "created": iso(a.created), "has_password": bool(a.password_hash),
-                        "note_by_admin": a.note, "active_sessions": n_sessions,
+                        "active_sessions": n_sessions,
                         "assignments": n_assigned},
             "demographics": demo.data if demo else None,
             "judgements": [{"project": p.name, "item_id": it.item_id,
@@ -198,7 +238,8 @@ def projects(user: Me, request: Request) -> list[dict]:
                                        .order_by(Project.id)))
         allowed = visible_to(user, [p.id for p in open_projects],
                              {p.id: p.members_only for p in open_projects}, s)
-        summaries = [project_summary(s, p) for p in open_projects if p.id in allowed]
+        summaries = [project_summary(s, p, for_admin=False) for p in open_projects
+                     if p.id in allowed]
     for p in summaries:
         p["mine"] = queue.progress(store, user, p["id"])
     return summaries
@@ -212,7 +253,7 @@ def project(project_id: Id, user: Me, request: Request) -> dict:
         if p is None or (p.status != "open" and not user.is_admin):
             raise APIError(404, f"no open project {project_id}")
         check_member(s, p.id, p.members_only, user)
-        out = project_summary(s, p)
+        out = project_summary(s, p, for_admin=False)
     out["mine"] = queue.progress(store, user, project_id)
     return out
 

@@ -15,6 +15,7 @@ from ..store import Store
 from . import admin, api, pages
 from .errors import BodyLimit, install_error_handlers
 from .ratelimit import RateLimiter
+from .signin import ADDRESS_BURST, SignInGuard
 
 HERE = Path(__file__).parent
 MAX_BODY = 1 << 20  # 1 MiB: a judgement is a few hundred bytes
@@ -70,12 +71,15 @@ def serving(store: Store):
 def create_app(db: str | Store, *, data_dir: str | Path | None = None, migrate: bool = True,
                secure_cookies: bool | None = None, max_body: int = MAX_BODY,
                max_import: int = MAX_IMPORT, serve: bool = False,
-               submit_rate: float = SUBMIT_RATE, submit_burst: int = SUBMIT_BURST) -> FastAPI:
+               submit_rate: float = SUBMIT_RATE, submit_burst: int = SUBMIT_BURST,
+               public_url: str | None = None, signin: SignInGuard | None = None) -> FastAPI:
     """`db`: a SQLite file or a postgresql:// URL (or an open Store). `data_dir`: the one
     directory whose run directories and JSONL files admins may import by path. `serve`: run
     the background work of a served app (WAL checkpoints, a frozen heap) while it runs.
     `submit_rate`, `submit_burst`: each account's label submissions per second and burst
-    (server/ratelimit.py; rate 0 turns the limit off)."""
+    (server/ratelimit.py; rate 0 turns the limit off). `public_url`: where people reach the
+    app (invite links are built from it, not from the Host header). `signin`: limits on
+    sign-in attempts and concurrent password hashes (server/signin.py)."""
     store = db if isinstance(db, Store) else Store(db)
     if migrate:
         store.migrate()
@@ -86,6 +90,8 @@ def create_app(db: str | Store, *, data_dir: str | Path | None = None, migrate: 
     app.state.data_dir = Path(data_dir).resolve() if data_dir else None
     app.state.secure_cookies = secure_cookies
     app.state.submit_limit = RateLimiter(submit_rate, submit_burst)
+    app.state.public_url = public_url.rstrip("/") if public_url else None
+    app.state.signin = signin or SignInGuard()
     install_error_handlers(app)
     app.include_router(api.hot)
     app.include_router(api.router)
@@ -93,7 +99,7 @@ def create_app(db: str | Store, *, data_dir: str | Path | None = None, migrate: 
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.add_middleware(BodyLimit, limit=max_body, large_limit=max_import,
-                       large_paths=("/api/admin/projects",))
+                       large_routes=frozenset({("POST", "/api/admin/projects")}))  # import
     app.add_middleware(SecurityHeaders)
     return app
 
@@ -101,7 +107,13 @@ def create_app(db: str | Store, *, data_dir: str | Path | None = None, migrate: 
 def app_from_env() -> FastAPI:
     """Factory for `uvicorn --factory` with several workers: settings come from the
     environment `rlxf annotate serve` sets (the schema is already migrated by then)."""
-    return create_app(os.environ["RLXF_ANNOTATE_DB"], data_dir=os.environ.get("RLXF_ANNOTATE_DATA")
-                      or None, migrate=False, serve=True,
-                      submit_rate=float(os.environ.get("RLXF_ANNOTATE_SUBMIT_RATE", SUBMIT_RATE)),
-                      submit_burst=int(os.environ.get("RLXF_ANNOTATE_SUBMIT_BURST", SUBMIT_BURST)))
+    env = os.environ
+    secure = env.get("RLXF_ANNOTATE_SECURE_COOKIES")
+    return create_app(env["RLXF_ANNOTATE_DB"], data_dir=env.get("RLXF_ANNOTATE_DATA") or None,
+                      migrate=False, serve=True,
+                      submit_rate=float(env.get("RLXF_ANNOTATE_SUBMIT_RATE", SUBMIT_RATE)),
+                      submit_burst=int(env.get("RLXF_ANNOTATE_SUBMIT_BURST", SUBMIT_BURST)),
+                      public_url=env.get("RLXF_ANNOTATE_PUBLIC_URL") or None,
+                      secure_cookies=None if secure is None else secure == "1",
+                      signin=SignInGuard(address_burst=int(env.get(
+                          "RLXF_ANNOTATE_ADDRESS_LOGIN_BURST", ADDRESS_BURST))))

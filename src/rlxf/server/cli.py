@@ -50,7 +50,16 @@ def serve(db: str = typer.Option("annotate.db", "--db", help=DB_HELP),
           submit_rate: float = typer.Option(5.0, min=0, help="label submissions per second "
                                                               "per account (0: no limit)"),
           submit_burst: int = typer.Option(20, min=1, help="submissions an account may send "
-                                                           "at once before the rate applies")
+                                                           "at once before the rate applies"),
+          public_url: str = typer.Option(None, help="where people reach the app, e.g. "
+                                                    "https://annotate.example.org (invite links "
+                                                    "use it; default http://HOST:PORT)"),
+          secure_cookies: bool = typer.Option(None, "--secure-cookies/--no-secure-cookies",
+                                              help="mark the session cookie Secure (default: "
+                                                   "when the request came over HTTPS)"),
+          login_burst_per_address: int = typer.Option(
+              100, min=1, help="sign-in attempts one client address may make at once (then one "
+                               "a second); each account: 40, then one per 10 minutes")
           ) -> None:
     """Start the app. Migrates the schema first; on an empty database it creates an admin and
     prints their one-time sign-in link."""
@@ -59,11 +68,13 @@ def serve(db: str = typer.Option("annotate.db", "--db", help=DB_HELP),
 
     from ..store import Annotator
     from .app import create_app
+    from .signin import SignInGuard
 
     store = _store(db)
     with store.read() as s:
         has_admin = s.scalar(select(Annotator.id).where(Annotator.role == "admin").limit(1))
-    base = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+    base = (public_url or f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+            ).rstrip("/")
     if not has_admin:
         pid, token = _new_admin(store, "first admin")
         typer.echo(f"first start: admin {pid} created; sign in once with this link:\n"
@@ -76,11 +87,17 @@ def serve(db: str = typer.Option("annotate.db", "--db", help=DB_HELP),
         os.environ["RLXF_ANNOTATE_DATA"] = str(data_dir.resolve())
         os.environ["RLXF_ANNOTATE_SUBMIT_RATE"] = str(submit_rate)
         os.environ["RLXF_ANNOTATE_SUBMIT_BURST"] = str(submit_burst)
+        os.environ["RLXF_ANNOTATE_PUBLIC_URL"] = base
+        os.environ["RLXF_ANNOTATE_ADDRESS_LOGIN_BURST"] = str(login_burst_per_address)
+        if secure_cookies is not None:
+            os.environ["RLXF_ANNOTATE_SECURE_COOKIES"] = "1" if secure_cookies else "0"
         uvicorn.run("rlxf.server.app:app_from_env", factory=True, host=host, port=port,
                     workers=workers, log_level="warning", access_log=access_log)
     else:
         app = create_app(store, data_dir=data_dir, migrate=False, serve=True,
-                         submit_rate=submit_rate, submit_burst=submit_burst)
+                         submit_rate=submit_rate, submit_burst=submit_burst, public_url=base,
+                         secure_cookies=secure_cookies,
+                         signin=SignInGuard(address_burst=login_burst_per_address))
         uvicorn.run(app, host=host, port=port, log_level="warning", access_log=access_log)
 
 

@@ -79,18 +79,20 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 class BodyLimit:
-    """ASGI middleware: refuse bodies over `limit` bytes with 413 (or `large_limit` on paths
-    starting with one of `large_paths`), by Content-Length up front and by counting chunks of
-    a streamed body."""
+    """ASGI middleware: refuse bodies over `limit` bytes with 413 (or `large_limit` on the
+    routes in `large_routes`, (method, exact path) pairs), by Content-Length up front and by
+    counting chunks of a streamed body."""
 
-    def __init__(self, app, limit: int, large_limit: int, large_paths: tuple[str, ...]):
+    def __init__(self, app, limit: int, large_limit: int,
+                 large_routes: frozenset[tuple[str, str]]):
         self.app, self.limit = app, limit
-        self.large_limit, self.large_paths = large_limit, large_paths
+        self.large_limit, self.large_routes = large_limit, large_routes
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        limit = self.large_limit if scope["path"].startswith(self.large_paths) else self.limit
+        route = (scope["method"], scope["path"].rstrip("/"))
+        limit = self.large_limit if route in self.large_routes else self.limit
         for name, value in scope.get("headers", ()):
             if name == b"content-length":
                 try:

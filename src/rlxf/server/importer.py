@@ -50,6 +50,34 @@ def resolve_under(path: str, root: Path) -> Path:
     return p
 
 
+def text_problem(text: str) -> str | None:
+    """Why `text` cannot be stored, or None: a NUL byte (PostgreSQL text refuses it) or a
+    lone UTF-16 surrogate (from an escape such as "\\ud800" without its pair: not valid
+    Unicode, so it fails as soon as it is encoded)."""
+    if "\x00" in text:
+        return "a NUL character cannot be stored"
+    if any("\ud800" <= c <= "\udfff" for c in text):
+        return ("a lone UTF-16 surrogate (an escape like \\ud800 without its pair) is not text "
+                "that can be stored")
+    return None
+
+
+def unstorable(obj) -> str | None:
+    """Why a parsed JSON value holds text that cannot be stored (every key and string,
+    nested), naming the field; or None."""
+    stack = [("", obj)]
+    while stack:
+        where, v = stack.pop()
+        if isinstance(v, dict):
+            stack.extend((f"{where}.{k}" if where else str(k), x) for k, x in v.items())
+            stack.extend((f"{where} (a key)", k) for k in v)
+        elif isinstance(v, list):
+            stack.extend((f"{where}[{i}]", x) for i, x in enumerate(v))
+        elif isinstance(v, str) and (problem := text_problem(v)):
+            return f'"{where}": {problem}'
+    return None
+
+
 def read_source(path: Path) -> Source:
     """A run directory (its feedback/feedback.jsonl, gold from its world/) or a JSONL file."""
     if path.is_dir():
@@ -59,20 +87,24 @@ def read_source(path: Path) -> Source:
                              "(run `rlxf run CONFIG --out RUN --until feedback` first)")
         world = path / "world"
         has_world = (world / "world.json").exists() and (world / "prompts.jsonl").exists()
-        return Source(read_records(queue), {"run_dir": str(path), "file": str(queue)},
-                      world if has_world else None)
+        return Source(read_records(queue, refuse=unstorable),
+                      {"run_dir": str(path), "file": str(queue)}, world if has_world else None)
     if not path.exists():
         raise ValueError(f"{path}: no such file or directory")
-    return Source(read_records(path), {"file": str(path)})
+    return Source(read_records(path, refuse=unstorable), {"file": str(path)})
 
 
 def records_from_text(text: str, name: str) -> list[FeedbackRecord]:
     """Parse uploaded JSONL with the same checks (and messages) as a file on disk."""
+    for i, line in enumerate(text.splitlines(), 1):  # raw text a JSON request body carried
+        problem = text_problem(line)
+        if problem:
+            raise RecordError(f"{name} line {i}: {problem}")
     fd, tmp = tempfile.mkstemp(suffix=".jsonl")
     try:
-        with os.fdopen(fd, "w") as fh:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
-        return read_records(tmp)
+        return read_records(tmp, refuse=unstorable)
     except RecordError as e:
         raise RecordError(str(e).replace(tmp, name)) from None
     finally:
@@ -92,7 +124,7 @@ def _check_text(r: FeedbackRecord) -> None:
                          "over 200 characters, cannot be stored")
 
 
-def _ranking_items(records: list[FeedbackRecord]) -> list[ImportedItem]:
+def _ranking_items(records: list[FeedbackRecord], counts: dict) -> list[ImportedItem]:
     """One item per prompt (its prompt_id, else its text and context) with the distinct
     responses of all its records, up to MAX_RANKED: a pairwise queue with several pairs per
     prompt becomes k-wise comparisons. The item id is the first record's item_id."""
@@ -104,31 +136,56 @@ def _ranking_items(records: list[FeedbackRecord]) -> list[ImportedItem]:
     for rs in grouped.values():
         first = rs[0]
         responses = list(dict.fromkeys(t for r in rs for t in r.responses))[:MAX_RANKED]
-        if len(responses) >= 2:
-            prov = {k: v for k, v in first.provenance.items() if k in ("dataset", "file", "line")}
-            items.append(ImportedItem(first.item_id, first.prompt, responses,
-                                      [m.model_dump() for m in first.context], first.prompt_id,
-                                      provenance={**prov, "from_items": sorted(
-                                          {r.item_id for r in rs})[:50]}))
+        if len(responses) < 2:
+            _skip(counts, "fewer than two responses for the prompt", len(rs))
+            continue
+        prov = {k: v for k, v in first.provenance.items() if k in ("dataset", "file", "line")}
+        items.append(ImportedItem(first.item_id, first.prompt, responses,
+                                  [m.model_dump() for m in first.context], first.prompt_id,
+                                  provenance={**prov, "from_items": sorted(
+                                      {r.item_id for r in rs})[:50]}))
+        counts["merged"] += len(rs) - 1
     return items
 
 
-def build_items(records: list[FeedbackRecord], task_type: str) -> list[ImportedItem]:
+def _skip(counts: dict, why: str, n: int = 1) -> None:
+    counts["skipped"][why] = counts["skipped"].get(why, 0) + n
+
+
+def _same_text(a: FeedbackRecord, b: FeedbackRecord) -> bool:
+    return (a.prompt, a.responses, a.context) == (b.prompt, b.responses, b.context)
+
+
+def build_items(records: list[FeedbackRecord], task_type: str) -> tuple[list[ImportedItem], dict]:
     """One item per item_id (first-seen order). Pairwise projects need two responses; ranking
     projects gather a prompt's responses (_ranking_items); Likert, edit, critique and steps
-    projects show each distinct response on its own (item ids ITEM#0, ITEM#1)."""
+    projects show each distinct response on its own (item ids ITEM#0, ITEM#1).
+
+    Also returns what happened to the records, for the admin: {"records", "items", "merged"
+    (records that joined an item an earlier record made: the same item_id, or for ranking the
+    same prompt), "merged_with_other_text" (of those, records whose prompt or responses differ
+    from the item's: their text is not used), "skipped": {reason: records}}."""
+    counts = {"records": len(records), "items": 0, "merged": 0, "merged_with_other_text": 0,
+              "skipped": {}}
     grouped: dict[str, list[FeedbackRecord]] = {}
     for r in records:
         _check_text(r)
         grouped.setdefault(r.item_id, []).append(r)
-    items = _ranking_items(records) if task_type == "ranking" else []
+    items = _ranking_items(records, counts) if task_type == "ranking" else []
     for item_id, rs in grouped.items():
+        if task_type == "pairwise":
+            usable = [r for r in rs if len(r.responses) == 2]
+            if len(usable) < len(rs):
+                _skip(counts, "not two responses (pairwise)", len(rs) - len(usable))
+            rs = usable
+        if not rs or task_type == "ranking":
+            continue
         first = rs[0]
+        counts["merged"] += len(rs) - 1
+        counts["merged_with_other_text"] += sum(not _same_text(first, r) for r in rs[1:])
         prov = {k: v for k, v in first.provenance.items() if k in ("dataset", "file", "line")}
         labels = [x for x in map(_label, rs) if x is not None]
         if task_type == "pairwise":
-            if len(first.responses) != 2:
-                continue
             items.append(ImportedItem(item_id, first.prompt, list(first.responses),
                                       [m.model_dump() for m in first.context], first.prompt_id,
                                       provenance={**prov, "source_labels": labels}))
@@ -139,13 +196,14 @@ def build_items(records: list[FeedbackRecord], task_type: str) -> list[ImportedI
                 items.append(ImportedItem(f"{item_id}#{i}", first.prompt, [text],
                                           [m.model_dump() for m in first.context],
                                           first.prompt_id, provenance=prov))
+    counts["items"] = len(items)
     if not items:
         need = {"pairwise": "two responses", "ranking": "two or more responses per prompt"}
         raise ValueError(f"no usable items: a {task_type} project needs records with "
                          f"{need.get(task_type, 'non-empty responses')}")
     if len(items) > MAX_ITEMS:
         raise ValueError(f"{len(items)} items: at most {MAX_ITEMS} per project")
-    return items
+    return items, counts
 
 
 def world_gold(items: list[ImportedItem], world_dir: Path) -> dict[str, dict]:

@@ -23,13 +23,31 @@ _MEMBER = select(ProjectMember.annotator_id).where(
     ProjectMember.annotator_id == bindparam("annotator"))
 
 
+def is_member(conn, project_id: int, annotator_id: int) -> bool:
+    return conn.execute(_MEMBER, {"project": project_id,
+                                  "annotator": annotator_id}).first() is not None
+
+
+def _not_a_member(project_id: int) -> APIError:
+    return APIError(403, f"project {project_id} is for its members only: ask your admin to "
+                         "add you")
+
+
 def check_member(conn, project_id: int, members_only: bool, user: User) -> None:
     """403 unless `user` may work on the project (`conn`: a Core connection or a Session)."""
-    if not members_only or user.is_admin:
-        return
-    if conn.execute(_MEMBER, {"project": project_id, "annotator": user.id}).first() is None:
-        raise APIError(403, f"project {project_id} is for its members only: ask your admin "
-                            "to add you")
+    if members_only and not user.is_admin and not is_member(conn, project_id, user.id):
+        raise _not_a_member(project_id)
+
+
+def check_writable(user: User, project_id: int, status: str, members_only: bool,
+                   member: bool) -> None:
+    """Labels may be given, changed or undone only in an open project (409) and, in a
+    members-only one, only by its members (403; admins always)."""
+    if status != "open":
+        raise APIError(409, f"project {project_id} is closed: its labels can no longer be "
+                            "given, changed or undone")
+    if members_only and not member and not user.is_admin:
+        raise _not_a_member(project_id)
 
 
 def visible_to(user: User, project_ids: list[int], members_only: dict[int, bool],

@@ -47,10 +47,19 @@ def home(request: Request):
     return RedirectResponse("/admin" if user.is_admin else "/projects", status_code=303)
 
 
+def same_origin_path(next: str) -> str:
+    """`next` if it is a path on this site, else "/" (no open redirect). Browsers read a
+    backslash as a slash and drop tabs and newlines, so "/\\evil.example" and "/\t/evil.example"
+    mean //evil.example: anything but a plain path that starts with one slash is refused."""
+    plain = all(c.isprintable() and not c.isspace() and c != "\\" for c in next)
+    if not plain or not next.startswith("/") or next.startswith("//"):
+        return "/"
+    return next
+
+
 @router.get("/login")
 def login_page(request: Request, next: str = "/"):
-    if not next.startswith("/") or next.startswith("//"):
-        next = "/"  # no open redirect
+    next = same_origin_path(next)
     return page(request, "login.html", page_user(request), title="Sign in", next=next)
 
 
@@ -81,7 +90,7 @@ def annotate_page(request: Request, project_id: Id):
         if p is None or p.status != "open":
             raise APIError(404, f"no open project {project_id}")
         check_member(s, p.id, p.members_only, user)
-        summary = project_summary(s, p)
+        summary = project_summary(s, p, for_admin=False)
     scale = summary["scale"]
     names = STRENGTH_NAMES.get(scale, [f"level {i}" for i in range(1, scale + 1)])
     strengths = [{"value": i + 1, "key": STRENGTH_KEYS[i], "name": n} for i, n in enumerate(names)]

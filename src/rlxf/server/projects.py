@@ -138,12 +138,14 @@ def create_project(session, settings: ProjectSettings, items: list[ImportedItem]
     return project
 
 
-def project_summary(session, p: Project) -> dict:
+def project_summary(session, p: Project, for_admin: bool = True) -> dict:
+    """The project as the API shows it; annotators (`for_admin=False`) do not see where the
+    items came from (server paths)."""
     n_items, n_gold = session.execute(
         select(func.count(Item.id), func.count(Item.id).filter(Item.is_gold))
         .where(Item.project_id == p.id)).one()
     return {"id": p.id, "name": p.name, "task_type": p.task_type, "overlap": p.overlap,
             "gold_rate": p.gold_rate, "scale": p.scale, "aspects": p.aspects, "status": p.status,
             "guidelines": p.guidelines, "n_items": n_items - n_gold, "n_gold": n_gold,
-            "members_only": p.members_only,
-            "source": p.source, "created": iso(p.created)}
+            "members_only": p.members_only, "created": iso(p.created),
+            **({"source": p.source} if for_admin else {})}

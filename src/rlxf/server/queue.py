@@ -16,14 +16,14 @@ from types import SimpleNamespace
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import Integer, bindparam, delete, func, insert, select, update
+from sqlalchemy import Integer, and_, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from ..store import Assignment, Item, Judgement, Project, Store, iso
+from ..store import Assignment, Item, Judgement, Project, ProjectMember, Store, iso
 from ..store.conflicts import retry_conflicts
 from . import tasks
 from .errors import APIError
-from .membership import check_member
+from .membership import check_member, check_writable, is_member
 from .security import User, utcnow
 
 KEY = re.compile(r"^[A-Za-z0-9._:-]{8,100}$")
@@ -254,11 +254,14 @@ def submit(store: Store, user: User, assignment_id: int, body: JudgementIn,
 _SUBMIT_ROW = (
     select(Assignment.annotator_id, Assignment.project_id, Assignment.item_id.label("pk"),
            Item.item_id, Item.responses, Project.task_type, Project.scale, Project.aspects,
+           Project.status, Project.members_only, ProjectMember.annotator_id.label("member"),
            Judgement.id.label("jid"), Judgement.key, Judgement.choice, Judgement.tie,
            Judgement.strength, Judgement.ratings, Judgement.ranking, Judgement.text,
            Judgement.created)
     .join(Item, Item.id == Assignment.item_id)
     .join(Project, Project.id == Assignment.project_id)
+    .outerjoin(ProjectMember, and_(ProjectMember.project_id == Assignment.project_id,
+                                   ProjectMember.annotator_id == Assignment.annotator_id))
     .outerjoin(Judgement, Judgement.assignment_id == Assignment.id)
     .where(Assignment.id == bindparam("assignment")))
 _KEY_USED = select(Judgement.assignment_id).where(Judgement.annotator_id == bindparam("annotator"),
@@ -288,6 +291,8 @@ def _submit_once(store: Store, user: User, assignment_id: int, body: JudgementIn
         answer = {"id": record_id(row.item_id, user.pid), "assignment": assignment_id}
         if row.jid is not None and row.key == body.key:
             return {**answer, "duplicate": True, "judgement": judgement_json(row)}, False
+        check_writable(user, row.project_id, row.status, row.members_only,
+                       row.member is not None)
         if careful:
             used = run(_KEY_USED, {"annotator": user.id, "key": body.key})
             if used and used[0].assignment_id != assignment_id:
@@ -311,6 +316,9 @@ def _submit_once(store: Store, user: User, assignment_id: int, body: JudgementIn
 def undo(store: Store, user: User, assignment_id: int) -> dict:
     with store.write() as s:
         row = _own_assignment(s, user, assignment_id)
+        p = row.Project
+        check_writable(user, p.id, p.status, p.members_only,
+                       is_member(s, p.id, user.id) if p.members_only else True)
         n = s.execute(delete(Judgement).where(Judgement.assignment_id == assignment_id)).rowcount
         if not n:
             raise APIError(404, f"assignment {assignment_id} has no judgement to undo")

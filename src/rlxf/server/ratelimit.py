@@ -1,4 +1,5 @@
-"""Per-account rate limit of label submissions: a token bucket per annotator, in memory.
+"""Token buckets in memory: per-account rate limit of label submissions (and, in
+server/signin.py, of sign-in attempts per account and per client address).
 
 A person labels at most a few items per second (reading takes longer than that); a runaway
 script or a stuck key submits far more. Over the limit the API answers 429 with a sentence and
@@ -10,20 +11,22 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Hashable
 
 from .errors import APIError
 
 
 class RateLimiter:
-    """`rate` submissions per second on average, bursts of up to `burst`; rate 0: no limit."""
+    """`rate` events per second on average, bursts of up to `burst`; rate 0: no limit.
+    `what`: the events, for the 429's sentence."""
 
-    def __init__(self, rate: float, burst: int, clock=time.monotonic):
-        self.rate, self.burst, self.clock = rate, burst, clock
-        self._buckets: dict[int, tuple[float, float]] = {}  # account -> (tokens, at)
+    def __init__(self, rate: float, burst: int, clock=time.monotonic, what: str = "labels"):
+        self.rate, self.burst, self.clock, self.what = rate, burst, clock, what
+        self._buckets: dict[Hashable, tuple[float, float]] = {}  # key -> (tokens, at)
         self._lock = threading.Lock()  # PostgreSQL routes run in the thread pool
 
-    def check(self, account: int) -> None:
-        """Take one token for `account`, or raise a 429 saying when to come back."""
+    def check(self, account: Hashable) -> None:
+        """Take one token for `account` (any key), or raise a 429 saying when to come back."""
         if self.rate <= 0:
             return
         with self._lock:
@@ -33,8 +36,8 @@ class RateLimiter:
             if tokens < 1.0:
                 self._buckets[account] = (tokens, now)
                 wait = (1.0 - tokens) / self.rate
-                raise APIError(429, f"too many labels in a short time (at most {self.rate:g} "
-                                    f"per second, {self.burst} in a burst): wait "
+                raise APIError(429, f"too many {self.what} in a short time (at most "
+                                    f"{self.rate:g} per second, {self.burst} in a burst): wait "
                                     f"{wait:.1f} s and send it again", retry_after_s=wait)
             self._buckets[account] = (tokens - 1.0, now)
             if len(self._buckets) > 100_000:  # forget accounts whose bucket refilled

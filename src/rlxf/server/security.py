@@ -80,6 +80,12 @@ def end_session(session, token: str) -> None:
     session.execute(delete(AuthSession).where(AuthSession.token_hash == token_hash(token)))
 
 
+def end_all_sessions(session, annotator_id: int) -> int:
+    """Sign an account out everywhere (a password reset, "sign out everywhere")."""
+    return session.execute(delete(AuthSession)
+                           .where(AuthSession.annotator_id == annotator_id)).rowcount
+
+
 @dataclass(frozen=True)
 class User:
     id: int

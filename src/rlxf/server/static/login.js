@@ -7,7 +7,9 @@ document.addEventListener("DOMContentLoaded", () => {
     const err = document.getElementById("login-error");
     try {
       await api("POST", "/api/login", { pid: login.pid.value.trim(), password: login.password.value });
-      location.href = login.dataset.next || "/";
+      // the server already allows only a path here; resolve it once more, in case
+      const next = new URL(login.dataset.next || "/", location.origin);
+      location.href = next.origin === location.origin ? next.pathname + next.search : "/";
     } catch (e) { err.textContent = e.message; err.hidden = false; }
   });
   const invite = document.getElementById("invite-form");

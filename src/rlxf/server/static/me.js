@@ -4,7 +4,6 @@ document.addEventListener("DOMContentLoaded", async () => {
   const acc = document.getElementById("account");
   const rows = [["Pseudonymous id", data.account.pid], ["Role", data.account.role],
     ["Group", data.account.group || "—"], ["Password set", data.account.has_password ? "yes" : "no"],
-    ["Admin's note about you", data.account.note_by_admin || "—"],
     ["Signed-in sessions", data.account.active_sessions], ["Member since", data.account.created.slice(0, 10)]];
   for (const [k, v] of rows) acc.append(el("dt", { text: k }), el("dd", { text: String(v) }));
   const form = document.getElementById("demo-form");
@@ -16,6 +15,9 @@ document.addEventListener("DOMContentLoaded", async () => {
     tbody.append(el("tr", {}, el("td", { text: j.project }), el("td", { text: j.item_id }),
       el("td", { text: label }), el("td", { text: (j.created || "").slice(0, 16).replace("T", " ") })));
   }
+  document.getElementById("logout-everywhere").addEventListener("click", async () => {
+    try { await api("POST", "/api/logout/everywhere"); } finally { location.href = "/login"; }
+  });
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     const body = {};
