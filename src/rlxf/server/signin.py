@@ -4,19 +4,23 @@ server's memory and starve signed-in users.
 
 - Attempts are limited per account and per client address (token buckets, per worker): the
   41st attempt on one account within its burst is refused with 429 before anything is hashed.
-- At most `max_hashes` hashes run at once; the rest wait on an asyncio semaphore (holding no
-  thread of the pool that serves everyone else), and beyond `max_waiting` waiters a request is
-  refused with 429 at once.
+- At most `max_hashes` hashes run at once, on their own threads at the lowest CPU priority
+  (argon2's own worker threads inherit it: its default parallelism of 4 would otherwise take
+  every core from signed-in users); the rest wait on an asyncio semaphore, holding no thread of
+  the pool that serves everyone else, and beyond `max_waiting` waiters a request is refused
+  with 429 at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 
 from fastapi import Request
-from starlette.concurrency import run_in_threadpool
 
 from .errors import APIError
 from .ratelimit import RateLimiter
@@ -44,6 +48,8 @@ class SignInGuard:
                                       what="sign-in attempts from your address")
         self.max_hashes, self.max_waiting = max_hashes, max_waiting
         self._slots: asyncio.Semaphore | None = None  # made in the serving event loop
+        self._threads = ThreadPoolExecutor(max_hashes, thread_name_prefix="rlxf-hash",
+                                           initializer=_lowest_priority)
         self.waiting = self.hashing = self.peak_hashing = 0
 
     def check(self, request: Request, account: str | None) -> None:
@@ -76,4 +82,13 @@ class SignInGuard:
         """Run one password hash or verification `fn(*args)` in the thread pool, once a slot
         is free."""
         async with self._slot():
-            return await run_in_threadpool(fn, *args)
+            return await asyncio.get_running_loop().run_in_executor(self._threads, fn, *args)
+
+
+def _lowest_priority() -> None:
+    """Nice 19 for this thread (Linux schedules threads one by one), and so for the threads
+    argon2 starts from it."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+    except (AttributeError, OSError):
+        pass  # not Linux: the cap alone still bounds memory
