@@ -45,10 +45,19 @@ def test_sign_in_never_leaves_the_site_whatever_next_says(server, browser):
     page.wait_for_url(base + "/me")
 
 
+# the outermost elements that reach past the right edge, to name them when a page is too wide
+_TOO_WIDE = """() => [...document.querySelectorAll("body *")].filter(e => {
+  const r = e.getBoundingClientRect(), p = e.parentElement.getBoundingClientRect();
+  return r.right > innerWidth + 1 && p.right <= innerWidth + 1;
+}).map(e => e.tagName.toLowerCase() + (e.id ? "#" + e.id : "") +
+              (e.className ? "." + String(e.className).split(" ").join(".") : "") +
+              " " + Math.round(e.getBoundingClientRect().right) + "px")"""
+
+
 def _fits(page, what):
     """Nothing on the page is wider than the viewport (no sideways scrolling)."""
     width = page.evaluate("document.documentElement.scrollWidth")
-    assert width <= 390, f"{what}: the page is {width} px wide at a 390 px viewport"
+    assert width <= 390, f"{what}: {width} px wide at 390 px: {page.evaluate(_TOO_WIDE)}"
 
 
 def test_every_page_works_at_390_px(server, browser, tmp_path):

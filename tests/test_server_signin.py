@@ -31,6 +31,7 @@ def _with_password(site, password="correct horse battery"):
 @sqlite_only
 def test_the_41st_attempt_on_an_account_gets_429_without_hashing(annotate_site, monkeypatch):
     site = annotate_site
+    site.client.app.state.signin.tarpit_s = 0.0  # the pause before a 429: its own test
     person, password = _with_password(site)
     assert ACCOUNT_BURST == 40
     hashed = []
@@ -56,7 +57,7 @@ def test_attempts_are_limited_per_client_address(tmp_path):
     store = Store(tmp_path / "a.db")
     store.migrate()
     app = create_app(store, migrate=False,
-                     signin=SignInGuard(address_burst=3, address_per_s=0.001))
+                     signin=SignInGuard(address_burst=3, address_per_s=0.001, tarpit_s=0.0))
     try:
         with TestClient(app) as client:
             codes = [client.post("/api/login", json={"pid": f"h-0000000{i}",
@@ -96,6 +97,22 @@ def test_password_hashes_are_capped_and_the_queue_is_bounded():
     results = asyncio.run(main())
     assert peak[0] == guard.peak_hashing == 2
     assert results.count(True) == 7 and results.count(429) == 3
+
+
+def test_a_refused_attempt_is_answered_only_after_a_pause(monkeypatch):
+    """A closed-loop flood (a fixed number of connections) slows to connections / TARPIT_S."""
+    from rlxf.server import signin
+    paused = []
+
+    async def fake_sleep(s):
+        paused.append(s)
+
+    monkeypatch.setattr(signin.asyncio, "sleep", fake_sleep)
+    guard = SignInGuard(account_burst=1)
+    asyncio.run(guard.admit("10.0.0.1", "h-1"))
+    with pytest.raises(APIError) as e:
+        asyncio.run(guard.admit("10.0.0.1", "h-1"))
+    assert e.value.status == 429 and paused == [signin.TARPIT_S] and signin.TARPIT_S >= 1
 
 
 @sqlite_only

@@ -18,6 +18,7 @@ from . import queue
 from .errors import APIError
 from .membership import check_member, visible_to
 from .projects import project_summary
+from .signin import client_address
 from .security import (SESSION_COOKIE, User, authenticate, check_same_origin, cookie_args,
                        end_all_sessions, end_session, hash_password, start_session, token_hash,
                        utcnow, verify_password)
@@ -92,7 +93,7 @@ async def login(body: LoginIn, request: Request, response: Response) -> dict:
     """Async so that attempts waiting for a hashing slot hold no thread (server/signin.py)."""
     check_same_origin(request)
     store, guard = store_of(request), request.app.state.signin
-    guard.check(request, body.pid)
+    await guard.admit(client_address(request), body.pid)
     a = await run_in_threadpool(_find_by_pid, store, body.pid)
     if not await guard.hash(verify_password, a.password_hash if a else None, body.password):
         raise APIError(401, "wrong annotator id or password")
@@ -134,9 +135,9 @@ async def accept_invite(body: AcceptIn, request: Request, response: Response) ->
     The token is checked before the password is hashed, so a wrong token costs no argon2."""
     check_same_origin(request)
     store, guard = store_of(request), request.app.state.signin
-    guard.check(request, None)
+    await guard.admit(client_address(request), None)
     a = await run_in_threadpool(_invited, store, body.token)
-    guard.by_account.check(a.pid)
+    await guard.admit(None, a.pid)
     password_hash = await guard.hash(hash_password, body.password) if body.password else None
     a, token, csrf = await run_in_threadpool(_use_invite, store, body.token, password_hash)
     return _signed_in(request, response, a, token, csrf)

@@ -3,7 +3,10 @@
 server's memory and starve signed-in users.
 
 - Attempts are limited per account and per client address (token buckets, per worker): the
-  41st attempt on one account within its burst is refused with 429 before anything is hashed.
+  41st attempt on one account within its burst is refused with 429 before anything is hashed,
+  and only after a pause (`TARPIT_S`, an asyncio sleep that costs nothing): a flood from a fixed
+  number of connections then slows to a few requests per second, instead of keeping the event
+  loop busy answering 429s.
 - At most `max_hashes` hashes run at once, on their own threads at the lowest CPU priority
   (argon2's own worker threads inherit it: its default parallelism of 4 would otherwise take
   every core from signed-in users); the rest wait on an asyncio semaphore, holding no thread of
@@ -29,6 +32,7 @@ ACCOUNT_BURST, ACCOUNT_PER_S = 40, 1 / 600  # then one attempt per 10 minutes
 ADDRESS_BURST, ADDRESS_PER_S = 100, 1.0  # an office behind one NAT signs in at nine
 # one hash at a time leaves the other core(s) to signed-in users; ~10 sign-ins a second
 MAX_HASHES, MAX_WAITING = 1, 64
+TARPIT_S = 3.0
 
 
 def client_address(request: Request) -> str:
@@ -41,22 +45,28 @@ class SignInGuard:
     def __init__(self, account_burst: int = ACCOUNT_BURST, account_per_s: float = ACCOUNT_PER_S,
                  address_burst: int = ADDRESS_BURST, address_per_s: float = ADDRESS_PER_S,
                  max_hashes: int = MAX_HASHES, max_waiting: int = MAX_WAITING,
-                 clock=time.monotonic):
+                 tarpit_s: float = TARPIT_S, clock=time.monotonic):
         self.by_account = RateLimiter(account_per_s, account_burst, clock,
                                       what="sign-in attempts for this account")
         self.by_address = RateLimiter(address_per_s, address_burst, clock,
                                       what="sign-in attempts from your address")
-        self.max_hashes, self.max_waiting = max_hashes, max_waiting
+        self.max_hashes, self.max_waiting, self.tarpit_s = max_hashes, max_waiting, tarpit_s
         self._slots: asyncio.Semaphore | None = None  # made in the serving event loop
         self._threads = ThreadPoolExecutor(max_hashes, thread_name_prefix="rlxf-hash",
                                            initializer=_lowest_priority)
         self.waiting = self.hashing = self.peak_hashing = 0
 
-    def check(self, request: Request, account: str | None) -> None:
-        """Count one attempt from this address (and on this account), or raise 429."""
-        self.by_address.check(client_address(request))
-        if account is not None:
-            self.by_account.check(account)
+    async def admit(self, address: str | None, account: str | None) -> None:
+        """Count one attempt from this address and on this account (None: not this time), or
+        raise 429 after a pause."""
+        try:
+            if address is not None:
+                self.by_address.check(address)
+            if account is not None:
+                self.by_account.check(account)
+        except APIError:
+            await asyncio.sleep(self.tarpit_s)
+            raise
 
     @asynccontextmanager
     async def _slot(self):
