@@ -65,6 +65,9 @@ def test_every_page_works_at_390_px(server, browser, tmp_path):
     phone = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2,
              "is_mobile": True, "has_touch": True, "bypass_csp": True}  # bypass: to measure
     admin = _admin(browser, base, link, **phone)
+    # measure once the page's script has filled its tables (the widest things on it)
+    expect(admin.locator("#annotators tbody tr")).to_have_count(1)
+    expect(admin.locator("#projects")).not_to_contain_text("Loading")
     _fits(admin, "admin")
     shoot(admin, tmp_path, "mobile-admin")
     admin.fill("input[name=name]", "Phone test")
@@ -73,6 +76,7 @@ def test_every_page_works_at_390_px(server, browser, tmp_path):
     admin.click("#project-form button[type=submit]")
     admin.wait_for_url(re.compile(r".*/admin/projects/\d+$"))
     project_url = admin.url
+    expect(admin.locator("#updated")).not_to_be_empty()
     _fits(admin, "admin project")
     shoot(admin, tmp_path, "mobile-admin-project")
     r = admin.request.post(base + "/api/admin/annotators", data={"note": "phone"},

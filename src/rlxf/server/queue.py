@@ -194,7 +194,7 @@ def _next_once(store: Store, user: User, project_id: int, n: int) -> tuple[list[
                 break  # no real work left: gold items alone would measure nothing useful
             n_mine += 1
         wanted = [i for g, i in slots if not g]
-        # conditional: on SQLite a belt to the braces of the lock; the rows are ours
+        # conditional as well: belt and braces on top of the row locks
         taken = set(c.scalars(update(Item).where(Item.id.in_(wanted), Item.n_assigned < p.overlap)
                               .values(n_assigned=Item.n_assigned + 1)
                               .returning(Item.id))) if wanted else set()
