@@ -73,6 +73,7 @@ def review_page(request: Request, project_id: Id):
         p = s.get(Project, project_id)
         if p is None:
             raise APIError(404, f"no project {project_id}")
-        name, task, scale, aspects = p.name, p.task_type, p.scale, p.aspects
-    return page(request, "review.html", user, title=f"Review · {name}", project_id=project_id,
-                name=name, task=task, scale=scale, aspects=aspects)
+        project_name, task, scale, aspects = p.name, p.task_type, p.scale, p.aspects
+    return page(request, "review.html", user, title=f"Review · {project_name}",
+                project_id=project_id, project_name=project_name, task=task, scale=scale,
+                aspects=aspects)
