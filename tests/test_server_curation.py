@@ -156,3 +156,13 @@ def test_partial_and_tied_rankings_are_accepted_exported_and_reviewed(annotate_s
     (final,) = [FeedbackRecord.model_validate(r) for r in site.export(p["id"])
                 if r.get("adjudication")]
     assert final.ranking_levels() == [0, 2, 1, 2] and final.adjudication.method == "set"
+    # agreement compares weak orders exactly; AC1's categories are the orders observed
+    r = site.call("GET", f"/api/admin/projects/{p['id']}/agreement", site.admin).json()
+    assert (r["raw"], r["items"], r["judgements"]) == (0.0, 1, 2)
+    assert r["per_item"] == [{"item_id": a["item_id"], "judgements": 2, "agreement": 0.0,
+                              "labels": {"2>0": 1, "2=0>1": 1}}]
+    # p_a = 0, π = (1/2, 1/2), q = 2: p_e = 1/2, AC1 = -1
+    assert r["gwet_ac1"] == pytest.approx(-1.0)
+    # the page needs a signed-in session (tests/test_review_e2e.py renders it in Chromium)
+    page = site.call("GET", f"/admin/projects/{p['id']}/review", follow_redirects=False)
+    assert page.status_code == 303 and page.headers["location"].startswith("/login?next=")

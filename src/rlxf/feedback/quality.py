@@ -43,13 +43,16 @@ def raw_agreement(labels: list[list[dict]]) -> float | None:
 
 
 def krippendorff_alpha(labels: list[list[dict]]) -> float | None:
-    """Nominal Krippendorff's alpha from the `krippendorff` package (annotators x items)."""
+    """Nominal Krippendorff's alpha from the `krippendorff` package (annotators x items); any
+    hashable labels (pairwise a / b / tie, or a curator's label keys of other tasks)."""
     annotators = sorted({j["annotator"] for item in labels for j in item})
     if len(annotators) < 2:
         return None
     row = {a: i for i, a in enumerate(annotators)}
     data = np.full((len(annotators), len(labels)), np.nan)
-    codes = {"a": 0.0, "b": 1.0, "tie": 2.0}
+    # nominal: the codes' values carry no order, only identity
+    codes = {c: float(i) for i, c in enumerate(sorted({j["choice"] for item in labels
+                                                       for j in item}, key=str))}
     for col, item in enumerate(labels):
         for j in item:
             data[row[j["annotator"]], col] = codes[j["choice"]]
