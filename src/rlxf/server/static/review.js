@@ -28,7 +28,19 @@ async function measure(ev) {
     $("a-ac1").textContent = num(a.gwet_ac1);
     $("a-items").textContent = `${a.items_with_overlap} / ${a.items}`;
     $("a-people").textContent = `${a.annotators} · ${a.judgements}`;
+    const tbody = document.querySelector("#per-item tbody");
+    tbody.textContent = "";
+    for (const it of a.per_item.slice(0, 200)) tbody.append(itemRow(it.item_id,
+      el("td", { text: pct(it.agreement) }), el("td", { class: "label-key", text: labelsText(it.labels) })));
   } catch (e) { toast(e.message, "error"); }
+}
+
+// a table row for an item: its id, the given cells, and a button that opens it below
+function itemRow(itemId, ...cells) {
+  const open = el("button", { type: "button", class: "link", text: "open" });
+  open.onclick = () => showItem(itemId);
+  return el("tr", { "data-item": itemId, class: itemId === shown ? "selected" : "" },
+    el("td", { class: "label-key", text: itemId }), ...cells, el("td", {}, open));
 }
 
 async function loadQueue() {
@@ -38,16 +50,11 @@ async function loadQueue() {
   tbody.textContent = "";
   if (!r.items.length) tbody.append(el("tr", {}, el("td", { colspan: "6", class: "muted", text: "Nothing to review here." })));
   for (const it of r.items) {
-    const open = el("button", { type: "button", class: "link", text: "open" });
-    open.onclick = () => showItem(it.item_id);
     const d = it.decision;
-    tbody.append(el("tr", { "data-item": it.item_id, class: it.item_id === shown ? "selected" : "" },
-      el("td", { class: "label-key", text: it.item_id }),
-      el("td", { text: it.reasons.join(", ") || "–" }),
+    tbody.append(itemRow(it.item_id, el("td", { text: it.reasons.join(", ") || "–" }),
       el("td", { text: pct(it.agreement) }),
       el("td", { class: "label-key", text: labelsText(it.labels) + (it.gold_answer ? ` (gold: ${it.gold_answer})` : "") }),
-      el("td", { class: "decided", text: d ? `${d.label} by ${d.by} (${d.method})` : "–" }),
-      el("td", {}, open)));
+      el("td", { class: "decided", text: d ? `${d.label} by ${d.by} (${d.method})` : "–" })));
   }
 }
 
@@ -91,7 +98,7 @@ function renderItem(v) {
   v.decisions.forEach((d, i) => ul.append(el("li", { class: i ? "decided" : "",
     text: `${i ? "" : "final: "}${d.label || "(text)"} — ${d.method}${d.accepted_from ? " from " + d.accepted_from : ""} by ${d.by}` +
       `, ${new Date(d.created).toLocaleString()}${d.note ? " · “" + d.note + "”" : ""}` })));
-  for (const row of document.querySelectorAll("#queue tbody tr")) row.classList.toggle("selected", row.dataset.item === shown);
+  for (const row of document.querySelectorAll("#queue tbody tr, #per-item tbody tr")) row.classList.toggle("selected", row.dataset.item === shown);
 }
 
 async function showItem(itemId) {
