@@ -2,11 +2,12 @@
 
 One row per item: the judgements sharing an item_id are reduced to their majority (ties and
 even splits dropped and counted) -- or to a curator's final label (a record with
-`adjudication`, from the annotation app's review queue) where there is one -- the same rule the reward stage trains on
-(`rlxf.feedback.quality.majority`). Rows are TRL's standard format, {prompt, chosen, rejected}
-strings -- or, when any record has earlier turns (`context`), TRL's conversational format for
-every row (prompt a message list ending with the user turn, chosen/rejected one assistant
-message each), since a string prompt would lose the turns.
+`adjudication`, from the annotation app's review queue) where there is one -- the same rule
+the reward stage trains on (`rlxf.feedback.quality.majority`, `final_labels`). Rows are TRL's
+standard format, {prompt, chosen, rejected} strings -- or, when any record has earlier turns
+(`context`), TRL's conversational format for every row (prompt a message list ending with the
+user turn, chosen/rejected one assistant message each), since a string prompt would lose the
+turns.
 """
 
 from __future__ import annotations
@@ -74,8 +75,8 @@ def majority_preferences(records: list[FeedbackRecord], src: Path, result: Expor
         winner = majority(votes)
         if item_id in finals:
             final = finals[item_id]
-            winner = None if final.tie else "ab"[final.choice if final.responses == first.responses
-                                               else 1 - final.choice]
+            same_order = final.responses == first.responses
+            winner = None if final.tie else "ab"[final.choice if same_order else 1 - final.choice]
         if winner is None:
             result.no_majority += 1
             continue

@@ -24,7 +24,8 @@ STEP = "step {}"  # steps are stored and exported as ratings {"step 1": 1, "step
 
 # The judgement fields each task takes; any other field sent is refused.
 FIELDS = {"pairwise": {"choice", "tie", "strength"}, "likert": {"ratings"},
-          "ranking": {"ranking", "ties"}, "edit": {"text"}, "critique": {"text"}, "steps": {"steps"}}
+          "ranking": {"ranking", "ties"}, "edit": {"text"}, "critique": {"text"},
+          "steps": {"steps"}}
 
 
 def steps_of(response: str) -> list[str]:
