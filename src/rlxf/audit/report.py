@@ -156,7 +156,8 @@ def _models_section(run_dir: Path, records: dict) -> dict:
 
 
 def _feedback_section(records: dict) -> dict:
-    keys = ("n_judgements", "n_annotators", "agreement/raw", "agreement/krippendorff_alpha")
+    keys = ("n_judgements", "n_annotators", "agreement/raw", "agreement/krippendorff_alpha",
+            "agreement/gwet_ac1")
     rec = records.get("feedback")
     if rec is None:
         return {**dict.fromkeys(keys), "groups": {},
