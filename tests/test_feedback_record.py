@@ -14,7 +14,7 @@ def base(**kw):
     (base(choice=2), "choice must be 0 or 1"),
     (base(choice=None), "tie=true"),
     (base(responses=["a"]), "2 responses"),
-    (base(type="ranking", responses=["a", "b", "c"], ranking=[0, 0, 1]), "ranking must order"),
+    (base(type="ranking", responses=["a", "b", "c"], ranking=[0, 0, 1]), "ranking must list distinct"),
     (base(type="rating", responses=["a"]), "rating needs ratings"),
     (base(type="binary", responses=["a"]), "binary needs label"),
     (base(source="crowd"), "source"),

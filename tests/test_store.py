@@ -102,10 +102,10 @@ def test_migration_builds_the_models_schema(store):
     with store.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     assert diff == []
-    assert current_revision(store.engine) == "0003"
+    assert current_revision(store.engine) == "0004_curation"
     store.migrate()  # a second start is a no-op
     assert {"projects", "items", "assignments", "judgements", "annotators", "demographics",
-            "sessions", "project_members"} <= store.tables()
+            "sessions", "project_members", "decisions"} <= store.tables()
 
 
 def test_idempotency_key_is_unique_per_annotator(store):
@@ -189,7 +189,8 @@ def test_prebuilt_statements_store_and_read_what_the_orm_does(tmp_path):
     values = {"project_id": ids["project"], "assignment_id": ids["assignment"],
               "annotator_id": ids["annotator"], "item_id": ids["item"], "key": "prebuilt-1",
               "choice": None, "tie": True, "strength": None, "ratings": {"step 1": 1},
-              "ranking": [2, 0, 1], "text": "ok ünïcode", "duration_ms": 5, "created": when}
+              "ranking": [2, 0, 1], "ties": [[2, 0]], "text": "ok ünïcode", "duration_ms": 5,
+              "created": when}
     with store.hot(write=True) as run:
         assert run(_INSERT_JUDGEMENT, {"v_" + k: v for k, v in values.items()}) == 1
     with store.read() as s:
@@ -237,7 +238,7 @@ def test_the_hot_path_rolls_back_what_fails(tmp_path):
     row = {"v_project_id": ids["project"], "v_assignment_id": ids["assignment"],
            "v_annotator_id": ids["annotator"], "v_item_id": ids["item"], "v_key": "k-1",
            "v_choice": 0, "v_tie": False, "v_strength": None, "v_ratings": None,
-           "v_ranking": None, "v_text": None, "v_duration_ms": None,
+           "v_ranking": None, "v_ties": None, "v_text": None, "v_duration_ms": None,
            "v_created": datetime(2026, 11, 24, tzinfo=timezone.utc)}
     with store.hot(write=True) as run:
         run(_INSERT_JUDGEMENT, row)

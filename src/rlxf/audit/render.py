@@ -123,7 +123,8 @@ def section_tables(report: dict) -> dict[str, list[tuple[list[str], list[list[st
                     [[m, *(num(models[n]["metrics"].get(m)) for n in names)]
                      for m in _metric_names(report)])]
     fb_keys = ("source", "n_judgements", "n_annotators", "n_comparisons", "overlap",
-               "agreement/raw", "agreement/krippendorff_alpha", "dropped_identical_pairs",
+               "agreement/raw", "agreement/krippendorff_alpha", "agreement/gwet_ac1",
+               "dropped_identical_pairs",
                "majority_ties", "aggregation/majority_accuracy_gold",
                "aggregation/dawid_skene_accuracy_gold", "aggregation/bradley_terry_accuracy_gold",
                "ai_judge/position_bias",

@@ -156,7 +156,8 @@ def _models_section(run_dir: Path, records: dict) -> dict:
 
 
 def _feedback_section(records: dict) -> dict:
-    keys = ("n_judgements", "n_annotators", "agreement/raw", "agreement/krippendorff_alpha")
+    keys = ("n_judgements", "n_annotators", "agreement/raw", "agreement/krippendorff_alpha",
+            "agreement/gwet_ac1")
     rec = records.get("feedback")
     if rec is None:
         return {**dict.fromkeys(keys), "groups": {},
@@ -165,6 +166,7 @@ def _feedback_section(records: dict) -> dict:
     out = {"n_judgements": c.get("judgements"), "n_annotators": c.get("annotators"),
            "agreement/raw": m.get("agreement/raw"),
            "agreement/krippendorff_alpha": m.get("agreement/krippendorff_alpha"),
+           "agreement/gwet_ac1": m.get("agreement/gwet_ac1"),
            "groups": m.get("groups", {}), "n_comparisons": c.get("comparisons"),
            "dropped_identical_pairs": c.get("dropped_identical_pairs"),
            "majority_ties": c.get("majority_ties"), "overlap": cfg.get("overlap"),

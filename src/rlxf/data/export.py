@@ -1,11 +1,13 @@
 """`rlxf data export --format trl`: canonical pairwise records -> TRL preference JSONL.
 
 One row per item: the judgements sharing an item_id are reduced to their majority (ties and
-even splits dropped and counted), the same rule the reward stage trains on
-(`rlxf.feedback.quality.majority`). Rows are TRL's standard format, {prompt, chosen, rejected}
-strings -- or, when any record has earlier turns (`context`), TRL's conversational format for
-every row (prompt a message list ending with the user turn, chosen/rejected one assistant
-message each), since a string prompt would lose the turns.
+even splits dropped and counted) -- or to a curator's final label (a record with
+`adjudication`, from the annotation app's review queue) where there is one -- the same rule
+the reward stage trains on (`rlxf.feedback.quality.majority`, `final_labels`). Rows are TRL's
+standard format, {prompt, chosen, rejected} strings -- or, when any record has earlier turns
+(`context`), TRL's conversational format for every row (prompt a message list ending with the
+user turn, chosen/rejected one assistant message each), since a string prompt would lose the
+turns.
 """
 
 from __future__ import annotations
@@ -46,9 +48,12 @@ def majority_preferences(records: list[FeedbackRecord], src: Path, result: Expor
     from ..feedback.quality import majority  # numpy and krippendorff: only when needed
 
     items: dict[str, list[FeedbackRecord]] = {}
+    finals: dict[str, FeedbackRecord] = {}  # a curator's final label overrides the majority
     for r in records:
         if r.type != "pairwise":
             result.not_pairwise += 1
+        elif r.adjudication is not None:
+            finals[r.item_id] = r
         else:
             items.setdefault(r.item_id, []).append(r)
     result.items = len(items)
@@ -68,6 +73,10 @@ def majority_preferences(records: list[FeedbackRecord], src: Path, result: Expor
                                   f"than record {first.id} (expected one pair per item_id)")
         result.several += len(group) > 1
         winner = majority(votes)
+        if item_id in finals:
+            final = finals[item_id]
+            same_order = final.responses == first.responses
+            winner = None if final.tie else "ab"[final.choice if same_order else 1 - final.choice]
         if winner is None:
             result.no_majority += 1
             continue

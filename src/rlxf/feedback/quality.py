@@ -15,13 +15,21 @@ from .record import FeedbackRecord
 
 
 def items_of(records: list[FeedbackRecord]) -> dict[str, list[dict]]:
-    """Pairwise records grouped by item_id, in first-seen order; ties are the label 'tie'."""
+    """Pairwise records grouped by item_id, in first-seen order; ties are the label 'tie'.
+    A curator's final label (a record with `adjudication`) is not a vote: see final_labels."""
     items: dict[str, list[dict]] = defaultdict(list)
     for r in records:
-        if r.type == "pairwise":
+        if r.type == "pairwise" and r.adjudication is None:
             items[r.item_id].append({"annotator": r.annotator.id, "group": r.annotator.group,
                                      "choice": "tie" if r.tie else "ab"[r.choice]})
     return dict(items)
+
+
+def final_labels(records: list[FeedbackRecord]) -> dict[str, str]:
+    """item_id -> the label a curator decided ('a', 'b' or 'tie'; the last decision wins),
+    for pairwise items reviewed in the annotation app. It overrides the majority."""
+    return {r.item_id: "tie" if r.tie else "ab"[r.choice] for r in records
+            if r.type == "pairwise" and r.adjudication is not None}
 
 
 def raw_agreement(labels: list[list[dict]]) -> float | None:
@@ -35,13 +43,16 @@ def raw_agreement(labels: list[list[dict]]) -> float | None:
 
 
 def krippendorff_alpha(labels: list[list[dict]]) -> float | None:
-    """Nominal Krippendorff's alpha from the `krippendorff` package (annotators x items)."""
+    """Nominal Krippendorff's alpha from the `krippendorff` package (annotators x items); any
+    hashable labels (pairwise a / b / tie, or a curator's label keys of other tasks)."""
     annotators = sorted({j["annotator"] for item in labels for j in item})
     if len(annotators) < 2:
         return None
     row = {a: i for i, a in enumerate(annotators)}
     data = np.full((len(annotators), len(labels)), np.nan)
-    codes = {"a": 0.0, "b": 1.0, "tie": 2.0}
+    # nominal: the codes' values carry no order, only identity
+    codes = {c: float(i) for i, c in enumerate(sorted({j["choice"] for item in labels
+                                                       for j in item}, key=str))}
     for col, item in enumerate(labels):
         for j in item:
             data[row[j["annotator"]], col] = codes[j["choice"]]

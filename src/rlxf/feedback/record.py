@@ -34,6 +34,19 @@ class Annotator(BaseModel):
     group: str | None = Field(None, description="the annotator's group, for per-group analysis")
 
 
+class Adjudication(BaseModel):
+    """A curator's decision of an item's final label (the annotation app's review queue)."""
+    model_config = ConfigDict(extra="forbid")
+    by: str = Field(description="pseudonymous id of the curator who decided")
+    method: Literal["accepted", "set"] = Field(
+        description="accepted: one annotator's label taken as final; set: the curator's own")
+    accepted_from: str | None = Field(None, description="accepted: whose label it was")
+    reason: str | None = Field(None, description="why the item was reviewed: disagreement, "
+                                                 "failed gold, ...")
+    note: str | None = Field(None, description="the curator's note")
+    decided: str | None = Field(None, description="ISO 8601 time of the decision")
+
+
 class FeedbackRecord(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -50,7 +63,12 @@ class FeedbackRecord(BaseModel):
     tie: bool = Field(False, description="pairwise: the annotator saw no difference")
     strength: float | None = Field(None, description="pairwise: how strong the preference is "
                                                      "(scale given in provenance)")
-    ranking: list[int] | None = Field(None, description="ranking: response indices, best first")
+    ranking: list[int] | None = Field(None, description="ranking: response indices, best first; "
+                                                 "a prefix (top-k) leaves the rest unranked, "
+                                                 "below every listed one")
+    ties: list[list[int]] | None = Field(None, description="ranking: groups of tied responses, "
+                                                          "each a run of consecutive entries "
+                                                          "of ranking")
     ratings: dict[str, float] | None = Field(None, description="rating: score per aspect "
                                                                "(e.g. helpful, harmless, honest)")
     label: bool | None = Field(None, description="binary: true = good response (KTO-style)")
@@ -61,6 +79,9 @@ class FeedbackRecord(BaseModel):
     created: str | None = Field(None, description="ISO 8601 time of the judgement, if known")
     provenance: dict = Field(default_factory=dict,
                              description="where it came from: dataset, file, line, model, ...")
+    adjudication: Adjudication | None = Field(
+        None, description="set on the item's final label decided by a curator; such a record "
+                          "is the item's label, not one more annotator's vote")
 
     @model_validator(mode="after")
     def _fields_match_type(self) -> "FeedbackRecord":
@@ -73,11 +94,12 @@ class FeedbackRecord(BaseModel):
             if self.choice not in (None, 0, 1):
                 raise ValueError(f"choice must be 0 or 1, got {self.choice}")
         elif self.type == "ranking":
-            if self.ranking is None or sorted(self.ranking) != list(range(n)):
-                raise ValueError(f"ranking must order all {n} response indices, got {self.ranking}")
+            check_ranking(self.ranking, self.ties, n)
         elif self.type == "rating" and not self.ratings:
             raise ValueError("rating needs ratings: {aspect: score}")
-        elif self.type == "binary" and self.label is None:
+        if self.ties is not None and self.type != "ranking":
+            raise ValueError("ties belong to a ranking")
+        if self.type == "binary" and self.label is None:
             raise ValueError("binary needs label: true or false")
         elif self.type == "edit" and not self.edit:
             raise ValueError("edit needs the edited response in edit")
@@ -87,6 +109,36 @@ class FeedbackRecord(BaseModel):
 
     def to_json(self) -> dict:
         return self.model_dump(mode="json", exclude_defaults=True)
+
+    def ranking_levels(self) -> list[int]:
+        """Each response's tier in a ranking record, 0 the best: tied responses share one,
+        responses a top-k ranking leaves out share the last."""
+        tier_of, level = {}, 0
+        groups = {i: g for g in self.ties or [] for i in g}
+        for i in self.ranking or []:
+            if i in tier_of:
+                continue
+            for j in groups.get(i, [i]):
+                tier_of[j] = level
+            level += 1
+        return [tier_of.get(i, level) for i in range(len(self.responses))]
+
+
+def check_ranking(ranking: list[int] | None, ties: list[list[int]] | None, n: int) -> None:
+    """ValueError unless `ranking` lists distinct response indices of n (all, or the top k
+    >= 1) and every group of `ties` is a run of two or more consecutive entries of it."""
+    if not ranking or len(set(ranking)) != len(ranking) or not set(ranking) <= set(range(n)):
+        raise ValueError(f"ranking must list distinct response indices 0..{n - 1}, best first "
+                         f"(all of them, or the top k), got {ranking}")
+    where = {i: k for k, i in enumerate(ranking)}
+    seen: set[int] = set()
+    for group in ties or []:
+        pos = sorted(where.get(i, -1) for i in group)
+        if (len(group) < 2 or pos[0] < 0 or pos != list(range(pos[0], pos[0] + len(group)))
+                or seen & set(group)):
+            raise ValueError(f"each tie must be 2 or more consecutive entries of the ranking "
+                             f"{ranking}, in no other tie; got {group}")
+        seen |= set(group)
 
 
 class RecordError(ValueError):

@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from ..store import Store
-from . import admin, api, pages
+from . import admin, api, pages, review
 from .errors import BodyLimit, install_error_handlers
 from .ratelimit import RateLimiter
 from .signin import ADDRESS_BURST, SignInGuard
@@ -96,7 +96,9 @@ def create_app(db: str | Store, *, data_dir: str | Path | None = None, migrate: 
     app.include_router(api.hot)
     app.include_router(api.router)
     app.include_router(admin.router)
+    app.include_router(review.router)
     app.include_router(pages.router)
+    app.include_router(review.pages)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.add_middleware(BodyLimit, limit=max_body, large_limit=max_import,
                        large_routes=frozenset({("POST", "/api/admin/projects")}))  # import

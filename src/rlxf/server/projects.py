@@ -43,7 +43,9 @@ Read the prompt and every response, then put the responses in order, **best firs
 is the most helpful, honest and harmless one for the person who asked.
 
 Keys: press the numbers of the responses from best to worst (the last one places itself),
-**r** starts over, **Enter** saves.
+**r** starts over, **Enter** saves. Two equally good responses: press **=** before the second
+one's number to tie it with the one before. Only the best few matter, or the rest cannot be
+told apart? Press **Enter** after them: the others count as ranked below them, unordered.
 """
 
 DEFAULT_EDIT_GUIDELINES = """\

@@ -40,6 +40,8 @@ class JudgementIn(BaseModel):
     ratings: dict[str, int] | None = Field(None, max_length=10)
     ranking: list[Annotated[int, Field(ge=0, le=tasks.MAX_RANKED)]] | None = Field(
         None, max_length=tasks.MAX_RANKED, description="ranking: response indices, best first")
+    ties: list[list[Annotated[int, Field(ge=0, le=tasks.MAX_RANKED)]]] | None = Field(
+        None, max_length=tasks.MAX_RANKED, description="ranking: groups of tied responses")
     text: str | None = Field(None, max_length=20_000, pattern=r"^[^\x00]*$",
                              description="edit: the corrected response; critique: the critique")
     steps: list[bool] | None = Field(None, max_length=tasks.MAX_STEPS,
@@ -77,7 +79,8 @@ def judgement_json(j: Judgement | None) -> dict | None:
     if j is None:
         return None
     return {"choice": j.choice, "tie": j.tie, "strength": j.strength, "ratings": j.ratings,
-            "ranking": j.ranking, "text": j.text, "key": j.key, "created": iso(j.created)}
+            "ranking": j.ranking, "ties": j.ties, "text": j.text, "key": j.key,
+            "created": iso(j.created)}
 
 
 def assignment_json(a: Assignment, item: Item, j: Judgement | None) -> dict:
@@ -256,8 +259,8 @@ _SUBMIT_ROW = (
            Item.item_id, Item.responses, Project.task_type, Project.scale, Project.aspects,
            Project.status, Project.members_only, ProjectMember.annotator_id.label("member"),
            Judgement.id.label("jid"), Judgement.key, Judgement.choice, Judgement.tie,
-           Judgement.strength, Judgement.ratings, Judgement.ranking, Judgement.text,
-           Judgement.created)
+           Judgement.strength, Judgement.ratings, Judgement.ranking, Judgement.ties,
+           Judgement.text, Judgement.created)
     .join(Item, Item.id == Assignment.item_id)
     .join(Project, Project.id == Assignment.project_id)
     .outerjoin(ProjectMember, and_(ProjectMember.project_id == Assignment.project_id,
@@ -267,8 +270,8 @@ _SUBMIT_ROW = (
 _KEY_USED = select(Judgement.assignment_id).where(Judgement.annotator_id == bindparam("annotator"),
                                                   Judgement.key == bindparam("key"))
 # What a submission sets; the statements name every column, so they can be prebuilt.
-_VALUES = ("key", "choice", "tie", "strength", "ratings", "ranking", "text", "duration_ms",
-           "created")
+_VALUES = ("key", "choice", "tie", "strength", "ratings", "ranking", "ties", "text",
+           "duration_ms", "created")
 _INSERT_JUDGEMENT = insert(Judgement).values(
     {c: bindparam("v_" + c) for c in ("project_id", "assignment_id", "annotator_id", "item_id",
                                       *_VALUES)})

@@ -8,6 +8,7 @@ from collections import defaultdict
 
 from sqlalchemy import func, select
 
+from ..feedback.agreement import PAIRWISE_LABELS, gwet_ac1
 from ..feedback.quality import (annotator_reliability, items_of, krippendorff_alpha, majority,
                                 raw_agreement)
 from ..store import Annotator, Assignment, Item, Judgement, Project, as_utc, iso
@@ -110,6 +111,7 @@ def project_stats(session, p: Project) -> dict:
                      "annotators": len(people)},
         "agreement": {"raw": raw_agreement(labels),
                       "krippendorff_alpha": krippendorff_alpha(labels),
+                      "gwet_ac1": gwet_ac1(labels, PAIRWISE_LABELS),
                       "items_with_overlap": sum(len(x) >= 2 for x in labels)},
         "annotators": annotators,
         "flagged": [a["pid"] for a in annotators if a["flags"]],

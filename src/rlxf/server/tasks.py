@@ -5,7 +5,7 @@ which canonical feedback record (rlxf.feedback.record) it becomes.
 |----------|-----------------------------|--------------------------|----------------------|
 | pairwise | a prompt and two responses  | choice or tie, strength  | pairwise             |
 | likert   | one response                | ratings per aspect       | rating               |
-| ranking  | 2..9 responses to one prompt| ranking, best first      | ranking              |
+| ranking  | 2..9 responses to one prompt| ranking (top k), ties    | ranking              |
 | edit     | one response                | text: the corrected one  | edit                 |
 | critique | one response                | text: what is wrong      | critique             |
 | steps    | one response, line by line  | steps: correct or not    | rating {"step 1": ..}|
@@ -13,6 +13,7 @@ which canonical feedback record (rlxf.feedback.record) it becomes.
 
 from __future__ import annotations
 
+from ..feedback.record import check_ranking
 from .errors import APIError
 
 TASK_TYPES = ("pairwise", "likert", "ranking", "edit", "critique", "steps")
@@ -23,7 +24,8 @@ STEP = "step {}"  # steps are stored and exported as ratings {"step 1": 1, "step
 
 # The judgement fields each task takes; any other field sent is refused.
 FIELDS = {"pairwise": {"choice", "tie", "strength"}, "likert": {"ratings"},
-          "ranking": {"ranking"}, "edit": {"text"}, "critique": {"text"}, "steps": {"steps"}}
+          "ranking": {"ranking", "ties"}, "edit": {"text"}, "critique": {"text"},
+          "steps": {"steps"}}
 
 
 def steps_of(response: str) -> list[str]:
@@ -35,7 +37,8 @@ def steps_of(response: str) -> list[str]:
 def _sent(j) -> set[str]:
     given = {"choice": j.choice is not None, "tie": j.tie, "strength": j.strength is not None,
              "ratings": j.ratings is not None, "ranking": j.ranking is not None,
-             "text": j.text is not None, "steps": j.steps is not None}
+             "text": j.text is not None, "steps": j.steps is not None,
+             "ties": getattr(j, "ties", None) is not None}
     return {k for k, v in given.items() if v}
 
 
@@ -59,10 +62,11 @@ def check(task: str, j, scale: int, aspects: list[str], responses: list[str]) ->
         if bad:
             raise APIError(422, f"ratings must be 1..{scale}, got {bad}")
     elif task == "ranking":
-        n = len(responses)
-        if j.ranking is None or sorted(j.ranking) != list(range(n)):
-            raise APIError(422, f'"ranking" must list each of the {n} responses (0..{n - 1}) '
-                                "once, best first")
+        # all responses or the top k, best first; "ties": groups of consecutive tied entries
+        try:
+            check_ranking(j.ranking, j.ties, len(responses))
+        except ValueError as e:
+            raise APIError(422, f'"ranking" / "ties": {e}') from None
     elif task in ("edit", "critique"):
         if j.text is None or not j.text.strip():
             what = "the corrected response" if task == "edit" else "your critique"
@@ -75,11 +79,11 @@ def check(task: str, j, scale: int, aspects: list[str], responses: list[str]) ->
 
 
 def stored(task: str, j) -> dict:
-    """The judgement's columns (choice, tie, strength, ratings, ranking, text)."""
+    """The judgement's columns (choice, tie, strength, ratings, ranking, ties, text)."""
     ratings = ({STEP.format(i + 1): int(ok) for i, ok in enumerate(j.steps)}
                if task == "steps" else j.ratings)
     return {"choice": j.choice, "tie": j.tie, "strength": j.strength, "ratings": ratings,
-            "ranking": j.ranking, "text": j.text}
+            "ranking": j.ranking, "ties": j.ties, "text": j.text}
 
 
 def record_fields(task: str, j) -> dict:
@@ -89,7 +93,8 @@ def record_fields(task: str, j) -> dict:
     if task in ("likert", "steps"):
         return {"type": "rating", "ratings": {k: float(v) for k, v in j.ratings.items()}}
     if task == "ranking":
-        return {"type": "ranking", "ranking": list(j.ranking)}
+        return {"type": "ranking", "ranking": list(j.ranking),
+                **({"ties": j.ties} if j.ties else {})}
     if task == "edit":
         return {"type": "edit", "edit": j.text}
     return {"type": "critique", "critique": j.text}
@@ -100,7 +105,8 @@ def scale_note(task: str, scale: int) -> str:
     return {
         "pairwise": f"strength 1..{scale}: 1 slightly better ... {scale} much better",
         "likert": f"ratings 1..{scale} per aspect: 1 worst, {scale} best",
-        "ranking": "ranking: response indices, best first",
+        "ranking": "ranking: response indices, best first (all, or the top k: the rest "
+                   "unranked, below them); ties: groups of tied responses",
         "edit": "edit: the annotator's corrected response",
         "critique": "critique: the annotator's free-text critique of the response",
         "steps": "steps: ratings per step (a non-empty line of the response): "

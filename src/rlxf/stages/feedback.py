@@ -10,6 +10,7 @@ import random
 from collections import defaultdict
 from datetime import datetime, timezone
 
+from ..feedback.agreement import PAIRWISE_LABELS, gwet_ac1
 from ..feedback.poisoning import detect_flippers, precision_recall
 from ..feedback.quality import (annotator_reliability, bradley_terry_choices, dawid_skene,
                                 items_of, krippendorff_alpha, majority, raw_agreement)
@@ -84,6 +85,7 @@ def quality_control(ctx: StageContext, records, prompts: list[str], gold: list[s
     bt = bradley_terry_choices(labels)
     metrics = {"agreement/raw": raw_agreement(labels),
                "agreement/krippendorff_alpha": krippendorff_alpha(labels),
+               "agreement/gwet_ac1": gwet_ac1(labels, PAIRWISE_LABELS),
                "poisoning/precision": precision, "poisoning/recall": recall,
                "poisoning/false_positive_rate": _rate(len(flagged & clean), len(clean))}
     for name, agg in (("majority", majority_labels),

@@ -14,7 +14,7 @@ import random
 import torch
 from transformers import AutoModelForSequenceClassification
 
-from ..feedback.quality import items_of, majority
+from ..feedback.quality import final_labels, items_of, majority
 from ..eval.calibration import expected_calibration_error
 from ..eval.probes import probe_pairs, run_probes
 from ..feedback.record import read_records
@@ -41,8 +41,10 @@ def preference_pairs(ctx: StageContext, world):
     for r in records:
         first.setdefault(r.item_id, r)
     train, heldout = [], []
+    finals = final_labels(records)  # a curator's decision overrides the majority
     for item_id, judgements in items_of(records).items():
-        winner = majority(judgements)
+        winner = finals.get(item_id, majority(judgements))
+        winner = None if winner == "tie" else winner
         if winner is None:
             continue
         rec = first[item_id]
@@ -64,11 +66,19 @@ def preference_rankings(ctx: StageContext, world) -> tuple[list, list]:
     for rec in read_records(ctx.run.stage_dir("feedback") / "feedback.jsonl"):
         if rec.type != "ranking" or len(rec.responses) < 2:
             continue
-        ranked = [rec.responses[i] for i in rec.ranking]
+        # partial (top-k) and tied rankings: every response, by level; unranked ones last
+        levels = rec.ranking_levels()
+        order = sorted(range(len(levels)), key=lambda i: levels[i])
+        ranked, ranked_levels = [rec.responses[i] for i in order], sorted(levels)
         if not is_heldout(rec.item_id, ctx.seed, cfg.heldout_fraction):
-            train.append((prompt_ids(tok, rec.prompt), [response_ids(tok, r) for r in ranked]))
+            ids = [response_ids(tok, r) for r in ranked]
+            strict = ranked_levels == list(range(len(ranked)))
+            train.append((prompt_ids(tok, rec.prompt), ids) if strict else
+                         (prompt_ids(tok, rec.prompt), ids, ranked_levels))
             continue
         for i, j in itertools.combinations(range(len(ranked)), 2):
+            if ranked_levels[i] == ranked_levels[j]:
+                continue  # tied or both unranked: no preference to score
             row = {"id": f"{rec.id}/{i}>{j}", "prompt_id": rec.prompt_id, "chosen": ranked[i],
                    "rejected": ranked[j], "winner": "a", "groups": [rec.annotator.group or "?"]}
             heldout.append((row, (prompt_ids(tok, rec.prompt), response_ids(tok, ranked[i]),

@@ -156,8 +156,36 @@ class Judgement(Base):
     strength: Mapped[int | None] = mapped_column(Integer, nullable=True)
     ratings: Mapped[dict | None] = mapped_column(JSON, nullable=True)  # likert; steps
     ranking: Mapped[list | None] = mapped_column(JSON, nullable=True)  # response indices, best first
+    ties: Mapped[list | None] = mapped_column(JSON, nullable=True)  # ranking: tied groups
     text: Mapped[str | None] = mapped_column(Text, nullable=True)  # the edit or the critique
     duration_ms: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     assignment: Mapped[Assignment] = relationship(back_populates="judgement")
+
+
+class Decision(Base):
+    """A curator's final label for an item (the review queue, server/curation.py): one
+    annotator's label accepted, or the curator's own. Append-only: the latest one per item is
+    the label exported; earlier ones stay as history."""
+    __tablename__ = "decisions"
+    __table_args__ = (Index("ix_decisions_item", "project_id", "item_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"))
+    curator_id: Mapped[int] = mapped_column(ForeignKey("annotators.id", ondelete="CASCADE"))
+    method: Mapped[str] = mapped_column(String(10))  # "accepted" | "set"
+    # accepted: whose label; the label itself is copied below, so an undo does not change it
+    accepted_from: Mapped[int | None] = mapped_column(
+        ForeignKey("annotators.id", ondelete="SET NULL"), nullable=True)
+    reason: Mapped[str] = mapped_column(String(100), default="")
+    note: Mapped[str] = mapped_column(String(1000), default="")
+    choice: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    tie: Mapped[bool] = mapped_column(Boolean, default=False)
+    strength: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    ratings: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    ranking: Mapped[list | None] = mapped_column(JSON, nullable=True)
+    ties: Mapped[list | None] = mapped_column(JSON, nullable=True)
+    text: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -3,6 +3,7 @@ or devices leaks in, so each one can be checked against an independent reference
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -45,6 +46,76 @@ def plackett_luce_loss(rewards: torch.Tensor, mask: torch.Tensor | None = None) 
     x = rewards.masked_fill(~mask, torch.finfo(rewards.dtype).min)
     suffix = torch.logcumsumexp(x.flip(-1), dim=-1).flip(-1)  # log Σ_{j≥i} exp(r_j)
     return -torch.where(mask, x - suffix, torch.zeros_like(x)).sum(-1).mean()
+
+
+MAX_WEAK_ORDER = 12  # the dynamic programme below visits all 2^K subsets
+
+
+@functools.lru_cache(maxsize=None)
+def _subset_lattice(k: int):
+    """For k items: each subset's members (2^k, k) bool; subsets in order of size; and per
+    size l >= 1, (states of size l, their predecessors' positions (n, l), the element added)."""
+    states = sorted(range(1 << k), key=lambda s: (bin(s).count("1"), s))
+    position = {s: i for i, s in enumerate(states)}
+    members = torch.tensor([[bool(s >> i & 1) for i in range(k)] for s in states])
+    layers = []
+    for size in range(1, k + 1):
+        dst = [s for s in states if bin(s).count("1") == size]
+        elems = [[i for i in range(k) if s >> i & 1] for s in dst]
+        layers.append((torch.tensor([position[s] for s in dst]),
+                       torch.tensor([[position[s & ~(1 << i)] for i in e] for s, e in
+                                     zip(dst, elems)]),
+                       torch.tensor(elems)))
+    return members, layers, position
+
+
+def plackett_luce_weak_order_loss(rewards: torch.Tensor, levels: torch.Tensor,
+                                  mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Plackett-Luce loss for partial (top-k) and tied rankings, mean over rankings.
+    rewards: (B, K) in any order; levels: (B, K) integer tier of each entry, 0 the best; equal
+    levels are tied -- unordered among themselves; mask: (B, K) bool, True for real entries.
+    A top-k ranking of K responses puts the K - k unranked ones on one last level.
+
+    Ties as equivalence classes: the observation is the weak order, so its likelihood is the PL
+    probability of the event "the latent PL order respects the levels" -- the sum of PL over
+    every order within each tied class (the marginal likelihood of Kalbfleisch & Prentice 1973
+    for tied data in the Cox model, whose partial likelihood is PL; Hunter 2004, sec. 5, for
+    top-k, where the sum over the unranked tail is 1 and leaves PL's first k factors).
+    Strict rankings give `plackett_luce_loss` exactly. Not Davidson-Luce (Firth et al. 2019),
+    which makes a tie an outcome of its own with a tie parameter and so changes what a strict
+    ranking is worth.
+
+    Computed by dynamic programming over the set already placed, f(∅) = 1,
+    f(S ∪ {i}) += f(S) exp(r_i) / Σ_{j ∉ S} exp(r_j) over sets S that respect the levels
+    (nothing in S ranks below something outside it); the likelihood is f(all)."""
+    b, k = rewards.shape
+    if k > MAX_WEAK_ORDER:
+        raise ValueError(f"weak orders of at most {MAX_WEAK_ORDER} responses, got {k}")
+    if mask is None:
+        mask = torch.ones_like(rewards, dtype=torch.bool)
+    members, layers, position = _subset_lattice(k)
+    members, mask = members.to(rewards.device), mask.to(rewards.device)
+    neg = torch.finfo(rewards.dtype).min / 8  # finite: no NaN in the gradient of padded rows
+    x = rewards.masked_fill(~mask, neg)
+    lv = levels.to(rewards.device, rewards.dtype)
+    inside = members[None] & mask[:, None, :]  # (B, 2^K, K)
+    outside = ~members[None] & mask[:, None, :]
+    within_real = ~(members[None] & ~mask[:, None, :]).any(-1)
+    top_in = torch.where(inside, lv[:, None, :], float("-inf")).amax(-1)
+    best_out = torch.where(outside, lv[:, None, :], float("inf")).amin(-1)
+    valid = within_real & (top_in <= best_out)  # (B, 2^K): sets the levels allow first
+    log_rest = torch.where(outside, x[:, None, :], neg).logsumexp(-1)  # log Σ_{j ∉ S} e^{r_j}
+    log_f = [torch.zeros(b, 1, dtype=rewards.dtype, device=rewards.device)]
+    for dst, src, elem in layers:
+        src, elem, dst = src.to(x.device), elem.to(x.device), dst.to(x.device)
+        prev = torch.cat(log_f, dim=1)
+        step = prev[:, src] + x[:, elem] - log_rest[:, src]  # (B, n, size)
+        ok = valid[:, src] & valid[:, dst][:, :, None]
+        log_f.append(step.masked_fill(~ok, neg).logsumexp(-1))
+    log_f = torch.cat(log_f, dim=1)
+    full = (mask.long() << torch.arange(k, device=x.device)).sum(-1)
+    at = torch.tensor([position[s] for s in full.tolist()], device=x.device)
+    return -log_f[torch.arange(b, device=x.device), at].mean()
 
 
 def dpo_loss(policy_chosen: torch.Tensor, policy_rejected: torch.Tensor,

@@ -14,11 +14,15 @@ from ..models.fused_ops import fuse_activations
 from ..models.logprobs import response_batch
 from ..models.last_layer import pair_last_hidden
 from ..models.shared_prefix import applies_to
-from .losses import bradley_terry_loss, plackett_luce_loss, reward_model_loss
+from .losses import (bradley_terry_loss, plackett_luce_loss, plackett_luce_weak_order_loss,
+                     reward_model_loss)
 from .loop import BatchOrder, Checkpointer, StepCallback, adamw, lr_at, set_lr
 
 Pair = tuple[list[int], list[int], list[int]]  # prompt ids, chosen ids, rejected ids
 Ranking = tuple[list[int], list[list[int]]]  # prompt ids, response ids best first (k ≥ 2)
+# partial (top-k) or tied: prompt ids, response ids best first, each response's level (0 best;
+# equal levels tied, the unranked tail of a top-k ranking on the last level)
+WeakRanking = tuple[list[int], list[list[int]], list[int]]
 HeadPair = tuple[int, list[int], list[int], list[int]]  # head index, prompt, chosen, rejected
 # (model, batch of examples, pad id) -> (loss, share of the batch ranked right)
 BatchLoss = Callable[[object, list, int], tuple[torch.Tensor, torch.Tensor]]
@@ -69,9 +73,18 @@ def bradley_terry_batch(center_coefficient: float = 0.0) -> BatchLoss:
     return batch_loss
 
 
-def plackett_luce_batch(model, rankings: list[Ranking], pad_id: int):
-    rewards, mask = ranking_rewards(model, rankings, pad_id)
-    return plackett_luce_loss(rewards, mask), (rewards[:, 0] > rewards[:, 1]).float().mean()
+def plackett_luce_batch(model, rankings: list[Ranking | WeakRanking], pad_id: int):
+    """Plackett-Luce; a batch holding a partial or tied ranking uses the weak-order likelihood
+    (losses.plackett_luce_weak_order_loss), which equals plain PL on strict rankings."""
+    rewards, mask = ranking_rewards(model, [r[:2] for r in rankings], pad_id)
+    if all(len(r) == 2 for r in rankings):
+        return plackett_luce_loss(rewards, mask), (rewards[:, 0] > rewards[:, 1]).float().mean()
+    levels = torch.zeros(mask.shape, dtype=torch.long)
+    for i, r in enumerate(rankings):
+        levels[i, : len(r[1])] = torch.tensor(r[2] if len(r) == 3 else range(len(r[1])))
+    ordered = (levels[:, :, None] < levels[:, None, :]) & mask[:, :, None] & mask[:, None, :]
+    right = (rewards[:, :, None] > rewards[:, None, :])[ordered]
+    return plackett_luce_weak_order_loss(rewards, levels, mask), right.float().mean()
 
 
 def head_pair_batch(model, pairs: list[HeadPair], pad_id: int):

@@ -38,6 +38,7 @@ async function refresh() {
   document.getElementById("s-complete").textContent = `${g.items_complete} / ${g.items}`;
   document.getElementById("s-raw").textContent = pct(s.agreement.raw);
   document.getElementById("s-alpha").textContent = fmt(s.agreement.krippendorff_alpha, 2);
+  document.getElementById("s-ac1").textContent = fmt(s.agreement.gwet_ac1, 2);
   document.getElementById("s-flagged").textContent = String(s.flagged.length);
   document.getElementById("s-flagged").classList.toggle("bad", s.flagged.length > 0);
   const tbody = document.querySelector("#people tbody");

@@ -8,8 +8,28 @@ function stepsOf(text) {
   return text.split("\n").map(s => s.replace(/^[ \t\r]+|[ \t\r]+$/g, "")).filter(s => s.length > 0);
 }
 
+// A ranking as tiers, best first: [[2, 0], [1]] is "2 = 0 > 1"; responses left out rank below
+// every tier, unordered (a top-k ranking). The server gets ranking (flat) and ties (tiers of 2+).
+function tiersOf(j) {
+  const groups = new Map();
+  for (const g of j.ties || []) for (const i of g) groups.set(i, g);
+  const tiers = [], done = new Set();
+  for (const i of j.ranking) {
+    if (done.has(i)) continue;
+    const g = groups.get(i) || [i];
+    g.forEach(x => done.add(x));
+    tiers.push([...g]);
+  }
+  return tiers;
+}
+
+function tiersText(tiers, n) {
+  const text = tiers.map(t => t.map(i => i + 1).join(" = ")).join(" > ");
+  return tiers.flat().length < n ? text + " > the rest" : text;
+}
+
 const rankingWidget = {
-  order: [], n: 0,
+  tiers: [], n: 0, tieNext: false,
   render(a, j) {
     this.n = a.responses.length;
     const box = document.getElementById("responses");
@@ -23,45 +43,71 @@ const rankingWidget = {
       card.onclick = () => this.pick(i);
       box.append(card);
     });
-    this.order = j && j.ranking ? [...j.ranking] : [];
+    this.tiers = j && j.ranking ? tiersOf(j) : [];
+    this.tieNext = false;
     this.show();
   },
   show() {
+    const placed = this.tiers.flat();
     for (let i = 0; i < this.n; i++) {
       const card = document.getElementById("rank-" + i);
-      const pos = this.order.indexOf(i);
-      card.classList.toggle("placed", pos >= 0);
-      card.querySelector(".rank").textContent = pos >= 0 ? "#" + (pos + 1) : "";
+      const tier = this.tiers.findIndex(t => t.includes(i));
+      card.classList.toggle("placed", tier >= 0);
+      card.querySelector(".rank").textContent = tier >= 0 ? "#" + (tier + 1) +
+        (this.tiers[tier].length > 1 ? " (tie)" : "") : "";
     }
     const ol = document.getElementById("order");
     ol.textContent = "";
-    for (const i of this.order) ol.append(el("li", { text: "Response " + (i + 1) }));
-    if (!this.order.length) ol.append(el("li", { class: "muted", text: "press the number of the best response" }));
+    for (const t of this.tiers) ol.append(el("li", { text: t.map(i => "Response " + (i + 1)).join(" = ") }));
+    if (!this.tiers.length) ol.append(el("li", { class: "muted", text: "press the number of the best response" }));
+    else if (placed.length < this.n) ol.append(el("li", { class: "muted", text: "the rest (unranked): Enter saves the top " + placed.length }));
+    document.getElementById("tie-next").classList.toggle("on", this.tieNext);
   },
   pick(i) {
-    if (i >= this.n || this.order.includes(i)) return;
-    this.order.push(i);
-    if (this.order.length === this.n - 1) {  // the last one places itself
-      for (let k = 0; k < this.n; k++) if (!this.order.includes(k)) this.order.push(k);
+    if (i >= this.n) return;
+    const last = this.tiers[this.tiers.length - 1];
+    if (this.tiers.flat().includes(i)) {
+      // "=" then the response that just placed itself (the last one): tie it with the tier before
+      if (this.tieNext && this.tiers.length > 1 && last.length === 1 && last[0] === i) {
+        this.tiers.pop();
+        this.tiers[this.tiers.length - 1].push(i);
+      }
+    } else if (this.tieNext && last) {
+      last.push(i);
+    } else {
+      this.tiers.push([i]);
+    }
+    this.tieNext = false;
+    const placed = this.tiers.flat();
+    if (placed.length === this.n - 1) {  // the last one places itself
+      for (let k = 0; k < this.n; k++) if (!placed.includes(k)) this.tiers.push([k]);
     }
     this.show();
   },
+  tie() {
+    if (!this.tiers.length) { status("Pick the best response first; = ties the next pick with it", "warn"); return; }
+    this.tieNext = !this.tieNext;
+    this.show();
+  },
   submit() {
-    if (this.order.length !== this.n) { status(`Order all ${this.n} responses first`, "warn"); return; }
-    save({ ranking: [...this.order] });
+    if (!this.tiers.length) { status("Pick at least the best response first", "warn"); return; }
+    const ties = this.tiers.filter(t => t.length > 1).map(t => [...t]);
+    save({ ranking: this.tiers.flat(), ...(ties.length ? { ties } : {}) });
   },
   key(k) {
     if (/^[1-9]$/.test(k) && Number(k) <= this.n) this.pick(Number(k) - 1);
-    else if (k === "r") { this.order = []; this.show(); }
+    else if (k === "=") this.tie();
+    else if (k === "r") { this.tiers = []; this.tieNext = false; this.show(); }
     else if (k === "Enter") this.submit();
     else return false;
     return true;
   },
   wire() {
-    document.getElementById("reset-order").onclick = () => { this.order = []; this.show(); };
+    document.getElementById("reset-order").onclick = () => { this.tiers = []; this.tieNext = false; this.show(); };
+    document.getElementById("tie-next").onclick = () => this.tie();
     document.getElementById("save-answer").onclick = () => this.submit();
   },
-  describe(j) { return "order " + j.ranking.map(i => i + 1).join(" > "); },
+  describe(j, a) { return "order " + tiersText(tiersOf(j), a ? a.responses.length : j.ranking.length); },
 };
 
 const textWidget = {  // edit and critique: a text box
