@@ -297,7 +297,8 @@ def shp(row: dict) -> list[dict]:
 def trl(row: dict) -> list[dict]:
     """TRL preference: standard {prompt, chosen, rejected} strings, conversational message
     lists, or implicit prompt {chosen, rejected} conversations whose shared prefix is the
-    prompt. Chosen first, choice 0."""
+    prompt. Chosen first, choice 0; provenance.trl_row says which shape (training follows
+    TRL's convention for it)."""
     chosen, rejected = row.get("chosen"), row.get("rejected")
     need(chosen, "chosen", (str, list), "a string or a list of messages")
     need(rejected, "rejected", (str, list), "a string or a list of messages")
@@ -322,8 +323,17 @@ def trl(row: dict) -> list[dict]:
     else:
         raise FieldError("rejected", f'is {_kind(rejected)} but "chosen" is {_kind(chosen)} '
                                      "(expected both strings or both message lists)")
+    shape = "standard" if isinstance(chosen, str) else "conversational"
     return [pairwise(context, prompt, [c, r], 0, annotator={"id": "trl:unknown"},
-                     source="human")]
+                     source="human", provenance={TRL_ROW: shape})]
+
+
+TRL_ROW = "trl_row"  # provenance key: the TRL row shape a record came from
+
+
+def is_standard_row(provenance: dict) -> bool:
+    """A record from a plain-string TRL row, which TRL trains on as raw text (no template)."""
+    return provenance.get(TRL_ROW) == "standard"
 
 
 @dataclass(frozen=True)

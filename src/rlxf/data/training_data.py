@@ -1,5 +1,8 @@
 """Dataset files -> what `rlxf sft`, `rlxf reward` and `rlxf dpo` train on.
 
+Plain-string TRL rows keep TRL's convention (raw text + eos, no chat template: `raw`); message
+lists get the model's chat template (docs/REAL_MODELS.md, "Row shapes").
+
 Preferences come from canonical feedback JSONL (a run's feedback, `rlxf data import`, the
 annotation app's export) or from any format `rlxf data import` knows (TRL by default), converted
 by the same importer and reduced by the same majority rule as `rlxf data export`. Demonstrations
@@ -14,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..feedback.record import RecordError, read_records
-from .formats import FieldError, messages as read_messages
+from .formats import FieldError, is_standard_row, messages as read_messages
 from .io import open_rows
 
 CANONICAL_KEYS = {"item_id", "type", "annotator"}
@@ -26,6 +29,10 @@ class Conversation:
     messages: list[dict]  # ends with the user turn being answered
     response: str
     rejected: str | None = None  # preference data: the response that lost
+    # A plain-string TRL row: raw text + eos, no chat template (TRL's "standard" rows).
+    raw: bool = False
+    # A `messages` row for SFT: every assistant turn of messages + [response] is trained on.
+    all_turns: bool = False
 
 
 @dataclass
@@ -58,7 +65,8 @@ def load_preferences(path: Path, fmt: str = "auto") -> Loaded:
             records = read_records(converted)
     result = ExportResult(records=len(records))
     items = [Conversation([m.model_dump() for m in first.context]
-                          + [{"role": "user", "content": first.prompt}], chosen, rejected)
+                          + [{"role": "user", "content": first.prompt}], chosen, rejected,
+                          raw=is_standard_row(first.provenance))
              for first, chosen, rejected in majority_preferences(records, path, result)]
     if not items:
         raise RecordError(f"{path}: no pairwise preference with a majority ({result.records} "
@@ -70,8 +78,8 @@ def load_preferences(path: Path, fmt: str = "auto") -> Loaded:
 
 
 def load_demonstrations(path: Path, fmt: str = "auto") -> Loaded:
-    """Prompt + reply per row: TRL prompt/completion or messages rows (the last assistant turn
-    is the reply), or preference data (the chosen reply)."""
+    """Prompt + reply per row: TRL prompt/completion or messages rows (every assistant turn is
+    trained on), or preference data (the chosen reply)."""
     fmt = detect_format(path) if fmt == "auto" else fmt
     if fmt == "trl":
         with open_rows(path) as rows:
@@ -79,7 +87,7 @@ def load_demonstrations(path: Path, fmt: str = "auto") -> Loaded:
         if "chosen" not in first:
             return Loaded(_sft_rows(path), "trl-sft", {})
     prefs = load_preferences(path, fmt)
-    prefs.items = [Conversation(c.messages, c.response) for c in prefs.items]
+    prefs.items = [Conversation(c.messages, c.response, raw=c.raw) for c in prefs.items]
     return prefs
 
 
@@ -102,13 +110,13 @@ def _sft_row(row: dict) -> Conversation:
             raise FieldError("messages", "does not end with an assistant turn")
         if not any(m["role"] == "user" for m in conv[:-1]):
             raise FieldError("messages", "has no user turn before the last assistant turn")
-        return Conversation(conv[:-1], conv[-1]["content"])
+        return Conversation(conv[:-1], conv[-1]["content"], all_turns=True)
     prompt, completion = row.get("prompt"), row.get("completion")
     if prompt is None or completion is None:
         missing = "prompt" if prompt is None else "completion"
         raise FieldError(missing, "is missing", missing=True)
     if isinstance(prompt, str) and isinstance(completion, str):
-        return Conversation([{"role": "user", "content": prompt}], completion)
+        return Conversation([{"role": "user", "content": prompt}], completion, raw=True)
     if isinstance(prompt, list) and isinstance(completion, list):
         head, tail = read_messages(prompt, "prompt"), read_messages(completion, "completion")
         if len(tail) != 1 or tail[0]["role"] != "assistant":

@@ -17,7 +17,7 @@ import torch
 
 from ..config import TuneTrainConfig
 from ..data.training_data import Conversation, Loaded
-from ..models.chat import ChatFormat
+from ..models.chat import ChatFormat, ChatTemplateError
 from ..models.lora import add_lora, is_adapter_dir
 from ..rundir import atomic_write_json, atomic_write_text, sha256_file, sha256_json
 from ..train.loop import Checkpointer
@@ -67,11 +67,23 @@ def _fit(prompt: list[int], responses: list[list[int]], limit: int, enc: Encoded
 
 
 def encode_demonstrations(chat: ChatFormat, items: list[Conversation], limit: int) -> Encoded:
-    """(ids, index of the first response token) per demonstration, as train_lm takes them."""
+    """(ids, what is trained on) per demonstration, as train_lm takes them: the index of the
+    first response token, or -- a multi-turn `messages` row with a chat template -- a 0/1 mask
+    over ids marking every assistant turn."""
     enc = Encoded()
-    for c in items:
-        prompt = chat.prompt_ids(c.messages)
-        fitted = _fit(prompt, [chat.response_ids(c.messages, c.response)], limit, enc)
+    for n, c in enumerate(items):
+        with _example(n):
+            if c.all_turns and chat.kind == "template":
+                ids, mask = chat.assistant_mask(c.messages + [{"role": "assistant",
+                                                               "content": c.response}])
+                enc.truncated += len(ids) > limit
+                if 1 not in mask[:limit]:
+                    enc.skipped += 1
+                    continue
+                enc.items.append((ids[:limit], mask[:limit]))
+                continue
+            prompt, (response,) = chat.sequences(c.messages, [c.response], c.raw)
+        fitted = _fit(prompt, [response], limit, enc)
         if fitted:
             enc.items.append((prompt + fitted[0], len(prompt)))
     return enc
@@ -79,15 +91,25 @@ def encode_demonstrations(chat: ChatFormat, items: list[Conversation], limit: in
 
 def encode_pairs(chat: ChatFormat, items: list[Conversation], limit: int) -> Encoded:
     """(prompt ids, chosen ids, rejected ids) per preference, as the reward and DPO loops
-    take them."""
+    take them; the token sequences are TRL's (models/chat.py, `sequences`)."""
     enc = Encoded()
-    for c in items:
-        prompt = chat.prompt_ids(c.messages)
-        fitted = _fit(prompt, [chat.response_ids(c.messages, c.response),
-                               chat.response_ids(c.messages, c.rejected)], limit, enc)
+    for n, c in enumerate(items):
+        with _example(n):
+            prompt, (chosen, rejected) = chat.sequences(c.messages, [c.response, c.rejected],
+                                                        c.raw)
+        fitted = _fit(prompt, [chosen, rejected], limit, enc)
         if fitted:
             enc.items.append((prompt, fitted[0], fitted[1]))
     return enc
+
+
+@contextlib.contextmanager
+def _example(n: int):
+    """A chat template that rejects an example: which one (the caller names the file)."""
+    try:
+        yield
+    except ChatTemplateError as e:
+        raise TuneError(f"example {n + 1}: {e}") from None
 
 
 def disable_dropout(model: torch.nn.Module) -> None:

@@ -60,7 +60,10 @@ def _begin(command: str, model_dir: Path, data: Path, out: Path, cfg, fmt: str, 
     tok, chat = _setup(model_dir, data, out)
     loaded = load_data(data, fmt)
     model = load_model(model_dir.resolve())
-    enc = encode(chat, loaded.items, context_limit(model, cfg.max_length))
+    try:
+        enc = encode(chat, loaded.items, context_limit(model, cfg.max_length))
+    except TuneError as e:
+        raise TuneError(f"{data}: {e}") from None
     if not enc.items:
         raise TuneError(f"{data}: no example fits in max_length ({enc.skipped} prompts too "
                         "long)")
