@@ -220,11 +220,12 @@ def ultrafeedback_binarized(row: dict) -> list[dict]:
 
 # --- PKU-Alignment/PKU-SafeRLHF -----------------------------------------------------------
 
-def pku_saferlhf(row: dict) -> list[dict]:
+def pku_saferlhf(row: dict, aspects: tuple[str, ...] = ("better", "safer")) -> list[dict]:
     """PKU-SafeRLHF: two pairwise records per row, one per aspect -- "better"
     (better_response_id, helpfulness) and "safer" (safer_response_id, harmlessness). They
     never share an item_id (item_id ends in /better or /safer; provenance.aspect says the
-    same), so majorities and agreement are computed per aspect."""
+    same), so majorities and agreement are computed per aspect. pku-saferlhf-better and
+    pku-saferlhf-safer keep one aspect's pair only."""
     prompt = get(row, "prompt")
     responses = [get(row, "response_0"), get(row, "response_1")]
     choices = {"better": index01(row, "better_response_id"),
@@ -235,7 +236,17 @@ def pku_saferlhf(row: dict) -> list[dict]:
     return [pairwise([], prompt, responses, choice, aspect=aspect, source="human",
                      annotator={"id": "pku-saferlhf:unknown"},
                      provenance={"aspect": aspect, **common})
-            for aspect, choice in choices.items()]
+            for aspect, choice in choices.items() if aspect in aspects]
+
+
+def pku_saferlhf_better(row: dict) -> list[dict]:
+    """PKU-SafeRLHF, the "better" (helpfulness) pair of each row only."""
+    return pku_saferlhf(row, ("better",))
+
+
+def pku_saferlhf_safer(row: dict) -> list[dict]:
+    """PKU-SafeRLHF, the "safer" (harmlessness) pair of each row only."""
+    return pku_saferlhf(row, ("safer",))
 
 
 # --- nvidia/HelpSteer2 --------------------------------------------------------------------
@@ -356,6 +367,10 @@ FORMATS = {f.name: f for f in [
            ultrafeedback_binarized, "chosen/rejected message lists"),
     Format("pku-saferlhf", "PKU-Alignment/PKU-SafeRLHF", pku_saferlhf,
            "prompt, response_0/1, better_response_id, safer_response_id"),
+    Format("pku-saferlhf-better", "PKU-Alignment/PKU-SafeRLHF", pku_saferlhf_better,
+           "prompt, response_0/1, better_response_id"),
+    Format("pku-saferlhf-safer", "PKU-Alignment/PKU-SafeRLHF", pku_saferlhf_safer,
+           "prompt, response_0/1, safer_response_id"),
     Format("helpsteer2", "nvidia/HelpSteer2", helpsteer2,
            "prompt, response and " + ", ".join(HELPSTEER_ATTRIBUTES) + " (0-4)"),
     Format("shp", "stanfordnlp/SHP", shp,

@@ -50,11 +50,19 @@ def detect_format(path: Path) -> str:
     raise RecordError(f"{path}: no rows")
 
 
+def check_format(fmt: str) -> None:
+    from .formats import FORMATS
+    if fmt not in ("auto", "canonical", *FORMATS):
+        raise RecordError(f"--format {fmt!r}: unknown; choose auto, canonical or one of "
+                          f"{', '.join(FORMATS)}")
+
+
 def load_preferences(path: Path, fmt: str = "auto") -> Loaded:
     """(prompt, chosen, rejected) per item, by majority of its judgements."""
-    from .export import ExportResult, majority_preferences
+    from .export import ExportResult, preference_pairs
     from .importer import import_file
 
+    check_format(fmt)
     fmt = detect_format(path) if fmt == "auto" else fmt
     if fmt == "canonical":
         records = read_records(path)
@@ -67,19 +75,25 @@ def load_preferences(path: Path, fmt: str = "auto") -> Loaded:
     items = [Conversation([m.model_dump() for m in first.context]
                           + [{"role": "user", "content": first.prompt}], chosen, rejected,
                           raw=is_standard_row(first.provenance))
-             for first, chosen, rejected in majority_preferences(records, path, result)]
+             for first, chosen, rejected in preference_pairs(records, path, result)]
+    ratings = result.ratings
     if not items:
         raise RecordError(f"{path}: no pairwise preference with a majority ({result.records} "
-                          f"records, {result.not_pairwise} not pairwise, {result.no_majority} "
-                          "items without a majority)")
+                          f"records, {result.not_pairwise} neither pairwise nor rating, "
+                          f"{result.no_majority} items without a majority, {ratings.ties} rated "
+                          f"prompts tied, {ratings.single} with one rated response)")
     counts = {"records": result.records, "items": result.items, "pairs": len(items),
-              "not_pairwise": result.not_pairwise, "no_majority": result.no_majority}
+              "not_pairwise": result.not_pairwise, "no_majority": result.no_majority,
+              **({"rating_records": ratings.ratings, "rating_pairs": ratings.pairs,
+                  "rating_ties_dropped": ratings.ties, "rating_single_dropped": ratings.single}
+                 if ratings.ratings else {})}
     return Loaded(items, fmt, counts)
 
 
 def load_demonstrations(path: Path, fmt: str = "auto") -> Loaded:
     """Prompt + reply per row: TRL prompt/completion or messages rows (every assistant turn is
     trained on), or preference data (the chosen reply)."""
+    check_format(fmt)
     fmt = detect_format(path) if fmt == "auto" else fmt
     if fmt == "trl":
         with open_rows(path) as rows:

@@ -33,6 +33,25 @@ def add_lora(model, cfg: LoraConfig, task: str = "CAUSAL_LM"):
     return get_peft_model(model, peft_cfg)
 
 
+def unmatched_targets(model, targets: list[str]) -> list[str]:
+    """The LoRA targets that name no module of `model`, by peft's rule for a list of names (a
+    module whose name is the target or ends in "." + target). peft refuses only when no target
+    matches, so a typo beside a good name would silently leave that layer untrained."""
+    if targets == ["all-linear"]:
+        return []
+    names = [name for name, _ in model.named_modules()]
+    return [t for t in targets if not any(n == t or n.endswith("." + t) for n in names)]
+
+
+def linear_layer_names(model) -> list[str]:
+    """The distinct last names of the model's linear layers (what LoRA can target)."""
+    import torch
+    kinds = (torch.nn.Linear,) + tuple(
+        type(m) for m in model.modules() if type(m).__name__ == "Conv1D")
+    return sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules()
+                   if isinstance(m, kinds) and n})
+
+
 def reference_of(model):
     """A context in which `model` computes its reference: the base with adapters disabled
     when it has adapters (no second copy in memory), else the model itself."""

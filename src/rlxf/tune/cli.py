@@ -63,6 +63,12 @@ def _run(command: str, model_dir: Path, data: Path, out: Path, config: Path | No
     except (TuneError, RecordError, OSError) as e:
         console.print(f"[red]error[/red] {escape(str(e))}")
         raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        partial = out.with_name(out.name + ".partial")
+        console.print(f"[yellow]interrupted[/yellow]: {escape(str(partial))} keeps the last "
+                      f"checkpoint (saved every {cfg.checkpoint_every} steps); rerun the same command (same data and options) to resume "
+                      "from it")
+        raise typer.Exit(130) from None
     console.print(f"[green]{command}[/green]: {record['saved']} -> {escape(record['out'])} "
                   f"({record['data']['examples']} examples, {cfg.steps} steps)")
 

@@ -38,6 +38,38 @@ def check_model_dir(path: Path) -> None:
         raise TuneError(f"{path}: not a Hugging Face model directory (no config.json)")
 
 
+# Files one of which a tokenizer directory has (fast, sentencepiece, or GPT-2 BPE tokenizers).
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json",
+                   "spiece.model")
+
+
+def load_model_tokenizer(path: Path):
+    """The model directory's tokenizer, or a TuneError that says what is missing (transformers
+    would ask to install sentencepiece when the files are simply not there)."""
+    from ..models.build import load_tokenizer
+    if not any((path / name).exists() for name in TOKENIZER_FILES):
+        raise TuneError(f"{path}: has no tokenizer (none of {', '.join(TOKENIZER_FILES)}); "
+                        "save the base model's tokenizer into it "
+                        "(AutoTokenizer.from_pretrained(BASE).save_pretrained(DIR))")
+    try:
+        return load_tokenizer(path)
+    except (OSError, ValueError, ImportError) as e:
+        raise TuneError(f"{path}: its tokenizer does not load: {e}") from None
+
+
+def check_lora_targets(model, cfg: TuneTrainConfig, model_dir: Path) -> None:
+    """Every --lora target names a layer of the model (before OUT.partial/ exists)."""
+    from ..models.lora import linear_layer_names, unmatched_targets
+    if cfg.lora is None:
+        return
+    missing = unmatched_targets(model, list(cfg.lora.targets))
+    if missing:
+        raise TuneError(f"--lora target{'s' if len(missing) > 1 else ''} "
+                        f"{', '.join(map(repr, missing))} match{'es' if len(missing) == 1 else ''}"
+                        f" no layer of {model_dir}; its linear layers: "
+                        f"{', '.join(linear_layer_names(model))} (or all-linear)")
+
+
 def context_limit(model, max_length: int) -> int:
     cfg = model.config
     limit = getattr(cfg, "max_position_embeddings", None) or getattr(cfg, "n_positions", None)

@@ -13,13 +13,13 @@ import torch
 
 from ..config import PolicyConfig, TuneDPOConfig, TuneRewardConfig, TuneSFTConfig
 from ..data.training_data import load_demonstrations, load_preferences
-from ..models.build import load_tokenizer
 from ..models.chat import chat_format
 from ..models.lora import reference_of
 from ..train.dpo import reference_logprobs, train_dpo
 from ..train.lm import train_lm
 from ..train.reward import train_reward_model
-from .common import (Output, TuneError, autocast, check_model_dir, context_limit, data_record,
+from .common import (Output, TuneError, autocast, check_lora_targets, check_model_dir,
+                     context_limit, data_record, load_model_tokenizer,
                      disable_dropout, encode_demonstrations, encode_pairs, prepare,
                      resolve_precision, save_model, trainable_parameters, write_record)
 
@@ -32,7 +32,7 @@ def _setup(model_dir: Path, data: Path, out: Path):
     check_model_dir(model_dir)
     if not data.is_file():
         raise TuneError(f"{data}: no such file")
-    tokenizer = load_tokenizer(model_dir)
+    tokenizer = load_model_tokenizer(model_dir)
     return tokenizer, chat_format(tokenizer)
 
 
@@ -60,6 +60,7 @@ def _begin(command: str, model_dir: Path, data: Path, out: Path, cfg, fmt: str, 
     tok, chat = _setup(model_dir, data, out)
     loaded = load_data(data, fmt)
     model = load_model(model_dir.resolve())
+    check_lora_targets(model, cfg, model_dir)
     try:
         enc = encode(chat, loaded.items, context_limit(model, cfg.max_length))
     except TuneError as e:

@@ -14,7 +14,7 @@ from typing import Callable
 from ..data.formats import FieldError, messages as read_messages
 from ..data.io import open_rows, write_records
 from ..feedback.record import RecordError
-from .common import TuneError, context_limit
+from .common import TuneError, context_limit, load_model_tokenizer
 
 RESPONSE_FIELDS = ("completion", "response")
 
@@ -40,7 +40,7 @@ def _row(row: dict) -> tuple[list[dict], str, bool]:
 
 
 def _load_scorer(model_dir: Path):
-    from ..models.build import load_reward_model, load_tokenizer
+    from ..models.build import load_reward_model
     from ..models.lora import is_adapter_dir, is_reward_model_dir, load_adapter_lm
 
     if not ((model_dir / "config.json").exists() or is_adapter_dir(model_dir)):
@@ -49,7 +49,7 @@ def _load_scorer(model_dir: Path):
     if not is_reward_model_dir(model_dir):
         raise TuneError(f"{model_dir}: not a reward model (no sequence-classification head); "
                         "train one with `rlxf reward`")
-    tok = load_tokenizer(model_dir)
+    tok = load_model_tokenizer(model_dir)
     model = load_adapter_lm(model_dir) if is_adapter_dir(model_dir) else \
         load_reward_model(model_dir)
     if model.config.num_labels != 1:
