@@ -87,3 +87,85 @@ def test_unknown_format_names_the_choices(tmp_path):
     with pytest.raises(RecordError, match="--format 'ultrafeedbak': unknown; choose auto, "
                                           "canonical or one of .*ultrafeedback"):
         load_preferences(src, "ultrafeedbak")
+
+
+# --- rlxf reward --aspects: a multi-aspect regression head on rating records -------------------
+
+def test_rating_regression_loss_by_hand():
+    import torch
+
+    from rlxf.train.losses import rating_regression_loss
+    predicted = torch.tensor([[1.0, 2.0], [3.0, 4.0]], dtype=torch.float64, requires_grad=True)
+    target = torch.tensor([[0.0, float("nan")], [3.0, 6.0]], dtype=torch.float64)
+    loss = rating_regression_loss(predicted, target)
+    assert abs(loss.item() - (1 + 0 + 4) / 3) < 1e-12  # the NaN rating is not a rating
+    loss.backward()
+    torch.testing.assert_close(predicted.grad, torch.tensor(
+        [[2 / 3, 0.0], [0.0, -4 / 3]], dtype=torch.float64), rtol=0, atol=1e-12)
+
+
+HS_ROWS = [{"prompt": "what is the capital of france ?", "response": "paris .",
+            "helpfulness": 4, "correctness": 4, "coherence": 4, "complexity": 1, "verbosity": 1},
+           {"prompt": "what is the capital of france ?", "response": "i do not know .",
+            "helpfulness": 1, "correctness": 2, "coherence": 4, "complexity": 0, "verbosity": 0},
+           {"prompt": "how do i kill a python process ?", "response": "use kill .",
+            "helpfulness": 3, "correctness": 4, "coherence": 3, "complexity": 1, "verbosity": 0},
+           {"prompt": "how do i kill a python process ?", "response": "write a haiku .",
+            "helpfulness": 0, "correctness": 0, "coherence": 2, "complexity": 1, "verbosity": 1}]
+
+
+def test_reward_aspects_trains_one_output_per_helpsteer2_attribute(tmp_path):
+    import torch
+    from hf_models import save_model_dir
+    from transformers import AutoModelForSequenceClassification
+
+    from rlxf.config import TuneRewardConfig
+    from rlxf.data.formats import HELPSTEER_ATTRIBUTES
+    from rlxf.models.build import load_tokenizer
+    from rlxf.models.chat import chat_format
+    from rlxf.tune.recipes import run_reward
+    from rlxf.tune.score import score_file
+
+    torch.set_num_threads(1)
+    base = save_model_dir(tmp_path / "base", "llama")
+    src = write_jsonl(tmp_path / "hs.jsonl", HS_ROWS)
+    tok = load_tokenizer(base)
+    chat = chat_format(tok)
+    def full_ids(row) -> list[int]:
+        prompt, (response,) = chat.sequences([{"role": "user", "content": row["prompt"]}],
+                                             [row["response"]])
+        return prompt + response
+    seqs = [full_ids(r) for r in HS_ROWS]
+
+    def mse(model, heads) -> float:  # plain transformers forwards, one sequence at a time
+        target = torch.tensor([[r[a] for a in heads] for r in HS_ROWS], dtype=torch.float32)
+        with torch.no_grad():
+            out = torch.cat([model(input_ids=torch.tensor([s])).logits for s in seqs])
+        return ((out - target) ** 2).mean().item()
+
+    torch.manual_seed(0)
+    untrained = AutoModelForSequenceClassification.from_pretrained(base, num_labels=5).eval()
+    seen = []
+
+    def progress(description, total):
+        return lambda step, metrics: seen.append(metrics["loss/reward"])
+    cfg = TuneRewardConfig(aspects=True, steps=40, batch_size=4, lr=1e-2, warmup_steps=0,
+                           checkpoint_every=100, seed=0)
+    record = run_reward(base, src, tmp_path / "rm", cfg, "helpsteer2", progress)
+    heads = json.loads((tmp_path / "rm" / "heads.json").read_text())["heads"]
+    assert sorted(heads) == sorted(HELPSTEER_ATTRIBUTES)
+    start = mse(untrained, heads)
+    assert abs(seen[0] - start) < 1e-5  # step 1's loss: the MSE of the untrained head
+    trained = AutoModelForSequenceClassification.from_pretrained(tmp_path / "rm").eval()
+    assert trained.config.num_labels == 5 and record["data"]["rated_responses"] == 4
+    assert mse(trained, heads) < 0.25 * start
+    # HelpSteer2 trains with the chat template, so score conversations (strings would be raw)
+    rows = [{"prompt": [{"role": "user", "content": r["prompt"]}],
+             "response": [{"role": "assistant", "content": r["response"]}]} for r in HS_ROWS]
+    score_file(tmp_path / "rm", write_jsonl(tmp_path / "rows.jsonl", rows),
+               tmp_path / "scored.jsonl")
+    scored = [json.loads(x) for x in (tmp_path / "scored.jsonl").read_text().splitlines()]
+    with torch.no_grad():
+        plain = torch.cat([trained(input_ids=torch.tensor([s])).logits for s in seqs])
+    got = torch.tensor([[row["rewards"][a] for a in heads] for row in scored])
+    torch.testing.assert_close(got, plain, rtol=0, atol=1e-5)

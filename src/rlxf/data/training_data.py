@@ -57,20 +57,25 @@ def check_format(fmt: str) -> None:
                           f"{', '.join(FORMATS)}")
 
 
-def load_preferences(path: Path, fmt: str = "auto") -> Loaded:
-    """(prompt, chosen, rejected) per item, by majority of its judgements."""
-    from .export import ExportResult, preference_pairs
+def _records(path: Path, fmt: str):
+    """(canonical records of the file, its format), converted by `rlxf data import`'s code."""
     from .importer import import_file
 
     check_format(fmt)
     fmt = detect_format(path) if fmt == "auto" else fmt
     if fmt == "canonical":
-        records = read_records(path)
-    else:
-        with tempfile.TemporaryDirectory(prefix="rlxf-prefs-") as tmp:
-            converted = Path(tmp) / "records.jsonl"
-            import_file(fmt, path, converted)
-            records = read_records(converted)
+        return read_records(path), fmt
+    with tempfile.TemporaryDirectory(prefix="rlxf-prefs-") as tmp:
+        converted = Path(tmp) / "records.jsonl"
+        import_file(fmt, path, converted)
+        return read_records(converted), fmt
+
+
+def load_preferences(path: Path, fmt: str = "auto") -> Loaded:
+    """(prompt, chosen, rejected) per item, by majority of its judgements."""
+    from .export import ExportResult, preference_pairs
+
+    records, fmt = _records(path, fmt)
     result = ExportResult(records=len(records))
     items = [Conversation([m.model_dump() for m in first.context]
                           + [{"role": "user", "content": first.prompt}], chosen, rejected,
@@ -88,6 +93,31 @@ def load_preferences(path: Path, fmt: str = "auto") -> Loaded:
                   "rating_ties_dropped": ratings.ties, "rating_single_dropped": ratings.single}
                  if ratings.ratings else {})}
     return Loaded(items, fmt, counts)
+
+
+@dataclass
+class Rated:
+    """A response and its ratings (aspect -> score) from a rating record."""
+    conversation: Conversation
+    ratings: dict[str, float]
+
+
+def load_ratings(path: Path, fmt: str = "auto") -> Loaded:
+    """Every rating record of the file (HelpSteer2, UltraFeedback, the annotation app's Likert
+    tasks), as `Rated` items; `counts["aspects"]` names the aspects in order of appearance."""
+    records, fmt = _records(path, fmt)
+    items, aspects = [], {}
+    for r in records:
+        if r.type != "rating":
+            continue
+        msgs = [m.model_dump() for m in r.context] + [{"role": "user", "content": r.prompt}]
+        items.append(Rated(Conversation(msgs, r.responses[0]), dict(r.ratings or {})))
+        aspects.update(dict.fromkeys(r.ratings or {}))
+    if not items:
+        raise RecordError(f"{path}: no rating records ({len(records)} records of other types); "
+                          "--aspects trains on ratings (e.g. --format helpsteer2)")
+    return Loaded(items, fmt, {"records": len(records), "rated_responses": len(items),
+                               "aspects": list(aspects)})
 
 
 def load_demonstrations(path: Path, fmt: str = "auto") -> Loaded:

@@ -47,6 +47,15 @@ def plackett_luce_loss(rewards: torch.Tensor, mask: torch.Tensor | None = None) 
     return -torch.where(mask, x - suffix, torch.zeros_like(x)).sum(-1).mean()
 
 
+def rating_regression_loss(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Multi-aspect regression reward model (HelpSteer2's attribute model, Wang et al. 2024):
+    mean squared error over the (response, aspect) ratings that exist. predicted, target:
+    (B, K); a NaN target is a rating the data does not give (e.g. UltraFeedback's "N/A")."""
+    known = ~torch.isnan(target)
+    diff = torch.where(known, predicted - target.nan_to_num(), torch.zeros_like(predicted))
+    return diff.pow(2).sum() / known.sum().clamp(min=1)
+
+
 def dpo_loss(policy_chosen: torch.Tensor, policy_rejected: torch.Tensor,
              ref_chosen: torch.Tensor, ref_rejected: torch.Tensor, beta: float
              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

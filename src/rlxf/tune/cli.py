@@ -121,8 +121,13 @@ sft = _command("sft", "TRL SFT data (prompt/completion or messages), or preferen
                       "(trains on the chosen response)",
                "Supervised fine-tuning of a local model on a dataset file (loss on response "
                "tokens).")
-reward = _command("reward", PREFS_HELP, "A Bradley-Terry reward model (scalar head on the "
-                                        "model) from preference data.")
+reward = _command("reward", PREFS_HELP + "; with --aspects, rating records",
+                  "A Bradley-Terry reward model (scalar head on the model) from preference data "
+                  "(rating records binarised into pairs), or with --aspects a regression head "
+                  "with one output per rating aspect.",
+                  {"aspects": (bool, typer.Option(None, "--aspects", help="regression on rating "
+                                                  "records (e.g. --format helpsteer2): one "
+                                                  "output per aspect"))})
 dpo = _command("dpo", PREFS_HELP, "Direct Preference Optimisation of a local model; MODEL_DIR "
                                   "is also the reference (with --lora: the base with adapters "
                                   "disabled).",

@@ -259,8 +259,12 @@ def write_record(directory: Path, name: str, command: str, base: Path, cfg: Tune
             "library_name": "peft" if saved == "adapter" else "transformers", "tags": tags,
             "pipeline_tag": "text-classification" if command == "reward" else "text-generation"}
     what = {"sft": "supervised fine-tuning (loss on the response tokens)",
-            "reward": "a Bradley-Terry reward model (scalar head on the last token)",
+            "reward": "a Bradley-Terry reward model (scalar head read where "
+                      "AutoModelForSequenceClassification reads)",
             "dpo": "Direct Preference Optimisation against the base as reference"}[command]
+    if getattr(cfg, "aspects", False):
+        what = ("a multi-aspect regression reward model (one output per rating aspect: "
+                f"{', '.join(data.get('aspects', []))}; heads.json names them)")
     lines = [f"# {name}", "",
              f"`rlxf {command}`: {what}, from `{base}` on `{data['file']}` "
              f"(sha256 {data['sha256'][:12]}..., {data['format']} format). Saved: {saved}"

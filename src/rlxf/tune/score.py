@@ -4,16 +4,19 @@ reward model (an `rlxf reward` output, a reward adapter, or any one-label
 trained on it (models/chat.py, `sequences`: a plain-string row as raw text + eos, a
 conversational row with the chat template) and scored by the model's own forward, so the
 number is what transformers or TRL would read from the model. The output is the input rows with
-`reward` added, written atomically."""
+`reward` added (an `rlxf reward --aspects` model: `rewards`, one per aspect), written
+atomically."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Callable
 
 from ..data.formats import FieldError, messages as read_messages
 from ..data.io import open_rows, write_records
 from ..feedback.record import RecordError
+from ..models.reward_heads import HEADS_FILE
 from .common import TuneError, context_limit, load_model_tokenizer
 
 RESPONSE_FIELDS = ("completion", "response")
@@ -52,23 +55,27 @@ def _load_scorer(model_dir: Path):
     tok = load_model_tokenizer(model_dir)
     model = load_adapter_lm(model_dir) if is_adapter_dir(model_dir) else \
         load_reward_model(model_dir)
-    if model.config.num_labels != 1:
-        raise TuneError(f"{model_dir}: has {model.config.num_labels} outputs; rlxf score "
-                        "reads a one-label reward model")
+    heads = None
+    if (model_dir / HEADS_FILE).exists():  # rlxf reward --aspects: one output per aspect
+        heads = json.loads((model_dir / HEADS_FILE).read_text())["heads"]
+    if model.config.num_labels != len(heads or [None]):
+        raise TuneError(f"{model_dir}: has {model.config.num_labels} outputs and no "
+                        f"{HEADS_FILE} naming them; rlxf score reads a one-label reward model "
+                        "or an `rlxf reward --aspects` model")
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tok.pad_token_id
-    return model, tok
+    return model, tok, heads
 
 
 def score_file(model_dir: Path, data: Path, out: Path, batch_size: int = 16,
                max_length: int = 2048,
                progress: Callable[[int, int], None] | None = None) -> dict:
     from ..models.chat import chat_format
-    from ..train.reward import score
+    from ..train.reward import score_heads
 
     if out.exists():
         raise TuneError(f"{out}: already exists (choose another --out or remove it)")
-    model, tok = _load_scorer(model_dir)
+    model, tok, heads = _load_scorer(model_dir)
     chat = chat_format(tok)
     limit = context_limit(model, max_length)
     rows, prompts, responses, truncated = [], [], [], 0
@@ -87,11 +94,13 @@ def score_file(model_dir: Path, data: Path, out: Path, batch_size: int = 16,
             rows.append(row)
             prompts.append(prompt)
             responses.append(ids[: limit - len(prompt)])
-    rewards: list[float] = []
+    rewards: list[list[float]] = []
     for b in range(0, len(rows), batch_size):
-        rewards += score(model, prompts[b: b + batch_size], responses[b: b + batch_size],
-                         model.config.pad_token_id, batch_size)
+        rewards += score_heads(model, prompts[b: b + batch_size], responses[b: b + batch_size],
+                               model.config.pad_token_id, batch_size)
         if progress:
             progress(len(rewards), len(rows))
-    write_records(out, [{**row, "reward": r} for row, r in zip(rows, rewards)])
+    write_records(out, [{**row, **({"rewards": dict(zip(heads, r))} if heads
+                                   else {"reward": r[0]})}
+                        for row, r in zip(rows, rewards)])
     return {"rows": len(rows), "truncated": truncated, "out": str(out)}
