@@ -185,26 +185,28 @@ def llama_eos_pad(tmp_path_factory):
     return llama_eos_pad_dir(tmp_path_factory.mktemp("llama-eos-pad"))
 
 
-@pytest.mark.parametrize("shape", ["standard", "conversational"])
+@pytest.mark.parametrize("kind, shape", [("llama-eos-pad", "standard"),
+                                         ("llama-eos-pad", "conversational"),
+                                         ("gpt2", "standard"), ("qwen2", "conversational")])
 def test_reward_sequences_and_step_one_loss_equal_trls_reward_trainer(tmp_path, llama_eos_pad,
-                                                                      shape):
+                                                                      kind, shape):
     from datasets import Dataset
     from trl import RewardConfig, RewardTrainer
 
+    base = llama_eos_pad if kind == "llama-eos-pad" else model_dir(kind, tmp_path / "base")
     rows = STANDARD if shape == "standard" else conversational(STANDARD)
     data = write_jsonl(tmp_path / "prefs.jsonl", rows)
-    tok = load_tokenizer(llama_eos_pad)
+    tok = load_tokenizer(base)
     pairs = encode_pairs(chat_format(tok), load_preferences(data).items, 256).items
     torch.manual_seed(0)
-    model = AutoModelForSequenceClassification.from_pretrained(llama_eos_pad,
-                                                               num_labels=1).double()
+    model = AutoModelForSequenceClassification.from_pretrained(base, num_labels=1).double()
     model.config.pad_token_id = tok.pad_token_id
     ours = copy.deepcopy(model)
     trainer = RewardTrainer(model=model, args=_trl_args(RewardConfig, tmp_path, len(rows)),
                             train_dataset=Dataset.from_list(rows), processing_class=tok)
     for row, (p, c, r) in zip(trainer.train_dataset, pairs):
         assert (row["chosen_ids"], row["rejected_ids"]) == (p + c, p + r)
-    if shape == "standard":  # raw text + eos, no [INST] template; the tokenizer's <s> first
+    if kind == "llama-eos-pad" and shape == "standard":  # raw + eos, no [INST]; <s> first
         assert tok.decode(pairs[0][0] + pairs[0][1]) == \
             "<s>" + STANDARD[0]["prompt"] + STANDARD[0]["chosen"] + "</s>"
     batch = next(iter(trainer.get_train_dataloader()))
