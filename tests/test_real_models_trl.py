@@ -217,11 +217,15 @@ def test_reward_sequences_and_step_one_loss_equal_trls_reward_trainer(tmp_path, 
     assert abs(loss.item() - theirs.item()) < TOL
 
 
-def test_dpo_on_plain_strings_equals_trl_at_steps_one_and_two(tmp_path, llama_eos_pad):
+@pytest.mark.parametrize("shape", ["standard", "conversational"])
+def test_dpo_sequences_and_loss_equal_trl_at_steps_one_and_two(tmp_path, llama_eos_pad, shape):
+    """Plain strings (the case the issue found: 0.636 vs TRL's 0.627 at step 2 when rlxf
+    wrapped them in the template) and conversations."""
     from datasets import Dataset
     from trl import DPOConfig, DPOTrainer
 
-    data = write_jsonl(tmp_path / "prefs.jsonl", STANDARD)
+    rows = STANDARD if shape == "standard" else conversational(STANDARD)
+    data = write_jsonl(tmp_path / "prefs.jsonl", rows)
     tok = load_tokenizer(llama_eos_pad)
     pairs = encode_pairs(chat_format(tok), load_preferences(data).items, 256).items
     base = AutoModelForCausalLM.from_pretrained(llama_eos_pad).double()
@@ -234,7 +238,7 @@ def test_dpo_on_plain_strings_equals_trl_at_steps_one_and_two(tmp_path, llama_eo
             seen.append((out[0] if isinstance(out, tuple) else out).item())
             return out
 
-    trainer = Recording(model=base, ref_model=ref, train_dataset=Dataset.from_list(STANDARD),
+    trainer = Recording(model=base, ref_model=ref, train_dataset=Dataset.from_list(rows),
                         args=_trl_args(DPOConfig, tmp_path, len(STANDARD), beta=0.1,
                                        max_steps=2, logging_steps=1),
                         processing_class=tok)
@@ -260,7 +264,7 @@ SFT_GENERATION = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{% if m['
                   "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
 
 
-@pytest.mark.parametrize("shape", ["standard", "conversational", "messages"])
+@pytest.mark.parametrize("shape", ["standard", "conversational", "messages", "text"])
 def test_sft_sequences_equal_trls_sft_trainer(tmp_path, shape):
     """prompt/completion strings (raw + eos), conversational prompt/completion (template,
     completion-only loss) and multi-turn `messages` (every assistant turn, TRL's
@@ -272,6 +276,8 @@ def test_sft_sequences_equal_trls_sft_trainer(tmp_path, shape):
     tok = load_tokenizer(base)
     if shape == "standard":
         rows = [{"prompt": r["prompt"], "completion": r["chosen"]} for r in STANDARD]
+    elif shape == "text":
+        rows = [{"text": r["prompt"] + r["chosen"]} for r in STANDARD]
     elif shape == "conversational":
         rows = [{"prompt": r["prompt"], "completion": r["chosen"]}
                 for r in conversational(STANDARD)]
@@ -292,7 +298,9 @@ def test_sft_sequences_equal_trls_sft_trainer(tmp_path, shape):
     for row, (ids, trained) in zip(trainer.train_dataset, examples):
         assert row["input_ids"] == ids
         mask = trained if shape == "messages" else [0] * trained + [1] * (len(ids) - trained)
-        assert row["labels"] == [t if m else -100 for t, m in zip(ids, mask)]
+        labels = row.get("labels", row["input_ids"])  # text rows: every token
+        # Position 0's label is never used (nothing predicts the first token).
+        assert labels[1:] == [t if m else -100 for t, m in zip(ids, mask)][1:]
         if shape == "messages":
             assert tok.decode([t for t, m in zip(ids, mask) if m]) == \
                 "paris .<|im_end|>\ni am not sure .<|im_end|>\n"

@@ -121,8 +121,8 @@ def load_ratings(path: Path, fmt: str = "auto") -> Loaded:
 
 
 def load_demonstrations(path: Path, fmt: str = "auto") -> Loaded:
-    """Prompt + reply per row: TRL prompt/completion or messages rows (every assistant turn is
-    trained on), or preference data (the chosen reply)."""
+    """Prompt + reply per row: TRL prompt/completion, text (every token) or messages rows (every
+    assistant turn is trained on), or preference data (the chosen reply)."""
     check_format(fmt)
     fmt = detect_format(path) if fmt == "auto" else fmt
     if fmt == "trl":
@@ -143,11 +143,16 @@ def _sft_rows(path: Path) -> list[Conversation]:
                 out.append(_sft_row(row))
             except FieldError as e:
                 raise RecordError(f"{path} {rows.unit} {n}: {e} (expected TRL SFT data: "
-                                  "prompt/completion or messages)") from None
+                                  "prompt/completion, text or messages)") from None
     return out
 
 
 def _sft_row(row: dict) -> Conversation:
+    if isinstance(row.get("text"), str) and "prompt" not in row and "messages" not in row:
+        # TRL's language-modeling row: every token trained. As an empty raw prompt, the split
+        # leaves only the tokenizer's own leading tokens (<s>) untrained -- which no loss can
+        # train, as nothing predicts the first token.
+        return Conversation([{"role": "user", "content": ""}], row["text"], raw=True)
     if row.get("messages") is not None:
         conv = read_messages(row["messages"], "messages")
         if not conv or conv[-1]["role"] != "assistant":
