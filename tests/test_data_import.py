@@ -234,10 +234,14 @@ def test_export_takes_the_majority_and_counts_ties(tmp_path):
                     {"prompt": "p-z", "chosen": "B", "rejected": "A"}]
     counts = {label.strip(): n for label, n in
               (line.rsplit(None, 1) for line in output.splitlines()[1:])}
-    assert counts == {"records read": "8", "not pairwise (left out)": "1", "items": "3",
-                      "items judged several times (majority exported)": "2",
+    assert counts == {"records read": "8", "neither pairwise nor rating (left out)": "0",
+                      "items": "3", "items judged several times (majority exported)": "2",
                       "tie judgements (dropped)": "1",
-                      "items without a majority (dropped)": "1", "rows written": "2"}
+                      "items without a majority (dropped)": "1", "rating records": "1",
+                      "rated prompts": "1",
+                      "rated prompts binarised (best vs a random lower one)": "0",
+                      "rated prompts all tied (dropped)": "0",
+                      "rated prompts with one response (dropped)": "1", "rows written": "2"}
 
 
 def test_missing_field_names_file_line_and_field(tmp_path):

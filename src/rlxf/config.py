@@ -424,6 +424,9 @@ class TuneRewardConfig(TuneTrainConfig):
     lr: float = Field(5e-5, gt=0, description="peak AdamW learning rate (cosine to 10%)")
     center_coefficient: float = Field(0.0, ge=0, description="reward-centring penalty "
                                                              "c·E[(r_c + r_r)²]")
+    aspects: bool = Field(False, description="a regression head with one output per rating "
+                                             "aspect, trained on rating records (HelpSteer2, "
+                                             "UltraFeedback), instead of Bradley-Terry on pairs")
 
 
 class TuneDPOConfig(TuneTrainConfig):

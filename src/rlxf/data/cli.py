@@ -81,7 +81,10 @@ def import_(
 EXPORT_HELP = (
     "Export pairwise records as TRL preference data, one row per item: when several annotators "
     "judged the same item (same item_id), its majority preference; tie judgements and items "
-    "without a majority are dropped and counted, records of other types left out. Rows are "
+    "without a majority are dropped and counted. Rating records (UltraFeedback, HelpSteer2) "
+    "become one pair per prompt as UltraFeedback-binarized was built: the highest overall "
+    "score chosen, a random (seeded) lower-scored response rejected; prompts whose responses "
+    "all tie are dropped and counted. Records of other types are left out. Rows are "
     "TRL's standard {prompt, chosen, rejected} strings, or its conversational message lists "
     "when any record has earlier turns (context). OUT is written atomically.")
 
@@ -107,10 +110,18 @@ def export(
     style = "conversational" if r.conversational else "standard"
     _summary(f"[green]exported[/green] {fmt.value} ({style}): {escape(str(src))} -> "
              f"{escape(str(out))}",
-             [("records read", r.records), ("not pairwise (left out)", r.not_pairwise),
+             [("records read", r.records),
+              ("neither pairwise nor rating (left out)", r.not_pairwise),
               ("items", r.items), ("items judged several times (majority exported)", r.several),
               ("tie judgements (dropped)", r.tie_judgements),
-              ("items without a majority (dropped)", r.no_majority), ("rows written", r.rows)])
+              ("items without a majority (dropped)", r.no_majority),
+              *([("rating records", r.ratings.ratings),
+                 ("rated prompts", r.ratings.prompts),
+                 ("rated prompts binarised (best vs a random lower one)", r.ratings.pairs),
+                 ("rated prompts all tied (dropped)", r.ratings.ties),
+                 ("rated prompts with one response (dropped)", r.ratings.single)]
+                if r.ratings.ratings else []),
+              ("rows written", r.rows)])
     if r.rows == 0:
         console.print("[yellow]warning[/yellow] no rows: there was no pairwise preference "
-                      "to export")
+                      "or rated pair to export")

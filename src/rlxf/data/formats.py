@@ -220,11 +220,12 @@ def ultrafeedback_binarized(row: dict) -> list[dict]:
 
 # --- PKU-Alignment/PKU-SafeRLHF -----------------------------------------------------------
 
-def pku_saferlhf(row: dict) -> list[dict]:
+def pku_saferlhf(row: dict, aspects: tuple[str, ...] = ("better", "safer")) -> list[dict]:
     """PKU-SafeRLHF: two pairwise records per row, one per aspect -- "better"
     (better_response_id, helpfulness) and "safer" (safer_response_id, harmlessness). They
     never share an item_id (item_id ends in /better or /safer; provenance.aspect says the
-    same), so majorities and agreement are computed per aspect."""
+    same), so majorities and agreement are computed per aspect. pku-saferlhf-better and
+    pku-saferlhf-safer keep one aspect's pair only."""
     prompt = get(row, "prompt")
     responses = [get(row, "response_0"), get(row, "response_1")]
     choices = {"better": index01(row, "better_response_id"),
@@ -235,7 +236,17 @@ def pku_saferlhf(row: dict) -> list[dict]:
     return [pairwise([], prompt, responses, choice, aspect=aspect, source="human",
                      annotator={"id": "pku-saferlhf:unknown"},
                      provenance={"aspect": aspect, **common})
-            for aspect, choice in choices.items()]
+            for aspect, choice in choices.items() if aspect in aspects]
+
+
+def pku_saferlhf_better(row: dict) -> list[dict]:
+    """PKU-SafeRLHF, the "better" (helpfulness) pair of each row only."""
+    return pku_saferlhf(row, ("better",))
+
+
+def pku_saferlhf_safer(row: dict) -> list[dict]:
+    """PKU-SafeRLHF, the "safer" (harmlessness) pair of each row only."""
+    return pku_saferlhf(row, ("safer",))
 
 
 # --- nvidia/HelpSteer2 --------------------------------------------------------------------
@@ -297,7 +308,8 @@ def shp(row: dict) -> list[dict]:
 def trl(row: dict) -> list[dict]:
     """TRL preference: standard {prompt, chosen, rejected} strings, conversational message
     lists, or implicit prompt {chosen, rejected} conversations whose shared prefix is the
-    prompt. Chosen first, choice 0."""
+    prompt. Chosen first, choice 0; provenance.trl_row says which shape (training follows
+    TRL's convention for it)."""
     chosen, rejected = row.get("chosen"), row.get("rejected")
     need(chosen, "chosen", (str, list), "a string or a list of messages")
     need(rejected, "rejected", (str, list), "a string or a list of messages")
@@ -322,8 +334,17 @@ def trl(row: dict) -> list[dict]:
     else:
         raise FieldError("rejected", f'is {_kind(rejected)} but "chosen" is {_kind(chosen)} '
                                      "(expected both strings or both message lists)")
+    shape = "standard" if isinstance(chosen, str) else "conversational"
     return [pairwise(context, prompt, [c, r], 0, annotator={"id": "trl:unknown"},
-                     source="human")]
+                     source="human", provenance={TRL_ROW: shape})]
+
+
+TRL_ROW = "trl_row"  # provenance key: the TRL row shape a record came from
+
+
+def is_standard_row(provenance: dict) -> bool:
+    """A record from a plain-string TRL row, which TRL trains on as raw text (no template)."""
+    return provenance.get(TRL_ROW) == "standard"
 
 
 @dataclass(frozen=True)
@@ -346,6 +367,10 @@ FORMATS = {f.name: f for f in [
            ultrafeedback_binarized, "chosen/rejected message lists"),
     Format("pku-saferlhf", "PKU-Alignment/PKU-SafeRLHF", pku_saferlhf,
            "prompt, response_0/1, better_response_id, safer_response_id"),
+    Format("pku-saferlhf-better", "PKU-Alignment/PKU-SafeRLHF", pku_saferlhf_better,
+           "prompt, response_0/1, better_response_id"),
+    Format("pku-saferlhf-safer", "PKU-Alignment/PKU-SafeRLHF", pku_saferlhf_safer,
+           "prompt, response_0/1, safer_response_id"),
     Format("helpsteer2", "nvidia/HelpSteer2", helpsteer2,
            "prompt, response and " + ", ".join(HELPSTEER_ATTRIBUTES) + " (0-4)"),
     Format("shp", "stanfordnlp/SHP", shp,

@@ -10,8 +10,13 @@ Three formats, chosen from the tokenizer (`chat_format`):
 - **lab**: the lab world's word-level tokenizer (`<user>`/`<assistant>` tokens, no template):
   `<bos> <user> prompt <assistant>` and the reply + `<eos>`, as every lab stage writes them.
 
-Prompt and response are encoded separately (as TRL's DPO does), so the prompt/response boundary
-is exact and the loss masks are simple.
+`sequences` builds training sequences the way TRL 1.16's SFT, reward and DPO trainers do: the
+prompt alone and prompt + each response are tokenized whole, and the responses start where those
+token sequences diverge (`split_prompt`; a token that merges across the boundary goes to the
+response). A plain-string TRL row (`raw`) is not wrapped in any template: the prompt text, then
+prompt + response + the eos token's text, tokenized with the tokenizer's own special tokens (a
+Llama tokenizer's <s>), as TRL does for "standard" rows. `assistant_mask` marks every assistant
+turn of a conversation (multi-turn SFT), as TRL's assistant-only loss does.
 """
 
 from __future__ import annotations
@@ -22,6 +27,10 @@ from ..feedback.constitution import render_text
 from . import tokenizer as lab
 
 Messages = list[dict]  # [{"role": "system"|"user"|"assistant", "content": str}]
+
+
+class ChatTemplateError(ValueError):
+    """The tokenizer's chat template raised on a conversation (e.g. no system role)."""
 
 
 @dataclass
@@ -56,6 +65,48 @@ class ChatFormat:
         # No template, or one whose assistant turn does not extend its generation prompt.
         return self.encode(response) + self._eos()
 
+    def sequences(self, messages: Messages, responses: list[str], raw: bool = False
+                  ) -> tuple[list[int], list[list[int]]]:
+        """(prompt ids, [response ids]) for one prompt and its responses, as TRL tokenizes them
+        (module docstring). `raw`: `messages` is one user turn holding a plain-string prompt."""
+        if self.kind == "lab" or (self.kind == "plain" and not raw):
+            return (self.prompt_ids(messages),
+                    [self.response_ids(messages, r) for r in responses])
+        if raw:
+            text = _last_user(messages)
+            eos = self.tokenizer.eos_token or ""
+            prompt = self._call(text)
+            fulls = [self._call(text + r + ("" if r.endswith(eos) else eos)) for r in responses]
+        else:
+            prompt = self.encode(self._template(messages, add_generation_prompt=True))
+            fulls = [self.encode(self._template(
+                messages + [{"role": "assistant", "content": r}], add_generation_prompt=False))
+                for r in responses]
+        return split_prompt(prompt, fulls)
+
+    def assistant_mask(self, messages: Messages) -> tuple[list[int], list[int]]:
+        """(ids, mask) of a whole conversation with the template: mask 1 on each assistant
+        turn's tokens and what closes the turn (e.g. `<|im_end|>`), 0 elsewhere -- what
+        `apply_chat_template(return_assistant_tokens_mask=True)` gives (and TRL's
+        assistant_only_loss trains on) for a template that marks its assistant turns."""
+        if self.kind != "template":
+            raise ValueError("multi-turn masks need a chat template")
+        full = self.encode(self._template(messages, add_generation_prompt=False))
+        mask = [0] * len(full)
+        for i, m in enumerate(messages):
+            if m["role"] != "assistant":
+                continue
+            start = _common_prefix(self.encode(self._template(
+                messages[:i], add_generation_prompt=True)), full)
+            end = _common_prefix(self.encode(self._template(
+                messages[: i + 1], add_generation_prompt=False)), full)
+            mask[start:end] = [1] * (end - start)
+        return full, mask
+
+    def _call(self, text: str) -> list[int]:
+        """The tokenizer's own encoding, special tokens included (TRL's `tokenizer(text=...)`)."""
+        return list(self.tokenizer(text=text)["input_ids"])
+
     def decode(self, ids: list[int]) -> str:
         """Generated ids -> the reply: up to the first stop token, special tokens dropped."""
         if self.kind == "lab":
@@ -67,12 +118,36 @@ class ChatFormat:
         return self.tokenizer.decode(ids, skip_special_tokens=True)
 
     def _template(self, messages: Messages, add_generation_prompt: bool) -> str:
-        return self.tokenizer.apply_chat_template(messages, tokenize=False,
-                                                  add_generation_prompt=add_generation_prompt)
+        from jinja2 import TemplateError
+        try:
+            return self.tokenizer.apply_chat_template(
+                messages, tokenize=False, add_generation_prompt=add_generation_prompt)
+        except TemplateError as e:
+            roles = ", ".join(m["role"] for m in messages)
+            hint = (" (this template takes no system turn: drop it from the data)"
+                    if "system" in roles else "")
+            raise ChatTemplateError(f"the model's chat template rejects a conversation with "
+                                    f"turns [{roles}]: {e}{hint}") from None
 
     def _eos(self) -> list[int]:
         eos = self.tokenizer.eos_token_id
         return [eos] if eos is not None else []
+
+
+def _common_prefix(a: list[int], b: list[int]) -> int:
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def split_prompt(prompt: list[int], fulls: list[list[int]]) -> tuple[list[int], list[list[int]]]:
+    """TRL's split: the prompt is `prompt` up to where it and every full sequence diverge
+    (never the whole of a full sequence: each response keeps at least one token)."""
+    cut = min([_common_prefix(prompt, f) for f in fulls] + [len(f) - 1 for f in fulls])
+    return prompt[:cut], [f[cut:] for f in fulls]
 
 
 def _last_user(messages: Messages) -> str:

@@ -2,6 +2,8 @@
 last transformer layer needs every position's keys and values, but its query, attention output
 projection, MLP and final norm only at that one position. Per token, the last layer then costs
 2d² (key, value) instead of 12d² (GPT-2): on a 6-layer model ~14% of the backbone's matmul work.
+The position read is transformers' (the last token that is not pad: with pad == eos, the one
+before a final <eos>), so a model trained here scores as `AutoModelForSequenceClassification`.
 
 `pair_last_hidden` is `shared_prefix.pair_hidden(...).last` computed that way: the backbone runs
 without its last layer and final norm (shared prompt prefix and all), then the last layer runs
@@ -37,9 +39,9 @@ def _without_last_layer(backbone):
 
 def gpt2_block_at_last(block, inputs: torch.Tensor, key_mask: torch.Tensor,
                        last: torch.Tensor) -> torch.Tensor:
-    """GPT2Block's output at each row's last position: `inputs` (N, T, d) the block's input at
+    """GPT2Block's output at one position per row: `inputs` (N, T, d) the block's input at
     every position (keys and values), `key_mask` (N, T) the real positions, `last` (N,) the
-    index of each row's last real position (its query: it attends to every real position)."""
+    position read (its query attends causally: to the real positions up to and including it)."""
     attn = block.attn
     n, t, d = inputs.shape
     heads, hd = attn.num_heads, attn.head_dim
@@ -49,7 +51,8 @@ def gpt2_block_at_last(block, inputs: torch.Tensor, key_mask: torch.Tensor,
     k, v = kv.permute(2, 0, 3, 1, 4).unbind(0)  # each (N, H, T, hd)
     rows = torch.arange(n)
     q = torch.addmm(bias[:d], x[rows, last], w[:, :d]).view(n, heads, 1, hd)
-    o = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask.bool()[:, None, None, :],
+    causal = key_mask.bool() & (torch.arange(t)[None, :] <= last[:, None])
+    o = F.scaled_dot_product_attention(q, k, v, attn_mask=causal[:, None, None, :],
                                        scale=attn.scaling)
     h = inputs[rows, last] + attn.c_proj(o.reshape(n, d))
     return h + block.mlp(block.ln_2(h))
@@ -57,13 +60,13 @@ def gpt2_block_at_last(block, inputs: torch.Tensor, key_mask: torch.Tensor,
 
 def pair_last_hidden(backbone, prompts: list[list[int]], a: list[list[int]],
                      b: list[list[int]], pad_id: int) -> torch.Tensor:
-    """(2B, d): the final hidden state at each sequence's last token, rows [a..., b...]."""
+    """(2B, d): the final hidden state where the reward head reads each sequence
+    (`GroupStates.scored_index`: transformers' last non-pad token), rows [a..., b...]."""
     if not supports(backbone):
         return pair_hidden(backbone, prompts, a, b, pad_id).last
     with _without_last_layer(backbone) as (block, norm):
         s = pair_states(backbone, prompts, a, b, pad_id)
     # Keys: each row's prompt (shared by its two responses) then its response.
-    inputs = torch.cat([s.prompt.repeat_interleave(2, 0), s.response], 1)
-    key_mask = torch.cat([s.prompt_mask.repeat_interleave(2, 0), s.response_mask], 1)
-    last = s.prompt.shape[1] + s.response_mask.sum(1) - 1
+    inputs, _, key_mask = s.sequence_layout()
+    last = s.scored_index(pad_id)
     return s.to_pair_order(norm(gpt2_block_at_last(block, inputs, key_mask, last)))

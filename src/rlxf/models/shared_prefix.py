@@ -44,7 +44,7 @@ class PairHidden:
     predictors: torch.Tensor   # (2B, Tr, d): the state that predicts response token t
     targets: torch.Tensor      # (2B, Tr): response token ids (pad where mask == 0)
     mask: torch.Tensor         # (2B, Tr): 1 on real response tokens
-    last: torch.Tensor         # (2B, d): the state at each sequence's last token
+    last: torch.Tensor         # (2B, d): the state a reward head reads (GroupStates.scored_index)
 
 
 @dataclass
@@ -56,6 +56,7 @@ class GroupStates:
     response: torch.Tensor     # (k·B, Tr, d)
     response_ids: torch.Tensor  # (k·B, Tr)
     response_mask: torch.Tensor  # (k·B, Tr)
+    prompt_ids: torch.Tensor | None = None  # (B, Tp)
 
     @property
     def k(self) -> int:
@@ -68,6 +69,23 @@ class GroupStates:
         last_prompt = self.prompt[torch.arange(n), self.prompt_mask.sum(1) - 1]
         return torch.cat([last_prompt.repeat_interleave(self.k, 0)[:, None],
                           self.response[:, :-1]], 1)
+
+    def sequence_layout(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(states (k·B, Tp + Tr, d), ids, mask): each row's prompt (padded to Tp) then its
+        response, the layout `scored_index` indexes."""
+        k = self.k
+        return (torch.cat([self.prompt.repeat_interleave(k, 0), self.response], 1),
+                torch.cat([self.prompt_ids.repeat_interleave(k, 0), self.response_ids], 1),
+                torch.cat([self.prompt_mask.repeat_interleave(k, 0), self.response_mask], 1))
+
+    def scored_index(self, pad_id: int) -> torch.Tensor:
+        """(k·B,): where a sequence-classification head reads each row, in `sequence_layout`.
+        transformers' rule (`*ForSequenceClassification`, what TRL and anyone loading the model
+        use): the rightmost token whose id is not pad_token_id -- so when pad == eos, the token
+        before a final <eos>, not the <eos> itself; 0 when every token is pad."""
+        _, ids, mask = self.sequence_layout()
+        real = ((ids != pad_id) & mask.bool()).long()
+        return (torch.arange(ids.shape[1]) * real).argmax(1)
 
     def to_pair_order(self, t: torch.Tensor) -> torch.Tensor:
         """Pairs (k = 2): rows interleaved (a0, b0, a1, b1, ...) -> [a..., b...]."""
@@ -95,7 +113,8 @@ def group_states(backbone, prompts: list[list[int]], responses: list[list[int]],
     r_out = backbone(input_ids=r_ids, attention_mask=torch.cat(
         [p_mask.repeat_interleave(k, 0), r_mask], 1), position_ids=pos, past_key_values=cache,
         use_cache=False)
-    return GroupStates(out.last_hidden_state, p_mask, r_out.last_hidden_state, r_ids, r_mask)
+    return GroupStates(out.last_hidden_state, p_mask, r_out.last_hidden_state, r_ids, r_mask,
+                       p_ids)
 
 
 def pair_states(backbone, prompts: list[list[int]], a: list[list[int]], b: list[list[int]],
@@ -109,7 +128,8 @@ def pair_hidden(backbone, prompts: list[list[int]], a: list[list[int]], b: list[
     """`backbone` is the transformer without its head (`model.base_model`)."""
     s = pair_states(backbone, prompts, a, b, pad_id)
     r_mask = s.response_mask
-    last = s.response[torch.arange(r_mask.shape[0]), r_mask.sum(1) - 1]
+    states = s.sequence_layout()[0]
+    last = states[torch.arange(states.shape[0]), s.scored_index(pad_id)]
     return PairHidden(s.to_pair_order(s.predictors()), s.to_pair_order(s.response_ids),
                       s.to_pair_order(r_mask), s.to_pair_order(last))
 

@@ -29,7 +29,7 @@ def serve(path: Path = typer.Argument(..., metavar="MODEL_OR_RUN_DIR",
     torch.set_num_threads(threads or os.cpu_count() or 1)
     try:
         model = ChatModel(path, name)
-    except (FileNotFoundError, OSError) as e:
+    except (FileNotFoundError, OSError, ValueError) as e:
         console.print(f"[red]error[/red] {escape(str(e))}")
         raise typer.Exit(1) from None
     console.print(f"serving {escape(model.name)} ({escape(str(model.model_dir))}, chat format "

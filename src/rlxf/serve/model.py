@@ -13,7 +13,7 @@ import torch
 
 from ..models.build import load_causal_lm, load_tokenizer
 from ..models.chat import chat_format
-from ..models.lora import is_adapter_dir, load_adapter_lm
+from ..models.lora import is_adapter_dir, is_reward_model_dir, load_adapter_lm
 
 RUN_MODEL_STAGES = ("policy", "sft", "pretrain")  # a run dir serves its most trained model
 
@@ -28,6 +28,10 @@ def resolve_model_dir(path: Path) -> Path:
     if not ((path / "config.json").exists() or is_adapter_dir(path)):
         raise FileNotFoundError(f"{path}: neither a run directory (ledger.jsonl), a model "
                                 "directory (config.json) nor a LoRA adapter")
+    if is_reward_model_dir(path):
+        raise ValueError(f"{path}: is a reward model (a scalar score head), not a chat model; "
+                         f"it cannot generate replies. Score responses with it: `rlxf score "
+                         f"{path} DATA --out FILE.jsonl`")
     return path
 
 

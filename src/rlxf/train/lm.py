@@ -11,13 +11,17 @@ from ..models.fused_ops import fuse_activations
 from .loop import BatchOrder, Checkpointer, StepCallback, adamw, lr_at, pad_right, set_lr
 
 
-def lm_batch(examples: list[tuple[list[int], int]], pad_id: int):
-    """examples: (token ids, index of the first token that is trained on)."""
+def lm_batch(examples: list[tuple[list[int], int | list[int]]], pad_id: int):
+    """examples: (token ids, index of the first token that is trained on -- or a 0/1 mask over
+    the ids, for multi-turn SFT's assistant turns)."""
     ids, mask = pad_right([ids for ids, _ in examples], pad_id)
     labels = ids.clone()
     labels[mask == 0] = -100
-    for i, (_, start) in enumerate(examples):
-        labels[i, :start] = -100
+    for i, (_, trained) in enumerate(examples):
+        if isinstance(trained, int):
+            labels[i, :trained] = -100
+        else:
+            labels[i, : len(trained)][torch.tensor(trained) == 0] = -100
     return ids, mask, labels
 
 

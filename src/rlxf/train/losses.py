@@ -116,6 +116,13 @@ def plackett_luce_weak_order_loss(rewards: torch.Tensor, levels: torch.Tensor,
     full = (mask.long() << torch.arange(k, device=x.device)).sum(-1)
     at = torch.tensor([position[s] for s in full.tolist()], device=x.device)
     return -log_f[torch.arange(b, device=x.device), at].mean()
+def rating_regression_loss(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Multi-aspect regression reward model (HelpSteer2's attribute model, Wang et al. 2024):
+    mean squared error over the (response, aspect) ratings that exist. predicted, target:
+    (B, K); a NaN target is a rating the data does not give (e.g. UltraFeedback's "N/A")."""
+    known = ~torch.isnan(target)
+    diff = torch.where(known, predicted - target.nan_to_num(), torch.zeros_like(predicted))
+    return diff.pow(2).sum() / known.sum().clamp(min=1)
 
 
 def dpo_loss(policy_chosen: torch.Tensor, policy_rejected: torch.Tensor,

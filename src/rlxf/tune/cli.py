@@ -1,5 +1,6 @@
-"""`rlxf sft`, `rlxf reward`, `rlxf dpo` and `rlxf merge`: fine-tuning any local Hugging Face
-causal LM on a dataset file, without the lab world (docs/REAL_MODELS.md)."""
+"""`rlxf sft`, `rlxf reward`, `rlxf dpo`, `rlxf merge` and `rlxf score`: fine-tuning any local
+Hugging Face causal LM on a dataset file, without the lab world, and scoring rows with a reward
+model (docs/REAL_MODELS.md)."""
 
 from __future__ import annotations
 
@@ -62,6 +63,12 @@ def _run(command: str, model_dir: Path, data: Path, out: Path, config: Path | No
     except (TuneError, RecordError, OSError) as e:
         console.print(f"[red]error[/red] {escape(str(e))}")
         raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        partial = out.with_name(out.name + ".partial")
+        console.print(f"[yellow]interrupted[/yellow]: {escape(str(partial))} keeps the last "
+                      f"checkpoint (saved every {cfg.checkpoint_every} steps); rerun the same command (same data and options) to resume "
+                      "from it")
+        raise typer.Exit(130) from None
     console.print(f"[green]{command}[/green]: {record['saved']} -> {escape(record['out'])} "
                   f"({record['data']['examples']} examples, {cfg.steps} steps)")
 
@@ -114,8 +121,13 @@ sft = _command("sft", "TRL SFT data (prompt/completion or messages), or preferen
                       "(trains on the chosen response)",
                "Supervised fine-tuning of a local model on a dataset file (loss on response "
                "tokens).")
-reward = _command("reward", PREFS_HELP, "A Bradley-Terry reward model (scalar head on the "
-                                        "model) from preference data.")
+reward = _command("reward", PREFS_HELP + "; with --aspects, rating records",
+                  "A Bradley-Terry reward model (scalar head on the model) from preference data "
+                  "(rating records binarised into pairs), or with --aspects a regression head "
+                  "with one output per rating aspect.",
+                  {"aspects": (bool, typer.Option(None, "--aspects", help="regression on rating "
+                                                  "records (e.g. --format helpsteer2): one "
+                                                  "output per aspect"))})
 dpo = _command("dpo", PREFS_HELP, "Direct Preference Optimisation of a local model; MODEL_DIR "
                                   "is also the reference (with --lora: the base with adapters "
                                   "disabled).",
@@ -145,6 +157,39 @@ def merge(adapter_dir: Path = typer.Argument(..., help="a LoRA adapter directory
     console.print(f"[green]merged[/green] {escape(str(adapter_dir))} -> {escape(str(out))}")
 
 
+def score(model_dir: Path = typer.Argument(..., help="a reward model directory (from `rlxf "
+                                                   "reward`, a reward adapter, or any one-label "
+                                                   "AutoModelForSequenceClassification)"),
+          data: Path = typer.Argument(..., help="JSONL rows with prompt and completion (or "
+                                                "response): both strings, or both message "
+                                                "lists"),
+          out: Path = typer.Option(..., "--out", help="JSONL to write: the rows with `reward` "
+                                                      "added (must not exist)"),
+          batch_size: int = typer.Option(16, help="rows per forward"),
+          max_length: int = typer.Option(2048, help="tokens per sequence (longer responses "
+                                                    "are cut and counted)"),
+          threads: int = typer.Option(0, help="torch threads (0: one per core)")) -> None:
+    """The reward of each prompt/response row under a reward model, as the model's own
+    forward (AutoModelForSequenceClassification) reads it."""
+    import torch
+
+    from ..cli import console
+    from ..feedback.record import RecordError
+    from .common import TuneError
+    from .score import score_file
+    torch.set_num_threads(threads or os.cpu_count() or 1)
+    try:
+        with console.status("scoring") as status:
+            result = score_file(model_dir, data, out, batch_size, max_length,
+                                lambda done, total: status.update(f"scored {done}/{total}"))
+    except (TuneError, RecordError, OSError) as e:
+        console.print(f"[red]error[/red] {escape(str(e))}")
+        raise typer.Exit(1) from None
+    console.print(f"[green]scored[/green] {result['rows']} rows -> {escape(result['out'])}"
+                  + (f" ({result['truncated']} responses cut at max_length)"
+                     if result["truncated"] else ""))
+
+
 def register(app: typer.Typer) -> None:
-    for command in (sft, reward, dpo, merge):
+    for command in (sft, reward, dpo, merge, score):
         app.command()(command)

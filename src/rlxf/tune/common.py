@@ -17,7 +17,7 @@ import torch
 
 from ..config import TuneTrainConfig
 from ..data.training_data import Conversation, Loaded
-from ..models.chat import ChatFormat
+from ..models.chat import ChatFormat, ChatTemplateError
 from ..models.lora import add_lora, is_adapter_dir
 from ..rundir import atomic_write_json, atomic_write_text, sha256_file, sha256_json
 from ..train.loop import Checkpointer
@@ -36,6 +36,38 @@ def check_model_dir(path: Path) -> None:
                         f"(`rlxf merge {path} --out DIR`, or train it with --merge)")
     if not (path / "config.json").exists():
         raise TuneError(f"{path}: not a Hugging Face model directory (no config.json)")
+
+
+# Files one of which a tokenizer directory has (fast, sentencepiece, or GPT-2 BPE tokenizers).
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json",
+                   "spiece.model")
+
+
+def load_model_tokenizer(path: Path):
+    """The model directory's tokenizer, or a TuneError that says what is missing (transformers
+    would ask to install sentencepiece when the files are simply not there)."""
+    from ..models.build import load_tokenizer
+    if not any((path / name).exists() for name in TOKENIZER_FILES):
+        raise TuneError(f"{path}: has no tokenizer (none of {', '.join(TOKENIZER_FILES)}); "
+                        "save the base model's tokenizer into it "
+                        "(AutoTokenizer.from_pretrained(BASE).save_pretrained(DIR))")
+    try:
+        return load_tokenizer(path)
+    except (OSError, ValueError, ImportError) as e:
+        raise TuneError(f"{path}: its tokenizer does not load: {e}") from None
+
+
+def check_lora_targets(model, cfg: TuneTrainConfig, model_dir: Path) -> None:
+    """Every --lora target names a layer of the model (before OUT.partial/ exists)."""
+    from ..models.lora import linear_layer_names, unmatched_targets
+    if cfg.lora is None:
+        return
+    missing = unmatched_targets(model, list(cfg.lora.targets))
+    if missing:
+        raise TuneError(f"--lora target{'s' if len(missing) > 1 else ''} "
+                        f"{', '.join(map(repr, missing))} match{'es' if len(missing) == 1 else ''}"
+                        f" no layer of {model_dir}; its linear layers: "
+                        f"{', '.join(linear_layer_names(model))} (or all-linear)")
 
 
 def context_limit(model, max_length: int) -> int:
@@ -67,11 +99,23 @@ def _fit(prompt: list[int], responses: list[list[int]], limit: int, enc: Encoded
 
 
 def encode_demonstrations(chat: ChatFormat, items: list[Conversation], limit: int) -> Encoded:
-    """(ids, index of the first response token) per demonstration, as train_lm takes them."""
+    """(ids, what is trained on) per demonstration, as train_lm takes them: the index of the
+    first response token, or -- a multi-turn `messages` row with a chat template -- a 0/1 mask
+    over ids marking every assistant turn."""
     enc = Encoded()
-    for c in items:
-        prompt = chat.prompt_ids(c.messages)
-        fitted = _fit(prompt, [chat.response_ids(c.messages, c.response)], limit, enc)
+    for n, c in enumerate(items):
+        with _example(n):
+            if c.all_turns and chat.kind == "template":
+                ids, mask = chat.assistant_mask(c.messages + [{"role": "assistant",
+                                                               "content": c.response}])
+                enc.truncated += len(ids) > limit
+                if 1 not in mask[:limit]:
+                    enc.skipped += 1
+                    continue
+                enc.items.append((ids[:limit], mask[:limit]))
+                continue
+            prompt, (response,) = chat.sequences(c.messages, [c.response], c.raw)
+        fitted = _fit(prompt, [response], limit, enc)
         if fitted:
             enc.items.append((prompt + fitted[0], len(prompt)))
     return enc
@@ -79,15 +123,25 @@ def encode_demonstrations(chat: ChatFormat, items: list[Conversation], limit: in
 
 def encode_pairs(chat: ChatFormat, items: list[Conversation], limit: int) -> Encoded:
     """(prompt ids, chosen ids, rejected ids) per preference, as the reward and DPO loops
-    take them."""
+    take them; the token sequences are TRL's (models/chat.py, `sequences`)."""
     enc = Encoded()
-    for c in items:
-        prompt = chat.prompt_ids(c.messages)
-        fitted = _fit(prompt, [chat.response_ids(c.messages, c.response),
-                               chat.response_ids(c.messages, c.rejected)], limit, enc)
+    for n, c in enumerate(items):
+        with _example(n):
+            prompt, (chosen, rejected) = chat.sequences(c.messages, [c.response, c.rejected],
+                                                        c.raw)
+        fitted = _fit(prompt, [chosen, rejected], limit, enc)
         if fitted:
             enc.items.append((prompt, fitted[0], fitted[1]))
     return enc
+
+
+@contextlib.contextmanager
+def _example(n: int):
+    """A chat template that rejects an example: which one (the caller names the file)."""
+    try:
+        yield
+    except ChatTemplateError as e:
+        raise TuneError(f"example {n + 1}: {e}") from None
 
 
 def disable_dropout(model: torch.nn.Module) -> None:
@@ -205,8 +259,12 @@ def write_record(directory: Path, name: str, command: str, base: Path, cfg: Tune
             "library_name": "peft" if saved == "adapter" else "transformers", "tags": tags,
             "pipeline_tag": "text-classification" if command == "reward" else "text-generation"}
     what = {"sft": "supervised fine-tuning (loss on the response tokens)",
-            "reward": "a Bradley-Terry reward model (scalar head on the last token)",
+            "reward": "a Bradley-Terry reward model (scalar head read where "
+                      "AutoModelForSequenceClassification reads)",
             "dpo": "Direct Preference Optimisation against the base as reference"}[command]
+    if getattr(cfg, "aspects", False):
+        what = ("a multi-aspect regression reward model (one output per rating aspect: "
+                f"{', '.join(data.get('aspects', []))}; heads.json names them)")
     lines = [f"# {name}", "",
              f"`rlxf {command}`: {what}, from `{base}` on `{data['file']}` "
              f"(sha256 {data['sha256'][:12]}..., {data['format']} format). Saved: {saved}"

@@ -12,14 +12,17 @@ from typing import Callable
 import torch
 
 from ..config import PolicyConfig, TuneDPOConfig, TuneRewardConfig, TuneSFTConfig
-from ..data.training_data import load_demonstrations, load_preferences
-from ..models.build import load_tokenizer
+from ..data.training_data import load_demonstrations, load_preferences, load_ratings
+from ..models.reward_heads import HEADS_FILE
+from ..rundir import atomic_write_json
 from ..models.chat import chat_format
 from ..models.lora import reference_of
 from ..train.dpo import reference_logprobs, train_dpo
 from ..train.lm import train_lm
 from ..train.reward import train_reward_model
-from .common import (Output, TuneError, autocast, check_model_dir, context_limit, data_record,
+from .aspects import encode_ratings, regression_batch
+from .common import (Output, TuneError, autocast, check_lora_targets, check_model_dir,
+                     context_limit, data_record, load_model_tokenizer,
                      disable_dropout, encode_demonstrations, encode_pairs, prepare,
                      resolve_precision, save_model, trainable_parameters, write_record)
 
@@ -32,7 +35,7 @@ def _setup(model_dir: Path, data: Path, out: Path):
     check_model_dir(model_dir)
     if not data.is_file():
         raise TuneError(f"{data}: no such file")
-    tokenizer = load_tokenizer(model_dir)
+    tokenizer = load_model_tokenizer(model_dir)
     return tokenizer, chat_format(tokenizer)
 
 
@@ -60,7 +63,11 @@ def _begin(command: str, model_dir: Path, data: Path, out: Path, cfg, fmt: str, 
     tok, chat = _setup(model_dir, data, out)
     loaded = load_data(data, fmt)
     model = load_model(model_dir.resolve())
-    enc = encode(chat, loaded.items, context_limit(model, cfg.max_length))
+    check_lora_targets(model, cfg, model_dir)
+    try:
+        enc = encode(chat, loaded.items, context_limit(model, cfg.max_length))
+    except TuneError as e:
+        raise TuneError(f"{data}: {e}") from None
     if not enc.items:
         raise TuneError(f"{data}: no example fits in max_length ({enc.skipped} prompts too "
                         "long)")
@@ -91,22 +98,40 @@ def run_reward(model_dir: Path, data: Path, out: Path, cfg: TuneRewardConfig,
                fmt: str = "auto", progress: Progress = None) -> dict:
     from transformers import AutoModelForSequenceClassification
 
-    def scalar_head_model(path: Path):
-        torch.manual_seed(cfg.seed)  # the new scalar head's initialisation
-        return AutoModelForSequenceClassification.from_pretrained(path, num_labels=1)
+    aspects: list[str] = []  # --aspects: the rating aspects, one head output each
+
+    def load_data(path: Path, fmt: str):
+        if not cfg.aspects:
+            return load_preferences(path, fmt)
+        loaded = load_ratings(path, fmt)
+        aspects.extend(loaded.counts["aspects"])
+        return loaded
+
+    def encode(chat, items, limit):
+        return encode_ratings(chat, items, limit, aspects) if cfg.aspects else \
+            encode_pairs(chat, items, limit)
+
+    def head_model(path: Path):
+        torch.manual_seed(cfg.seed)  # the new head's initialisation
+        return AutoModelForSequenceClassification.from_pretrained(
+            path, num_labels=len(aspects) or 1)
 
     started = time.time()
     output, tok, chat, loaded, model, enc = _begin(
-        "reward", model_dir, data, out, cfg, fmt, load_preferences, encode_pairs,
-        scalar_head_model)
+        "reward", model_dir, data, out, cfg, fmt, load_data, encode, head_model)
     model.config.pad_token_id = tok.pad_token_id
+    if aspects:
+        model.config.id2label = dict(enumerate(aspects))
+        model.config.label2id = {a: i for i, a in enumerate(aspects)}
+        atomic_write_json(output.work / HEADS_FILE, {"heads": aspects, "weights": None})
     disable_dropout(model)
     model = prepare(model, cfg, task="SEQ_CLS")
     with autocast(resolve_precision(cfg.precision)):
         result = train_reward_model(model, enc.items, cfg, tok.pad_token_id, cfg.seed,
                                     output.checkpointer(cfg.checkpoint_every),
                                     progress and progress("reward", cfg.steps),
-                                    cfg.center_coefficient)
+                                    cfg.center_coefficient,
+                                    regression_batch if cfg.aspects else None)
     return _finish(output, "reward", model, tok, chat, model_dir, data, loaded, enc, cfg, result,
                    started)
 
