@@ -431,12 +431,58 @@ class TuneDPOConfig(TuneTrainConfig):
     beta: float = Field(0.1, gt=0, description="DPO's KL strength")
 
 
+class TuneGroupRLConfig(TuneTrainConfig):
+    """`rlxf grpo` / `rlxf rloo` ([grpo], [rloo]): each step samples `group_size` completions
+    for each of `batch_size` prompts of PROMPTS and learns from their rewards relative to their
+    group. Defaults follow TRL 1.16's GRPOConfig where it has the option."""
+    steps: int = Field(100, ge=1, description="optimizer steps (rollouts × updates_per_rollout)")
+    batch_size: int = Field(8, ge=1, description="prompts per step (each sampled group_size times)")
+    lr: float = Field(1e-6, gt=0, description="peak AdamW learning rate (cosine to 10%)")
+    group_size: int = Field(8, ge=2, description="completions sampled per prompt (G)")
+    max_new_tokens: int = Field(256, ge=1, description="completion length limit in tokens")
+    temperature: float = Field(1.0, gt=0, description="sampling temperature (log-probs are the "
+                                                      "model's own, at temperature 1)")
+    top_p: float = Field(1.0, gt=0, le=1, description="nucleus sampling: the smallest set of "
+                                                      "tokens with this much probability")
+    beta: float = Field(0.0, ge=0, description="KL to the reference: β·k3 per token in the loss "
+                                               "(grpo), β·Σ log-ratio in the reward (rloo)")
+    loss_type: Literal["grpo", "bnpo", "dr_grpo", "dapo"] = Field(
+        "dapo", description="grpo: how the per-token loss is reduced: grpo (per-sequence mean), "
+                            "bnpo (token mean), dr_grpo (sum / (B·max_new_tokens)), dapo "
+                            "(token-level over the step's batch)")
+    importance_level: Literal["token", "sequence"] = Field(
+        "token", description="grpo: the importance ratio per token, or per sequence (GSPO)")
+    clip_range: float = Field(0.2, gt=0, description="ratio clip ε (ε_low with clip_range_high)")
+    clip_range_high: float | None = Field(None, gt=0, description="DAPO's decoupled upper clip "
+                                          "ε_high (None: = clip_range)")
+    scale_rewards: Literal["group", "batch", "none"] = Field(
+        "group", description="grpo advantages: (r - group mean) / group std (GRPO), / batch std "
+                             "(REINFORCE++-baseline), or unscaled (Dr. GRPO)")
+    baseline: Literal["loo", "batch"] = Field(
+        "loo", description="rloo advantages: leave-one-out, or REINFORCE++-baseline (group "
+                           "mean, batch std)")
+    updates_per_rollout: int = Field(1, ge=1, description="grpo: optimizer updates per sampled "
+                                                          "batch (μ); rloo needs 1")
+    dynamic_sampling: bool = Field(False, description="drop groups whose rewards are all equal "
+                                                      "(DAPO)")
+    mask_truncated: bool = Field(False, description="leave completions cut at max_new_tokens out "
+                                                    "of the loss (DAPO's overlong filtering)")
+    eval_fraction: float = Field(0.1, ge=0, lt=1, description="share of PROMPTS held out for "
+                                                              "the eval points")
+    eval_every: int = Field(10, ge=1, description="steps between eval points (and at 0 and the "
+                                                  "end)")
+    eval_samples: int = Field(2, ge=1, description="completions per held-out prompt at each "
+                                                   "eval point")
+
+
 class TuneConfig(Section):
     """`rlxf sft|reward|dpo MODEL_DIR DATA --config FILE.toml`: one table per command; flags
     given on the command line override the file."""
     sft: TuneSFTConfig = Field(default_factory=TuneSFTConfig)
     reward: TuneRewardConfig = Field(default_factory=TuneRewardConfig)
     dpo: TuneDPOConfig = Field(default_factory=TuneDPOConfig)
+    grpo: TuneGroupRLConfig = Field(default_factory=TuneGroupRLConfig)
+    rloo: TuneGroupRLConfig = Field(default_factory=TuneGroupRLConfig)
 
 
 class ConfigError(ValueError):

@@ -372,15 +372,16 @@ def group_policy_loss(logprobs: torch.Tensor, old_logprobs: torch.Tensor,
         # GRPO (Shao et al. 2024, eq. 3): + β·D_KL, k3 estimator per token
         per_token = per_token + kl_coef * per_token_kl
         kl = masked_mean(per_token_kl.detach(), mask)
+    # (a response with no valid token, e.g. overlong-filtered, contributes 0: TRL's clamp)
     if loss_type == "grpo":
-        loss = masked_mean(per_token, mask, dim=1).mean()
+        loss = ((per_token * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)).mean()
     elif loss_type == "bnpo":
-        loss = masked_mean(per_token, mask)
+        loss = (per_token * mask).sum() / mask.sum().clamp(min=1.0)
     elif loss_type == "dr_grpo":
         loss = (per_token * mask).sum() / (per_token.shape[0] * max_completion_length)
     else:
-        loss = (per_token * mask).sum() / (mask.sum() if tokens_in_batch is None
-                                           else tokens_in_batch)
+        loss = (per_token * mask).sum() / max(float(mask.sum() if tokens_in_batch is None
+                                                   else tokens_in_batch), 1.0)
     with torch.no_grad():
         approx_kl = 0.5 * masked_mean((logprobs - old_logprobs) ** 2, mask)
         clipfrac = masked_mean(was_clipped.expand_as(logprobs).to(logprobs.dtype), mask)

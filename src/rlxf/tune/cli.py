@@ -35,20 +35,26 @@ def _overrides(**flags) -> dict:
     return out
 
 
-def _run(command: str, model_dir: Path, data: Path, out: Path, config: Path | None,
-         fmt: str, threads: int, flags: dict) -> None:
-    from ..cli import _progress_factory, console
+def command_config(command: str, config: Path | None, flags: dict):
+    """The command's table of the --config TOML with the flags on top; exit 2 if invalid."""
+    from ..cli import console
     from ..config import ConfigError, load_tune_config
-    from ..feedback.record import RecordError
-    from .common import TuneError
-    from .recipes import run_dpo, run_reward, run_sft
-
     try:
-        cfg = getattr(load_tune_config(config, {command: _overrides(**flags)}), command)
+        return getattr(load_tune_config(config, {command: _overrides(**flags)}), command)
     except ConfigError as e:
         console.print("config error", style="red")
         console.print(str(e), markup=False, highlight=False)
         raise typer.Exit(2) from None
+
+
+def _run(command: str, model_dir: Path, data: Path, out: Path, config: Path | None,
+         fmt: str, threads: int, flags: dict) -> None:
+    from ..cli import _progress_factory, console
+    from ..feedback.record import RecordError
+    from .common import TuneError
+    from .recipes import run_dpo, run_reward, run_sft
+
+    cfg = command_config(command, config, flags)
     import torch
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                                TimeElapsedColumn)

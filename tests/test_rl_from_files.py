@@ -1,0 +1,153 @@
+"""`rlxf grpo` / `rlxf rloo` on a tiny Llama directory built from a config, with a prompt file
+and a reward function written here (issue 15's bars), and the reward sources on their own."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from hf_models import save_model_dir
+from typer.testing import CliRunner
+
+from rlxf.cli import app
+from rlxf.rewards.batch import RewardBatch, RewardError
+from rlxf.rewards.combine import RewardSources
+
+REWARDS_PY = '''
+def even_tokens(prompts, completions, completion_ids, **kwargs):
+    """Share of completion tokens with an even id: learnable by moving the output bias."""
+    return [sum(t % 2 == 0 for t in ids) / max(len(ids), 1) for ids in completion_ids]
+
+def needs_answer(prompts, completions, answer, **kwargs):
+    return [1.0 if a in c else 0.0 for c, a in zip(completions, answer)]
+
+def raises(prompts, completions, **kwargs):
+    raise ZeroDivisionError("boom")
+
+def wrong_length(prompts, completions, **kwargs):
+    return [0.0] * (len(completions) + 1)
+
+def not_a_number(prompts, completions, **kwargs):
+    return ["high"] * len(completions)
+'''
+WORDS = ["what is the capital of france ?", "write a haiku about the sea .",
+         "how do i kill a python process ?", "you are a helpful assistant .",
+         "i am not sure .", "answer briefly and honestly .", "the tide keeps time .",
+         "waves fold into foam ."]
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("rl")
+    model = save_model_dir(root / "llama", "llama")
+    (root / "rewards.py").write_text(REWARDS_PY)
+    rows = [{"prompt": [{"role": "user", "content": w}] if i % 2 else w, "answer": "a"}
+            for i, w in enumerate(WORDS * 2)]
+    prompts = root / "prompts.jsonl"
+    prompts.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return root, model, prompts
+
+
+def cli(*args) -> "object":
+    torch.set_num_threads(1)
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+FAST = ["--steps", 40, "--batch-size", 4, "--group-size", 4, "--max-new-tokens", 6,
+        "--lr", 2e-2, "--eval-fraction", 0.25, "--eval-every", 20, "--eval-samples", 4,
+        "--warmup-steps", 0, "--threads", 1]
+
+
+def _held_out_rewards(out):
+    history = json.loads((out / "history.json").read_text())
+    assert [h["step"] for h in history] == [0, 20, 40]
+    for key in ("reward/mean", "kl/to_reference", "length/tokens", "entropy/per_token",
+                "truncated/share", "pass_rate/rewards:even_tokens"):
+        assert key in history[-1], key
+    return history[0]["reward/mean"], history[-1]["reward/mean"]
+
+
+# LoRA on lm_head too: on this 32-wide model, adapters on the attention and MLP layers alone
+# did not move the even-token share in 40 steps (0.50 -> 0.49 at lr 0.1; measured)
+LORA = "8,16,lm_head,q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"
+
+
+@pytest.mark.parametrize("command,extra", [("grpo", []), ("grpo", ["--lora", LORA]),
+                                           ("rloo", [])])
+def test_rl_from_files_raises_held_out_reward(setup, command, extra):
+    root, model, prompts = setup
+    out = root / f"{command}{len(extra)}"
+    result = cli(command, model, prompts, "--reward", root / "rewards.py:even_tokens",
+                 "--out", out, *FAST, *extra)
+    assert result.exit_code == 0, result.output
+    first, last = _held_out_rewards(out)
+    assert last > first + 0.1, (first, last)
+    record = json.loads((out / "rlxf_training.json").read_text())
+    assert record["saved"] == ("adapter" if extra else "model")
+    assert (out / "README.md").exists() and list((out / "tb").rglob("events.out.*"))
+    assert not (out.parent / (out.name + ".partial")).exists()
+
+
+@pytest.mark.parametrize("fn,message", [("raises", "ZeroDivisionError: boom"),
+                                        ("wrong_length", "returned 17 values for 16"),
+                                        ("not_a_number", "'high'")])
+def test_bad_reward_function_stops_naming_it_and_no_out(setup, fn, message):
+    root, model, prompts = setup
+    out = root / f"bad_{fn}"
+    result = cli("grpo", model, prompts, "--reward", root / f"rewards.py:{fn}", "--out", out,
+                 "--steps", 1, *FAST[2:])
+    assert result.exit_code == 1, result.output
+    text = " ".join(result.output.split())
+    assert f"rewards:{fn}" in text and message in text
+    assert "line" in text  # the prompt-file row
+    assert not out.exists()
+
+
+def test_bad_prompt_row_names_file_line_field_and_writes_nothing(setup, tmp_path):
+    root, model, _ = setup
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"prompt": "ok"}\n{"question": "no prompt"}\n')
+    out = tmp_path / "out"
+    result = cli("grpo", model, bad, "--reward", root / "rewards.py:even_tokens", "--out", out)
+    assert result.exit_code == 1
+    assert "bad.jsonl line 2: field 'prompt' is missing" in " ".join(result.output.split())
+    assert not out.exists() and not (tmp_path / "out.partial").exists()
+
+
+def _batch(prompts, texts, fields):
+    return RewardBatch(prompts, texts, [[1, 2]] * len(texts), fields,
+                       [f"p.jsonl line {i + 1}" for i in range(len(texts))])
+
+
+def test_function_gets_trl_shapes_and_row_fields_and_weights_combine(setup):
+    root, _, _ = setup
+    sources = RewardSources([f"{root}/rewards.py:needs_answer", f"{root}/rewards.py:even_tokens"],
+                            "2,0.5")
+    batch = _batch(["q", [{"role": "user", "content": "q"}]], ["says a", "b"],
+                   [{"answer": "a"}, {"answer": "a"}])
+    # completion 2 comes as TRL's message list: `a in [...]` is False for it
+    scored = sources(batch)
+    assert scored.per_source["rewards:needs_answer"] == [1.0, 0.0]
+    assert scored.total == [2 * 1.0 + 0.5 * 0.5, 0.5 * 0.5]  # ids [1, 2]: half even
+    with pytest.raises(RewardError, match="2 weights for 1"):
+        RewardSources([f"{root}/rewards.py:even_tokens"], "1,2")
+    with pytest.raises(RewardError, match="has no function 'missing'"):
+        RewardSources([f"{root}/rewards.py:missing"])
+
+
+def test_examples_gsm8k_rewards():
+    import importlib.util
+    from pathlib import Path
+    path = Path(__file__).parent.parent / "examples" / "rewards" / "gsm8k.py"
+    spec = importlib.util.spec_from_file_location("gsm8k_rewards", path)
+    m = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(m)
+    completions = ["so 6*7 = 42\n#### 42", "#### 41", "no answer", "#### 1,000"]
+    answers = ["Natalia sold ... #### 42", "42", "42", "1000"]
+    assert m.exact_answer(None, completions, answer=answers) == [1.0, 0.0, 0.0, 1.0]
+    assert m.exact_answer(None, ["#### 3"], answer=[None]) == [None]
+    assert m.format_reward(None, completions) == [1.0, 1.0, 0.0, 1.0]
+    assert m.format_reward(None, ["#### 1 #### 2"]) == [0.0]
+    # half of max_tokens (256) is free; beyond it, linear to -1
+    assert m.length_penalty(None, ["", ""], [[0] * 100, [0] * 192]) == [0.0, -0.5]
