@@ -151,3 +151,50 @@ def test_examples_gsm8k_rewards():
     assert m.format_reward(None, ["#### 1 #### 2"]) == [0.0]
     # half of max_tokens (256) is free; beyond it, linear to -1
     assert m.length_penalty(None, ["", ""], [[0] * 100, [0] * 192]) == [0.0, -0.5]
+
+
+FLAKY_PY = '''
+import os
+from pathlib import Path
+
+def even_until(prompts, completions, completion_ids, **kwargs):
+    """even_tokens, but raises on call number $RLXF_FAIL_AT (counted in $RLXF_CALLS)."""
+    calls = Path(os.environ["RLXF_CALLS"])
+    n = int(calls.read_text()) + 1 if calls.exists() else 1
+    calls.write_text(str(n))
+    if str(n) == os.environ.get("RLXF_FAIL_AT"):
+        raise RuntimeError("interrupted")
+    return [sum(t % 2 == 0 for t in ids) / max(len(ids), 1) for ids in completion_ids]
+'''
+
+
+def test_interrupted_run_resumes_to_the_uninterrupted_result(setup, tmp_path, monkeypatch):
+    """A run stopped after its step-2 checkpoint, rerun, ends with the same weights and eval
+    points as one that was never stopped."""
+    from safetensors.torch import load_file
+    root, model, prompts = setup
+    (tmp_path / "flaky.py").write_text(FLAKY_PY)
+    args = ["grpo", model, prompts, "--reward", tmp_path / "flaky.py:even_until",
+            "--steps", 4, "--batch-size", 2, "--group-size", 2, "--max-new-tokens", 4,
+            "--lr", 1e-2, "--eval-every", 2, "--eval-samples", 1, "--warmup-steps", 0,
+            "--threads", 1, "--config", tmp_path / "ckpt.toml"]
+    (tmp_path / "ckpt.toml").write_text("[grpo]\ncheckpoint_every = 2\n")
+    monkeypatch.setenv("RLXF_CALLS", str(tmp_path / "calls"))
+    assert cli(*args, "--out", tmp_path / "whole").exit_code == 0
+    # calls: eval 0, steps 0-1, eval 2, step 2 (the 5th) fails after the step-2 checkpoint
+    (tmp_path / "calls").unlink()
+    monkeypatch.setenv("RLXF_FAIL_AT", "5")
+    failed = cli(*args, "--out", tmp_path / "resumed")
+    assert failed.exit_code == 1 and "interrupted" in failed.output
+    assert (tmp_path / "resumed.partial" / ".ckpt" / "state.pt").exists()
+    monkeypatch.delenv("RLXF_FAIL_AT")
+    assert cli(*args, "--out", tmp_path / "resumed").exit_code == 0
+    record = json.loads((tmp_path / "resumed" / "rlxf_training.json").read_text())
+    assert record["metrics"]["resumed_from_step"] == 2
+    whole = load_file(tmp_path / "whole" / "model.safetensors")
+    resumed = load_file(tmp_path / "resumed" / "model.safetensors")
+    assert all(torch.equal(whole[k], resumed[k]) for k in whole)
+    assert any(not torch.equal(whole[k], v) for k, v in
+               load_file(model / "model.safetensors").items())  # it did train
+    assert json.loads((tmp_path / "whole" / "history.json").read_text()) == \
+        json.loads((tmp_path / "resumed" / "history.json").read_text())
