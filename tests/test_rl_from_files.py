@@ -198,3 +198,26 @@ def test_interrupted_run_resumes_to_the_uninterrupted_result(setup, tmp_path, mo
                load_file(model / "model.safetensors").items())  # it did train
     assert json.loads((tmp_path / "whole" / "history.json").read_text()) == \
         json.loads((tmp_path / "resumed" / "history.json").read_text())
+
+
+def test_ppo_against_a_reward_model_trained_by_rlxf_reward(setup):
+    """`rlxf reward` learns to prefer replies made of one word over another; `rlxf ppo` against
+    that reward-model directory raises its held-out reward."""
+    root, model, prompts = setup
+    prefs = root / "prefs.jsonl"
+    prefs.write_text("".join(json.dumps({"prompt": w, "chosen": "the the the",
+                                         "rejected": "sea sea sea"}) + "\n" for w in WORDS))
+    rm = root / "rm"
+    result = cli("reward", model, prefs, "--out", rm, "--steps", 30, "--batch-size", 4,
+                 "--lr", 1e-2, "--threads", 1)
+    assert result.exit_code == 0, result.output
+    out = root / "ppo"
+    result = cli("ppo", model, prompts, "--reward", rm, "--out", out, "--steps", 40,
+                 "--batch-size", 8, "--max-new-tokens", 6, "--lr", 1e-2, "--eval-fraction",
+                 0.25, "--eval-every", 20, "--eval-samples", 4, "--warmup-steps", 0,
+                 "--kl-coef", 0.01, "--threads", 1)
+    assert result.exit_code == 0, result.output
+    history = json.loads((out / "history.json").read_text())
+    first, last = history[0]["reward/mean"], history[-1]["reward/mean"]
+    assert last > first, (first, last)
+    assert f"reward/rm:{rm.name}" in history[-1] and "kl/coef" in history[-1]

@@ -12,7 +12,9 @@ from ..rundir import atomic_write_json, atomic_write_text
 from .common import TRAINING_RECORD
 
 WHAT = {"grpo": "GRPO-family RL (group-relative advantages, clipped surrogate)",
-        "rloo": "RLOO (REINFORCE with a leave-one-out baseline)"}
+        "rloo": "RLOO (REINFORCE with a leave-one-out baseline)",
+        "ppo": "PPO (value head, per-token KL penalty to the reference, GAE; the value head "
+               "is not saved)"}
 
 
 def write_rl_record(directory: Path, name: str, command: str, base: Path, cfg, data: dict,
