@@ -221,3 +221,60 @@ def test_ppo_against_a_reward_model_trained_by_rlxf_reward(setup):
     first, last = history[0]["reward/mean"], history[-1]["reward/mean"]
     assert last > first, (first, last)
     assert f"reward/rm:{rm.name}" in history[-1] and "kl/coef" in history[-1]
+
+
+def _completion_logprob(model, tok, prompt: str, completion: str) -> float:
+    """log π(completion | prompt) by a plain transformers forward (raw text + eos)."""
+    p = tok(prompt, add_special_tokens=False)["input_ids"]
+    c = tok(completion, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+    with torch.no_grad():
+        logits = model(input_ids=torch.tensor([p + c])).logits[0, :-1].log_softmax(-1)
+    return sum(logits[len(p) - 1 + j, t].item() for j, t in enumerate(c))
+
+
+@pytest.mark.parametrize("shape", ["unpaired", "preferences"])
+def test_kto_moves_desirable_up_relative_to_undesirable(setup, shape):
+    from transformers import AutoModelForCausalLM
+
+    from rlxf.models.build import load_tokenizer
+    root, model, _ = setup
+    data = root / f"kto_{shape}.jsonl"
+    if shape == "unpaired":
+        rows = [{"prompt": w, "completion": c, "label": good} for w in WORDS
+                for c, good in (("the the the", True), ("sea sea sea", False))]
+    else:
+        rows = [{"prompt": w, "chosen": "the the the", "rejected": "sea sea sea"}
+                for w in WORDS]
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = root / f"kto_{shape}_out"
+    result = cli("kto", model, data, "--out", out, "--steps", 15, "--batch-size", 4, "--lr",
+                 1e-3, "--beta", 0.1, "--threads", 1)
+    assert result.exit_code == 0, result.output
+    assert "16 examples" in " ".join(result.output.split())
+    tok = load_tokenizer(model)
+    before = AutoModelForCausalLM.from_pretrained(model)
+    after = AutoModelForCausalLM.from_pretrained(out)
+    prompt = WORDS[0]
+    if shape == "preferences":  # preference rows with string prompts go through the template
+        prompt = tok.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
+                                         add_generation_prompt=True)
+        gain = {c: _completion_logprob(after, tok, prompt, c + "<|im_end|>\n")
+                - _completion_logprob(before, tok, prompt, c + "<|im_end|>\n")
+                for c in ("the the the", "sea sea sea")}
+    else:
+        gain = {c: _completion_logprob(after, tok, prompt, c)
+                - _completion_logprob(before, tok, prompt, c)
+                for c in ("the the the", "sea sea sea")}
+    assert gain["the the the"] > gain["sea sea sea"], gain
+
+
+def test_kto_bad_row_names_file_line_field(setup, tmp_path):
+    root, model, _ = setup
+    data = tmp_path / "bad.jsonl"
+    data.write_text('{"prompt": "a", "completion": "b", "label": true}\n'
+                    '{"prompt": "a", "completion": "b", "label": "yes"}\n')
+    result = cli("kto", model, data, "--out", tmp_path / "out")
+    assert result.exit_code == 1
+    assert "bad.jsonl line 2: field 'label' must be true or false" in \
+        " ".join(result.output.split())
+    assert not (tmp_path / "out").exists() and not (tmp_path / "out.partial").exists()

@@ -486,6 +486,15 @@ class TuneGroupRLConfig(TuneRLConfig):
                                                     "of the loss (DAPO's overlong filtering)")
 
 
+class TuneKTOConfig(TuneTrainConfig):
+    """`rlxf kto` ([kto]): KTO on unpaired {prompt, completion, label} rows, or preference data
+    split into a desirable (chosen) and an undesirable (rejected) example per pair."""
+    lr: float = Field(5e-6, gt=0, description="peak AdamW learning rate (cosine to 10%)")
+    batch_size: int = Field(8, ge=2, description="examples per step (>= 2: the reference point "
+                                                 "pairs each prompt with another's completion)")
+    beta: float = Field(0.1, gt=0, description="KTO's β")
+
+
 class TuneConfig(Section):
     """`rlxf sft|reward|dpo MODEL_DIR DATA --config FILE.toml`: one table per command; flags
     given on the command line override the file."""
@@ -495,6 +504,7 @@ class TuneConfig(Section):
     grpo: TuneGroupRLConfig = Field(default_factory=TuneGroupRLConfig)
     rloo: TuneGroupRLConfig = Field(default_factory=TuneGroupRLConfig)
     ppo: TunePPOConfig = Field(default_factory=TunePPOConfig)
+    kto: TuneKTOConfig = Field(default_factory=TuneKTOConfig)
 
 
 class ConfigError(ValueError):

@@ -52,6 +52,7 @@ def _run(command: str, model_dir: Path, data: Path, out: Path, config: Path | No
     from ..cli import _progress_factory, console
     from ..feedback.record import RecordError
     from .common import TuneError
+    from .kto import run_kto
     from .recipes import run_dpo, run_reward, run_sft
 
     cfg = command_config(command, config, flags)
@@ -59,7 +60,7 @@ def _run(command: str, model_dir: Path, data: Path, out: Path, config: Path | No
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                                TimeElapsedColumn)
     torch.set_num_threads(threads or os.cpu_count() or 1)
-    recipe = {"sft": run_sft, "reward": run_reward, "dpo": run_dpo}[command]
+    recipe = {"sft": run_sft, "reward": run_reward, "dpo": run_dpo, "kto": run_kto}[command]
     try:
         with Progress(TextColumn("{task.description:<8}"), BarColumn(), MofNCompleteColumn(),
                       TimeElapsedColumn(), TextColumn("{task.fields[info]}"),
@@ -126,6 +127,11 @@ dpo = _command("dpo", PREFS_HELP, "Direct Preference Optimisation of a local mod
                                   "is also the reference (with --lora: the base with adapters "
                                   "disabled).",
                {"beta": (float, typer.Option(None, help="DPO's KL strength"))})
+kto = _command("kto", "TRL unpaired rows {prompt, completion, label}, or preference data "
+                      "(split: chosen desirable, rejected undesirable)",
+               "KTO of a local model from binary (desirable / undesirable) feedback; MODEL_DIR "
+               "is also the reference (with --lora: the base with adapters disabled).",
+               {"beta": (float, typer.Option(None, help="KTO's β"))})
 
 
 def merge(adapter_dir: Path = typer.Argument(..., help="a LoRA adapter directory (from "
@@ -152,5 +158,5 @@ def merge(adapter_dir: Path = typer.Argument(..., help="a LoRA adapter directory
 
 
 def register(app: typer.Typer) -> None:
-    for command in (sft, reward, dpo, merge):
+    for command in (sft, reward, dpo, kto, merge):
         app.command()(command)

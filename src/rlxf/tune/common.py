@@ -198,7 +198,7 @@ def write_record(directory: Path, name: str, command: str, base: Path, cfg: Tune
               "metrics": {k: v for k, v in metrics.items() if not isinstance(v, (list, dict))},
               "wall_s": time.time() - started}
     atomic_write_json(directory / TRAINING_RECORD, record)
-    tags = ["rlxf", {"sft": "sft", "reward": "reward-model", "dpo": "dpo"}[command]]
+    tags = ["rlxf", {"sft": "sft", "reward": "reward-model", "dpo": "dpo", "kto": "kto"}[command]]
     if cfg.lora is not None:
         tags.append("lora")
     meta = {"base_model": str(base.resolve()),
@@ -206,7 +206,9 @@ def write_record(directory: Path, name: str, command: str, base: Path, cfg: Tune
             "pipeline_tag": "text-classification" if command == "reward" else "text-generation"}
     what = {"sft": "supervised fine-tuning (loss on the response tokens)",
             "reward": "a Bradley-Terry reward model (scalar head on the last token)",
-            "dpo": "Direct Preference Optimisation against the base as reference"}[command]
+            "dpo": "Direct Preference Optimisation against the base as reference",
+            "kto": "KTO (desirable / undesirable examples) against the base as reference"
+            }[command]
     lines = [f"# {name}", "",
              f"`rlxf {command}`: {what}, from `{base}` on `{data['file']}` "
              f"(sha256 {data['sha256'][:12]}..., {data['format']} format). Saved: {saved}"
