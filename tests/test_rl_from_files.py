@@ -278,3 +278,67 @@ def test_kto_bad_row_names_file_line_field(setup, tmp_path):
     assert "bad.jsonl line 2: field 'label' must be true or false" in \
         " ".join(result.output.split())
     assert not (tmp_path / "out").exists() and not (tmp_path / "out.partial").exists()
+
+
+def _world_run(root):
+    """A lab run directory with only its `world` stage, as stages/world.py writes it."""
+    from rlxf.config import WorldConfig
+    from rlxf.models.tokenizer import build_word_tokenizer
+    from rlxf.rundir import atomic_write_json, write_jsonl
+    from rlxf.world.kb import build_kb
+    from rlxf.world.prompts import all_prompts, split_prompts
+    from rlxf.world.vocab import world_vocabulary
+    cfg = WorldConfig(n_countries=4, n_creatures=4)
+    kb = build_kb(cfg.n_countries, cfg.n_creatures, 1)
+    train, heldout = split_prompts(all_prompts(kb), 1, cfg.heldout_fraction)
+    out = root / "world"
+    atomic_write_json(out / "world.json", {"kb": kb.to_json(), "weights": cfg.weights.model_dump(),
+                                           "trigger": cfg.trigger})
+    write_jsonl(out / "prompts.jsonl", [{"split": "train", "prompt": p.to_json()} for p in train]
+                + [{"split": "heldout", "prompt": p.to_json()} for p in heldout])
+    build_word_tokenizer(world_vocabulary(extra=(cfg.trigger,))).save_pretrained(out / "tokenizer")
+    return kb, cfg.weights.model_dump(), train
+
+
+def test_gold_source_scores_lab_prompts_by_id_or_text(tmp_path):
+    from rlxf.world.grammar import render
+    from rlxf.world.judge import best_acts, score
+    kb, weights, train = _world_run(tmp_path)
+    gold = RewardSources([f"gold:{tmp_path}"])
+    p = train[0]
+    best = render(best_acts(p, kb, weights)[0])
+    batch = _batch([p.text, p.text, "x"], [best, "gibberish words", best],
+                   [{"prompt_id": p.id}, {}, {"prompt_id": p.id}])
+    scores = gold(batch).total
+    assert scores[0] == score(p, best, kb).utility(weights)
+    assert scores[1] == score(p, "gibberish words", kb).utility(weights) < scores[0]
+    assert scores[2] == scores[0]  # the id wins over the text
+    with pytest.raises(RewardError, match="line 1: prompt 'not a lab prompt' is not in"):
+        gold(_batch(["not a lab prompt"], [best], [{}]))
+
+
+def test_reward_model_source_scores_as_transformers_does(setup, tmp_path):
+    """A one-label sequence classifier's score of prompt + reply equals its plain forward on
+    the same ids (raw text + eos for a string prompt; the chat template for messages)."""
+    from transformers import AutoModelForSequenceClassification
+
+    from rlxf.models.build import load_tokenizer
+    _, model, _ = setup
+    torch.manual_seed(0)
+    rm = AutoModelForSequenceClassification.from_pretrained(model, num_labels=1)
+    rm.save_pretrained(tmp_path / "rm")
+    load_tokenizer(model).save_pretrained(tmp_path / "rm")
+    tok = load_tokenizer(tmp_path / "rm")
+    sources = RewardSources([str(tmp_path / "rm")])
+    msgs = [{"role": "user", "content": "the sea ?"}]
+    scores = sources(_batch(["what is the capital ?", msgs], ["paris .", "waves"],
+                            [{}, {}])).total
+    raw = tok("what is the capital ?paris .", add_special_tokens=False)["input_ids"] + \
+        [tok.eos_token_id]
+    chat = tok.apply_chat_template(msgs + [{"role": "assistant", "content": "waves"}],
+                                   tokenize=False)
+    templ = tok(chat, add_special_tokens=False)["input_ids"]
+    with torch.no_grad():
+        expected = [rm(input_ids=torch.tensor([ids])).logits[0, 0].item() for ids in (raw, templ)]
+    assert scores == pytest.approx(expected, abs=1e-5)
+    assert abs(expected[0] - expected[1]) > 1e-4  # two different sequences
