@@ -342,3 +342,33 @@ def test_reward_model_source_scores_as_transformers_does(setup, tmp_path):
         expected = [rm(input_ids=torch.tensor([ids])).logits[0, 0].item() for ids in (raw, templ)]
     assert scores == pytest.approx(expected, abs=1e-5)
     assert abs(expected[0] - expected[1]) > 1e-4  # two different sequences
+
+
+def test_top_p_draws_only_from_the_nucleus():
+    from rlxf.models.group_sampling import draw
+    logits = torch.tensor([0.5, 0.3, 0.15, 0.05]).log().repeat(4000, 1)
+    g = torch.Generator().manual_seed(0)
+    nucleus = draw(logits, 1.0, g, top_p=0.8).unique().tolist()
+    assert nucleus == [0, 1]  # 0.5 + 0.3 reach 0.8: tokens 2 and 3 are outside
+    assert draw(logits, 1.0, g, top_p=0.81).unique().tolist() == [0, 1, 2]
+    assert draw(logits, 1.0, g).unique().tolist() == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize("command,options", [
+    ("grpo", ["--loss-type", "dr_grpo", "--importance-level", "sequence", "--clip-range-high",
+              0.28, "--beta", 0.04, "--scale-rewards", "batch", "--dynamic-sampling",
+              "--mask-truncated", "--updates-per-rollout", 2, "--top-p", 0.9]),
+    ("rloo", ["--baseline", "batch", "--beta", 0.04])])
+def test_every_loss_option_runs_end_to_end(setup, command, options):
+    root, model, prompts = setup
+    out = root / f"options_{command}"
+    result = cli(command, model, prompts, "--reward", root / "rewards.py:even_tokens", "--out",
+                 out, "--steps", 2, "--batch-size", 2, "--group-size", 3, "--max-new-tokens", 3,
+                 "--lr", 1e-3, "--eval-samples", 1, "--warmup-steps", 0, "--threads", 1,
+                 *options)
+    assert result.exit_code == 0, result.output
+    record = json.loads((out / "rlxf_training.json").read_text())
+    assert record["config"]["beta"] == 0.04
+    if command == "grpo":  # DAPO's dynamic sampling reports the share of groups it kept
+        assert 0 <= record["metrics"]["groups/kept"] <= 1
+        assert record["config"]["importance_level"] == "sequence"
