@@ -372,3 +372,29 @@ def test_every_loss_option_runs_end_to_end(setup, command, options):
     if command == "grpo":  # DAPO's dynamic sampling reports the share of groups it kept
         assert 0 <= record["metrics"]["groups/kept"] <= 1
         assert record["config"]["importance_level"] == "sequence"
+
+
+def test_ai_judge_source_rates_over_http(tmp_path):
+    """`judge:FILE.toml`: the mean of the judge's 1-5 ratings; an answer that does not parse
+    leaves the completion unscored (None), which the weighted sum turns into NaN."""
+    import math
+    from pathlib import Path
+
+    from fake_chat_server import FakeChatServer
+    answers = {1: "ok.\nhelpful: 2\nharmless: 5\nhonest: 5", 2: "no idea"}
+    server = FakeChatServer(lambda body, n: (200, answers[n], {}))
+    try:
+        constitution = Path(__file__).parent.parent / "examples" / "constitution.toml"
+        (tmp_path / "judge.toml").write_text(
+            f'model = "judge-1"\nbase_url = "{server.url}"\nconstitution = "{constitution}"\n'
+            "workers = 1\nmax_attempts = 1\n")
+        sources = RewardSources([f"judge:{tmp_path / 'judge.toml'}"])
+        scored = sources(_batch(["q ?", [{"role": "user", "content": "q ?"}]],
+                                ["i am not sure .", "x ."], [{}, {}]))
+    finally:
+        server.close()
+    assert scored.per_source["judge:judge-1"] == [4.0, None]
+    assert scored.total[0] == 4.0 and math.isnan(scored.total[1])
+    assert "<response>\ni am not sure .\n</response>" in server.bodies[0]["messages"][1]["content"]
+    with pytest.raises(RewardError, match="no such file"):
+        RewardSources([f"judge:{tmp_path / 'missing.toml'}"])

@@ -80,8 +80,7 @@ def _run(command: str, model_dir: Path, prompts: Path, out: Path, config: Path |
 
 def _command(command: str, doc: str, options: dict):
     def run(model_dir: Path, prompts: Path, *, out: Path, config: Path | None,
-            reward: list[str], reward_weights: str | None, threads: int, fmt: str = "",
-            **flags) -> None:
+            reward: list[str], reward_weights: str | None, threads: int, **flags) -> None:
         _run(command, model_dir, prompts, out, config, reward, reward_weights, threads, flags)
     shared = [p for p in _flags(options) if p.name != "fmt"]
     extra = [inspect.Parameter("reward", inspect.Parameter.KEYWORD_ONLY, annotation=list[str],
