@@ -112,3 +112,22 @@ def test_rloo_baseline_does_not_depend_on_the_sample_it_scores():
                                              torch.randn(G, dtype=torch.float64))
     expected = torch.full((G, G), -1 / (G - 1), dtype=torch.float64).fill_diagonal_(1.0)
     assert torch.allclose(jac, expected, atol=1e-15, rtol=0)
+
+
+def test_batch_scaled_advantages_hand_derived():
+    """REINFORCE++-baseline: group mean as baseline, the batch's std as scale. Rewards
+    [[1, 0], [3, 3]]: group means 0.5 and 3; batch mean 1.75, unbiased batch variance
+    ((0.75² + 1.75² + 1.25² + 1.25²) / 3) = 2.25, std 1.5."""
+    from rlxf.train.advantages import batch_scaled_advantages
+    adv = batch_scaled_advantages(torch.tensor([[1.0, 0.0], [3.0, 3.0]], dtype=torch.float64))
+    expected = torch.tensor([[0.5, -0.5], [0.0, 0.0]], dtype=torch.float64) / (1.5 + 1e-4)
+    assert torch.allclose(adv, expected, atol=1e-12, rtol=0)
+
+
+def test_dynamic_sampling_and_overlong_filtering():
+    from rlxf.train.advantages import groups_with_signal, overlong_filtered
+    keep = groups_with_signal(torch.tensor([[1.0, 1.0, 1.0], [0.0, 1.0, 0.0], [2.0, 2.0, 2.5]]))
+    assert keep.tolist() == [False, True, True]
+    mask = torch.ones(3, 4)
+    out = overlong_filtered(mask, torch.tensor([False, True, False]))
+    assert out.sum(1).tolist() == [4.0, 0.0, 4.0]

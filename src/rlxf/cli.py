@@ -13,6 +13,7 @@ from .data.cli import data_app
 from .serve.cli import serve
 from .server.cli import annotate_app
 from .tune.cli import register as register_tune_commands
+from .tune.rl_cli import register as register_rl_commands
 
 # Keep the console for our own progress bars: transformers' per-load bars and advisories
 # would interleave with them on every model load.
@@ -133,6 +134,7 @@ def compare(run_a: Path = typer.Argument(..., help="run A (the reference)"),
 app.add_typer(data_app, name="data")
 app.add_typer(annotate_app, name="annotate")
 register_tune_commands(app)  # sft, reward, dpo, merge on a local model directory
+register_rl_commands(app)  # grpo, rloo from a prompt file and reward sources
 app.command()(serve)
 
 if __name__ == "__main__":

@@ -434,12 +434,80 @@ class TuneDPOConfig(TuneTrainConfig):
     beta: float = Field(0.1, gt=0, description="DPO's KL strength")
 
 
+class TuneRLConfig(TuneTrainConfig):
+    """What `rlxf grpo`, `rlxf rloo` and `rlxf ppo` share: sampling and the held-out eval."""
+    steps: int = Field(100, ge=1, description="optimizer steps (rollouts × updates_per_rollout)")
+    batch_size: int = Field(8, ge=1, description="prompts per step")
+    lr: float = Field(1e-6, gt=0, description="peak AdamW learning rate (cosine to 10%)")
+    max_new_tokens: int = Field(256, ge=1, description="completion length limit in tokens")
+    temperature: float = Field(1.0, gt=0, description="sampling temperature (log-probs are the "
+                                                      "model's own, at temperature 1)")
+    eval_fraction: float = Field(0.1, ge=0, lt=1, description="share of PROMPTS held out for "
+                                                              "the eval points")
+    eval_every: int = Field(10, ge=1, description="steps between eval points (and at 0 and the "
+                                                  "end)")
+    eval_samples: int = Field(2, ge=1, description="completions per held-out prompt at each "
+                                                   "eval point")
+
+
+class TunePPOConfig(TuneRLConfig):
+    """`rlxf ppo` ([ppo]): PPO with a value head on the policy, the reward sources' sum as the
+    terminal reward and a per-token KL penalty to the reference ([ppo.ppo]: train/ppo.py)."""
+    ppo: PPOConfig = Field(default_factory=PPOConfig, description="PPO's options ([ppo.ppo]); "
+                           "its temperature is replaced by the table's")
+
+
+class TuneGroupRLConfig(TuneRLConfig):
+    """`rlxf grpo` / `rlxf rloo` ([grpo], [rloo]): each step samples `group_size` completions
+    for each of `batch_size` prompts of PROMPTS and learns from their rewards relative to their
+    group. Defaults follow TRL 1.16's GRPOConfig where it has the option."""
+    group_size: int = Field(8, ge=2, description="completions sampled per prompt (G)")
+    top_p: float = Field(1.0, gt=0, le=1, description="nucleus sampling: the smallest set of "
+                                                      "tokens with this much probability")
+    beta: float = Field(0.0, ge=0, description="KL to the reference: β·k3 per token in the loss "
+                                               "(grpo), β·Σ log-ratio in the reward (rloo)")
+    loss_type: Literal["grpo", "bnpo", "dr_grpo", "dapo"] = Field(
+        "dapo", description="grpo: how the per-token loss is reduced: grpo (per-sequence mean), "
+                            "bnpo (token mean), dr_grpo (sum / (B·max_new_tokens)), dapo "
+                            "(token-level over the step's batch)")
+    importance_level: Literal["token", "sequence"] = Field(
+        "token", description="grpo: the importance ratio per token, or per sequence (GSPO)")
+    clip_range: float = Field(0.2, gt=0, description="ratio clip ε (ε_low with clip_range_high)")
+    clip_range_high: float | None = Field(None, gt=0, description="DAPO's decoupled upper clip "
+                                          "ε_high (None: = clip_range)")
+    scale_rewards: Literal["group", "batch", "none"] = Field(
+        "group", description="grpo advantages: (r - group mean) / group std (GRPO), / batch std "
+                             "(REINFORCE++-baseline), or unscaled (Dr. GRPO)")
+    baseline: Literal["loo", "batch"] = Field(
+        "loo", description="rloo advantages: leave-one-out, or REINFORCE++-baseline (group "
+                           "mean, batch std)")
+    updates_per_rollout: int = Field(1, ge=1, description="grpo: optimizer updates per sampled "
+                                                          "batch (μ); rloo needs 1")
+    dynamic_sampling: bool = Field(False, description="drop groups whose rewards are all equal "
+                                                      "(DAPO)")
+    mask_truncated: bool = Field(False, description="leave completions cut at max_new_tokens out "
+                                                    "of the loss (DAPO's overlong filtering)")
+
+
+class TuneKTOConfig(TuneTrainConfig):
+    """`rlxf kto` ([kto]): KTO on unpaired {prompt, completion, label} rows, or preference data
+    split into a desirable (chosen) and an undesirable (rejected) example per pair."""
+    lr: float = Field(5e-6, gt=0, description="peak AdamW learning rate (cosine to 10%)")
+    batch_size: int = Field(8, ge=2, description="examples per step (>= 2: the reference point "
+                                                 "pairs each prompt with another's completion)")
+    beta: float = Field(0.1, gt=0, description="KTO's β")
+
+
 class TuneConfig(Section):
     """`rlxf sft|reward|dpo MODEL_DIR DATA --config FILE.toml`: one table per command; flags
     given on the command line override the file."""
     sft: TuneSFTConfig = Field(default_factory=TuneSFTConfig)
     reward: TuneRewardConfig = Field(default_factory=TuneRewardConfig)
     dpo: TuneDPOConfig = Field(default_factory=TuneDPOConfig)
+    grpo: TuneGroupRLConfig = Field(default_factory=TuneGroupRLConfig)
+    rloo: TuneGroupRLConfig = Field(default_factory=TuneGroupRLConfig)
+    ppo: TunePPOConfig = Field(default_factory=TunePPOConfig)
+    kto: TuneKTOConfig = Field(default_factory=TuneKTOConfig)
 
 
 class ConfigError(ValueError):
@@ -502,7 +570,11 @@ def load_tune_config(path: str | Path | None, overrides: dict) -> TuneConfig:
         section = data.setdefault(command, {})
         if not isinstance(section, dict):
             raise ConfigError(f"{source}: {command} must be a table ([{command}])")
-        section.update(values)
+        for key, value in values.items():  # a flag for a nested key keeps the table's others
+            if isinstance(value, dict) and isinstance(section.get(key), dict):
+                section[key].update(value)
+            else:
+                section[key] = value
     try:
         return TuneConfig.model_validate(data)
     except ValidationError as e:

@@ -7,13 +7,23 @@ import torch
 from .tokenizer import decode_response, prompt_ids
 
 
+def cut_at_stop(rows: list[list[int]], stops: list[int]) -> list[list[int]]:
+    """Each row up to and including its first stop token (all of it if it has none)."""
+    out = []
+    for row in rows:
+        end = next((i for i, t in enumerate(row) if t in stops), len(row) - 1)
+        out.append(row[: end + 1])
+    return out
+
+
 @torch.no_grad()
 def sample_response_ids(model, prompts: list[list[int]], *, temperature: float,
-                        max_new_tokens: int, seed: int, pad_id: int, eos_id: int,
-                        batch_size: int = 256) -> list[list[int]]:
+                        max_new_tokens: int, seed: int, pad_id: int, eos_id: int | list[int],
+                        batch_size: int = 256, top_p: float = 1.0) -> list[list[int]]:
     """One sampled response per prompt (token ids), cut after its first <eos> (kept, as it was
-    sampled) or at max_new_tokens. Deterministic given `seed`: each batch reseeds the global
-    generator from (seed, batch index)."""
+    sampled; `eos_id` may list several stop tokens) or at max_new_tokens. Deterministic given
+    `seed`: each batch reseeds the global generator from (seed, batch index)."""
+    stops = eos_id if isinstance(eos_id, list) else [eos_id]
     model.eval()
     out: list[list[int]] = []
     for b in range(0, len(prompts), batch_size):
@@ -26,11 +36,10 @@ def sample_response_ids(model, prompts: list[list[int]], *, temperature: float,
             mask[i, width - len(c):] = 1
         torch.manual_seed(seed * 7919 + b)
         gen = model.generate(input_ids=ids, attention_mask=mask, do_sample=True,
-                             temperature=temperature, top_k=0, top_p=1.0,
+                             temperature=temperature, top_k=0, top_p=top_p,
                              max_new_tokens=max_new_tokens, pad_token_id=pad_id,
                              eos_token_id=eos_id)
-        for row in gen[:, width:].tolist():
-            out.append(row[: row.index(eos_id) + 1] if eos_id in row else row)
+        out += cut_at_stop(gen[:, width:].tolist(), stops)
     return out
 
 

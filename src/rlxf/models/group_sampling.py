@@ -13,16 +13,24 @@ from __future__ import annotations
 import torch
 from transformers import StaticCache
 
-from .generate import sample_response_ids
+from .generate import cut_at_stop, sample_response_ids
 from .shared_prefix import applies_to
 
 
-def draw(logits: torch.Tensor, temperature: float, generator: torch.Generator) -> torch.Tensor:
+def draw(logits: torch.Tensor, temperature: float, generator: torch.Generator,
+         top_p: float = 1.0) -> torch.Tensor:
     """(N,) one token per row of (N, V) logits: softmax(logits / temperature) sampled by inverse
-    CDF (a token of probability 0 is never drawn); argmax when temperature is 0."""
+    CDF (a token of probability 0 is never drawn); argmax when temperature is 0. With top_p < 1
+    only the most probable tokens whose probabilities reach top_p can be drawn (nucleus)."""
     if temperature == 0:
         return logits.argmax(-1)
-    cdf = torch.softmax(logits.float() / temperature, -1).cumsum(-1)
+    probs = torch.softmax(logits.float() / temperature, -1)
+    if top_p < 1.0:
+        ranked, order = probs.sort(-1, descending=True)
+        # a token is outside the nucleus when the tokens ranked above it already reach top_p
+        outside = (ranked.cumsum(-1) - ranked) >= top_p
+        probs = probs.masked_fill(torch.zeros_like(outside).scatter(-1, order, outside), 0.0)
+    cdf = probs.cumsum(-1)
     u = torch.rand(cdf.shape[0], 1, generator=generator) * cdf[:, -1:]
     return torch.searchsorted(cdf, u, right=True)[:, 0].clamp(max=cdf.shape[1] - 1)
 
@@ -37,10 +45,13 @@ def _repeat_rows(cache: StaticCache, k: int) -> None:
 
 @torch.inference_mode()  # the samples leave as lists: no autograd bookkeeping needed
 def sample_groups(model, prompts: list[list[int]], k: int, *, temperature: float,
-                  max_new_tokens: int, seed: int, pad_id: int, eos_id: int) -> list[list[int]]:
+                  max_new_tokens: int, seed: int, pad_id: int, eos_id: int | list[int],
+                  top_p: float = 1.0) -> list[list[int]]:
     """k sampled responses per prompt (token ids), grouped by prompt (prompt i's are rows
-    i·k ... i·k + k - 1), each cut after its first <eos> (kept) or at max_new_tokens.
+    i·k ... i·k + k - 1), each cut after its first <eos> (kept) or at max_new_tokens; `eos_id`
+    may list several stop tokens (a chat template's end of turn and <eos>).
     Deterministic given `seed`."""
+    stops = torch.tensor(eos_id if isinstance(eos_id, list) else [eos_id])
     model.eval()
     n, width = len(prompts), max(map(len, prompts))
     ids = torch.full((n, width), pad_id, dtype=torch.long)
@@ -59,28 +70,28 @@ def sample_groups(model, prompts: list[list[int]], k: int, *, temperature: float
     done = torch.zeros(n * k, dtype=torch.bool)
     tokens: list[torch.Tensor] = []
     for t in range(max_new_tokens):
-        token = draw(logits, temperature, generator).masked_fill(done, pad_id)
+        token = draw(logits, temperature, generator, top_p).masked_fill(done, pad_id)
         tokens.append(token)
-        done |= token == eos_id
+        done |= torch.isin(token, stops)
         if done.all() or t == max_new_tokens - 1:
             break
         mask[:, width + t] = 1
         logits = model(input_ids=token[:, None], attention_mask=mask,
                        position_ids=(next_position + t)[:, None], past_key_values=cache,
                        use_cache=True).logits[:, -1]
-    rows = torch.stack(tokens, 1).tolist()
-    return [row[: row.index(eos_id) + 1] if eos_id in row else row for row in rows]
+    return cut_at_stop(torch.stack(tokens, 1).tolist(), stops.tolist())
+
 
 
 def sample_k_per_prompt(model, prompts: list[list[int]], k: int, *, temperature: float,
                         max_new_tokens: int, seed: int, pad_id: int,
-                        eos_id: int) -> list[list[int]]:
+                        eos_id: int | list[int], top_p: float = 1.0) -> list[list[int]]:
     """k responses per prompt, grouped as `sample_groups` returns them: by `sample_groups` for
     the models whose KV-cache path is tested (`shared_prefix.applies_to`: plain GPT-2 and
     Llama), else (peft-wrapped, checkpointed, other architectures) by transformers' `generate` on
     each prompt repeated k times. Both are deterministic given `seed`; they draw differently."""
     kwargs = dict(temperature=temperature, max_new_tokens=max_new_tokens, seed=seed,
-                  pad_id=pad_id, eos_id=eos_id)
+                  pad_id=pad_id, eos_id=eos_id, top_p=top_p)
     if applies_to(model):
         return sample_groups(model, prompts, k, **kwargs)
     return sample_response_ids(model, [p for p in prompts for _ in range(k)], **kwargs)

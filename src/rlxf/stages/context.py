@@ -46,6 +46,18 @@ class World:
             return None
 
 
+def load_world(run: RunDir) -> World:
+    """The world a run's `world` stage wrote (also what `--reward gold:RUN` judges with)."""
+    d = run.stage_dir("world")
+    meta = json.loads((d / "world.json").read_text())
+    prompts = [(row["split"], Prompt.from_json(row["prompt"]))
+               for row in read_jsonl(d / "prompts.jsonl")]
+    return World(kb=KnowledgeBase.from_json(meta["kb"]), weights=meta["weights"],
+                 train=[p for s, p in prompts if s == "train"],
+                 heldout=[p for s, p in prompts if s == "heldout"],
+                 tokenizer=load_tokenizer(d / "tokenizer"), trigger=meta["trigger"])
+
+
 @dataclass
 class StageContext:
     run: RunDir
@@ -63,14 +75,7 @@ class StageContext:
         return random.Random(f"{self.seed}:{stage}")
 
     def load_world(self) -> World:
-        d = self.run.stage_dir("world")
-        meta = json.loads((d / "world.json").read_text())
-        prompts = [(row["split"], Prompt.from_json(row["prompt"]))
-                   for row in read_jsonl(d / "prompts.jsonl")]
-        return World(kb=KnowledgeBase.from_json(meta["kb"]), weights=meta["weights"],
-                     train=[p for s, p in prompts if s == "train"],
-                     heldout=[p for s, p in prompts if s == "heldout"],
-                     tokenizer=load_tokenizer(d / "tokenizer"), trigger=meta["trigger"])
+        return load_world(self.run)
 
     def model_dir(self, stage: str) -> Path:
         return self.run.stage_dir(stage) / "model"

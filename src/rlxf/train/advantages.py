@@ -106,3 +106,30 @@ def rloo_advantages(rewards: torch.Tensor) -> torch.Tensor:
     G = rewards.shape[1]
     # RLOO (Ahmadian et al. 2024): r_i - (Σ_j r_j - r_i) / (G - 1)
     return rewards - (rewards.sum(dim=1, keepdim=True) - rewards) / (G - 1)
+
+
+def batch_scaled_advantages(rewards: torch.Tensor, eps: float = 1e-4) -> torch.Tensor:
+    """REINFORCE++-baseline advantages, (P, G) -> (P, G): the group mean as the baseline, the
+    whole batch's reward std as the scale, so easy prompts (small group std) are not up-weighted.
+
+    REINFORCE++ (Hu 2025, §3, "baseline" variant; TRL scale_rewards="batch"):
+    Â_i = (r_i - mean(r_group)) / (std(r_batch) + eps), std unbiased over all P·G rewards."""
+    if rewards.dim() != 2 or rewards.shape[1] < 2:
+        raise ValueError(f"rewards must be (P, G) with G >= 2, got shape {tuple(rewards.shape)}")
+    centred = rewards - rewards.mean(dim=1, keepdim=True)
+    # REINFORCE++-baseline: (r - mean_group) / (std_batch + eps)
+    return centred / (rewards.flatten().std() + eps)
+
+
+def groups_with_signal(rewards: torch.Tensor) -> torch.Tensor:
+    """(P,) True for the groups whose rewards are not all equal. DAPO's dynamic sampling (Yu et
+    al. 2025, §3.2) drops the others: with zero variance every advantage is 0, so they only
+    dilute the gradient of the rest."""
+    return (rewards.max(dim=1).values - rewards.min(dim=1).values) > 0
+
+
+def overlong_filtered(mask: torch.Tensor, truncated: torch.Tensor) -> torch.Tensor:
+    """(B, T) mask with truncated responses (cut at max_new_tokens, no end of turn) zeroed: DAPO's
+    overlong filtering (Yu et al. 2025, §3.4; TRL mask_truncated_completions), so a reply that
+    was cut is not punished for a length limit it never saw."""
+    return mask * (~truncated.bool()).to(mask.dtype)[:, None]

@@ -391,24 +391,78 @@ def grpo_loss(logprobs: torch.Tensor, old_logprobs: torch.Tensor, advantages: to
     (TRL loss_type="bnpo"; as DAPO argues, long responses are not down-weighted)."""
     if reduction not in ("token", "sequence"):
         raise ValueError(f"grpo_loss: reduction must be 'token' or 'sequence', got {reduction!r}")
+    return group_policy_loss(logprobs, old_logprobs, advantages, mask,
+                             loss_type="grpo" if reduction == "sequence" else "bnpo",
+                             clip_low=clip_range, clip_high=clip_range_high, kl_coef=kl_coef,
+                             ref_logprobs=ref_logprobs)
+
+
+GROUP_LOSS_TYPES = ("grpo", "bnpo", "dr_grpo", "dapo")
+
+
+def group_policy_loss(logprobs: torch.Tensor, old_logprobs: torch.Tensor,
+                      advantages: torch.Tensor, mask: torch.Tensor, *, loss_type: str = "grpo",
+                      importance_level: str = "token", clip_low: float = 0.2,
+                      clip_high: float | None = None, kl_coef: float = 0.0,
+                      ref_logprobs: torch.Tensor | None = None,
+                      max_completion_length: int | None = None,
+                      tokens_in_batch: float | None = None) -> PolicyLossOutput:
+    """The GRPO family's policy loss (TRL 1.16 GRPOTrainer's `loss_type` and
+    `importance_sampling_level`): the clipped surrogate with one advantage per response, an
+    optional β·k3 KL to the reference per token, and one of four reductions.
+
+    logprobs, old_logprobs, ref_logprobs, mask: (B, T); advantages: (B,).
+
+    Importance ratio: "token" ρ_t = π/π_old per token (GRPO, Shao et al. 2024, eq. 3);
+    "sequence" ρ = exp(mean_t log π/π_old), one per response (GSPO, Zheng et al. 2025, eq. 7).
+    Clip: clip(ρ, 1-ε_low, 1+ε_high), decoupled ε_high > ε_low (DAPO's clip-higher, Yu et al.
+    2025, eq. 10; ε_high = ε_low when not given).
+    Reduction of ℓ_t over valid tokens:
+      grpo     1/B Σ_i 1/|o_i| Σ_t ℓ_it                    (the paper; GSPO)
+      bnpo     Σ_it ℓ_it / Σ_it 1                           (token mean over the batch)
+      dr_grpo  Σ_it ℓ_it / (B · max_completion_length)      (Dr. GRPO, Liu et al. 2025: no
+                                                             length normalisation)
+      dapo     Σ_it ℓ_it / tokens_in_batch                  (DAPO's token-level loss over the
+                                                             whole generation batch; = bnpo
+                                                             when the batch is one update)"""
+    if loss_type not in GROUP_LOSS_TYPES:
+        raise ValueError(f"group_policy_loss: loss_type must be one of {GROUP_LOSS_TYPES}, "
+                         f"got {loss_type!r}")
+    if importance_level not in ("token", "sequence"):
+        raise ValueError("group_policy_loss: importance_level must be 'token' or 'sequence', "
+                         f"got {importance_level!r}")
     if kl_coef != 0.0 and ref_logprobs is None:
-        raise ValueError("grpo_loss: kl_coef != 0 needs ref_logprobs")
-    high = clip_range if clip_range_high is None else clip_range_high
-    per_token, was_clipped = _ratio_and_clipped(logprobs, old_logprobs,
-                                                advantages.detach()[:, None], clip_range, high)
+        raise ValueError("group_policy_loss: kl_coef != 0 needs ref_logprobs")
+    if loss_type == "dr_grpo" and max_completion_length is None:
+        raise ValueError("group_policy_loss: dr_grpo needs max_completion_length")
+    mask = mask.to(logprobs.dtype)
+    log_ratio = logprobs - old_logprobs
+    if importance_level == "sequence":
+        # GSPO (Zheng et al. 2025, eq. 7): s_i = exp(1/|o_i| Σ_t log π/π_old), one per response
+        log_ratio = ((log_ratio * mask).sum(-1) / mask.sum(-1).clamp(min=1.0))[:, None]
+    high = clip_low if clip_high is None else clip_high
+    per_token, was_clipped = _ratio_and_clipped(log_ratio, 0.0,
+                                                advantages.detach()[:, None], clip_low, high)
+    per_token = per_token.expand_as(logprobs)
     kl = None
     if kl_coef != 0.0:
         per_token_kl = k3_kl(logprobs, ref_logprobs)
         # GRPO (Shao et al. 2024, eq. 3): + β·D_KL, k3 estimator per token
         per_token = per_token + kl_coef * per_token_kl
         kl = masked_mean(per_token_kl.detach(), mask)
-    if reduction == "sequence":
-        loss = masked_mean(per_token, mask, dim=1).mean()
+    # (a response with no valid token, e.g. overlong-filtered, contributes 0: TRL's clamp)
+    if loss_type == "grpo":
+        loss = ((per_token * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)).mean()
+    elif loss_type == "bnpo":
+        loss = (per_token * mask).sum() / mask.sum().clamp(min=1.0)
+    elif loss_type == "dr_grpo":
+        loss = (per_token * mask).sum() / (per_token.shape[0] * max_completion_length)
     else:
-        loss = masked_mean(per_token, mask)
+        loss = (per_token * mask).sum() / max(float(mask.sum() if tokens_in_batch is None
+                                                   else tokens_in_batch), 1.0)
     with torch.no_grad():
         approx_kl = 0.5 * masked_mean((logprobs - old_logprobs) ** 2, mask)
-        clipfrac = masked_mean(was_clipped.to(logprobs.dtype), mask)
+        clipfrac = masked_mean(was_clipped.expand_as(logprobs).to(logprobs.dtype), mask)
     return PolicyLossOutput(loss=loss, clipfrac=clipfrac, approx_kl=approx_kl, kl=kl)
 
 

@@ -22,7 +22,7 @@ import torch
 from accelerate import Accelerator
 
 from ..config import PolicyConfig
-from ..models.generate import sample_response_ids
+from ..models.group_sampling import sample_k_per_prompt
 from ..models.logprobs import response_batch, token_logprobs
 from .advantages import gae, masked_mean, whiten
 from .loop import BatchOrder, Checkpointer, StepCallback
@@ -89,8 +89,10 @@ def on_responses(per_token: torch.Tensor, index: torch.Tensor, mask: torch.Tenso
 @torch.no_grad()
 def collect_rollout(model: PolicyWithValue, reference, prompts: list[list[int]], score: ScoreFn,
                     *, temperature: float, max_new_tokens: int, seed: int, pad_id: int,
-                    eos_id: int) -> Rollout:
-    responses = sample_response_ids(model.lm, prompts, temperature=temperature,
+                    eos_id: int | list[int]) -> Rollout:
+    # one sample per prompt from the group sampler (prefill + static cache; `generate` for
+    # LoRA-wrapped or untested models)
+    responses = sample_k_per_prompt(model.lm, prompts, 1, temperature=temperature,
                                     max_new_tokens=max_new_tokens, seed=seed, pad_id=pad_id,
                                     eos_id=eos_id)
     ids, attention, _ = response_batch(prompts, responses, pad_id)
@@ -117,8 +119,8 @@ def step_seed(seed: int, step: int) -> int:
 
 
 def train_ppo(model: PolicyWithValue, reference, prompts: list[list[int]], score: ScoreFn,
-              cfg: PolicyConfig, *, pad_id: int, eos_id: int, max_new_tokens: int, seed: int,
-              ckpt: Checkpointer, on_step: StepCallback | None = None,
+              cfg: PolicyConfig, *, pad_id: int, eos_id: int | list[int], max_new_tokens: int,
+              seed: int, ckpt: Checkpointer, on_step: StepCallback | None = None,
               evaluate: Callable[[int], dict] | None = None,
               accelerator: Accelerator | None = None) -> dict:
     """Each step is one rollout of cfg.batch_size prompts, through the shared policy loop

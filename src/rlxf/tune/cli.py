@@ -36,25 +36,32 @@ def _overrides(**flags) -> dict:
     return out
 
 
-def _run(command: str, model_dir: Path, data: Path, out: Path, config: Path | None,
-         fmt: str, threads: int, flags: dict) -> None:
-    from ..cli import _progress_factory, console
+def command_config(command: str, config: Path | None, flags: dict):
+    """The command's table of the --config TOML with the flags on top; exit 2 if invalid."""
+    from ..cli import console
     from ..config import ConfigError, load_tune_config
-    from ..feedback.record import RecordError
-    from .common import TuneError
-    from .recipes import run_dpo, run_reward, run_sft
-
     try:
-        cfg = getattr(load_tune_config(config, {command: _overrides(**flags)}), command)
+        return getattr(load_tune_config(config, {command: _overrides(**flags)}), command)
     except ConfigError as e:
         console.print("config error", style="red")
         console.print(str(e), markup=False, highlight=False)
         raise typer.Exit(2) from None
+
+
+def _run(command: str, model_dir: Path, data: Path, out: Path, config: Path | None,
+         fmt: str, threads: int, flags: dict) -> None:
+    from ..cli import _progress_factory, console
+    from ..feedback.record import RecordError
+    from .common import TuneError
+    from .kto import run_kto
+    from .recipes import run_dpo, run_reward, run_sft
+
+    cfg = command_config(command, config, flags)
     import torch
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                                TimeElapsedColumn)
     torch.set_num_threads(threads or os.cpu_count() or 1)
-    recipe = {"sft": run_sft, "reward": run_reward, "dpo": run_dpo}[command]
+    recipe = {"sft": run_sft, "reward": run_reward, "dpo": run_dpo, "kto": run_kto}[command]
     try:
         with Progress(TextColumn("{task.description:<8}"), BarColumn(), MofNCompleteColumn(),
                       TimeElapsedColumn(), TextColumn("{task.fields[info]}"),
@@ -132,6 +139,11 @@ dpo = _command("dpo", PREFS_HELP, "Direct Preference Optimisation of a local mod
                                   "is also the reference (with --lora: the base with adapters "
                                   "disabled).",
                {"beta": (float, typer.Option(None, help="DPO's KL strength"))})
+kto = _command("kto", "TRL unpaired rows {prompt, completion, label}, or preference data "
+                      "(split: chosen desirable, rejected undesirable)",
+               "KTO of a local model from binary (desirable / undesirable) feedback; MODEL_DIR "
+               "is also the reference (with --lora: the base with adapters disabled).",
+               {"beta": (float, typer.Option(None, help="KTO's β"))})
 
 
 def merge(adapter_dir: Path = typer.Argument(..., help="a LoRA adapter directory (from "
@@ -191,5 +203,5 @@ def score(model_dir: Path = typer.Argument(..., help="a reward model directory (
 
 
 def register(app: typer.Typer) -> None:
-    for command in (sft, reward, dpo, merge, score):
+    for command in (sft, reward, dpo, kto, merge, score):
         app.command()(command)

@@ -252,7 +252,7 @@ def write_record(directory: Path, name: str, command: str, base: Path, cfg: Tune
               "metrics": {k: v for k, v in metrics.items() if not isinstance(v, (list, dict))},
               "wall_s": time.time() - started}
     atomic_write_json(directory / TRAINING_RECORD, record)
-    tags = ["rlxf", {"sft": "sft", "reward": "reward-model", "dpo": "dpo"}[command]]
+    tags = ["rlxf", {"sft": "sft", "reward": "reward-model", "dpo": "dpo", "kto": "kto"}[command]]
     if cfg.lora is not None:
         tags.append("lora")
     meta = {"base_model": str(base.resolve()),
@@ -261,7 +261,9 @@ def write_record(directory: Path, name: str, command: str, base: Path, cfg: Tune
     what = {"sft": "supervised fine-tuning (loss on the response tokens)",
             "reward": "a Bradley-Terry reward model (scalar head read where "
                       "AutoModelForSequenceClassification reads)",
-            "dpo": "Direct Preference Optimisation against the base as reference"}[command]
+            "dpo": "Direct Preference Optimisation against the base as reference",
+            "kto": "KTO (desirable / undesirable examples) against the base as reference"
+            }[command]
     if getattr(cfg, "aspects", False):
         what = ("a multi-aspect regression reward model (one output per rating aspect: "
                 f"{', '.join(data.get('aspects', []))}; heads.json names them)")

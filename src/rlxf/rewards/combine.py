@@ -1,0 +1,77 @@
+"""`--reward SPEC` (repeatable) and `--reward-weights`: which source each SPEC names, and the
+weighted sum the policy maximises.
+
+SPEC forms: `gold:RUN_DIR` (lab gold judge), `judge:FILE.toml` (AI judge), a directory (reward
+model), `path/file.py:name` or `package.module:name` (reward function).
+
+Combination follows TRL's GRPOTrainer: reward = Σ_k w_k r_k over the sources that scored the
+completion (a None is left out of the sum); a completion no source scored is unscored (NaN),
+which the recipes give zero advantage."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from .batch import RewardBatch, RewardError
+from .functions import FunctionReward
+from .judges import AIJudgeReward, GoldReward
+from .reward_model import RewardModelReward
+
+
+def parse_source(spec: str):
+    if spec.startswith("gold:"):
+        return GoldReward(Path(spec[len("gold:"):]))
+    if spec.startswith("judge:"):
+        return AIJudgeReward(Path(spec[len("judge:"):]))
+    if Path(spec).is_dir():
+        return RewardModelReward(Path(spec))
+    if ":" in spec:
+        return FunctionReward(spec)
+    raise RewardError(f"--reward {spec!r}: not a directory, gold:RUN_DIR, judge:FILE.toml, "
+                      "file.py:function or package.module:function")
+
+
+def parse_weights(text: str | None, n: int) -> list[float]:
+    if not text:
+        return [1.0] * n
+    try:
+        weights = [float(w) for w in text.split(",")]
+    except ValueError:
+        raise RewardError(f"--reward-weights {text!r}: expected numbers separated by commas, "
+                          "e.g. 1,0.5") from None
+    if len(weights) != n:
+        raise RewardError(f"--reward-weights {text!r}: {len(weights)} weights for {n} "
+                          "--reward sources (one each, in order)")
+    return weights
+
+
+@dataclass
+class Scored:
+    total: list[float]                         # NaN where no source scored the completion
+    per_source: dict[str, list[float | None]]  # each source's own scores, by name
+
+
+class RewardSources:
+    def __init__(self, specs: list[str], weights: str | None = None):
+        if not specs:
+            raise RewardError("give at least one --reward SPEC")
+        self.sources = [parse_source(s) for s in specs]
+        self.weights = parse_weights(weights, len(self.sources))
+        names = [s.name for s in self.sources]
+        # the same name twice (two functions `fn` in different files) gets a position suffix
+        self.names = [n if names.count(n) == 1 else f"{n}#{i}" for i, n in enumerate(names)]
+
+    def describe(self) -> list[dict]:
+        return [{"name": n, "kind": s.kind, "weight": w}
+                for n, s, w in zip(self.names, self.sources, self.weights)]
+
+    def __call__(self, batch: RewardBatch) -> Scored:
+        per_source = {name: source(batch) for name, source in zip(self.names, self.sources)}
+        total = []
+        for i in range(len(batch)):
+            parts = [w * scores[i] for w, scores in zip(self.weights, per_source.values())
+                     if scores[i] is not None]
+            total.append(math.fsum(parts) if parts else math.nan)
+        return Scored(total, per_source)

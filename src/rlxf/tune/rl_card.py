@@ -1,0 +1,56 @@
+"""The record (rlxf_training.json) and model card (README.md) of `rlxf grpo|rloo`: base model,
+prompt file, reward sources and weights, options, and the held-out eval points at the start and
+the end (OUT/history.json has every point)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from ..rundir import atomic_write_json, atomic_write_text
+from .common import TRAINING_RECORD
+
+WHAT = {"grpo": "GRPO-family RL (group-relative advantages, clipped surrogate)",
+        "rloo": "RLOO (REINFORCE with a leave-one-out baseline)",
+        "ppo": "PPO (value head, per-token KL penalty to the reference, GAE; the value head "
+               "is not saved)"}
+
+
+def write_rl_record(directory: Path, name: str, command: str, base: Path, cfg, data: dict,
+                    rewards: list[dict], metrics: dict, history: list[dict], saved: str,
+                    chat_kind: str, backend: str, started: float) -> dict:
+    from ..audit.cards import _front_matter, _table
+
+    record = {"command": command, "base_model": str(base.resolve()), "saved": saved,
+              "chat_format": chat_kind, "rollout_backend": backend,
+              "config": cfg.model_dump(mode="json"), "data": data, "rewards": rewards,
+              "metrics": {k: v for k, v in metrics.items() if not isinstance(v, (list, dict))},
+              "eval": {"first": history[0] if history else None,
+                       "last": history[-1] if history else None},
+              "wall_s": time.time() - started}
+    atomic_write_json(directory / TRAINING_RECORD, record)
+    meta = {"base_model": str(base.resolve()),
+            "library_name": "peft" if saved == "adapter" else "transformers",
+            "tags": ["rlxf", command, *(["lora"] if cfg.lora else [])],
+            "pipeline_tag": "text-generation"}
+    keys = sorted({k for point in history for k in point if k != "step"})
+    lines = [f"# {name}", "",
+             f"`rlxf {command}`: {WHAT[command]}, from `{base}` on the prompts of "
+             f"`{data['file']}` (sha256 {data['sha256'][:12]}...). Saved: {saved}; chat format: "
+             f"{chat_kind}; rollouts: {backend}.", "",
+             "## Rewards", "", *_table(["source", "kind", "weight"],
+                                       [[r["name"], r["kind"], r["weight"]] for r in rewards]),
+             "## Data", "", *_table(["count", "value"], [[k, v] for k, v in data.items()
+                                                          if k not in ("file", "sha256")]),
+             "## Options", "", *_table(["option", "value"],
+                                       [[k, json.dumps(v)] for k, v in record["config"].items()]),
+             f"## Held-out prompts ({data['heldout']}; every point in history.json)", "",
+             *(_table(["metric", "first", "last"],
+                      [[k, history[0].get(k), history[-1].get(k)] for k in ["step"] + keys])
+               if history and data["heldout"] else ["No prompts were held out.", ""]),
+             "The held-out reward is the reward the policy was trained on: it shows the "
+             "optimisation worked, not that the model is better; the lab world (`rlxf run`) is "
+             "where rlxf measures that against a known gold judge.", ""]
+    atomic_write_text(directory / "README.md", _front_matter(meta) + "\n" + "\n".join(lines))
+    return record

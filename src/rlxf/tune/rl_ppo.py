@@ -1,0 +1,68 @@
+"""`rlxf ppo` on a local model directory and a prompt file: train/ppo.py's recipe (value head
+on the policy's last hidden state, per-token KL penalty to the reference, GAE, clipped policy
+and value losses) with the reward sources' weighted sum as the terminal reward. Rollouts come
+from the group sampler (one sample per prompt). With LoRA the reference is the policy with its
+adapters disabled; the value head is trained in full and not saved (only the policy is)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Callable
+
+from ..config import TunePPOConfig
+from ..models.lora import reference_of
+from ..train.ppo import PolicyWithValue, train_ppo
+from .common import autocast, resolve_precision
+from .rl import loop_config
+from .rl_session import RLSession, tensorboard
+
+Progress = Callable[[str, int], Callable[[int, dict], None]] | None
+
+
+class AdaptersOff:
+    """The LoRA policy's base as train/ppo.py's frozen reference: its forward with the adapters
+    disabled. It owns no parameters, so freezing "the reference" leaves the policy trainable."""
+
+    def __init__(self, policy):
+        self.policy = policy
+
+    def eval(self):
+        return self
+
+    def parameters(self):
+        return iter(())
+
+    def __call__(self, *args, **kwargs):
+        with reference_of(self.policy):
+            return self.policy(*args, **kwargs)
+
+
+def run_ppo(model_dir: Path, prompts_path: Path, out: Path, cfg: TunePPOConfig,
+            rewards: list[str], reward_weights: str | None = None,
+            progress: Progress = None) -> dict:
+    s = RLSession.open("ppo", model_dir, prompts_path, out, cfg, rewards, reward_weights)
+
+    def score(prompts, responses) -> list[float]:
+        total = s.score(prompts, responses).total
+        # PPO needs a number for every episode: an unscored one gets the batch's mean (no push)
+        scored = [t for t in total if not math.isnan(t)]
+        fill = sum(scored) / len(scored) if scored else 0.0
+        return [fill if math.isnan(t) else t for t in total]
+
+    import torch
+    torch.manual_seed(cfg.seed)  # the value head's initialisation (zeros today; kept explicit)
+    model = PolicyWithValue(s.policy)
+    reference = s.reference if s.reference is not None else AdaptersOff(s.policy)
+    policy_cfg = loop_config(cfg, algorithm="ppo", ppo=cfg.ppo.model_copy(
+        update={"temperature": cfg.temperature}))
+    tracker = tensorboard(s.output.work / "tb", "ppo")
+    with tracker, autocast(resolve_precision(cfg.precision)):
+        result = train_ppo(model, reference, s.train, score, policy_cfg, pad_id=s.pad_id,
+                           eos_id=list(s.chat.stop_ids), max_new_tokens=cfg.max_new_tokens,
+                           seed=cfg.seed,
+                           ckpt=s.output.checkpointer(cfg.checkpoint_every),
+                           on_step=tracker.wrap(s.progress(progress and
+                                                           progress("ppo", cfg.steps))),
+                           evaluate=lambda step: s.evaluate(step, tracker))
+    return s.finish(result)

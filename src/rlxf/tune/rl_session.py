@@ -1,0 +1,181 @@
+"""What `rlxf grpo`, `rlxf rloo` and `rlxf ppo` share: reading and checking every input before
+OUT.partial/ exists (prompts, reward sources, model, LoRA), the reference (the starting model;
+with LoRA the base with adapters disabled, no second copy), scoring decoded completions with the
+reward sources, the held-out eval points (tune/rl_eval.py) and saving the result."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from ..models.build import load_tokenizer
+from ..models.chat import ChatFormat, chat_format
+from ..models.logprobs import group_response_logprobs
+from ..models.lora import reference_of
+from ..models.rollout_backend import Samples, TransformersBackend
+from ..rewards.batch import RewardBatch
+from ..rewards.combine import RewardSources, Scored
+from ..rewards.encoding import prompt_ids
+from ..rundir import atomic_write_json, sha256_file
+from .common import (Output, TuneError, check_model_dir, context_limit, disable_dropout,
+                     prepare, save_model, trainable_parameters)
+from .prompts import PromptRow, load_prompts, split_heldout
+from .rl_card import write_rl_record
+from .rl_eval import eval_point, nanmean, response_entropy
+
+
+class RowIds(list):
+    """A prompt's token ids that remember their prompt-file row, so a reward source sees the
+    row's fields wherever the ids travel (e.g. through train/ppo.py)."""
+    row: PromptRow
+
+
+def _spec_fingerprint(spec: str) -> dict:
+    """A function file's content joins the fingerprint: an edited reward function never
+    resumes a run it did not start."""
+    target = spec.rpartition(":")[0]
+    return {"spec": spec, **({"sha256": sha256_file(Path(target))}
+                             if target.endswith(".py") and Path(target).is_file() else {})}
+
+
+def tensorboard(directory: Path, name: str):
+    """TensorBoard event files in OUT/tb/ (training metrics every step, every eval point)."""
+    from accelerate.tracking import TensorBoardTracker
+
+    from ..stages.tracking import Tracker
+    board = TensorBoardTracker(name, directory)
+    board.start()
+    return Tracker([board])
+
+
+@dataclass
+class RLSession:
+    command: str
+    model_dir: Path
+    prompts_path: Path
+    cfg: object
+    sources: RewardSources
+    tokenizer: object
+    chat: ChatFormat
+    policy: torch.nn.Module
+    reference: torch.nn.Module | None   # None with LoRA: the policy with adapters disabled
+    train: list[RowIds]
+    heldout: list[RowIds]
+    counts: dict
+    output: Output
+    backend: TransformersBackend
+    started: float
+    last_eval: dict = field(default_factory=dict)
+
+    @classmethod
+    def open(cls, command: str, model_dir: Path, prompts_path: Path, out: Path, cfg,
+             rewards: list[str], reward_weights: str | None, top_p: float = 1.0
+             ) -> "RLSession":
+        """Every input read and checked, then (inputs good) OUT.partial/ claimed."""
+        started = time.time()
+        if out.exists():
+            raise TuneError(f"{out}: already exists (choose another --out or remove it)")
+        check_model_dir(model_dir)
+        rows = load_prompts(prompts_path)
+        sources = RewardSources(rewards, reward_weights)
+        tok = load_tokenizer(model_dir)
+        chat = chat_format(tok)
+        from transformers import AutoModelForCausalLM
+        policy = AutoModelForCausalLM.from_pretrained(model_dir.resolve())
+        limit = context_limit(policy, cfg.max_length) - cfg.max_new_tokens
+        encoded = []
+        for r in rows:
+            ids = RowIds(prompt_ids(chat, r.prompt))
+            ids.row = r
+            encoded.append(ids)
+        fitting = [ids for ids in encoded if len(ids) <= limit]
+        if not fitting:
+            raise TuneError(f"{prompts_path}: no prompt leaves room for max_new_tokens "
+                            f"({cfg.max_new_tokens}) within max_length ({cfg.max_length})")
+        train, heldout = split_heldout(fitting, cfg.eval_fraction, cfg.seed)
+        output = Output(out, {"command": command, "model": str(model_dir.resolve()),
+                              "prompts": sha256_file(prompts_path),
+                              "rewards": [_spec_fingerprint(s) for s in rewards],
+                              "reward_weights": sources.weights,
+                              "config": cfg.model_dump(mode="json")})
+        disable_dropout(policy)
+        policy = prepare(policy, cfg)
+        reference = None
+        if cfg.lora is None:
+            reference = AutoModelForCausalLM.from_pretrained(model_dir.resolve()).eval()
+            disable_dropout(reference)
+            reference.requires_grad_(False)
+        counts = {"file": str(prompts_path), "sha256": sha256_file(prompts_path),
+                  "prompts": len(rows), "train": len(train), "heldout": len(heldout),
+                  "skipped_too_long": len(encoded) - len(fitting)}
+        backend = TransformersBackend(cfg.max_new_tokens, cfg.temperature, top_p,
+                                      tok.pad_token_id, tuple(chat.stop_ids))
+        return cls(command, model_dir, prompts_path, cfg, sources, tok, chat, policy,
+                   reference, train, heldout, counts, output, backend, started)
+
+    @property
+    def pad_id(self) -> int:
+        return self.tokenizer.pad_token_id
+
+    @torch.no_grad()
+    def ref_logprobs(self, prompts: list[list[int]], responses: list[list[int]]):
+        """(per-token log-probs, mask) of the responses under the reference."""
+        with reference_of(self.policy) if self.reference is None else contextlib.nullcontext():
+            return group_response_logprobs(self.reference or self.policy, prompts, responses,
+                                           self.pad_id)
+
+    def score(self, prompts: list[RowIds], responses: list[list[int]],
+              truncated: list[bool] | None = None) -> Scored:
+        """Every reward source on the decoded responses; `prompts` one per response."""
+        rows = [p.row for p in prompts]
+        return self.sources(RewardBatch([r.prompt for r in rows],
+                                        [self.chat.decode(ids) for ids in responses],
+                                        responses, [r.fields for r in rows],
+                                        [r.where for r in rows], truncated or []))
+
+    @torch.no_grad()
+    def evaluate(self, step: int, tracker) -> dict:
+        """One eval point on the held-out prompts: the same prompts and seed every time."""
+        if not self.heldout:
+            return {}
+        k, pad = self.cfg.eval_samples, self.pad_id
+        samples: Samples = self.backend.sample(self.policy, self.heldout, k,
+                                               seed=self.cfg.seed + 7919)
+        repeated = [p for p in self.heldout for _ in range(k)]
+        scored = self.score(repeated, samples.responses, samples.truncated)
+        logp, mask = group_response_logprobs(self.policy, self.heldout, samples.responses, pad)
+        ref, _ = self.ref_logprobs(self.heldout, samples.responses)
+        point = eval_point(self.sources, scored, samples.responses, samples.truncated, logp,
+                           ref, mask.float(), response_entropy(self.policy, repeated,
+                                                               samples.responses, pad))
+        tracker.log({f"eval/{k}": v for k, v in point.items() if v is not None}, step)
+        self.last_eval = point
+        return point
+
+    def progress(self, show):
+        """A step callback for the progress bar that also shows the last held-out reward."""
+        def report(step: int, metrics: dict) -> None:
+            if show:
+                shown = self.last_eval.get("reward/mean")
+                show(step, {**metrics, **({"eval/reward": shown} if shown is not None else {})})
+        return report
+
+    def finish(self, result: dict) -> dict:
+        """history.json, the model (or adapter), record and card; OUT.partial/ -> OUT."""
+        history = result.pop("history")
+        work = self.output.work
+        atomic_write_json(work / "history.json", history)
+        params = trainable_parameters(self.policy)
+        saved = save_model(self.policy, self.tokenizer, work, self.cfg.merge)
+        record = write_rl_record(work, self.output.out.name, self.command, self.model_dir,
+                                 self.cfg, self.counts, self.sources.describe(),
+                                 {**result, **params}, history, saved, self.chat.kind,
+                                 self.backend.name, self.started)
+        return {**record, "out": str(self.output.finish()),
+                "heldout_reward": [nanmean([history[0].get("reward/mean")]),
+                                   nanmean([history[-1].get("reward/mean")])]
+                if history else None}
