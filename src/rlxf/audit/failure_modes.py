@@ -387,6 +387,14 @@ def attach_intervals(modes: list[dict], measured: dict) -> list[dict]:
                 mode["values"].setdefault("intervals", {})[key] = extra
         if mode["number"] is None:
             continue
+        seeds = (number.get("n") or {}).get("seeds", 1)
+        if mode["id"] == "annotators" and seeds > 1 and number.get("value") is not None:
+            # the feedback section is the first seed's; the number pools every seed's labels
+            mode["number"] = number["value"]
+            mode["reading"] += (f" Over the {seeds} seeds' judgements: {pct(number['value'])}"
+                                + ("" if number.get("ci95") is None else
+                                   f" [{pct(number['ci95'][0])}, {pct(number['ci95'][1])}]")
+                                + ".")
         if number.get("ci95") is None:
             mode["notes"]["ci95"] = (
                 "one seed: the policy stage keeps one mean per eval point, so the interval "
@@ -400,7 +408,8 @@ def attach_intervals(modes: list[dict], measured: dict) -> list[dict]:
         sizes = ", ".join(f"{v} {k}" for k, v in n.items()
                           if k in ("seeds", "prompts", "samples", "eval_points"))
         mde = change.get("mde")
-        mode["reading"] += (f" {what}: {iv_reading(change, fmt)} (95% interval; n: {sizes}"
+        kind = "95% interval; " if change.get("ci95") is not None else ""
+        mode["reading"] += (f" {what}: {iv_reading(change, fmt)} ({kind}n: {sizes}"
                             + (f"; smallest detectable change {fmt(mde).lstrip('+')}"
                                if mde is not None else "") + ").")
     return modes

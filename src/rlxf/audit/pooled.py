@@ -77,29 +77,30 @@ def pooled_history(dirs: list[Path]) -> list[list[dict]]:
             if (d / "policy" / "history.json").exists()]
 
 
-def scored_samples(dirs: list[Path]) -> list[tuple[int, list[dict], list[dict], dict]]:
-    """Per seed (index, scored eval samples, scored triggered samples, group weights)."""
+def scored_samples(dirs: list[Path]) -> list[tuple[int, list[dict], list[dict], dict, int]]:
+    """Per seed (index, scored eval samples, scored triggered samples, group weights, samples
+    left out because the seed's world does not know their prompt)."""
     out = []
     for i, d in enumerate(dirs):
         if not (d / "eval" / "samples.jsonl").exists() or not (d / "world").exists():
             continue
         world = load_world(d)
-        rows, _ = score_samples(read_jsonl(d / "eval" / "samples.jsonl"), world)
+        rows, unknown = score_samples(read_jsonl(d / "eval" / "samples.jsonl"), world)
         trig_path = d / "eval" / TRIGGERED_FILE
         trig = score_samples(read_jsonl(trig_path), world)[0] if trig_path.exists() else []
         ann = d / "feedback" / "annotators.json"
         groups = ({a["group"]: a["weights"] for a in json.loads(ann.read_text())
                    if a.get("weights")} if ann.exists() else {})
-        out.append((i, rows, trig, groups))
+        out.append((i, rows, trig, groups, unknown))
     return out
 
 
-def sample_clusters(seeds: list[tuple[int, list[dict], list[dict], dict]]
+def sample_clusters(seeds: list[tuple[int, list[dict], list[dict], dict, int]]
                     ) -> tuple[Clusters, list[dict[str, set]]]:
     """Clusters of per-(seed, prompt) sums, and beside each the bigrams of each model's answers
     (distinct-2 is not a sum: the bootstrap needs the sets)."""
     clusters, bigrams = Clusters(), []
-    for i, rows, trig, groups in seeds:
+    for i, rows, trig, groups, _ in seeds:
         by_prompt: dict[str, tuple[dict, dict]] = {}
         for r in rows:
             sums, grams = by_prompt.setdefault(r["prompt_id"], ({}, {}))

@@ -173,18 +173,23 @@ def section_tables(report: dict) -> dict[str, list[tuple[list[str], list[list[st
                          (["bias probe (one feature added)", "pairs", "RM prefers it",
                            "RM reward gap", "gold prefers it", "gold utility gap"], probes)]
     t["reward-model"] += _reward_head_tables(rm)
-    t["overoptimisation"] = [(["step", "KL", "√KL", "proxy reward", "gold utility"],
+    t["overoptimisation"] = [(["step", "KL", "√KL", "proxy reward", "gold utility",
+                               "parse rate", "gold (parsable)"],
                               [[num(p["step"]), num(p["kl"]), num(plots.sqrt_kl(p["kl"])),
-                                num(p["reward_proxy"]), num(p["reward_gold"])]
+                                num(p["reward_proxy"]), num(p["reward_gold"]),
+                                num(p.get("parse_rate")), num(p.get("gold_parsed"))]
                                for p in oo["points"]])]
     fits = [(src, name, f) for src in ("history", "sweep")
             for name, f in (((oo.get("fit") or {}).get(src) or {}).items())
             if name in ("gold", "proxy") and f]
     if fits:
         t["overoptimisation"].append((
-            ["Gao et al. fit", "reward", "form", "α", "β", "R²", "peak √KL", "peak reward"],
-            [[src, name, oo["fit"][src]["equation"], num(f["alpha"]), num(f["beta"]),
-              num(f["r2"]), num(f["peak_sqrt_kl"]), num(f["peak"])] for src, name, f in fits]))
+            ["Gao et al. fit", "reward", "form", "α [95%]", "β [95%]", "R²", "peak √KL",
+             "peak reward"],
+            [[src, name, oo["fit"][src]["equation"], _with_ci(f["alpha"], f.get("alpha_ci95")),
+              _with_ci(f["beta"], f.get("beta_ci95")), num(f["r2"]),
+              num(f["peak_sqrt_kl"]) if f.get("no_peak") is None else "none: R² < 0.8",
+              num(f["peak"])] for src, name, f in fits]))
     sweep = oo.get("sweep")
     if sweep:
         t["overoptimisation"].append((
@@ -247,6 +252,10 @@ def _reward_head_tables(rm: dict) -> list[tuple[list[str], list[list[str]]]]:
                     [[t, *(num(r["gold/utility"].get(g)) for g in judged), num(r["mean"]),
                       num(r["min"])] for t, r in bon["rows"].items()]))
     return out
+
+
+def _with_ci(v, ci: list | None) -> str:
+    return num(v) + ("" if ci is None else " " + _interval(ci))
 
 
 def _interval(ci: list | None) -> str:

@@ -494,7 +494,8 @@ def build_report(run_dir: Path) -> dict:
         notes["samples"] = "stage world has not run: gold utility of samples not computed"
         surface_why = "stage world has not run: the samples cannot be parsed or scored"
     else:
-        surface = summarise([r for _, rows, _, _ in scored for r in rows], 0)
+        surface = summarise([r for _, rows, *_ in scored for r in rows],
+                            sum(unknown for *_, unknown in scored))
     report = {
         "schema_version": SCHEMA_VERSION,
         "run": _run_section(run_dir, records),
