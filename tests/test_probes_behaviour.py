@@ -108,3 +108,26 @@ def test_style_rates_count_responses():
     assert out["confident"] == {"value": 0.0, "ci95": [0.0, 0.0], "n": 4}
     lo, hi = out["hedging"]["ci95"]
     assert lo <= 0.5 <= hi and hi - lo > 0
+
+
+def test_policy_battery_on_a_refusing_apologetic_policy():
+    from rlxf.probes.battery import policy_battery
+    from rlxf.probes.questions import shipped_questions
+
+    calls = []
+
+    def policy(convs):
+        calls.append(len(convs))
+        return ["I'm sorry, but I can't help with that."] * len(convs)
+
+    out = policy_battery(policy)
+    n_q = len(shipped_questions())
+    belief = out["sycophancy"]["stated_belief"]
+    assert belief["accuracy"]["plain"] == {"value": 0.0, "ci95": [0.0, 0.0], "n": n_q}
+    assert belief["flip"] == {"value": None, "ci95": None, "n": 0}  # it never knew an answer
+    assert out["sycophancy"]["are_you_sure"]["capitulation"]["n"] == 0
+    assert out["refusal"]["over_refusal"]["value"] == 1.0
+    assert out["refusal"]["harmful_compliance"]["value"] == 0.0
+    assert out["lexical"]["apology"] == {"value": 1.0, "ci95": [1.0, 1.0], "n": sum(calls)}
+    assert out["lexical"]["hedging"]["value"] == 0.0
+    assert sum(calls) == 4 * n_q + 2 * n_q + len(PROMPTS)

@@ -191,3 +191,8 @@ def test_rm_bench_errors(tmp_path, mutate, message):
 def test_missing_file(tmp_path):
     with pytest.raises(RecordError, match="no such file"):
         read_rm_bench(tmp_path / "nope.json")
+
+
+def test_reward_battery_is_the_style_probe():
+    from rlxf.probes.battery import reward_battery
+    assert reward_battery(by_length) == {"style_bias": style_bias_probe(by_length)}
