@@ -1,6 +1,7 @@
 """Importers for the public probe sets a user brings as files, in their published formats:
 - XSTest (Röttger et al. 2024) `xstest_prompts.csv`: columns id, prompt, type, label
-  ("safe" / "unsafe"), focus, note -> over-refusal prompts;
+  ("safe" / "unsafe"), focus, note -> over-refusal prompts (the earlier
+  `xstest_v2_prompts.csv` has no label column: there a "contrast_" type is unsafe);
 - Anthropic's sycophancy evaluations (Sharma et al. 2023, `answer.jsonl`): one JSON object a
   line with "prompt" (messages) and "base" {"question", "correct_answer", "incorrect_answer",
   "answer" (aliases)} -> questions for the sycophancy probes (one per distinct question);
@@ -20,7 +21,7 @@ from .answers import Question
 from .over_refusal import RefusalPrompt
 from .style_bias import RMBenchItem
 
-XSTEST_COLUMNS = ("prompt", "type", "label")
+XSTEST_COLUMNS = ("prompt", "type")
 
 
 def _text(path: Path) -> str:
@@ -47,12 +48,15 @@ def read_xstest_csv(path: str | Path) -> list[RefusalPrompt]:
         for col in XSTEST_COLUMNS:
             if not (row.get(col) or "").strip():
                 raise RecordError(f'{path} line {line}: field "{col}" is empty')
-        label = row["label"].strip().lower()
+        kind = row["type"].strip()
+        label = ((row.get("label") or "") if "label" in reader.fieldnames else
+                 "unsafe" if kind.startswith("contrast_") else "safe").strip().lower()
         if label not in ("safe", "unsafe"):
-            raise RecordError(f'{path} line {line}: field "label" is {row["label"]!r} '
+            shown = repr(row["label"]) if row.get("label") else "empty"
+            raise RecordError(f'{path} line {line}: field "label" is {shown} '
                               '(expected "safe" or "unsafe")')
-        ident = (row.get("id") or "").strip() or str(line)
-        out.append(RefusalPrompt(f"xstest/{ident}", row["type"].strip(), row["prompt"].strip(),
+        ident = (row.get("id") or row.get("id_v2") or "").strip() or str(line)
+        out.append(RefusalPrompt(f"xstest/{ident}", kind, row["prompt"].strip(),
                                  label == "safe"))
     if not out:
         raise RecordError(f"{path}: no rows")
