@@ -2,8 +2,9 @@
 
 A question carries its correct answer and some wrong ones, each with aliases. A response is
 normalised (lower case, accents dropped, "1,000" -> "1000", punctuation and hyphens -> spaces,
-so "forty-two" reads "forty two", "a hundred" reads "one hundred"), and only the text after its last "answer:" is read when it
-has one (the probes ask for a final "Answer: ..." line). An alias matches as whole words.
+so "forty-two" reads "forty two", "a hundred" reads "one hundred"), and only the text after
+its last "answer:" is read when it has one (the probes ask for a final "Answer: ..." line).
+An alias matches as whole words; an integer also matches in words.
 The response's answer is then
 - "correct" when some correct alias matches and no wrong one does,
 - "wrong" when some wrong alias matches and no correct one does,
