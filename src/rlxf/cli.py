@@ -48,56 +48,117 @@ def _progress() -> Progress:
 def run(config: Path = typer.Argument(..., help="TOML config (see examples/quickstart.toml)"),
         out: Path = typer.Option(..., "--out", help="run directory (created; resumed if it exists)"),
         until: str = typer.Option(None, help="stop after this stage"),
-        threads: int = typer.Option(0, help="torch threads (0: one per core)")) -> None:
+        threads: int = typer.Option(0, help="torch threads (0: one per core; with several "
+                                            "seeds: the cores shared out)"),
+        seeds: int = typer.Option(None, "--seeds", min=1,
+                                  help="training seeds (default: the config's `seeds`, 1): "
+                                       "seed, seed+1, ... each a whole run, in parallel; the "
+                                       "report pools them with 95% intervals"),
+        jobs: int = typer.Option(0, help="seeds run at once (0: all)"),
+        seed: int = typer.Option(None, "--seed", hidden=True,
+                                 help="one member of --seeds: this seed instead of the config's"),
+        report: bool = typer.Option(True, "--report/--no-report", hidden=True)) -> None:
     """Run the whole pipeline: world -> pretrain -> sft -> feedback -> reward -> policy -> eval
-    -> audit. Finished stages are skipped; an interrupted stage resumes from its checkpoint."""
+    -> audit. Finished stages are skipped; an interrupted stage resumes from its checkpoint.
+    With --seeds N, the experiment once per seed (RUN and RUN/seeds/seed=K/), pooled."""
     from .config import load_config
     from .pipeline import STAGE_NAMES, preflight, run_pipeline
+    cfg = _load(config, load_config, preflight)
+    if until is not None and until not in STAGE_NAMES:
+        console.print(f"[red]--until {until!r}: not a stage; stages: {', '.join(STAGE_NAMES)}")
+        raise typer.Exit(2)
+    n = seeds or (1 if seed is not None else cfg.seeds)
+    if n > 1:
+        if until is not None:
+            console.print("[red]--until runs one seed: leave out --seeds (or set seeds = 1)")
+            raise typer.Exit(2)
+        _run_seeds("run", config, out, cfg.seed, n, jobs, threads)
+        return
+    from .seeds import as_member
+    cfg, text = as_member(cfg, config.read_text(), seed)
+    import torch
+    torch.set_num_threads(threads or os.cpu_count() or 1)
+    with _progress() as progress:
+        rd = run_pipeline(cfg, text, out, _progress_factory(progress),
+                          progress.console.print, until)
+    if until is None and report:
+        _write_report(rd.root)
+
+
+def _load(config: Path, load_config, *checks):
     try:
         cfg = load_config(config)
-        preflight(cfg)
+        for check in checks:
+            check(cfg)
     except ValueError as e:  # ConfigError, or an outside file (e.g. the constitution) is bad
         console.print("config error", style="red")
         console.print(str(e), markup=False, highlight=False)
         raise typer.Exit(2) from None
-    if until is not None and until not in STAGE_NAMES:
-        console.print(f"[red]--until {until!r}: not a stage; stages: {', '.join(STAGE_NAMES)}")
-        raise typer.Exit(2)
-    import torch
-    torch.set_num_threads(threads or os.cpu_count() or 1)
+    return cfg
+
+
+def _run_seeds(command: str, config: Path, out: Path, seed: int, n: int, jobs: int,
+               threads: int) -> None:
+    """Every seed a process of its own (rlxf.seeds), a progress bar each, then the pooled
+    report of RUN."""
+    from .pipeline import STAGE_NAMES
+    from .seeds import default_jobs, run_seeds, stages_done
+    all_at_once, per_job = default_jobs(n)
+    jobs, threads = jobs or all_at_once, threads or per_job
     with _progress() as progress:
-        rd = run_pipeline(cfg, config.read_text(), out, _progress_factory(progress),
-                          progress.console.print, until)
-    if until is None:
-        _write_report(rd.root)
+        bars = {}
+
+        def poll(members):
+            for m in members:
+                if m.seed not in bars:
+                    bars[m.seed] = progress.add_task(f"seed {m.seed}", total=len(STAGE_NAMES),
+                                                     info="")
+                done = stages_done(m)
+                progress.update(bars[m.seed], completed=min(done, len(STAGE_NAMES)),
+                                info=("done" if m.rc == 0 else f"failed (exit {m.rc})"
+                                      if m.rc is not None else ""))
+        members = run_seeds(command, config, out, seed, n, jobs, threads,
+                            progress.console.print, poll)
+    failed = [m for m in members if m.rc != 0]
+    if failed:
+        console.print(f"[red]{len(failed)} of {n} seeds failed: "
+                      + ", ".join(f"seed {m.seed} (log {m.log})" for m in failed))
+        raise typer.Exit(1)
+    console.print("seeds: " + ", ".join(f"{m.seed} {m.wall_s:.0f} s" for m in members))
+    _write_report(out)
 
 
 @app.command()
 def sweep(config: Path = typer.Argument(..., help="TOML config with a \\[sweep] section"),
           out: Path = typer.Option(..., "--out", help="run directory (created; resumed if it "
                                                       "exists)"),
-          threads: int = typer.Option(0, help="torch threads (0: one per core)")) -> None:
+          threads: int = typer.Option(0, help="torch threads (0: one per core)"),
+          seeds: int = typer.Option(None, "--seeds", min=1,
+                                    help="training seeds (default: the config's `seeds`): the "
+                                         "sweep once per seed, in parallel, pooled"),
+          jobs: int = typer.Option(0, help="seeds run at once (0: all)"),
+          seed: int = typer.Option(None, "--seed", hidden=True),
+          report: bool = typer.Option(True, "--report/--no-report", hidden=True)) -> None:
     """Over-optimisation sweep: the whole pipeline once, then the policy stage once per \\[sweep]
     value (KL coefficients or best-of-n values) sharing every upstream stage; the report fits
     Gao et al.'s curves to gold and proxy against sqrt(KL)."""
     from .config import load_config
     from .pipeline import preflight
     from .sweep import members, run_sweep
-    try:
-        cfg = load_config(config)
-        preflight(cfg)
-        members(cfg)
-    except ValueError as e:
-        console.print("config error", style="red")
-        console.print(str(e), markup=False, highlight=False)
-        raise typer.Exit(2) from None
+    cfg = _load(config, load_config, preflight, members)
+    n = seeds or (1 if seed is not None else cfg.seeds)
+    if n > 1:
+        _run_seeds("sweep", config, out, cfg.seed, n, jobs, threads)
+        return
+    from .seeds import as_member
+    cfg, text = as_member(cfg, config.read_text(), seed)
     import torch
     torch.set_num_threads(threads or os.cpu_count() or 1)
     with _progress() as progress:
-        path = run_sweep(cfg, config.read_text(), out, _progress_factory(progress),
-                         progress.console.print)
+        path = run_sweep(cfg, text, out, _progress_factory(progress), progress.console.print)
     console.print(f"sweep: {path}")
-    _write_report(out)
+    if report:
+        _write_report(out)
 
 
 def _write_report(run_dir: Path) -> None:

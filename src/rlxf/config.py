@@ -352,6 +352,9 @@ class DisclosureConfig(Section):
 
 class RunConfig(Section):
     seed: int = Field(0, description="seeds every stage; same seed, same numbers")
+    seeds: int = Field(1, ge=1, description="training seeds seed, seed+1, ...: each a whole run "
+                       "(the first in RUN, the others in RUN/seeds/seed=K/), run in parallel; "
+                       "the report pools them with 95% intervals (`rlxf run --seeds N`)")
     world: WorldConfig = Field(default_factory=WorldConfig)
     pretrain: PretrainConfig = Field(default_factory=PretrainConfig)
     sft: SFTConfig = Field(default_factory=SFTConfig)

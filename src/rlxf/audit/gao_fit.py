@@ -3,7 +3,8 @@
 With d = sqrt(KL(policy || SFT)) and R the reward gained since d = 0:
   best-of-n:  R(d) = d (α - β d)          peak at d* = α / (2β),        R* = α² / (4β)
   RL:         R(d) = d (α - β log d)      peak at d* = exp(α/β - 1),    R* = β d*
-A peak exists only for β > 0 (and, for RL, below √KL = e^50; otherwise the fitted gold never turns down); R² is that of the
+A peak is reported only for β > 0 and R² ≥ 0.8 (a curve that does not fit has no peak to
+read), each parameter with a 95% interval from the fit's covariance. A peak exists only for β > 0 (and, for RL, below √KL = e^50; otherwise the fitted gold never turns down); R² is that of the
 fit to the measured gains. Pure functions of lists of numbers: no files, no torch."""
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import math
 
 FORMS = {"bon": "R = d(α − βd)", "rl": "R = d(α − β log d)"}
 MIN_POINTS = 3  # two parameters: fewer points fit exactly and say nothing
+MIN_R2 = 0.8  # a curve that explains less of the points than this has no peak worth reading
 
 
 def _model(form: str):
@@ -43,13 +45,22 @@ def fit_curve(form: str, d: list[float], gains: list[float]) -> dict:
     from scipy.optimize import curve_fit
 
     x, y = np.asarray(d, dtype=float), np.asarray(gains, dtype=float)
-    (alpha, beta), _ = curve_fit(_model(form), x, y, p0=(1.0, 0.1))
+    (alpha, beta), cov = curve_fit(_model(form), x, y, p0=(1.0, 0.1))
     residual = y - _model(form)(x, alpha, beta)
     total = float(((y - y.mean()) ** 2).sum())
     r2 = 1 - float((residual ** 2).sum()) / total if total > 0 else None
     d_star, r_star = peak(form, float(alpha), float(beta))
-    return {"alpha": float(alpha), "beta": float(beta), "r2": r2, "peak_sqrt_kl": d_star,
-            "peak_gain": r_star}
+    out = {"alpha": float(alpha), "beta": float(beta), "r2": r2, "peak_sqrt_kl": d_star,
+           "peak_gain": r_star}
+    # 95% intervals of the parameters from the least-squares covariance (normal approximation)
+    se = np.sqrt(np.diag(cov)) if np.all(np.isfinite(cov)) else (None, None)
+    for name, v, s in (("alpha", alpha, se[0]), ("beta", beta, se[1])):
+        out[f"{name}_ci95"] = None if s is None else [float(v - 1.96 * s), float(v + 1.96 * s)]
+    if d_star is not None and (r2 is None or r2 < MIN_R2):
+        out["peak_sqrt_kl"] = out["peak_gain"] = None
+        out["no_peak"] = (f"R² {r2 if r2 is None else round(r2, 2)} < {MIN_R2}: the curve does "
+                          "not fit the points, so its peak is not reported")
+    return out
 
 
 def fit_points(form: str, points: list[dict], x_key: str = "kl") -> tuple[dict | None, str | None]:

@@ -59,15 +59,28 @@ def disclosure_line(report: dict) -> str:
     return ", ".join(f"{n} {status}" for status, n in s.items())
 
 
+def _mode_value(mode: dict, v) -> str:
+    if mode["id"] in PERCENT_MODES:
+        return pct(v)
+    if mode["id"] in ("backdoor", "overoptimisation", "reward_hacking", "group_disparity"):
+        return signed(v, 3)
+    return num(v)
+
+
 def mode_number(mode: dict) -> str:
+    """The number with its 95% interval: "+0.010 [−0.020, +0.040]"."""
     v = mode["number"]
     if v is None:
         return NULL
-    if mode["id"] in PERCENT_MODES:
-        return pct(v)
-    if mode["id"] in ("backdoor", "overoptimisation", "reward_hacking"):
-        return signed(v, 3)
-    return num(v)
+    ci = mode.get("ci95")
+    return _mode_value(mode, v) + ("" if ci is None else
+                                   f" [{_mode_value(mode, ci[0])}, {_mode_value(mode, ci[1])}]")
+
+
+def mode_noise(mode: dict) -> str:
+    """'within noise' / 'beyond noise' for the mode's change against SFT ('' if none)."""
+    w = (mode.get("change") or {}).get("within_noise")
+    return "" if w is None else "within noise" if w else "beyond noise"
 
 
 def glance(report: dict) -> list[tuple[str, str, str]]:
@@ -78,6 +91,11 @@ def glance(report: dict) -> list[tuple[str, str, str]]:
         s = (m.get("sft") or {}).get("metrics", {}).get(metric)
         p = (m.get("policy") or {}).get("metrics", {}).get(metric)
         detail = f"SFT {num(s)} → policy" + ("" if None in (s, p) else f" ({signed(p - s)})")
+        change = ((report.get("seeds") or {}).get("headline", {}).get(metric) or {}).get("change")
+        if change and change.get("ci95") is not None:  # the pooled samples' paired change
+            lo, hi = change["ci95"]
+            detail += (f"; change {signed(change['value'], 3)} [{signed(lo, 3)}, {signed(hi, 3)}]"
+                       f", {'within' if change['within_noise'] else 'beyond'} noise")
         return num(p), detail
 
     s = report.get("disclosure_summary", {})
@@ -89,26 +107,29 @@ def glance(report: dict) -> list[tuple[str, str, str]]:
             ("disclosed", f"{s.get('disclosed', 0)} / {n_items}",
              f"{s.get('not disclosed', 0)} not disclosed"),
             ("3H trade-offs", str(len(report["tensions"]["tradeoffs"])),
-             f"families, threshold {report['tensions'].get('threshold', NULL)}"),
+             "families, each change beyond noise (95% interval excludes zero)"),
             ("flagged annotators", num(flagged),
              f"of {num(report['feedback'].get('n_annotators'))}")]
 
 
 def tension_rows(report: dict) -> list[dict]:
     """Per family: base / SFT / policy of each axis, and the policy-minus-SFT delta with its
-    sign class ("lost", "gained" or "" within the trade-off threshold)."""
+    class: "lost" / "gained" beyond noise, "noise" when its 95% interval spans zero, "" with
+    no interval."""
     t = report["tensions"]
-    thr = t.get("threshold") or 0.0
     rows = []
     for fam, by_model in t["per_family"].items():
         d = (t.get("deltas") or {}).get(fam, {})
+        ivs = (t.get("intervals") or {}).get(fam, {})
         cells = []
         for ax in (*AXES, "utility"):
-            delta = d.get(ax)
-            cls = "" if delta is None or abs(delta) <= thr else "lost" if delta < 0 else "gained"
+            delta, iv = d.get(ax), ivs.get(ax) or {}
+            ci = iv.get("ci95")
+            cls = ("" if delta is None or ci is None else "noise" if ci[0] <= 0 <= ci[1]
+                   else "lost" if ci[1] < 0 else "gained")
             cells.append({"axis": ax, **{mm: (by_model.get(mm) or {}).get(ax)
                                          for mm in MODEL_NAMES},
-                          "delta": delta, "class": cls})
+                          "delta": delta, "ci95": ci, "class": cls})
         rows.append({"family": fam, "cells": cells})
     return rows
 
@@ -153,18 +174,23 @@ def section_tables(report: dict) -> dict[str, list[tuple[list[str], list[list[st
                          (["bias probe (one feature added)", "pairs", "RM prefers it",
                            "RM reward gap", "gold prefers it", "gold utility gap"], probes)]
     t["reward-model"] += _reward_head_tables(rm)
-    t["overoptimisation"] = [(["step", "KL", "√KL", "proxy reward", "gold utility"],
+    t["overoptimisation"] = [(["step", "KL", "√KL", "proxy reward", "gold utility",
+                               "parse rate", "gold (parsable)"],
                               [[num(p["step"]), num(p["kl"]), num(plots.sqrt_kl(p["kl"])),
-                                num(p["reward_proxy"]), num(p["reward_gold"])]
+                                num(p["reward_proxy"]), num(p["reward_gold"]),
+                                num(p.get("parse_rate")), num(p.get("gold_parsed"))]
                                for p in oo["points"]])]
     fits = [(src, name, f) for src in ("history", "sweep")
             for name, f in (((oo.get("fit") or {}).get(src) or {}).items())
             if name in ("gold", "proxy") and f]
     if fits:
         t["overoptimisation"].append((
-            ["Gao et al. fit", "reward", "form", "α", "β", "R²", "peak √KL", "peak reward"],
-            [[src, name, oo["fit"][src]["equation"], num(f["alpha"]), num(f["beta"]),
-              num(f["r2"]), num(f["peak_sqrt_kl"]), num(f["peak"])] for src, name, f in fits]))
+            ["Gao et al. fit", "reward", "form", "α [95%]", "β [95%]", "R²", "peak √KL",
+             "peak reward"],
+            [[src, name, oo["fit"][src]["equation"], _with_ci(f["alpha"], f.get("alpha_ci95")),
+              _with_ci(f["beta"], f.get("beta_ci95")), num(f["r2"]),
+              num(f["peak_sqrt_kl"]) if f.get("no_peak") is None else "none: R² < 0.8",
+              num(f["peak"])] for src, name, f in fits]))
     sweep = oo.get("sweep")
     if sweep:
         t["overoptimisation"].append((
@@ -227,6 +253,10 @@ def _reward_head_tables(rm: dict) -> list[tuple[list[str], list[list[str]]]]:
                     [[t, *(num(r["gold/utility"].get(g)) for g in judged), num(r["mean"]),
                       num(r["min"])] for t, r in bon["rows"].items()]))
     return out
+
+
+def _with_ci(v, ci: list | None) -> str:
+    return num(v) + ("" if ci is None else " " + _interval(ci))
 
 
 def _interval(ci: list | None) -> str:
@@ -343,9 +373,15 @@ def md_table(header: list[str], rows: list[list[str]]) -> list[str]:
     return lines + [""]
 
 
+NOISE_LEGEND = ("Δ is policy − SFT with its 95% interval; ▼ lost / ▲ gained beyond noise (the "
+                "interval excludes zero); ≈ within noise (the interval spans zero).")
+
+
 def _md_delta(cell: dict) -> str:
-    mark = {"lost": " ▼", "gained": " ▲"}.get(cell["class"], "")
-    return signed(cell["delta"]) + mark
+    mark = {"lost": " ▼", "gained": " ▲", "noise": " ≈ within noise"}.get(cell["class"], "")
+    ci = cell.get("ci95")
+    return (signed(cell["delta"]) + ("" if ci is None else f" [{signed(ci[0])}, {signed(ci[1])}]")
+            + mark)
 
 
 def _md_section(report: dict, key: str, tables: dict) -> list[str]:
@@ -361,12 +397,12 @@ def _md_section(report: dict, key: str, tables: dict) -> list[str]:
                                            _md_delta(c))]
                 + [_md_delta(r["cells"][-1])] for r in tension_rows(report)]
         lines += md_table(header + ["utility Δ"], rows)
-        lines += ["Δ is policy − SFT; ▼ lost / ▲ gained more than "
-                  f"{report['tensions'].get('threshold')}. The frontier plot is in index.html.",
-                  ""]
+        lines += [NOISE_LEGEND + " The frontier plot is in index.html.", ""]
     if key == "failure-modes":
         for i, m in enumerate(report.get("failure_modes", []), 1):
-            lines += [f"### {i}. {m['title']}: {mode_number(m)}", "",
+            noise = mode_noise(m)
+            lines += [f"### {i}. {m['title']}: {mode_number(m)}"
+                      + (f" (change against SFT {noise})" if noise else ""), "",
                       f"{md_text(m['reading'])}", "",
                       f"_{m['number_label']}. {md_text(m['definition'])}_", ""]
     if key == "samples":
@@ -419,7 +455,8 @@ th{background:#f4f5f7}td.num{text-align:right;font-variant-numeric:tabular-nums}
 .not-applicable{color:#666}
 td.lost,span.lost{background:#fde7e4;color:#a3211a;font-weight:600}
 td.gained,span.gained{background:#e3f3e7;color:#146327;font-weight:600}
-span.lost,span.gained{padding:0 .3rem;border-radius:4px}
+td.noise,span.noise{color:#6b6b6b}
+span.lost,span.gained,span.noise{padding:0 .3rem;border-radius:4px}
 .tiles{display:grid;grid-template-columns:repeat(auto-fit,minmax(9.4rem,1fr));gap:.6rem}
 .tile{border:1px solid #e4e6ea;border-radius:8px;padding:.5rem .75rem;background:#fafbfc}
 .tile .v{font-size:1.35rem;font-weight:650;font-variant-numeric:tabular-nums}
@@ -507,7 +544,11 @@ def tension_matrix_html(report: dict) -> str:
         for c in r["cells"]:
             if c["axis"] != "utility":
                 cells += [td(num(c[m], 2)) for m in MODEL_NAMES]
-            cells.append(td(signed(c["delta"]), c["class"]))
+            ci = c.get("ci95")
+            text = signed(c["delta"]) + ("" if ci is None else
+                                         f" [{signed(ci[0])}, {signed(ci[1])}]")
+            cells.append(td(text + (" ≈ within noise" if c["class"] == "noise" else ""),
+                            c["class"]))
         body.append("<tr>" + "".join(cells) + "</tr>")
     return f'<div class="scroll"><table>{head1}{head2}{"".join(body)}</table></div>'
 
@@ -533,7 +574,9 @@ def failure_mode_html(i: int, m: dict, id_prefix: str = "") -> str:
     wide = " wide" if m["id"] in WIDE_PLOTS else ""
     return (f'<article class="fm{wide}" id="{id_prefix}fm-{e(m["id"])}"><div><h3>{i}. '
             f'{e(m["title"])}</h3>'
-            f'<p class="n">{e(mode_number(m))}<small>{e(m["number_label"])}</small></p>'
+            f'<p class="n">{e(mode_number(m))}<small>{e(m["number_label"])}'
+            + (f' · change against SFT {e(mode_noise(m))}' if mode_noise(m) else "")
+            + '</small></p>'
             f'<p class="reading">{e(m["reading"])}</p>'
             f'<p class="def">{e(m["definition"])}</p></div>{fig}</article>')
 
@@ -594,9 +637,11 @@ def _html_section(report: dict, key: str, title: str, tables: dict, notes: dict)
         out.append('<ul class="readings">' + "".join(
             f"<li>{e(r)}</li>" for r in report["tensions"].get("readings", [])) + "</ul>")
         out.append(tension_matrix_html(report))
-        out.append('<p class="notes">Δ is policy − SFT; <span class="lost">red</span> lost, '
-                   f'<span class="gained">green</span> gained more than '
-                   f"{e(report['tensions'].get('threshold'))}.</p>")
+        out.append('<p class="notes">Δ is policy − SFT with its 95% interval; '
+                   '<span class="lost">red</span> lost and <span class="gained">green</span> '
+                   'gained beyond noise (the interval excludes zero); '
+                   '<span class="noise">≈ grey</span>: within noise (the interval spans '
+                   'zero).</p>')
         out.append(frontier_html(report))
     if key == "failure-modes":
         out += [failure_mode_html(i, m) for i, m in enumerate(report.get("failure_modes", []), 1)]

@@ -20,15 +20,17 @@ from pathlib import Path
 
 from ..rundir import RunDir, atomic_write_json, atomic_write_text, read_jsonl
 from ..world.judge import score as gold_score
-from ..world.kb import KnowledgeBase
-from ..world.prompts import FAMILIES, Prompt
+from ..world.prompts import FAMILIES
 from .cards import card_paths
 from .disclosure import build_disclosure, summary
-from .failure_modes import build_failure_modes
+from .failure_modes import attach_intervals, build_failure_modes
 from .oversight import build_oversight
 from .alignment_tax import build_alignment_tax
 from .gao_fit import fit_points
-from .surface import sample_stats
+from .pooled import (load_world, mean_of, pooled_eval_metrics, pooled_history, scored_samples,
+                     seed_dirs)
+from .surface import summarise
+from .uncertainty import measure
 
 SCHEMA_VERSION = "1"
 SCHEMA_PATH = Path(__file__).with_name("report.schema.json")
@@ -42,7 +44,7 @@ CONTRACT_METRICS = (
     "length/tokens", "diversity/distinct2", "rate/sycophancy", "rate/anthropomorphic",
     "rate/refusal_harmful", "rate/refusal_benign", "rate/overconfident", "rate/backdoor")
 AXES = ("helpful", "harmless", "honest")
-TRADEOFF_DELTA = 0.05  # a per-family axis change smaller than this is read as noise
+TRADEOFF_RULE = "95% interval excludes zero"  # what makes a per-family change a finding
 N_SAMPLES = 8
 DIGITS = 6
 
@@ -125,8 +127,9 @@ def _null_reason(metric: str, measured: bool, backdoor: str) -> str:
     return NULL_METRIC_REASONS.get(metric, "not computable on this run's samples")
 
 
-def _models_section(run_dir: Path, records: dict) -> dict:
-    data = _read_json(run_dir / "eval" / "metrics.json") if "eval" in records else {}
+def _models_section(run_dir: Path, records: dict, dirs: list[Path]) -> dict:
+    """Each model's eval metrics; with several seeds, each the mean over the seeds."""
+    data = pooled_eval_metrics(dirs) if "eval" in records else {}
     fb = records.get("feedback")
     trigger_rate = (fb["config"]["feedback"].get("trigger_rate", 0) if fb else None)
     backdoor = ("" if trigger_rate else
@@ -225,17 +228,33 @@ def _reward_section(records: dict) -> dict:
 
 def _points(history: list[dict]) -> list[dict]:
     return [{"step": h.get("step"), "kl": h.get("kl/to_sft"),
-             "reward_proxy": h.get("reward/proxy"), "reward_gold": h.get("gold/utility")}
+             "reward_proxy": h.get("reward/proxy"), "reward_gold": h.get("gold/utility"),
+             "parse_rate": h.get("world/parse_rate"), "gold_parsed": h.get("gold/utility_parsed")}
             for h in history]
 
 
-def _sweep_section(run_dir: Path) -> dict | None:
+def _mean_history(histories: list[list[dict]]) -> list[dict]:
+    """The seeds' policy histories averaged step by step (steps every seed measured)."""
+    if len(histories) <= 1:
+        return histories[0] if histories else []
+    steps = set.intersection(*({h["step"] for h in hist} for hist in histories))
+    by_step = [{h["step"]: h for h in hist} for hist in histories]
+    return [mean_of([b[step] for b in by_step]) for step in sorted(steps)]
+
+
+def _sweep_section(run_dir: Path, dirs: list[Path]) -> dict | None:
     """Members of `rlxf sweep` (RUN/sweep/sweep.json): each member's last measured point, the
-    SFT baseline (a member's step 0), and Gao et al.'s fit over them."""
+    SFT baseline (a member's step 0), and Gao et al.'s fit over them; with several seeds (each
+    a sweep of its own), every member's history is the seeds' mean."""
     path = run_dir / "sweep" / "sweep.json"
     if not path.exists():
         return None
     data = _read_json(path)
+    others = [_read_json(d / "sweep" / "sweep.json") for d in dirs[1:]
+              if (d / "sweep" / "sweep.json").exists()]
+    for m in data["members"]:
+        same = [o_m["history"] for o in others for o_m in o["members"] if o_m["name"] == m["name"]]
+        m["history"] = _mean_history([m["history"], *same])
     bon = data["parameter"] == "policy.bon_n"
     points, check = [], []
     for m in data["members"]:
@@ -256,7 +275,7 @@ def _sweep_section(run_dir: Path) -> dict | None:
     baseline["kl"] = 0.0 if bon else baseline["kl"]
     fit, why = fit_points("bon" if bon else "rl", [baseline, *points])
     out = {"parameter": data["parameter"], "points": [baseline, *points], "fit": fit,
-           "notes": {"fit": why} if why else {}}
+           "seeds": 1 + len(others), "notes": {"fit": why} if why else {}}
     if bon:
         out["bon_kl_check"] = check
         out["notes"]["bon_kl_check"] = (
@@ -266,20 +285,22 @@ def _sweep_section(run_dir: Path) -> dict | None:
     return out
 
 
-def _overoptimisation_section(run_dir: Path, records: dict) -> dict:
+def _overoptimisation_section(run_dir: Path, records: dict, dirs: list[Path]) -> dict:
     rec = records.get("policy")
-    sweep = _sweep_section(run_dir)
+    sweep = _sweep_section(run_dir, dirs)
     if rec is None:
         return {"points": [], "fit": None, "sweep": sweep,
                 "notes": {"points": _not_run("policy"), "fit": _not_run("policy")}}
-    history = _read_json(run_dir / "policy" / "history.json")
-    points = _points(history)
+    histories = pooled_history(dirs)
+    points = _points(_mean_history(histories))
     algorithm = rec["config"].get("policy", {}).get("algorithm", "dpo")
     history_fit, why = fit_points("bon" if algorithm == "bon" else "rl", points)
     notes = {"points": f"measured during the policy stage on {rec['counts'].get('eval_prompts', '?')} "
                        "held-out prompts, one sample each with the same sampling seed at every "
                        "step; kl is a Monte-Carlo estimate of KL(policy || SFT) in nats and can "
-                       "be slightly negative"}
+                       "be slightly negative"
+                       + (f"; each point the mean over {len(histories)} seeds"
+                          if len(histories) > 1 else "")}
     sweep_fit = sweep["fit"] if sweep else None
     if history_fit is None:
         notes["fit/history"] = why
@@ -321,13 +342,24 @@ def _tension_reading(fam: str, sft: dict, pol: dict, down: list[str], up: list[s
             f"SFT: {moves(down)}; {moves(up)}.")
 
 
-def _tensions_section(models: dict) -> dict:
+def _moved(iv: dict | None) -> int:
+    """-1 lost / +1 gained when the change's 95% interval excludes zero, else 0 (noise)."""
+    ci = (iv or {}).get("ci95")
+    if ci is None:
+        return 0
+    return -1 if ci[1] < 0 else 1 if ci[0] > 0 else 0
+
+
+def _tensions_section(models: dict, intervals: dict) -> dict:
+    """Per family, the policy's change against SFT on each axis with its 95% interval; a
+    trade-off is an axis lost and another gained, each beyond noise (its interval excludes
+    zero), so the threshold grows with the noise of a small family instead of a fixed 0.05."""
     per_family: dict = {}
     for name in ("base", "sft", "policy"):
         for fam, s in (models[name].get("per_family") or {}).items():
             per_family.setdefault(fam, {})[name] = {k: s.get(k) for k in (*AXES, "utility")}
     families = [f for f in FAMILIES if f in per_family] + sorted(set(per_family) - set(FAMILIES))
-    tradeoffs, readings, deltas = [], [], {}
+    tradeoffs, readings, deltas, noise = [], [], {}, {}
     for fam in families:
         sft, pol = per_family[fam].get("sft"), per_family[fam].get("policy")
         if not sft or not pol:
@@ -335,24 +367,55 @@ def _tensions_section(models: dict) -> dict:
         delta = {ax: pol[ax] - sft[ax] for ax in (*AXES, "utility")
                  if pol.get(ax) is not None and sft.get(ax) is not None}
         deltas[fam] = delta
-        down = [ax for ax in AXES if delta.get(ax, 0) < -TRADEOFF_DELTA]
-        up = [ax for ax in AXES if delta.get(ax, 0) > TRADEOFF_DELTA]
+        fam_iv = intervals.get(fam, {})
+        noise[fam] = {ax: fam_iv.get(ax) for ax in (*AXES, "utility")}
+        down = [ax for ax in AXES if ax in delta and _moved(fam_iv.get(ax)) < 0]
+        up = [ax for ax in AXES if ax in delta and _moved(fam_iv.get(ax)) > 0]
         if down and up:
             tradeoffs.append(f"{fam}: " + ", ".join(f"{ax} {delta[ax]:+.2f}" for ax in down + up))
             readings.append(_tension_reading(fam, sft, pol, down, up))
         elif down:  # lost without gaining: not a trade-off, but what the reader must see too
             readings.append(f"{fam}: the policy lost " + ", ".join(
                 f"{ax} {sft[ax]:.2f} → {pol[ax]:.2f} ({delta[ax]:+.2f})" for ax in down)
-                + f" against SFT, and no axis gained more than {TRADEOFF_DELTA}.")
+                + " against SFT, beyond noise, and no axis gained beyond noise.")
+    unmeasured = [f for f in deltas if any((noise[f].get(ax) or {}).get("ci95") is None
+                                           for ax in AXES)]
+    quiet = [f for f in deltas if f not in unmeasured
+             and all(_moved(noise[f].get(ax)) == 0 for ax in AXES)]
+    if quiet:
+        readings.append("Within noise (every axis's 95% interval spans zero): "
+                        + ", ".join(quiet) + ".")
+    if unmeasured:
+        readings.append("No interval, so no trade-off is read (too few held-out prompts or no "
+                        "samples): " + ", ".join(unmeasured) + ".")
     if deltas and not tradeoffs:
-        readings.insert(0, f"In no prompt family did the policy lower one of helpful, harmless, "
-                           f"honest by more than {TRADEOFF_DELTA} while raising another by more "
-                           f"than {TRADEOFF_DELTA} against SFT.")
-    return {"per_family": per_family, "deltas": deltas, "tradeoffs": tradeoffs,
-            "readings": readings, "threshold": TRADEOFF_DELTA,
-            "notes": {"tradeoffs": f"per family, an axis the policy lowered by more than "
-                                   f"{TRADEOFF_DELTA} against SFT while another rose by more "
-                                   f"than {TRADEOFF_DELTA}"}}
+        readings.insert(0, "In no prompt family did the policy lower one of helpful, harmless, "
+                           "honest and raise another, each beyond noise, against SFT.")
+    return {"per_family": per_family, "deltas": deltas, "intervals": noise,
+            "tradeoffs": tradeoffs, "readings": readings, "rule": TRADEOFF_RULE,
+            "notes": {"tradeoffs": "per family, an axis the policy lowered against SFT while "
+                                   "another rose, each change's 95% interval (bootstrap over "
+                                   "seeds and prompts) excluding zero; intervals[FAMILY][AXIS] "
+                                   "gives it with n and the smallest detectable change (mde)"}}
+
+
+def _seeds_section(run_dir: Path, dirs: list[Path], measured: dict) -> dict:
+    """Which seeds the report pools, where they are, and the headline changes against SFT with
+    their 95% intervals."""
+    seeds = []
+    for d in dirs:
+        rec = RunDir(d).latest().get("world") or {}
+        seeds.append({"seed": rec.get("config", {}).get("seed"),
+                      "dir": os.path.relpath(d, run_dir)})
+    return {"n": len(dirs), "members": seeds, "draws": measured["draws"],
+            "method": ("percentile bootstrap: seeds drawn with replacement, then the held-out "
+                       "prompts of each drawn seed with replacement (every sample of a prompt "
+                       "goes with it, so changes against SFT are paired); mde = 2.80 × the "
+                       "bootstrap standard error, the smallest change detectable with 80% power "
+                       "at the 5% level"),
+            "headline": measured["headline"],
+            "notes": ({"n": "one seed: intervals are over prompts only; rlxf run --seeds N "
+                            "adds training seeds"} if len(dirs) == 1 else {})}
 
 
 def _stages_section(records: dict) -> list[dict]:
@@ -364,14 +427,6 @@ def _stages_section(records: dict) -> list[dict]:
                     "wall_s": rec.get("wall_s") if rec else None,
                     "counts": rec.get("counts") if rec else None})
     return out
-
-
-def _load_world(run_dir: Path) -> tuple[KnowledgeBase, dict, dict[str, Prompt]]:
-    d = run_dir / "world"
-    meta = _read_json(d / "world.json")
-    prompts = {p.id: p for p in (Prompt.from_json(row["prompt"])
-                                 for row in read_jsonl(d / "prompts.jsonl"))}
-    return KnowledgeBase.from_json(meta["kb"]), meta["weights"], prompts
 
 
 def _samples_section(run_dir: Path, records: dict, world) -> list[dict]:
@@ -416,8 +471,11 @@ def build_report(run_dir: Path) -> dict:
     notes = {}
     annotators = (_read_json(run_dir / "feedback" / "annotators.json")
                   if "feedback" in records else [])
-    world = _load_world(run_dir) if "world" in records else None
-    models = _models_section(run_dir, records)
+    world = load_world(run_dir) if "world" in records else None
+    dirs = seed_dirs(run_dir)
+    models = _models_section(run_dir, records, dirs)
+    scored = scored_samples(dirs) if "eval" in records and world is not None else []
+    measured = measure(dirs, scored)
     disclosure = build_disclosure(records, run_dir)
     feedback = _feedback_section(records)
     groups = _groups_section(annotators, feedback["groups"], models)
@@ -438,7 +496,8 @@ def build_report(run_dir: Path) -> dict:
         notes["samples"] = "stage world has not run: gold utility of samples not computed"
         surface_why = "stage world has not run: the samples cannot be parsed or scored"
     else:
-        surface = sample_stats(read_jsonl(run_dir / "eval" / "samples.jsonl"), world)
+        surface = summarise([r for _, rows, *_ in scored for r in rows],
+                            sum(unknown for *_, unknown in scored))
     report = {
         "schema_version": SCHEMA_VERSION,
         "run": _run_section(run_dir, records),
@@ -447,9 +506,10 @@ def build_report(run_dir: Path) -> dict:
         "models": models,
         "feedback": feedback,
         "reward_model": _reward_section(records),
-        "overoptimisation": _overoptimisation_section(run_dir, records),
+        "overoptimisation": _overoptimisation_section(run_dir, records, dirs),
         "groups": groups,
-        "tensions": _tensions_section(models),
+        "tensions": _tensions_section(models, measured["tensions"]),
+        "seeds": _seeds_section(run_dir, dirs, measured),
         "stages": _stages_section(records),
         "samples": samples,
         "surface": surface,
@@ -459,7 +519,8 @@ def build_report(run_dir: Path) -> dict:
         notes["surface"] = surface_why
     trigger = (_read_json(run_dir / "world" / "world.json").get("trigger")
                if world is not None else None)
-    report["failure_modes"] = build_failure_modes(report, surface, surface_why, trigger)
+    report["failure_modes"] = attach_intervals(
+        build_failure_modes(report, surface, surface_why, trigger), measured["modes"])
     report["cards"] = card_paths(run_dir, records)
     report["oversight"] = build_oversight(run_dir, records)
     report["alignment_tax"] = build_alignment_tax(run_dir, records)

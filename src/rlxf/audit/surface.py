@@ -50,10 +50,11 @@ def _entropy_bits(counts: Counter) -> float:
     return -sum(c / n * math.log2(c / n) for c in counts.values() if c) + 0.0
 
 
-def sample_stats(rows: list[dict], world) -> dict:
-    """{"models": {MODEL: {...}}, "premiums": {FEATURE: {"proxy", "gold", ...}}} from the eval
-    samples. `world` is (kb, weights, prompts by id); samples whose prompt the world does not
-    know are left out (and counted in "n_unknown_prompt")."""
+def score_samples(rows: list[dict], world) -> tuple[list[dict], int]:
+    """(scored rows, number left out): each sample parsed with the world's grammar and scored by
+    its gold judge; samples whose prompt the world does not know are left out. A scored row has
+    model, prompt_id, family, act, parsed, gold (utility), helpful / harmless / honest, proxy
+    (None when not finite) and the surface features of rlxf.world.features."""
     kb, weights, prompts = world
     scored, unknown = [], 0
     for r in rows:
@@ -63,12 +64,27 @@ def sample_stats(rows: list[dict], world) -> dict:
             continue
         parsed = try_parse(r["response"])
         proxy = r.get("reward_proxy")
-        scored.append({"model": r.get("model"), "family": p.family,
+        g = score(p, parsed, kb)
+        scored.append({"model": r.get("model"), "prompt_id": p.id, "family": p.family,
                        "act": parsed.act if parsed is not None else UNPARSED,
-                       "gold": score(p, parsed, kb).utility(weights),
+                       "parsed": parsed is not None, "gold": g.utility(weights),
+                       "helpful": g.helpful, "harmless": g.harmless, "honest": g.honest,
+                       "scores": g, "response": r["response"],
                        "proxy": proxy if isinstance(proxy, (int, float))
                        and math.isfinite(proxy) else None,
                        **features(parsed)})
+    return scored, unknown
+
+
+def sample_stats(rows: list[dict], world) -> dict:
+    """{"models": {MODEL: {...}}, "premiums": {FEATURE: {"proxy", "gold", ...}}} from the eval
+    samples. `world` is (kb, weights, prompts by id); samples whose prompt the world does not
+    know are left out (and counted in "n_unknown_prompt")."""
+    return summarise(*score_samples(rows, world))
+
+
+def summarise(scored: list[dict], unknown: int) -> dict:
+    """sample_stats of rows already scored (by score_samples, possibly from several seeds)."""
     models = {}
     for m in sorted({r["model"] for r in scored if r["model"]}):
         mine = [r for r in scored if r["model"] == m]

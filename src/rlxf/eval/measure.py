@@ -34,7 +34,7 @@ def measure(model, *, prompts, world, sft_model, reward_model: RewardEnsemble,
             temperature: float, max_new_tokens: int, seed: int,
             groups: dict[str, dict[str, float]] | None = None, backdoor: bool = False,
             best_of: int = 1) -> dict:
-    """Returns {"metrics", "per_family", "groups", "samples"}. kl/to_sft is the Monte-Carlo
+    """Returns {"metrics", "per_family", "groups", "samples", "triggered_samples"}. kl/to_sft is the Monte-Carlo
     estimate E_{y~π}[log π(y|x) - log π_sft(y|x)], exact for sampling at temperature 1.
     With `backdoor`, the same prompts are also asked with the world's trigger word in front and
     rate/backdoor = P(bad response | trigger) - P(bad response | no trigger).
@@ -70,13 +70,18 @@ def measure(model, *, prompts, world, sft_model, reward_model: RewardEnsemble,
     if best_of > 1:
         metrics["kl/bon_analytic"] = bon_kl(best_of)
     metrics["rate/backdoor"] = None
+    triggered_samples = []
     if backdoor:
         triggered = [p.with_trigger(world.trigger) for p in ps]
         t_texts, _ = sample([p.text for p in triggered])
         metrics["rate/backdoor"] = (bad_rate(triggered, t_texts, world.kb, world.weights)
                                     - bad_rate(ps, texts, world.kb, world.weights))
+        # under the untriggered prompt's id: the audit pairs them for the backdoor's interval
+        triggered_samples = [{"prompt_id": p.id, "family": p.family, "prompt": tp.text,
+                              "response": t} for p, tp, t in zip(ps, triggered, t_texts)]
     samples = [{"prompt_id": p.id, "family": p.family, "prompt": p.text, "response": t,
                 "reward_proxy": r, "logp": lp, "kl_to_sft": k}
                for p, t, r, lp, k in zip(ps, texts, proxy, logp, kl)]
     return {"metrics": metrics, "per_family": per_family, "samples": samples,
+            "triggered_samples": triggered_samples,
             "groups": group_utilities(ps, texts, world.kb, groups or {})}

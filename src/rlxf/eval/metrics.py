@@ -64,6 +64,9 @@ def behaviour_metrics(prompts: list[Prompt], texts: list[str], kb: KnowledgeBase
         "gold/harmless": mean(g.harmless for g in gold),
         "gold/honest": mean(g.honest for g in gold),
         "world/parse_rate": _rate([r is not None for r in parsed]),
+        # gold on the answers that parse: a fall here is not ungrammatical output
+        "gold/utility_parsed": (mean(g.utility(weights) for g, r in zip(gold, parsed)
+                                     if r is not None) if any(parsed) else None),
         "length/tokens": mean(len(t.split()) for t in texts),
         "length/fillers": mean(f["n_filler"] for f in feats),
         "diversity/distinct2": distinct_n(texts, 2),

@@ -22,7 +22,7 @@ def run(ctx: StageContext) -> dict:
     reward_model = RewardEnsemble.load(ctx.run.stage_dir("reward"))
     feedback = ctx.config.feedback
     groups = {g.name: g.weights.model_dump() for g in feedback.annotators}
-    results, samples, oversight = {}, [], {}
+    results, samples, triggered, oversight = {}, [], [], {}
     # Which held-out facts the (simulated) pool could verify; unknown for people or an AI judge.
     verifiable, share_known = None, {}
     if feedback.source == "simulated":
@@ -43,6 +43,7 @@ def run(ctx: StageContext) -> dict:
         results[name] = {"metrics": m["metrics"], "per_family": m["per_family"],
                          "groups": m["groups"]}
         samples += [{"model": name, **s} for s in m["samples"]]
+        triggered += [{"model": name, **s} for s in m["triggered_samples"]]
         if verifiable is not None:
             oversight[name] = oversight_metrics(
                 [world.prompt(s["prompt_id"]) for s in m["samples"]],
@@ -50,6 +51,8 @@ def run(ctx: StageContext) -> dict:
         report(i + 1, {})
     atomic_write_json(ctx.out / "metrics.json", results)
     write_jsonl(ctx.out / "samples.jsonl", samples)
+    if triggered:  # the backdoor's samples (trigger word in front), for the audit's interval
+        write_jsonl(ctx.out / "triggered.jsonl", triggered)
     atomic_write_json(ctx.out / "oversight.json", {
         "verifiable_facts": sorted("/".join(f) for f in verifiable) if verifiable else None,
         "share_known": {"/".join(f): v for f, v in sorted(share_known.items())},

@@ -40,7 +40,8 @@ from .reward import preference_pairs
 from .tracking import Tracker
 
 HISTORY_KEYS = ("reward/proxy", "gold/utility", "kl/to_sft", "length/tokens", "rate/sycophancy",
-                "rate/flattery", "rate/anthropomorphic")
+                "rate/flattery", "rate/anthropomorphic", "world/parse_rate",
+                "gold/utility_parsed")
 BON_FILE = "bon.json"  # in policy/: present when the policy is SFT + best-of-n
 
 

@@ -1,0 +1,110 @@
+"""`rlxf run --seeds N` end to end on the tiny config: RUN is the first seed (its layout and
+stages unchanged), each other seed a whole run in RUN/seeds/seed=K/, and the report pools them:
+every failure mode and 3H change with a 95% interval and its n, "within noise" wherever a
+change's interval spans zero, in JSON, Markdown and HTML."""
+
+from __future__ import annotations
+
+import html
+import json
+from statistics import mean
+
+import jsonschema
+from tiny_runs import TINY, copy_run, numbers, rlxf, tree_digest
+
+from rlxf.audit.report import SCHEMA_PATH
+
+
+def _stage_files(run):
+    """Every stage's files, but the cards the audit writes beside the artifacts (rewritten by
+    each report, and excluded from the stage hashes for that reason)."""
+    cards = set(json.loads((run / "report" / "report.json").read_text())["cards"].values())
+    return {k: v for k, v in tree_digest(run).items()
+            if not k.startswith(("report/", "seeds/", "config.toml")) and k not in cards}
+
+
+def test_seeds_run_each_seed_and_the_report_pools_them_with_intervals(tiny_run, tmp_path):
+    run = copy_run(tiny_run, tmp_path / "run")
+    before = _stage_files(run)
+    rlxf("run", TINY, "--seeds", "2", "--out", run)
+    # seed 1 is RUN itself: every stage up to date, nothing rewritten
+    assert _stage_files(run) == before
+    member = run / "seeds" / "seed=2"
+    assert numbers(member / "world" / "_stage.json")["config"]["seed"] == 2
+    assert (member / "config.toml").read_text().startswith(
+        "# rlxf run --seeds member: seed = 2 (overrides the config below)")
+    assert numbers(run / "seeds" / "seeds.json")["dirs"] == [".", "seeds/seed=2"]
+    assert (run / "seeds" / "logs" / "seed=2.log").exists()
+
+    report = numbers(run / "report" / "report.json")
+    jsonschema.Draft202012Validator(json.loads(SCHEMA_PATH.read_text())).validate(report)
+    assert report["seeds"]["n"] == 2
+    assert [m["seed"] for m in report["seeds"]["members"]] == [1, 2]
+    # the models section is the seeds' mean
+    per_seed = [numbers(d / "eval" / "metrics.json")["policy"]["metrics"]["gold/utility"]
+                for d in (run, member)]
+    assert report["models"]["policy"]["metrics"]["gold/utility"] == round(mean(per_seed), 6) \
+        or abs(report["models"]["policy"]["metrics"]["gold/utility"] - mean(per_seed)) < 1e-6
+
+    md = (run / "report" / "report.md").read_text()
+    page = (run / "report" / "index.html").read_text()
+    noisy = 0
+    for m in report["failure_modes"]:
+        assert "ci95" in m and "n" in m, m["id"]
+        if m["number"] is None:
+            continue
+        assert m["n"]["seeds"] == 2, m["id"]
+        assert m["ci95"] is not None and m["ci95"][0] <= m["ci95"][1], m["id"]
+        change = m.get("change")
+        if change and change["within_noise"]:
+            noisy += 1
+            assert "within noise" in m["reading"], m["id"]
+            assert m["reading"] in md and html.escape(m["reading"]) in page, m["id"]
+        elif change and change["within_noise"] is False:
+            assert "beyond noise" in m["reading"], m["id"]
+    assert noisy  # the tiny policy barely moves: something must read as noise
+    cells = [(fam, ax, iv) for fam, axes in report["tensions"]["intervals"].items()
+             for ax, iv in axes.items() if iv]
+    assert cells
+    for fam, ax, iv in cells:
+        assert iv["n"]["seeds"] == 2 and "mde" in iv
+        if iv["within_noise"]:
+            assert "≈ within noise" in md and "≈ within noise" in page
+    for metric, pair in report["seeds"]["headline"].items():
+        assert pair["change"]["n"]["seeds"] == 2, metric
+
+
+def test_report_pools_seed_members_listed_in_seeds_json(tmp_path):
+    """Fast, no training: two fake runs, the second listed as RUN/seeds/seed=2; the report
+    averages their metrics and resamples both seeds' prompts."""
+    from report_fakes import make_run
+
+    from rlxf.audit.report import build_report
+    run = tmp_path / "run"
+    make_run(run)
+    alone = build_report(run)
+    member = run / "seeds" / "seed=2"
+    make_run(member)
+    metrics_path = member / "eval" / "metrics.json"
+    metrics = json.loads(metrics_path.read_text())
+    metrics["policy"]["metrics"]["gold/utility"] = 0.8  # seed 1's fake says 0.6
+    metrics_path.write_text(json.dumps(metrics))
+    (run / "seeds" / "seeds.json").write_text(json.dumps({"dirs": [".", "seeds/seed=2"]}))
+    pooled = build_report(run)
+    assert pooled["models"]["policy"]["metrics"]["gold/utility"] == 0.7
+    assert pooled["seeds"]["n"] == 2
+    assert [m["dir"] for m in pooled["seeds"]["members"]] == [".", "seeds/seed=2"]
+    a = next(m for m in alone["failure_modes"] if m["id"] == "anthropomorphism")
+    b = next(m for m in pooled["failure_modes"] if m["id"] == "anthropomorphism")
+    assert a["n"]["seeds"] == 1 and b["n"]["seeds"] == 2
+    assert b["n"]["prompts"] == 2 * a["n"]["prompts"]
+    assert b["number"] == a["number"]  # the same samples twice: the same rate
+    # a listed member that holds no run is left out, not guessed at
+    (run / "seeds" / "seeds.json").write_text(json.dumps({"dirs": [".", "seeds/seed=9"]}))
+    assert build_report(run)["seeds"]["n"] == 1
+
+
+def test_seeds_with_until_is_refused(tmp_path):
+    proc = rlxf("run", TINY, "--seeds", "2", "--until", "sft", "--out", tmp_path / "r",
+                check=False)
+    assert proc.returncode == 2 and "--until runs one seed" in proc.stderr
