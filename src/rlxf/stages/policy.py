@@ -40,7 +40,9 @@ from .reward import preference_pairs
 from .tracking import Tracker
 
 HISTORY_KEYS = ("reward/proxy", "gold/utility", "kl/to_sft", "length/tokens", "rate/sycophancy",
-                "rate/flattery", "rate/anthropomorphic")
+                "rate/flattery", "rate/anthropomorphic", "world/parse_rate",
+                # gold-free signals of over-optimisation (audit/overopt_alarm.py)
+                "reward/uncertainty", "reward/length_correlation")
 BON_FILE = "bon.json"  # in policy/: present when the policy is SFT + best-of-n
 
 
@@ -199,7 +201,8 @@ def run(ctx: StageContext) -> dict:
                           max_new_tokens=ctx.config.eval.max_new_tokens, seed=ctx.seed,
                           best_of=best_of)
             m = out["metrics"]
-            point = {k: m[k] for k in HISTORY_KEYS + ("kl/bon_analytic",) if k in m}
+            point = {k: m[k] for k in HISTORY_KEYS + ("kl/bon_analytic",)
+                     if m.get(k) is not None}
             if cost_fn is not None:
                 samples = out["samples"]
                 point["cost/eval"] = mean(cost_fn([prompt_ids(tok, s["prompt"]) for s in samples],
