@@ -28,6 +28,7 @@ from .failure_modes import build_failure_modes
 from .oversight import build_oversight
 from .alignment_tax import build_alignment_tax
 from .gao_fit import fit_points
+from .overopt_alarm import overopt_alarm
 from .surface import sample_stats
 
 SCHEMA_VERSION = "1"
@@ -268,8 +269,9 @@ def _overoptimisation_section(run_dir: Path, records: dict) -> dict:
     rec = records.get("policy")
     sweep = _sweep_section(run_dir)
     if rec is None:
-        return {"points": [], "fit": None, "sweep": sweep,
-                "notes": {"points": _not_run("policy"), "fit": _not_run("policy")}}
+        return {"points": [], "fit": None, "sweep": sweep, "alarm": None,
+                "notes": {"points": _not_run("policy"), "fit": _not_run("policy"),
+                          "alarm": _not_run("policy")}}
     history = _read_json(run_dir / "policy" / "history.json")
     points = _points(history)
     algorithm = rec["config"].get("policy", {}).get("algorithm", "dpo")
@@ -290,7 +292,9 @@ def _overoptimisation_section(run_dir: Path, records: dict) -> dict:
     if fit is None:
         notes["fit"] = "; ".join(v for k, v in notes.items() if k.startswith("fit/"))
     return {"points": points, "fit": fit, "n_prompts": rec["counts"].get("eval_prompts"),
-            "algorithm": algorithm, "sweep": sweep, "notes": notes}
+            "algorithm": algorithm, "sweep": sweep, "notes": notes,
+            # from non-gold signals only (audit/overopt_alarm.py)
+            "alarm": overopt_alarm(history, rec["counts"].get("eval_prompts"))}
 
 
 def _groups_section(annotators: list[dict], measured: dict, models: dict) -> dict:
