@@ -116,7 +116,7 @@ def test_disclosure_says_what_the_feedback_was(tmp_path, source, kind):
     else:
         assert re.search(r"; no [^;]*ratings", types)
     if rankings:
-        assert f"{rankings} rankings of 3 responses ({rankings})" in types
+        assert f"{rankings} rankings of 3 responses each" in types
         assert re.search(r"; no [^;]*rankings", types) is None
     else:
         assert re.search(r"; no [^;]*rankings", types)

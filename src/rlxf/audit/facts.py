@@ -70,9 +70,11 @@ def types_sentence(fb_rec: dict) -> str | None:
             text += f" ({facts['pairwise_with_aspect']} naming the aspect judged)"
         if kind == "rating" and facts.get("rating_aspects"):
             text += " on " + " / ".join(facts["rating_aspects"])
-        if kind == "ranking" and facts.get("ranking_sizes"):
-            text += " of " + _join([f"{k} responses ({n})" for k, n in
-                                    facts["ranking_sizes"].items()], "or")
+        sizes = facts.get("ranking_sizes") or {}
+        if kind == "ranking" and len(sizes) == 1:
+            text += f" of {next(iter(sizes))} responses each"
+        elif kind == "ranking" and sizes:
+            text += " of " + _join([f"{k} ({m})" for k, m in sizes.items()], "or") + " responses"
         present.append(text)
     cfg = fb_rec["config"]["feedback"]
     overlap = (f"; overlap {cfg.get('overlap')} judgements per comparison"
