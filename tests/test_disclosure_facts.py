@@ -145,7 +145,9 @@ def test_disclosure_says_what_the_feedback_was(tmp_path, source, kind):
             f"responses from the dataset {DATASET} ({N_PAIRWISE + ratings + rankings} of")
         assert "SFT" not in examples["value"]
         assert evaluators["status"] == "not disclosed"
-        assert evaluators["reason"].startswith("people: 5 pseudonymous annotators")
+        assert evaluators["reason"].startswith("5 pseudonymous annotators of pairwise items")
+        assert f"judged by people ({N_PAIRWISE + ratings + rankings} records)" in \
+            evaluators["reason"]
         assert "simulated" not in evaluators["reason"]
     else:
         assert examples["value"].startswith("pairs of SFT samples at temperature 1.0")
@@ -167,7 +169,7 @@ def test_disclosure_says_what_the_feedback_was(tmp_path, source, kind):
         assert f"the dataset {DATASET}" in motivation and "SFT" not in motivation
         assert "simulated" not in sheet.lower()
         assert "run's SFT model" not in sheet
-        assert "**How chosen and instructed.** Not disclosed — people: 5" in sheet
+        assert "**How chosen and instructed.** Not disclosed — 5 pseudonymous" in sheet
         assert "The labels come from the records file, not from this run" in sheet
         assert "| minority-001 | sudo | 0.100 | 0.700 | 2.0e-09 | unknown |" in sheet
         assert "precision and recall are not measured" in sheet and "Precision 0" not in sheet

@@ -14,8 +14,8 @@ import tomllib
 from collections import Counter
 from pathlib import Path
 
-from .facts import (loss_sentence, recorded, responses_sentence, source_phrase, types_sentence,
-                    why_unknown)
+from .facts import (judged_by, loss_sentence, recorded, responses_sentence, source_phrase,
+                    types_sentence, why_unknown)
 from .oversight import verification_sentence
 
 STATUSES = ("disclosed", "not disclosed", "not applicable")
@@ -92,9 +92,11 @@ def _people(pool: list[dict], fb_rec: dict) -> str:
     groups: dict[str, int] = {}
     for a in pool:
         groups[str(a.get("group"))] = groups.get(str(a.get("group")), 0) + 1
-    return (f"people: {len(pool)} pseudonymous annotators of pairwise items ("
+    facts = recorded(fb_rec)  # a file may hold AI judgements too (e.g. UltraFeedback's)
+    return (f"{len(pool)} pseudonymous annotators of pairwise items ("
             + ", ".join(f"group {g} x{n}" for g, n in sorted(groups.items()))
-            + f") in {source_phrase(fb_rec)}")
+            + f") in {source_phrase(fb_rec)}; judged by "
+            + (judged_by(facts) if facts else "not recorded"))
 
 
 def _ai_judge(pool: list[dict]) -> str:
@@ -119,7 +121,7 @@ def _evaluators(records: dict, run_dir: Path, text: dict) -> tuple[str | None, l
                          + "; ".join(_describe_group(g, m) for g, m in sorted(groups.items())))
         elif kind == "ai":
             parts.append(_ai_judge(pool))
-        else:  # people: the run knows their ids and groups, not how they were chosen
+        else:  # a file: the run knows the ids and groups, not how they were chosen
             who = _people(pool, fb)
             if "evaluator_selection" not in text:
                 unknown = (f"{who}; how they were selected and trained is not recorded: "
