@@ -201,8 +201,9 @@ def run(ctx: StageContext) -> dict:
                           max_new_tokens=ctx.config.eval.max_new_tokens, seed=ctx.seed,
                           best_of=best_of)
             m = out["metrics"]
-            point = {k: m[k] for k in HISTORY_KEYS + ("kl/bon_analytic",)
-                     if m.get(k) is not None}
+            point = {k: m[k] for k in HISTORY_KEYS + ("kl/bon_analytic",) if k in m}
+            if point.get("reward/uncertainty", 0) is None:  # one reward model: no spread
+                del point["reward/uncertainty"]
             if cost_fn is not None:
                 samples = out["samples"]
                 point["cost/eval"] = mean(cost_fn([prompt_ids(tok, s["prompt"]) for s in samples],
