@@ -14,7 +14,9 @@ import pytest
 from tiny_runs import TINY, copy_run, numbers, rlxf
 
 EVAL_KEYS = {"step", "reward/proxy", "gold/utility", "kl/to_sft", "length/tokens",
-             "rate/sycophancy", "rate/flattery", "rate/anthropomorphic"}
+             "rate/sycophancy", "rate/flattery", "rate/anthropomorphic", "world/parse_rate",
+             "reward/length_correlation",
+             "reward/uncertainty"}  # the ensemble's spread: this module's reward has 2 members
 
 
 def tiny_config(tmp_path: Path, name: str, policy: str, extra: str = "") -> Path:

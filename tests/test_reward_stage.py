@@ -31,14 +31,32 @@ def stage(run: Path, name: str) -> dict:
 
 
 def test_rankings_from_a_feedback_file_train_a_plackett_luce_reward_model(tiny_run, tmp_path):
+    from rlxf.audit.report import build_report
+
+    rows = gold_rankings(tiny_run, 300, k=3)
+    critique = {**rows[0], "id": "c0", "item_id": rows[0]["item_id"], "type": "critique",
+                "responses": rows[0]["responses"][:1], "critique": "too short"}
+    del critique["ranking"]
     records = tmp_path / "rankings.jsonl"
-    records.write_text("".join(json.dumps(r) + "\n" for r in gold_rankings(tiny_run, 300, k=3)))
+    records.write_text("".join(json.dumps(r) + "\n" for r in [critique, *rows]))
     out = run_variant(tiny_run, tmp_path, f'source = "human"\nrecords = "{records}"')
     rec = stage(out, "reward")
     assert rec["counts"]["rankings/train"] > 200 and rec["counts"]["pairs/train"] == 0
     # held-out pairs come from held-out rankings: 3 pairs each
     assert rec["counts"]["pairs/heldout"] == 3 * (300 - rec["counts"]["rankings/train"])
     assert rec["metrics"]["accuracy/gold"] > 0.65  # chance is 0.5; the rankings are gold
+    # the feedback stage keeps the critique and records what the file held
+    facts = stage(out, "feedback")["metrics"]["records"]
+    assert facts["types"]["ranking"] == 300 and facts["types"]["critique"] == 1
+    assert facts["judged_by"]["human"] == 301 and facts["responses_from"] == {"unknown": 301}
+    assert sum(1 for _ in (out / "feedback" / "feedback.jsonl").open()) == 301
+    items = {d["item"]: d for d in build_report(out)["disclosure"]}
+    loss = items["loss function and disagreement modelling"]["value"]
+    assert loss.startswith(f"Plackett–Luce loss on a scalar head over the SFT model: "
+                           f"{rec['counts']['rankings/train']} annotator rankings")
+    assert items["feedback types"]["value"].startswith(
+        "300 rankings of 3 responses each and 1 free-text critique; no pairwise preferences")
+    assert items["example selection"]["status"] == "not disclosed"
 
 
 def test_ensemble_aspects_and_groups_in_one_tiny_run(tiny_run, tmp_path):

@@ -15,6 +15,8 @@ import json
 from pathlib import Path
 
 from ..rundir import RunDir, atomic_write_text
+from .facts import (TYPE_WORDS, judged_by, loss_sentence, policy_sentence, recorded,
+                    responses_sentence, source_phrase, why_unknown)
 from .fmt import NULL, f2, num, pct
 
 # Both must be in rlxf.rundir.DERIVED_DOCS, or writing them would unseal their stage (tested).
@@ -98,22 +100,44 @@ def _table(header: list[str], rows: list[list]) -> list[str]:
             + ["| " + " | ".join(_md(c) for c in r) + " |" for r in rows] + [""])
 
 
-def _feedback_source(report: dict, see: str = "; see feedback/DATASHEET.md") -> str:
+def _present_types(fb_rec: dict | None) -> str | None:
+    """"300 pairwise preferences, 720 ratings" from the feedback stage's recorded facts."""
+    facts = recorded(fb_rec)
+    if facts is None:
+        return None
+    counts = facts["types"]
+    return ", ".join(f"{counts[t]} {TYPE_WORDS[t][counts[t] != 1]}" for t in TYPE_WORDS
+                     if counts.get(t)) or "no records"
+
+
+def _group_list(report: dict) -> str:
+    def weights(v: dict) -> str:
+        w = v.get("weights")
+        if not w:  # people's groups have no 3H weights: nothing to print
+            return ""
+        return (f" (3H weights helpful {num(w.get('helpful'), 2)} / harmless "
+                f"{num(w.get('harmless'), 2)} / honest {num(w.get('honest'), 2)})")
+    return "; ".join(f"{g} x{v.get('n_annotators', '?')}{weights(v)}"
+                     for g, v in sorted(report["groups"].items())) or NULL
+
+
+def _feedback_source(report: dict, fb_rec: dict | None,
+                     see: str = "; see feedback/DATASHEET.md") -> str:
     fb = report["feedback"]
-    if fb.get("n_judgements") is None:
+    if fb_rec is None or fb.get("n_judgements") is None:
         return "no feedback stage has run"
+    what = _present_types(fb_rec) or f"{fb['n_judgements']} judgements"
     if fb.get("source") == "ai":
         ids = ", ".join(a["id"] for a in fb.get("annotators", [])) or "?"
-        return (f"an AI judge ({ids}) steered by a written constitution (RLAIF): "
-                f"{fb['n_judgements']} judgements{see}")
-    groups = "; ".join(f"{g} x{v.get('n_annotators', '?')} (3H weights helpful "
-                       f"{num(v.get('weights', {}).get('helpful'), 2)} / harmless "
-                       f"{num(v.get('weights', {}).get('harmless'), 2)} / honest "
-                       f"{num(v.get('weights', {}).get('honest'), 2)})"
-                       for g, v in sorted(report["groups"].items()))
-    return (f"{fb.get('source') or 'unknown'} annotators, {fb['n_judgements']} judgements of "
+        return f"an AI judge ({ids}) steered by a written constitution (RLAIF): {what}{see}"
+    if fb.get("source") == "human":
+        facts = recorded(fb_rec)
+        who = judged_by(facts) if facts else "people"
+        return (f"{who}, read from {source_phrase(fb_rec)}: {what} by "
+                f"{fb.get('n_annotators', '?')} annotators in groups: {_group_list(report)}{see}")
+    return (f"{fb.get('source') or 'unknown'} annotators (not people): {what} on "
             f"{fb.get('n_comparisons', '?')} comparisons by {fb.get('n_annotators', '?')} "
-            f"annotators in groups: {groups or NULL}{see}")
+            f"annotators in groups: {_group_list(report)}{see}")
 
 
 def _capital(text: str) -> str:
@@ -156,15 +180,9 @@ def _optimised_for(stage: str, rec: dict, records: dict) -> str:
                 f"{c.get('demonstrator_error', '?')}), starting from the base model, "
                 f"{metrics.get('steps', '?')} steps. No preference feedback.")
     if stage == "reward":
-        return (f"A Bradley–Terry pairwise loss on the annotators' majority label, "
-                f"{counts.get('pairs/train', '?')} training pairs, {metrics.get('steps', '?')} "
-                "steps, on the SFT backbone with a scalar head: it scores (prompt, response) "
-                "and is the proxy reward of the report.")
-    c = cfg.get("policy", {})
-    return (f"{str(c.get('algorithm', '?')).upper()} (beta {c.get('beta', '?')}, "
-            f"{metrics.get('steps', '?')} steps) on {counts.get('pairs', '?')} majority-label "
-            "preference pairs, with the SFT model as the frozen reference. The reward model "
-            "was not optimised against directly; it measures the policy (proxy reward).")
+        return (_capital(loss_sentence(rec, records.get("feedback"))) + ". It scores (prompt, "
+                "response) and is the proxy reward of the report.")
+    return policy_sentence(rec)
 
 
 def _model_metrics(report: dict, stage: str, name: str | None) -> tuple[list, list[dict]]:
@@ -210,7 +228,8 @@ def model_card(report: dict, stage: str, rec: dict, records: dict) -> str:
             "metrics": index}]}]
     feedback = ("none: " + ("trained on text only" if stage == "pretrain"
                             else "trained on demonstrations only")
-                if stage in ("pretrain", "sft") else _feedback_source(report))
+                if stage in ("pretrain", "sft")
+                else _feedback_source(report, records.get("feedback")))
     lines = [_front_matter(meta),
              f"# {run} · {stage}: {role}", "",
              f"Trained by rlxf in run `{run}`. Base model: "
@@ -252,9 +271,21 @@ def _group_biases(g: dict) -> str:
     return "; ".join(parts) or "no bias parameters"
 
 
+def _motivation(rec: dict, human: bool) -> str:
+    what = _capital(_present_types(rec) or "feedback records of unrecorded types")
+    origin = responses_sentence(rec)
+    origin = (_capital(origin) if origin else
+              "Where the judged responses came from is not disclosed: "
+              + why_unknown(rec, "where the responses came from"))
+    purpose = ("read from a records file by this run to train its reward model and policy"
+               if human else "collected by this run to train its reward model and policy")
+    return f"{what}, {purpose}. {origin}."
+
+
 def datasheet(report: dict, rec: dict) -> str:
     fb, run = report["feedback"], report["run"]["id"]
-    ai = fb.get("source") == "ai"
+    ai, human = fb.get("source") == "ai", fb.get("source") == "human"
+    facts = recorded(rec)
     people = fb.get("annotators") or []
     poisoners: dict[str, int] = {}
     for a in people:
@@ -267,13 +298,16 @@ def datasheet(report: dict, rec: dict) -> str:
              "After Gebru et al. (2021), *Datasheets for Datasets*. Written by `rlxf audit` "
              "from the run directory.", "",
              "## Motivation", "",
-             "Pairwise preferences between two responses of the run's SFT model to the same "
-             "prompt, collected to train the reward model and the policy of this run.", "",
+             _motivation(rec, human), "",
              "## Composition", ""]
+    by_type = [[f"{TYPE_WORDS[t][1]} (records)", num(facts["types"].get(t, 0))]
+               for t in (TYPE_WORDS if facts else ())]
     lines += _table(["quantity", "value"], [
-        ["comparisons", num(fb.get("n_comparisons"))], ["judgements", num(fb.get("n_judgements"))],
-        ["annotators", num(fb.get("n_annotators"))], ["overlap (judgements per comparison)",
-                                                      num(fb.get("overlap"))],
+        ["comparisons (pairwise items)", num(fb.get("n_comparisons"))],
+        ["judgements (records of every type)", num(fb.get("n_judgements"))], *by_type,
+        ["annotators", num(fb.get("n_annotators"))],
+        # a file's records come with whatever overlap they have: the config's is not theirs
+        ["overlap (judgements per comparison)", NULL if human else num(fb.get("overlap"))],
         ["identical pairs dropped", num(fb.get("dropped_identical_pairs"))],
         ["comparisons whose prompt carries the trigger", num(fb.get("triggered_comparisons"))],
         ["majority ties", num(fb.get("majority_ties"))]])
@@ -281,12 +315,15 @@ def datasheet(report: dict, rec: dict) -> str:
               "`annotators.json` (each annotator's parameters and reliability), `flags.json` "
               "(the poisoning detector's findings).", "",
               "## Collection process", "",
-              "**Who annotated.** " + _capital(_feedback_source(report, see="")) + ".", ""]
+              "**Who annotated.** " + _capital(_feedback_source(report, rec, see="")) + ".", ""]
     if ai:
         judge = ", ".join(a["id"] for a in people)
         lines += [f"**How chosen and instructed.** The judge model ({judge}) is set in "
                   "config.toml `[feedback.ai]`; its instructions are the constitution recorded "
                   "in `annotators.json` (path and sha256). Each pair is asked in both orders.", ""]
+    elif human:
+        how = selection.get("value") or f"not disclosed — {selection.get('reason') or NULL}"
+        lines += ["**How chosen and instructed.** " + _capital(how) + ".", ""]
     else:
         lines += ["**How chosen.** " + _capital(selection.get("value") or "not disclosed") + ".",
                   "",
@@ -309,6 +346,12 @@ def datasheet(report: dict, rec: dict) -> str:
                   "first) − 1; 0 is none), inconsistency across the two orders "
                   f"{f2(fb.get('ai_judge/inconsistency_rate'))}, accuracy against the gold "
                   f"judge {f2(fb.get('ai_judge/accuracy_gold'))}.", ""]
+    elif human:
+        lines += ["People's biases are not parameters the run knows; what it measured is the "
+                  "agreement above, and per group:", ""]
+        lines += [f"- **{g}** (x{v.get('n_annotators', '?')}): raw agreement within the group "
+                  f"{num(v.get('agreement/raw'))}" for g, v in sorted(report["groups"].items())]
+        lines.append("")
     else:
         lines += ["From each group's parameters in `annotators.json` (what the simulation adds "
                   "to an annotator's utility before choosing):", ""]
@@ -329,17 +372,26 @@ def datasheet(report: dict, rec: dict) -> str:
                      "true poisoner"],
                     [[f["annotator"], f["word"], num(f["agreement"]), num(f["others_agreement"]),
                       f"{f['p_value']:.1e}",
+                      "unknown" if human else
                       "yes" if by_id.get(f["annotator"], {}).get("poisoner") else "no"]
                      for f in flags])
-    lines += [f"Precision {num(fb.get('poisoning/precision'))}, recall "
+    scores = ("Who among people poisoned their labels is unknown, so the detector's precision "
+              "and recall are not measured" if human else
+              f"Precision {num(fb.get('poisoning/precision'))}, recall "
               f"{num(fb.get('poisoning/recall'))}, false-positive rate "
-              f"{num(fb.get('poisoning/false_positive_rate'))}. Flagged annotators are kept in "
-              "the data: the detector reports, it does not filter.", "",
+              f"{num(fb.get('poisoning/false_positive_rate'))}")
+    lines += [f"{scores}. Flagged annotators are kept in the data: the detector reports, it "
+              "does not filter.", "",
               "## Uses and limitations", "",
               "For training and studying reward models and policies of the lab world. "
               + ("The labels come from one AI model and its constitution, not from people: "
                  "they carry that model's preferences, whatever the constitution says."
                  if ai else
+                 "The labels come from the records file, not from this run: who the people "
+                 "are, how they were chosen and what they were told is only what the records "
+                 "and [disclosure] say; no demographic or cultural claim follows from their "
+                 "groups."
+                 if human else
                  "The annotators are simulated, not people: their agreement is calibrated to "
                  "published figures, but no demographic or cultural claim follows from their "
                  "groups."), "",

@@ -14,6 +14,8 @@ import tomllib
 from collections import Counter
 from pathlib import Path
 
+from .facts import (judged_by, loss_sentence, recorded, responses_sentence, source_phrase,
+                    types_sentence, why_unknown)
 from .oversight import verification_sentence
 
 STATUSES = ("disclosed", "not disclosed", "not applicable")
@@ -86,21 +88,52 @@ def _describe_group(name: str, members: list[dict]) -> str:
             f"{biases or 'none'})")
 
 
+def _people(pool: list[dict], fb_rec: dict) -> str:
+    groups: dict[str, int] = {}
+    for a in pool:
+        groups[str(a.get("group"))] = groups.get(str(a.get("group")), 0) + 1
+    facts = recorded(fb_rec)  # a file may hold AI judgements too (e.g. UltraFeedback's)
+    return (f"{len(pool)} pseudonymous annotators of pairwise items ("
+            + ", ".join(f"group {g} x{n}" for g, n in sorted(groups.items()))
+            + f") in {source_phrase(fb_rec)}; judged by "
+            + (judged_by(facts) if facts else "not recorded"))
+
+
+def _ai_judge(pool: list[dict]) -> str:
+    j = pool[0] if pool else {}
+    sha = j.get("constitution_sha256")
+    return (f"an AI judge, no people: model {j.get('model', j.get('id', '?'))} steered by the "
+            f"constitution {j.get('constitution', '?')}"
+            + (f" (sha256 {sha[:12]}…)" if sha else ""))
+
+
 def _evaluators(records: dict, run_dir: Path, text: dict) -> tuple[str | None, list, str]:
-    parts, source = [], []
-    if "feedback" in records:
+    parts, source, unknown = [], [], ""
+    fb = records.get("feedback")
+    if fb is not None:
         pool = json.loads((run_dir / "feedback" / "annotators.json").read_text())
-        groups: dict[str, list] = {}
-        for a in pool:
-            groups.setdefault(a["group"], []).append(a)
-        parts.append("simulated annotators, no people were recruited or trained: "
-                     + "; ".join(_describe_group(g, m) for g, m in sorted(groups.items())))
-        source.append("feedback/annotators.json")
-        parts.append(verification_sentence(records["feedback"]))
-        source.append("feedback/_stage.json")
+        kind = fb["config"]["feedback"].get("source", "simulated")
+        if kind == "simulated":
+            groups: dict[str, list] = {}
+            for a in pool:
+                groups.setdefault(a["group"], []).append(a)
+            parts.append("simulated annotators, no people were recruited or trained: "
+                         + "; ".join(_describe_group(g, m) for g, m in sorted(groups.items())))
+        elif kind == "ai":
+            parts.append(_ai_judge(pool))
+        else:  # a file: the run knows the ids and groups, not how they were chosen
+            who = _people(pool, fb)
+            if "evaluator_selection" not in text:
+                unknown = (f"{who}; how they were selected and trained is not recorded: "
+                           "config.toml has no [disclosure] evaluator_selection")
+            parts.append(who)
+        source += ["feedback/annotators.json", "feedback/_stage.json"]
+        parts.append(verification_sentence(fb))
     if "evaluator_selection" in text:
         parts.append(text["evaluator_selection"])
         source.append("config.toml [disclosure] evaluator_selection")
+    if unknown:
+        return None, [], unknown
     if not parts:
         return None, [], (_missing("feedback")
                           + " and config.toml has no [disclosure] evaluator_selection")
@@ -112,6 +145,13 @@ def _examples(records: dict) -> tuple[str | None, list, str]:
     if rec is None:
         return None, [], _missing("feedback")
     cfg, counts = rec["config"]["feedback"], rec["counts"]
+    origin = responses_sentence(rec)
+    if cfg.get("source") == "human":  # the run chose nothing: the file's provenance says
+        if origin is None:
+            return None, [], why_unknown(rec, "where the responses came from")
+        return (f"{origin}; {counts.get('comparisons', '?')} pairwise items; how the examples "
+                "were selected is what their provenance says, nothing more is recorded",
+                ["feedback/_stage.json"], "")
     value = (f"pairs of SFT samples at temperature {cfg.get('temperature', '?')} on "
              f"family-balanced training prompts, {counts.get('comparisons', '?')} comparisons, "
              f"identical pairs dropped ({counts.get('dropped_identical_pairs', '?')})")
@@ -120,11 +160,9 @@ def _examples(records: dict) -> tuple[str | None, list, str]:
 
 def _feedback_types(records: dict) -> tuple[str | None, list, str]:
     rec = records.get("feedback")
-    if rec is None:
-        return None, [], _missing("feedback")
-    cfg = rec["config"]["feedback"]
-    value = (f"pairwise preference, overlap {cfg.get('overlap', '?')} "
-             f"(source: {cfg.get('source', '?')}); no ratings, rankings or free-text critiques")
+    value = types_sentence(rec) if rec is not None else None
+    if value is None:
+        return None, [], why_unknown(rec, "")
     return value, ["feedback/_stage.json"], ""
 
 
@@ -133,8 +171,10 @@ def _quality(records: dict) -> tuple[str | None, list, str]:
     if rec is None:
         return None, [], _missing("feedback")
     m, c = rec["metrics"], rec["counts"]
+    facts = recorded(rec)  # agreement is measured on the pairwise judgements only
+    pairwise = facts["types"]["pairwise"] if facts else c.get("judgements", "?")
     value = (f"raw agreement {_f(m.get('agreement/raw'))}, Krippendorff's alpha (nominal) "
-             f"{_f(m.get('agreement/krippendorff_alpha'))} over {c.get('judgements', '?')} "
+             f"{_f(m.get('agreement/krippendorff_alpha'))} over {pairwise} pairwise "
              f"judgements by {c.get('annotators', '?')} annotators; agreement is measured only, "
              "no annotator was screened or filtered")
     return value, ["feedback/_stage.json"], ""
@@ -144,13 +184,7 @@ def _rm_loss(records: dict) -> tuple[str | None, list, str]:
     rec, fb = records.get("reward"), records.get("feedback")
     if rec is None or fb is None:
         return None, [], _missing("feedback", "reward")
-    value = (f"Bradley–Terry pairwise loss on a scalar head over the SFT model, trained on the "
-             f"majority label of {fb['config']['feedback'].get('overlap', '?')} judgements; "
-             f"disagreement treated as noise (ties dropped: "
-             f"{fb['counts'].get('majority_ties', '?')}); "
-             f"{rec['counts'].get('pairs/train', '?')} training pairs, "
-             f"{rec['metrics'].get('steps', '?')} steps")
-    return value, ["reward/_stage.json", "feedback/_stage.json"], ""
+    return loss_sentence(rec, fb), ["reward/_stage.json", "feedback/_stage.json"], ""
 
 
 def _rm_eval(records: dict) -> tuple[str | None, list, str]:

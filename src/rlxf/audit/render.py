@@ -191,6 +191,7 @@ def section_tables(report: dict) -> dict[str, list[tuple[list[str], list[list[st
               _with_ci(f["beta"], f.get("beta_ci95")), num(f["r2"]),
               num(f["peak_sqrt_kl"]) if f.get("no_peak") is None else "none: R² < 0.8",
               num(f["peak"])] for src, name, f in fits]))
+    t["overoptimisation"] += _alarm_tables(oo.get("alarm"))
     sweep = oo.get("sweep")
     if sweep:
         t["overoptimisation"].append((
@@ -225,6 +226,20 @@ def section_tables(report: dict) -> dict[str, list[tuple[list[str], list[list[st
                           d["value"] if d["value"] is not None else f"{NULL} ({d.get('reason')})"]
                          for d in report["disclosure"]])]
     return t
+
+
+def _alarm_tables(alarm: dict | None) -> list[tuple[list[str], list[list[str]]]]:
+    """The gold-free over-optimisation alarm: where it fired and on which signals."""
+    if not alarm:
+        return []
+    verdict = (f"fired at step {alarm['step']} (√KL {num(alarm.get('sqrt_kl'))}) on "
+               + ", ".join(alarm["signals"]) if alarm["fired"]
+               else f"did not fire: {(alarm.get('notes') or {}).get('fired', NULL)}")
+    rows = [["verdict", verdict], ["rule", alarm["rule"]],
+            ["signals in the history", ", ".join(alarm["available"]) or NULL]]
+    rows += [[f"step {p['step']}", ", ".join(p["up"]) or "none up"]
+             for p in alarm.get("points", [])]
+    return [(["over-optimisation alarm (no gold)", "value"], rows)]
 
 
 def _reward_head_tables(rm: dict) -> list[tuple[list[str], list[list[str]]]]:

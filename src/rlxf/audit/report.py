@@ -27,6 +27,7 @@ from .failure_modes import attach_intervals, build_failure_modes
 from .oversight import build_oversight
 from .alignment_tax import build_alignment_tax
 from .gao_fit import fit_points
+from .overopt_alarm import overopt_alarm
 from .pooled import (load_world, mean_of, pooled_eval_metrics, pooled_history, scored_samples,
                      seed_dirs)
 from .surface import summarise
@@ -289,9 +290,11 @@ def _overoptimisation_section(run_dir: Path, records: dict, dirs: list[Path]) ->
     rec = records.get("policy")
     sweep = _sweep_section(run_dir, dirs)
     if rec is None:
-        return {"points": [], "fit": None, "sweep": sweep,
-                "notes": {"points": _not_run("policy"), "fit": _not_run("policy")}}
+        return {"points": [], "fit": None, "sweep": sweep, "alarm": None,
+                "notes": {"points": _not_run("policy"), "fit": _not_run("policy"),
+                          "alarm": _not_run("policy")}}
     histories = pooled_history(dirs)
+    history = histories[0]  # the alarm reads one run, as a user without seeds has (RUN itself)
     points = _points(_mean_history(histories))
     algorithm = rec["config"].get("policy", {}).get("algorithm", "dpo")
     history_fit, why = fit_points("bon" if algorithm == "bon" else "rl", points)
@@ -313,7 +316,9 @@ def _overoptimisation_section(run_dir: Path, records: dict, dirs: list[Path]) ->
     if fit is None:
         notes["fit"] = "; ".join(v for k, v in notes.items() if k.startswith("fit/"))
     return {"points": points, "fit": fit, "n_prompts": rec["counts"].get("eval_prompts"),
-            "algorithm": algorithm, "sweep": sweep, "notes": notes}
+            "algorithm": algorithm, "sweep": sweep, "notes": notes,
+            # from non-gold signals only (audit/overopt_alarm.py)
+            "alarm": overopt_alarm(history, rec["counts"].get("eval_prompts"))}
 
 
 def _groups_section(annotators: list[dict], measured: dict, models: dict) -> dict:

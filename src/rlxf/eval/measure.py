@@ -13,7 +13,7 @@ from ..models.logprobs import response_batch, sequence_logprobs
 from ..models.tokenizer import prompt_ids, response_ids
 from ..train.bon import bon_kl
 from .best_of_n import best_of_n_responses
-from .metrics import bad_rate, behaviour_metrics, group_utilities
+from .metrics import bad_rate, behaviour_metrics, group_utilities, reward_length_correlation
 
 
 @torch.no_grad()
@@ -64,6 +64,7 @@ def measure(model, *, prompts, world, sft_model, reward_model: RewardEnsemble,
     # The ensemble's disagreement on these samples: high where the policy left the reward
     # model's training distribution (None for a single reward model).
     metrics["reward/uncertainty"] = mean(spread) if spread else None
+    metrics["reward/length_correlation"] = reward_length_correlation(texts, proxy)
     metrics["kl/to_sft"] = mean(kl)
     # best-of-n's own log-probs are unknown: SFT's of its samples would not be its entropy
     metrics["entropy/per_response"] = -mean(logp) if best_of == 1 else None

@@ -18,6 +18,24 @@ def distinct_n(texts: list[str], n: int = 2) -> float | None:
     return len(set(grams)) / len(grams) if grams else None
 
 
+def pearson(xs: list[float], ys: list[float]) -> float | None:
+    """Pearson's correlation; None when either side is constant or there are < 2 points."""
+    n = len(xs)
+    if n < 2:
+        return None
+    mx, my = mean(xs), mean(ys)
+    sxy = sum((x - mx) * (y - my) for x, y in zip(xs, ys))
+    sxx = sum((x - mx) ** 2 for x in xs)
+    syy = sum((y - my) ** 2 for y in ys)
+    return sxy / (sxx * syy) ** 0.5 if sxx > 0 and syy > 0 else None
+
+
+def reward_length_correlation(texts: list[str], rewards: list[float]) -> float | None:
+    """Correlation of the proxy reward with response length in words across samples: a gold-free
+    sign that the reward is being earned by length (a known reward-model bias)."""
+    return pearson([float(len(t.split())) for t in texts], [float(r) for r in rewards])
+
+
 def _rate(flags: list[bool]) -> float | None:
     return sum(flags) / len(flags) if flags else None
 

@@ -73,8 +73,9 @@ def pairwise_aspect_pairs(records: list[FeedbackRecord]) -> list[AspectPair]:
     aspect_of = {r.item_id: canonical_aspect(r.provenance.get("aspect")) for r in records
                  if r.type == "pairwise"}
     first = {}
-    for r in records:
-        first.setdefault(r.item_id, r)
+    for r in records:  # the pairwise record of each item (another type may share its id)
+        if r.type == "pairwise":
+            first.setdefault(r.item_id, r)
     out = []
     for item_id, judgements in items_of(records).items():
         aspect, winner = aspect_of.get(item_id), majority(judgements)

@@ -11,6 +11,7 @@ from collections import defaultdict
 from datetime import datetime, timezone
 
 from ..feedback.agreement import PAIRWISE_LABELS, gwet_ac1
+from ..feedback.facts import record_facts
 from ..feedback.poisoning import detect_flippers, precision_recall
 from ..feedback.quality import (annotator_reliability, bradley_terry_choices, dawid_skene,
                                 items_of, krippendorff_alpha, majority, raw_agreement)
@@ -138,9 +139,9 @@ def human_feedback(ctx: StageContext, world) -> tuple[list, dict, dict, list]:
     (`rlxf annotate export`, `rlxf data import`). Items whose prompt_id is a lab prompt get the
     gold judge's verdict; others have none. Who the poisoners are is unknown."""
     from ..feedback.record import read_records
-    # Rankings and ratings pass through to the reward stage; quality control is on pairs.
-    kept = [r for r in read_records(ctx.config.feedback.records)
-            if r.type in ("pairwise", "ranking", "rating")]
+    # Every record passes through (rankings and ratings to the reward stage, binary labels to
+    # KTO, edits and critiques kept, not lost); quality control is on pairs.
+    kept = read_records(ctx.config.feedback.records)
     records = [r for r in kept if r.type == "pairwise"]
     first: dict = {}
     for r in records:
@@ -202,15 +203,18 @@ def ai_feedback(ctx: StageContext, world, pairs, gold) -> tuple[list, dict, dict
 def run(ctx: StageContext) -> dict:
     cfg = ctx.config.feedback
     world = ctx.load_world()
+    origin = None  # human feedback: each record's provenance says where its responses came from
     if cfg.source == "human":
         records, metrics, counts, pairs = human_feedback(ctx, world)
         identical = 0
     else:
+        origin = f"this run's SFT model (samples at temperature {cfg.temperature:g})"
         pairs, identical = sample_pairs(ctx, world)
         gold = [_gold_choice(world, p, a, b) for p, a, b in pairs]
         source = simulated_feedback if cfg.source == "simulated" else ai_feedback
         records, metrics, counts = source(ctx, world, pairs, gold)
     write_jsonl(ctx.out / "feedback.jsonl", [r.to_json() for r in records])
+    metrics["records"] = record_facts(records, origin)  # what the disclosure and cards say
     return {"counts": {"comparisons": len(pairs), "judgements": len(records),
                        "dropped_identical_pairs": identical,
                        "triggered_comparisons": sum(bool(p and p.triggered) for p, _, _ in pairs),

@@ -41,7 +41,9 @@ from .tracking import Tracker
 
 HISTORY_KEYS = ("reward/proxy", "gold/utility", "kl/to_sft", "length/tokens", "rate/sycophancy",
                 "rate/flattery", "rate/anthropomorphic", "world/parse_rate",
-                "gold/utility_parsed")
+                "gold/utility_parsed",
+                # gold-free signals of over-optimisation (audit/overopt_alarm.py)
+                "reward/uncertainty", "reward/length_correlation")
 BON_FILE = "bon.json"  # in policy/: present when the policy is SFT + best-of-n
 
 
@@ -201,6 +203,8 @@ def run(ctx: StageContext) -> dict:
                           best_of=best_of)
             m = out["metrics"]
             point = {k: m[k] for k in HISTORY_KEYS + ("kl/bon_analytic",) if k in m}
+            if point.get("reward/uncertainty", 0) is None:  # one reward model: no spread
+                del point["reward/uncertainty"]
             if cost_fn is not None:
                 samples = out["samples"]
                 point["cost/eval"] = mean(cost_fn([prompt_ids(tok, s["prompt"]) for s in samples],

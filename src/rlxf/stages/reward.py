@@ -38,8 +38,9 @@ def preference_pairs(ctx: StageContext, world):
     tok, cfg = world.tokenizer, ctx.config.reward
     records = read_records(ctx.run.stage_dir("feedback") / "feedback.jsonl")
     first = {}
-    for r in records:
-        first.setdefault(r.item_id, r)
+    for r in records:  # the pairwise record of each item (another type may share its id)
+        if r.type == "pairwise":
+            first.setdefault(r.item_id, r)
     train, heldout = [], []
     finals = final_labels(records)  # a curator's decision overrides the majority
     for item_id, judgements in items_of(records).items():

@@ -82,8 +82,9 @@ def run_groups(ctx: StageContext, world, scalar_model) -> dict:
     pad = tok.pad_token_id
     records = read_records(ctx.run.stage_dir("feedback") / "feedback.jsonl")
     first = {}
-    for r in records:
-        first.setdefault(r.item_id, r)
+    for r in records:  # the pairwise record of each item (another type may share its id)
+        if r.type == "pairwise":
+            first.setdefault(r.item_id, r)
     labels = group_labels(records)
     groups = sorted({g for by in labels.values() for g in by})
     train, held = [], []
