@@ -1,19 +1,25 @@
 # Two commands for a new user: `make demo` and `make test`. Both create .venv and install rlxf
-# with the CPU build of PyTorch first (an unpinned torch would pull the multi-GB CUDA build).
+# with the CPU build of PyTorch first (an unpinned torch would pull the multi-GB CUDA build),
+# then every other package at the version in requirements/lock.txt: the versions the test suite
+# last passed on, so a new machine gets what CI passed. pyproject.toml keeps ranges (rlxf as a
+# library). The lock holds transformers at 5.23.0, where bench/results/ were measured: on newer
+# releases TRL's GRPOTrainer, the benchmark's peer, is over 2x slower (requirements/holds.txt).
+# `make test-latest` runs the suite on the newest releases instead; `make lock` regenerates the lock.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 TORCH := torch==2.13.0
+LOCK := requirements/lock.txt
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test bench lock test-latest clean
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet $(TORCH)
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -c $(LOCK) -e '.[test]'
 	touch $@
 
 demo: install
@@ -26,5 +32,15 @@ test: install
 bench: install
 	$(BIN)/python bench/run.py
 
+# A fresh venv (.venv-lock) at the newest versions but requirements/holds.txt; writes $(LOCK)
+# only if the suite passes there.
+lock:
+	PYTHON=$(PYTHON) TORCH=$(TORCH) requirements/lock.sh
+
+# The suite on the newest transformers, TRL, peft, accelerate (.venv-latest/, Python 3.11 and
+# 3.12 where installed); prints the versions against the lock and what broke.
+test-latest:
+	TORCH=$(TORCH) requirements/test_latest.sh
+
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) .venv-lock .venv-latest runs .pytest_cache

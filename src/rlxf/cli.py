@@ -9,20 +9,27 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from . import quiet
 from .data.cli import data_app
 from .serve.cli import serve
 from .server.cli import annotate_app
 from .tune.cli import register as register_tune_commands
 from .tune.rl_cli import register as register_rl_commands
 
-# Keep the console for our own progress bars: transformers' per-load bars and advisories
-# would interleave with them on every model load.
-os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+# Keep the console for our own progress bars: third-party bars, advisories and warnings would
+# interleave with them on every model load (rlxf/quiet.py).
+quiet.quiet_environment()
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="rlxf: RLHF / RLAIF that measures its own failure modes.")
+
+
+@app.callback()
+def _before_every_command() -> None:
+    quiet.capture_warnings()
+
+
 console = Console(stderr=True, soft_wrap=True)  # paths and errors stay on one line
 
 
@@ -76,6 +83,8 @@ def run(config: Path = typer.Argument(..., help="TOML config (see examples/quick
         return
     from .seeds import as_member
     cfg, text = as_member(cfg, config.read_text(), seed)
+    out.mkdir(parents=True, exist_ok=True)
+    quiet.log_to(out)
     import torch
     torch.set_num_threads(threads or os.cpu_count() or 1)
     with _progress() as progress:
@@ -152,6 +161,8 @@ def sweep(config: Path = typer.Argument(..., help="TOML config with a \\[sweep] 
         return
     from .seeds import as_member
     cfg, text = as_member(cfg, config.read_text(), seed)
+    out.mkdir(parents=True, exist_ok=True)
+    quiet.log_to(out)
     import torch
     torch.set_num_threads(threads or os.cpu_count() or 1)
     with _progress() as progress:

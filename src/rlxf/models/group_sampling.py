@@ -14,6 +14,7 @@ import torch
 from transformers import StaticCache
 
 from .generate import cut_at_stop, sample_response_ids
+from .kv_cache import cache_kwargs
 from .shared_prefix import applies_to
 
 
@@ -61,8 +62,9 @@ def sample_groups(model, prompts: list[list[int]], k: int, *, temperature: float
         mask[i, width - len(p): width] = 1
     positions = (mask[:, :width].cumsum(1) - 1).clamp(min=0)
     cache = StaticCache(config=model.config, max_cache_len=width + max_new_tokens)
-    logits = model(input_ids=ids, attention_mask=mask, position_ids=positions,
-                   past_key_values=cache, use_cache=True).logits[:, -1]
+    with_cache = cache_kwargs(model, cache)
+    logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
+                   **with_cache).logits[:, -1]
     _repeat_rows(cache, k)
     logits, mask = logits.repeat_interleave(k, 0), mask.repeat_interleave(k, 0)
     next_position = mask.sum(1)
@@ -77,8 +79,8 @@ def sample_groups(model, prompts: list[list[int]], k: int, *, temperature: float
             break
         mask[:, width + t] = 1
         logits = model(input_ids=token[:, None], attention_mask=mask,
-                       position_ids=(next_position + t)[:, None], past_key_values=cache,
-                       use_cache=True).logits[:, -1]
+                       position_ids=(next_position + t)[:, None], use_cache=True,
+                       **with_cache).logits[:, -1]
     return cut_at_stop(torch.stack(tokens, 1).tolist(), stops.tolist())
 
 

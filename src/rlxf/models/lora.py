@@ -29,7 +29,8 @@ def add_lora(model, cfg: LoraConfig, task: str = "CAUSAL_LM"):
 
     targets = "all-linear" if cfg.targets == ["all-linear"] else list(cfg.targets)
     peft_cfg = PeftLoraConfig(r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout,
-                              target_modules=targets, task_type=task)
+                              target_modules=targets, task_type=task,
+                              fan_in_fan_out=_has_transposed_linears(model))
     return get_peft_model(model, peft_cfg)
 
 
@@ -50,6 +51,14 @@ def linear_layer_names(model) -> list[str]:
         type(m) for m in model.modules() if type(m).__name__ == "Conv1D")
     return sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules()
                    if isinstance(m, kinds) and n})
+
+
+def _has_transposed_linears(model) -> bool:
+    """GPT-2's blocks are transformers' Conv1D, a linear layer whose weight is stored (in, out):
+    peft needs fan_in_fan_out=True for them (told False, it warns and switches it itself)."""
+    from transformers.pytorch_utils import Conv1D
+
+    return any(isinstance(m, Conv1D) for m in model.modules())
 
 
 def reference_of(model):

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from ..train.loop import pad_right
+from .kv_cache import cache_kwargs, returned_cache
 
 
 # Architectures whose cache path is tested against full forwards (tests/test_shared_prefix.py).
@@ -104,15 +105,15 @@ def group_states(backbone, prompts: list[list[int]], responses: list[list[int]],
         raise ValueError("every response needs at least one token (its <eos>)")
     p_ids, p_mask = pad_right(prompts, pad_id)
     out = backbone(input_ids=p_ids, attention_mask=p_mask, use_cache=True)
-    cache = out.past_key_values
+    cache = returned_cache(out)
     cache.batch_repeat_interleave(k)  # row i·k + j continues prompt i
     r_ids, r_mask = pad_right(responses, pad_id)
     # Each response continues right after its own prompt; pad positions get 0 (never attended).
     starts = p_mask.sum(1).repeat_interleave(k)
     pos = (starts[:, None] + torch.arange(r_ids.shape[1])).masked_fill(r_mask == 0, 0)
     r_out = backbone(input_ids=r_ids, attention_mask=torch.cat(
-        [p_mask.repeat_interleave(k, 0), r_mask], 1), position_ids=pos, past_key_values=cache,
-        use_cache=False)
+        [p_mask.repeat_interleave(k, 0), r_mask], 1), position_ids=pos, use_cache=False,
+        **cache_kwargs(backbone, cache))
     return GroupStates(out.last_hidden_state, p_mask, r_out.last_hidden_state, r_ids, r_mask,
                        p_ids)
 
