@@ -37,6 +37,8 @@ from .loop import Checkpointer, StepCallback, adamw, lr_at, set_lr
 StepLosses = Callable[[torch.nn.Module, int], Iterator[tuple[torch.Tensor, dict]]]
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 ACCELERATE_PRECISION = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}
+# accelerate modes that shard or own the model (FSDP, ZeRO): the engine keeps whole replicas
+UNSUPPORTED = ("FSDP", "DEEPSPEED", "MEGATRON_LM", "XLA")
 
 
 def resolve_device(choice: str = "auto") -> str:
@@ -67,7 +69,7 @@ def build_accelerator(device: str = "auto", precision: str = "fp32") -> Accelera
     mixed = ACCELERATE_PRECISION[resolve_precision(precision, device)]
     state = AcceleratorState._shared_state
     if state and (state.get("_mixed_precision") != mixed or
-                  (device == "cpu") != (state["device"].type == "cpu")):
+                  (device == "cpu") != (getattr(state.get("device"), "type", "cpu") == "cpu")):
         # another run in this process chose differently; the process group itself is kept
         AcceleratorState._reset_state(reset_partial_state=False)
     return Accelerator(cpu=device == "cpu", mixed_precision=mixed)
@@ -86,6 +88,11 @@ class Engine:
         self.grad_accum = getattr(cfg, "grad_accum", 1)
         self.accelerator = accelerator or build_accelerator(getattr(cfg, "device", "auto"),
                                                             getattr(cfg, "precision", "fp32"))
+        kind = self.accelerator.distributed_type.value
+        if kind in UNSUPPORTED:
+            raise ValueError(f"accelerate launched {kind}, which rlxf's engine does not run yet "
+                             "(parameters are not sharded); launch DDP (--multi_gpu or "
+                             "examples/accelerate/ddp_2gpu.yaml) instead (docs/SCALE.md)")
         self.max_grad_norm = max_grad_norm
         self.items = 0  # counted by the recipe (tokens) or per step (items_per_step)
 

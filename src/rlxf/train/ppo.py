@@ -52,7 +52,7 @@ class PolicyWithValue(torch.nn.Module):
         out = self.lm(input_ids=ids, attention_mask=mask, output_hidden_states=True)
         logits = out.logits[:, :-1].float()
         logprobs = torch.gather(logits.log_softmax(-1), 2, ids[:, 1:, None]).squeeze(2)
-        values = self.value_head(out.hidden_states[-1][:, :-1].float()).squeeze(-1)
+        values = self.value_head(out.hidden_states[-1][:, :-1].float()).squeeze(-1).float()
         return logprobs, values
 
 

@@ -14,6 +14,7 @@ from ..config import TrainConfig
 from ..models.logprobs import response_batch
 from .engine import Engine
 from .loop import BatchOrder, Checkpointer, device_of
+from .reward import at_least_fp32
 
 Example = tuple[list[int], list[int], float]  # prompt ids, response (prefix) ids, label in {0, 1}
 
@@ -37,7 +38,7 @@ def train_classifier(model, examples: list[Example], cfg: TrainConfig, pad_id: i
             batch = [examples[i] for i in idx]
             logits = classifier_logits(model, [p for p, _, _ in batch],
                                        [r for _, r, _ in batch], pad_id)
-            logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
+            logits = at_least_fp32(logits)
             labels = torch.tensor([y for _, _, y in batch], dtype=logits.dtype,
                                   device=logits.device)
             loss = F.binary_cross_entropy_with_logits(logits, labels)

@@ -24,12 +24,17 @@ HeadPair = tuple[int, list[int], list[int], list[int]]  # head index, prompt, ch
 BatchLoss = Callable[[object, list, int], tuple[torch.Tensor, torch.Tensor]]
 
 
+def at_least_fp32(x: torch.Tensor) -> torch.Tensor:
+    """Rewards under bf16 autocast come out of the head in bf16; losses see fp32 (float64 kept)."""
+    return x.to(torch.promote_types(x.dtype, torch.float32))
+
+
 def head_rewards(model, prompts: list[list[int]], responses: list[list[int]], pad_id: int
                  ) -> torch.Tensor:
     """(N, K) rewards of every head, one forward over N sequences."""
     ids, mask, _ = response_batch(prompts, responses, pad_id)
     device = device_of(model)
-    return model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
+    return at_least_fp32(model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits)
 
 
 def pair_rewards(model, pairs: list[Pair], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -38,8 +43,8 @@ def pair_rewards(model, pairs: list[Pair], pad_id: int) -> tuple[torch.Tensor, t
     where the head reads it (models/last_layer.py)."""
     prompts, chosen, rejected = ([t[k] for t in pairs] for k in range(3))
     if applies_to(model):
-        rewards = model.score(pair_last_hidden(model.base_model, prompts, chosen, rejected,
-                                               pad_id))[:, 0]
+        rewards = at_least_fp32(model.score(pair_last_hidden(model.base_model, prompts, chosen,
+                                                             rejected, pad_id))[:, 0])
     else:
         rewards = head_rewards(model, prompts * 2, chosen + rejected, pad_id)[:, 0]
     return rewards[: len(pairs)], rewards[len(pairs):]
