@@ -1,5 +1,5 @@
 """The training engine (train/engine.py): gradient accumulation in float64 -- 4 micro-batches of 4
-take the same step as one batch of 16 (SFT, reward model, DPO, GRPO with whole groups) -- and
+take the same step as one batch of 16 (SFT, reward model, DPO, KTO, GRPO with whole groups) -- and
 bf16 mixed precision tracking fp32 on the same tiny models; errors name what to change."""
 
 import pytest
@@ -10,6 +10,7 @@ from rlxf.config import GroupRLConfig, PolicyConfig, TrainConfig
 from rlxf.train.dpo import reference_logprobs, train_dpo
 from rlxf.train.engine import Engine, resolve_precision
 from rlxf.train.group_rl import train_group_rl
+from rlxf.train.kto import reference_example_logprobs, train_kto
 from rlxf.train.lm import train_lm
 from rlxf.train.loop import Checkpointer
 from rlxf.train.reward import train_reward_model
@@ -78,6 +79,12 @@ def run(recipe: str, tmp_path, grad_accum: int = 1, precision: str = "fp32",
         model, data = lm(dtype), pairs()
         ref_c, ref_r = reference_logprobs(lm(dtype), data, PAD)
         train_dpo(model, data, ref_c, ref_r, PolicyConfig(**common), PAD, 0, ckpt, on_step)
+    elif recipe == "kto":  # z_ref is the whole batch's, whatever the micro-batches
+        model, reference = lm(dtype), lm(dtype)
+        data = [(p, c if i % 3 else r, i % 3 > 0) for i, (p, c, r) in enumerate(pairs())]
+        ref = reference_example_logprobs(reference, data, PAD)
+        train_kto(model, reference, data, ref, PolicyConfig(algorithm="kto", **common), PAD, 0,
+                  ckpt, on_step)
     else:  # GRPO: 4 prompts of 4 samples per micro-batch (whole groups), rewarded by token 4
         model = lm(dtype)
         cfg = PolicyConfig(algorithm="grpo", group=GroupRLConfig(group_size=4, kl_coef=0.1),
@@ -89,7 +96,7 @@ def run(recipe: str, tmp_path, grad_accum: int = 1, precision: str = "fp32",
     return model, seen
 
 
-@pytest.mark.parametrize("recipe", ["sft", "reward", "dpo", "grpo"])
+@pytest.mark.parametrize("recipe", ["sft", "reward", "dpo", "kto", "grpo"])
 def test_four_micro_batches_of_four_take_the_step_of_one_batch_of_sixteen(tmp_path, recipe):
     whole, whole_metrics = run(recipe, tmp_path, grad_accum=1)
     micro, _ = run(recipe, tmp_path, grad_accum=4)
