@@ -237,7 +237,7 @@ def test_an_interrupted_command_resumes_to_the_same_weights(llama_dir, tmp_path,
         return on_step
     with pytest.raises(KeyboardInterrupt):
         run_dpo(llama_dir, prefs_file, tmp_path / "resumed", cfg, progress=crash_at_3)
-    assert (tmp_path / "resumed.partial" / ".ckpt" / "state.pt").exists()
+    assert (tmp_path / "resumed.partial" / ".ckpt" / "checkpoint" / "state.pt").exists()
     again = run_dpo(llama_dir, prefs_file, tmp_path / "resumed", cfg)
     assert again["metrics"]["resumed_from_step"] == 2
     from safetensors.torch import load_file

@@ -60,6 +60,14 @@ class TrainConfig(Section):
     lr: float = Field(3e-3, gt=0, description="peak AdamW learning rate (cosine to 10%)")
     warmup_steps: int = Field(30, ge=0, description="linear warm-up steps")
     checkpoint_every: int = Field(100, ge=1, description="steps between resumable checkpoints")
+    grad_accum: int = Field(1, ge=1, description="micro-batches per optimizer step (batch_size "
+                                                 "must divide into processes x grad_accum)")
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "fp32", description="mixed precision through accelerate (parameters and optimizer stay "
+                            "fp32); auto: bf16 on a GPU that supports it, else fp32")
+    device: Literal["cpu", "cuda", "auto"] = Field("cpu", description="cpu, cuda, or auto (the GPU `accelerate launch` gave "
+                                           "this process when there is one, else cpu); the lab's "
+                                           "tiny models train faster on the CPU (docs/SCALE.md)")
 
 
 class PretrainConfig(TrainConfig):
@@ -413,9 +421,11 @@ class TuneTrainConfig(TrainConfig):
                                                       "fine-tuning)")
     gradient_checkpointing: bool = Field(False, description="recompute activations in the "
                                                             "backward pass (less memory, slower)")
-    precision: Literal["auto", "fp32", "bf16"] = Field(
-        "auto", description="bf16 autocast, or fp32; auto: bf16 only on a CUDA device that "
-                            "supports it (never on CPU)")
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto", description="mixed precision through accelerate (parameters and optimizer stay "
+                            "fp32); auto: bf16 on a GPU that supports it, else fp32")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto (the GPU `accelerate launch` gave this "
+                                            "process when there is one, else cpu), cpu or cuda")
     merge: bool = Field(False, description="with lora: save the merged model, not the adapter")
 
 

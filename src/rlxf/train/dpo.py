@@ -13,9 +13,10 @@ from ..config import PolicyConfig
 from ..models.fused_ops import fuse_activations
 from ..models.logprobs import response_batch, sequence_logprobs
 from ..models.shared_prefix import applies_to, pair_response_logprobs
+from .engine import Engine
 from .losses import cdpo_loss, dpo_loss, ipo_loss, robust_dpo_loss
-from .loop import BatchOrder, Checkpointer, StepCallback
-from .policy_loop import default_accelerator, optimise, shard
+from .loop import BatchOrder, Checkpointer, StepCallback, device_of
+from .policy_loop import optimise
 from .reward import Pair
 
 # (policy_chosen, policy_rejected, ref_chosen, ref_rejected, chosen_len, rejected_len), all (B,)
@@ -45,8 +46,8 @@ def pair_logprobs(model, pairs: list[Pair], pad_id: int) -> tuple[torch.Tensor, 
     if applies_to(model):
         logps = pair_response_logprobs(model, prompts, chosen, rejected, pad_id)
     else:
-        ids, mask, resp = response_batch(prompts * 2, chosen + rejected, pad_id)
-        logps = sequence_logprobs(model, ids, mask, resp)
+        batch = response_batch(prompts * 2, chosen + rejected, pad_id)
+        logps = sequence_logprobs(model, *(t.to(device_of(model)) for t in batch))
     return logps[: len(pairs)], logps[len(pairs):]
 
 
@@ -69,21 +70,22 @@ def train_dpo(policy, pairs: list[Pair], ref_chosen: torch.Tensor, ref_rejected:
     """`evaluate(step)` is called every cfg.eval_every steps (and at 0 and the end); its
     results form the history that the over-optimisation curve is drawn from. With several
     processes, each takes an equal share of every step's global batch of cfg.batch_size pairs."""
-    accelerator = accelerator or default_accelerator()
+    engine = Engine(cfg, accelerator)
     loss_fn = pair_loss(cfg)
     fuse_activations(policy)  # same function, one kernel (models/fused_ops.py)
     order = BatchOrder(len(pairs), cfg.batch_size, seed)
     lengths = torch.tensor([[len(c), len(r)] for _, c, r in pairs])
 
     def losses(model, step: int):
-        idx = shard(order.indices(step), accelerator)
-        chosen, rejected = pair_logprobs(model, [pairs[i] for i in idx], pad_id)
-        loss, r_c, r_r = loss_fn(chosen, rejected, ref_chosen[idx], ref_rejected[idx],
-                                 lengths[idx, 0], lengths[idx, 1])
-        yield loss, {f"loss/{cfg.algorithm}": loss.item(),
-                     "rewards/margin": (r_c - r_r).mean().item(),
-                     "rewards/accuracy": (r_c > r_r).float().mean().item()}
+        for idx in engine.micro_batches(order.indices(step)):
+            chosen, rejected = pair_logprobs(model, [pairs[i] for i in idx], pad_id)
+            # the reference log-probs and lengths were made before the engine placed the model
+            ref_c, ref_r, lens = (t[idx].to(chosen.device)
+                                  for t in (ref_chosen, ref_rejected, lengths))
+            loss, r_c, r_r = loss_fn(chosen, rejected, ref_c, ref_r, lens[:, 0], lens[:, 1])
+            yield loss * engine.item_weight, {f"loss/{cfg.algorithm}": loss.item(),
+                                              "rewards/margin": (r_c - r_r).mean().item(),
+                                              "rewards/accuracy": (r_c > r_r).float().mean().item()}
 
-    return optimise(policy, cfg, ckpt, losses, on_step=on_step, evaluate=evaluate,
-                    accelerator=accelerator,
+    return optimise(policy, cfg, ckpt, losses, on_step=on_step, evaluate=evaluate, engine=engine,
                     items_per_step=("throughput/pairs_per_s", cfg.batch_size))

@@ -32,9 +32,10 @@ from ..models.fused_ops import fuse_activations
 from ..models.group_sampling import sample_k_per_prompt
 from ..models.logprobs import group_response_logprobs
 from .advantages import group_advantages, masked_mean, rloo_advantages
+from .engine import Engine
 from .losses import grpo_loss, k3_kl, rloo_loss
 from .loop import BatchOrder, Checkpointer, StepCallback
-from .policy_loop import default_accelerator, global_mean, optimise, shard
+from .policy_loop import optimise
 
 # (prompt ids, response ids) of B samples -> B rewards (NaN: the judge could not score it)
 RewardFn = Callable[[list[list[int]], list[list[int]]], list[float]]
@@ -83,6 +84,16 @@ class Rollout:
         models/shared_prefix.py applies)."""
         return group_response_logprobs(model, self.group_prompts, self.responses, pad_id)[0]
 
+    def part(self, k: int, parts: int) -> "Rollout":
+        """Groups k·P/parts ... (k+1)·P/parts - 1, whole (a micro-batch), their per-token
+        tensors cut to their own longest response."""
+        size, G = len(self.group_prompts) // parts, len(self.prompts) // len(self.group_prompts)
+        rows = slice(k * size * G, (k + 1) * size * G)
+        width = max(len(r) for r in self.responses[rows])
+        return Rollout(self.group_prompts[k * size: (k + 1) * size], self.prompts[rows],
+                       self.responses[rows], self.mask[rows, :width],
+                       self.ref_logprobs[rows, :width])
+
 
 @torch.no_grad()
 def rollout(policy, reference, prompts: list[list[int]], group_size: int, pad_id: int,
@@ -109,14 +120,15 @@ def train_group_rl(policy, reference, prompts: list[list[int]], reward_fn: Rewar
     safe = cfg.safe
     if cost_fn is not None and safe.cost_threshold is None:
         raise ValueError("train_group_rl: a cost function needs [policy.safe] cost_threshold")
-    accelerator = accelerator or default_accelerator()
+    engine = Engine(cfg, accelerator)
     G, beta = cfg.group.group_size, cfg.group.kl_coef
     order = BatchOrder(len(prompts), cfg.batch_size, seed)
 
     def losses(model, step: int):
         # 1. rollout (the unwrapped policy samples; the same seed on a resumed run)
-        batch = [prompts[i] for i in shard(order.indices(step), accelerator)]
-        seed_step = seed * 100_003 + step * accelerator.num_processes + accelerator.process_index
+        micro = engine.micro_batches(order.indices(step))  # of prompts: each group stays whole
+        batch = [prompts[i] for part in micro for i in part]
+        seed_step = seed * 100_003 + step * engine.num_processes + engine.process_index
         r = rollout(policy, reference, batch, G, pad_id, eos_id, max_new_tokens, seed_step)
         # 2. reward
         raw = torch.tensor(reward_fn(r.prompts, r.responses), dtype=torch.float32)
@@ -131,37 +143,45 @@ def train_group_rl(policy, reference, prompts: list[list[int]], reward_fn: Rewar
             scores = lagrangian_reward(scores, cost, lam)
             metrics.update({"cost/train": cost.mean().item(), "safe/lambda": lam})
         model.train()
+        parts = [r.part(k, len(micro)) for k in range(len(micro))]
+        rows = len(r.responses) // len(parts)
+        old, advantages, kl_to_sft = [], [], []
         for update in range(cfg.group.updates_per_rollout):
-            logprobs = r.logprobs(model, pad_id)
-            if update == 0:
-                # π_old is the policy that sampled, and no update has happened since: its
-                # log-probs are this forward's (as TRL's GRPOTrainer when μ = 1), so no separate
-                # π_old forward. Exact because the policy's forward is deterministic (dropout
-                # is off in rlxf's models, models/build.py).
-                old_logprobs = logprobs.detach()
-                seq_kl = ((old_logprobs - r.ref_logprobs) * r.mask).sum(1)
-                metrics["kl/to_sft_train"] = seq_kl.mean().item()
-                # 3. advantages within each prompt's group
+            for k, part in enumerate(parts):
+                logprobs = part.logprobs(model, pad_id)
+                if update == 0:
+                    # π_old is the policy that sampled, and no update has happened since: its
+                    # log-probs are this forward's (as TRL's GRPOTrainer when μ = 1), so no
+                    # separate π_old forward. Exact because the policy's forward is
+                    # deterministic (dropout is off in rlxf's models, models/build.py).
+                    old.append(logprobs.detach())
+                    seq_kl = ((old[k] - part.ref_logprobs) * part.mask).sum(1)
+                    kl_to_sft.append(seq_kl.mean().item())
+                    # 3. advantages within each prompt's group
+                    own = scores[k * rows: (k + 1) * rows].to(logprobs.device)
+                    if cfg.algorithm == "grpo":
+                        adv = group_advantages(own.view(-1, G)).flatten()
+                    else:
+                        # RLOO (Ahmadian et al. 2024; TRL): the KL penalty is part of the reward
+                        adv = rloo_advantages((own - beta * seq_kl).view(-1, G)).flatten()
+                    skipped = unscored[k * rows: (k + 1) * rows].to(adv.device)
+                    advantages.append(torch.where(skipped, 0.0, adv))
+                # 4. optimise
                 if cfg.algorithm == "grpo":
-                    advantages = group_advantages(scores.view(-1, G)).flatten()
+                    out = grpo_loss(logprobs, old[k], advantages[k], part.mask,
+                                    clip_range=cfg.group.clip_range, kl_coef=beta,
+                                    ref_logprobs=part.ref_logprobs, reduction="sequence")
+                    loss, step_metrics = out.loss, {"policy/clipfrac": out.clipfrac.item()}
                 else:
-                    # RLOO (Ahmadian et al. 2024; TRL): the KL penalty is part of the reward
-                    advantages = rloo_advantages((scores - beta * seq_kl).view(-1, G)).flatten()
-                advantages = torch.where(unscored, 0.0, advantages)
-            # 4. optimise
-            if cfg.algorithm == "grpo":
-                out = grpo_loss(logprobs, old_logprobs, advantages, r.mask,
-                                clip_range=cfg.group.clip_range, kl_coef=beta,
-                                ref_logprobs=r.ref_logprobs, reduction="sequence")
-                loss, step_metrics = out.loss, {"policy/clipfrac": out.clipfrac.item()}
-            else:
-                loss, step_metrics = rloo_loss(logprobs, advantages, r.mask), {}
-            step_metrics["kl/k3"] = masked_mean(k3_kl(logprobs.detach(), r.ref_logprobs),
-                                                r.mask).item()
-            yield loss, {f"loss/{cfg.algorithm}": loss.item(), **metrics, **step_metrics}
+                    loss, step_metrics = rloo_loss(logprobs, advantages[k], part.mask), {}
+                step_metrics["kl/k3"] = masked_mean(k3_kl(logprobs.detach(), part.ref_logprobs),
+                                                    part.mask).item()
+                yield loss * engine.item_weight, {
+                    f"loss/{cfg.algorithm}": loss.item(), **metrics,
+                    "kl/to_sft_train": kl_to_sft[k], **step_metrics}
         # 5. dual step on the Lagrange multiplier, from the global mean cost
         if cost_fn is not None:
-            global_cost = global_mean({"cost": metrics["cost/train"]}, accelerator)["cost"]
+            global_cost = engine.global_mean({"cost": metrics["cost/train"]})["cost"]
             ckpt.extra["lagrangian"] = dual_ascent(lam, global_cost, safe.cost_threshold,
                                                    safe.lagrangian_lr)
 
@@ -169,12 +189,12 @@ def train_group_rl(policy, reference, prompts: list[list[int]], reward_fn: Rewar
         return {**evaluate(step), "safe/lambda": ckpt.extra.get("lagrangian",
                                                                 safe.lagrangian_init)}
 
-    reference.eval()
+    reference.eval().to(engine.device)
     for model in (policy, reference):
         fuse_activations(model)  # same function, one kernel (models/fused_ops.py)
     result = optimise(policy, cfg, ckpt, losses, on_step=on_step,
                       evaluate=evaluate_with_lambda if evaluate and cost_fn else evaluate,
-                      accelerator=accelerator,
+                      engine=engine,
                       items_per_step=("throughput/completions_per_s", cfg.batch_size * G))
     if cost_fn is not None:
         result["safe/lambda_final"] = ckpt.extra.get("lagrangian", safe.lagrangian_init)

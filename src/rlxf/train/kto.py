@@ -12,9 +12,10 @@ from accelerate import Accelerator
 
 from ..config import PolicyConfig
 from ..models.logprobs import response_batch, sequence_logprobs
+from .engine import Engine
 from .losses import kto_loss
-from .loop import BatchOrder, Checkpointer, StepCallback
-from .policy_loop import default_accelerator, optimise, shard
+from .loop import BatchOrder, Checkpointer, StepCallback, device_of
+from .policy_loop import optimise
 
 Example = tuple[list[int], list[int], bool]  # prompt ids, response ids, desirable
 
@@ -22,7 +23,9 @@ Example = tuple[list[int], list[int], bool]  # prompt ids, response ids, desirab
 def example_logprobs(model, prompts: list[list[int]], responses: list[list[int]],
                      pad_id: int) -> torch.Tensor:
     """(B,) summed log-probs of each response given its prompt."""
-    return sequence_logprobs(model, *response_batch(prompts, responses, pad_id))
+    device = device_of(model)
+    return sequence_logprobs(model, *(t.to(device)
+                                      for t in response_batch(prompts, responses, pad_id)))
 
 
 @torch.no_grad()
@@ -44,26 +47,32 @@ def train_kto(policy, reference, examples: list[Example], ref_logps: torch.Tenso
     if cfg.batch_size < 2:
         raise ValueError("kto: batch_size must be >= 2 (the reference point pairs each prompt "
                          "with another example's response)")
-    accelerator = accelerator or default_accelerator()
+    engine = Engine(cfg, accelerator)
     order = BatchOrder(len(examples), cfg.batch_size, seed)
     desirable = torch.tensor([d for _, _, d in examples])
 
     def losses(model, step: int):
-        idx = shard(order.indices(step), accelerator)
+        idx = engine.shard(order.indices(step))
         prompts = [examples[i][0] for i in idx]
         responses = [examples[i][1] for i in idx]
-        logps = example_logprobs(model, prompts, responses, pad_id)
         shifted = responses[1:] + responses[:1]  # mismatched: prompt i, response i + 1
-        with torch.no_grad():
-            policy_kl = accelerator.gather(example_logprobs(model, prompts, shifted, pad_id))
-            ref_kl = accelerator.gather(example_logprobs(reference, prompts, shifted, pad_id))
-        out = kto_loss(logps, ref_logps[idx], desirable[idx], cfg.beta, policy_kl, ref_kl)
-        # accuracy: the implicit reward β(π - ref) has the label's sign
-        yield out.loss, {"loss/kto": out.loss.item(), "kto/z_ref": out.kl.item(),
-                         "rewards/accuracy": ((out.rewards > 0) == desirable[idx])
-                         .float().mean().item()}
+        with torch.no_grad():  # z_ref from the whole global batch, before any micro-batch
+            policy_kl = engine.accelerator.gather(
+                example_logprobs(model, prompts, shifted, pad_id))
+            ref_kl = engine.accelerator.gather(
+                example_logprobs(reference, prompts, shifted, pad_id))
+        size = len(idx) // engine.grad_accum
+        for k, micro in enumerate(engine.micro_batches(order.indices(step))):
+            part = slice(k * size, (k + 1) * size)  # micro-batches are consecutive in the shard
+            logps = example_logprobs(model, prompts[part], responses[part], pad_id)
+            wanted = desirable[micro].to(logps.device)
+            out = kto_loss(logps, ref_logps[micro].to(logps.device), wanted, cfg.beta,
+                           policy_kl, ref_kl)
+            # accuracy: the implicit reward β(π - ref) has the label's sign
+            yield out.loss * engine.item_weight, {
+                "loss/kto": out.loss.item(), "kto/z_ref": out.kl.item(),
+                "rewards/accuracy": ((out.rewards > 0) == wanted).float().mean().item()}
 
-    reference.eval()
-    return optimise(policy, cfg, ckpt, losses, on_step=on_step, evaluate=evaluate,
-                    accelerator=accelerator,
+    reference.eval().to(engine.device)
+    return optimise(policy, cfg, ckpt, losses, on_step=on_step, evaluate=evaluate, engine=engine,
                     items_per_step=("throughput/examples_per_s", cfg.batch_size))

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import time
-
 import torch
 
 from ..config import TrainConfig
 from ..models.fused_ops import fuse_activations
-from .loop import BatchOrder, Checkpointer, StepCallback, adamw, lr_at, pad_right, set_lr
+from .engine import Engine
+from .loop import BatchOrder, Checkpointer, StepCallback, pad_right
 
 
 def lm_batch(examples: list[tuple[list[int], int | list[int]]], pad_id: int):
@@ -33,42 +32,43 @@ def backbone_of(model):
     return model.base_model
 
 
-def lm_loss(model, ids: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Mean next-token cross-entropy over the trained tokens (labels != -100): what
-    `model(labels=...).loss` computes, with the LM head and the softmax run only where a label is
-    trained (SFT trains on the response alone, so the prompt's logits would be thrown away)."""
+def lm_loss(model, ids: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor,
+            reduction: str = "mean") -> torch.Tensor:
+    """Next-token cross-entropy over the trained tokens (labels != -100), their mean (what
+    `model(labels=...).loss` computes) or sum, with the LM head and the softmax run only where a
+    label is trained (SFT trains on the response alone, so the prompt's logits would be thrown
+    away). The logits are at least float32 under bf16 autocast."""
+    device = model.get_output_embeddings().weight.device
+    ids, mask, labels = ids.to(device), mask.to(device), labels.to(device)
     hidden = backbone_of(model)(input_ids=ids, attention_mask=mask).last_hidden_state
     targets = labels[:, 1:]
     keep = targets != -100
     logits = model.get_output_embeddings()(hidden[:, :-1][keep])
     logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
-    return torch.nn.functional.cross_entropy(logits, targets[keep])
+    return torch.nn.functional.cross_entropy(logits, targets[keep], reduction=reduction)
 
 
 def train_lm(model, examples: list[tuple[list[int], int]], cfg: TrainConfig, pad_id: int,
-             seed: int, ckpt: Checkpointer, on_step: StepCallback | None = None) -> dict:
+             seed: int, ckpt: Checkpointer, on_step: StepCallback | None = None,
+             engine: Engine | None = None) -> dict:
+    """The loss is the mean over the global batch's trained tokens (as TRL's SFTTrainer), also
+    with gradient accumulation and several processes: each micro-batch contributes its token
+    sum divided by the global batch's token count."""
+    engine = engine or Engine(cfg)
     fuse_activations(model)  # same function, one kernel (models/fused_ops.py)
-    optimizer = adamw(model.parameters(), cfg.lr)
-    start = ckpt.load(model, optimizer)
     order = BatchOrder(len(examples), cfg.batch_size, seed)
-    model.train()
-    loss_ema, tokens, t0 = ckpt.extra.get("loss_ema"), 0, time.perf_counter()
-    for step in range(start, cfg.steps):
-        ids, mask, labels = lm_batch([examples[i] for i in order.indices(step)], pad_id)
-        set_lr(optimizer, lr_at(step, cfg))
-        # HF averages the loss over trained tokens (token-mean), as TRL's SFTTrainer does.
-        loss = lm_loss(model, ids, mask, labels)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        tokens += int(mask.sum())
-        loss_ema = loss.item() if loss_ema is None else 0.95 * loss_ema + 0.05 * loss.item()
-        ckpt.extra["loss_ema"] = loss_ema
-        ckpt.maybe_save(step + 1, model, optimizer, final=step + 1 == cfg.steps)
-        if on_step:
-            on_step(step + 1, {"loss/lm": loss_ema})
-    model.eval()
-    elapsed = time.perf_counter() - t0
-    return {"loss/lm": loss_ema, "steps": cfg.steps, "resumed_from_step": start,
-            "throughput/tokens_per_s": tokens / elapsed if elapsed > 0 else None}
+
+    def losses(model, step: int):
+        batches = [lm_batch([examples[i] for i in idx], pad_id)
+                   for idx in engine.micro_batches(order.indices(step))]
+        counts = [int((labels[:, 1:] != -100).sum()) for _, _, labels in batches]
+        total = engine.global_sum(sum(counts))
+        engine.items += sum(int(mask.sum()) for _, mask, _ in batches)
+        for (ids, mask, labels), count in zip(batches, counts):
+            loss = lm_loss(model, ids, mask, labels, reduction="sum")
+            # the metric is this micro-batch's token mean; the gradient's weight its tokens' share
+            yield loss * (engine.num_processes / total), \
+                {"loss/lm": loss.item() / max(count, 1)}
+
+    return engine.run(model, losses, ckpt, on_step=on_step,
+                      items_per_step=("throughput/tokens_per_s", None))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -43,6 +44,8 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
 
 
+STATE_FILE = "state.pt"  # inside a checkpoint directory: the step and the recipe's state
+
 FUSED_ADAMW_DEVICES = ("cpu", "cuda")
 
 
@@ -63,40 +66,72 @@ def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
 
 @dataclass
 class Checkpointer:
-    """Saves model + optimizer + step + the recipe's own state (e.g. eval history)."""
+    """Saves the training state through accelerate (`save_state`: model, optimizer, loss scaler,
+    RNG states) plus the step and the recipe's own state (`extra`, e.g. eval history) in
+    `DIR/checkpoint/`. A checkpoint is written to `DIR/checkpoint.tmp/` and swapped in by
+    renames, so a kill -9 at any moment leaves the last complete checkpoint readable."""
     directory: Path
     every: int
     extra: dict = field(default_factory=dict)
 
     @property
     def path(self) -> Path:
-        return self.directory / "state.pt"
+        return self.directory / "checkpoint"
 
-    def load(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> int:
-        """Restore the latest checkpoint if any; returns the step to continue from."""
-        if not self.path.exists():
+    def _readable(self) -> Path | None:
+        """The latest complete checkpoint: the state file is written last, so a directory that
+        has it is complete (`checkpoint.tmp/` or `checkpoint.old/` if a swap was interrupted)."""
+        for path in (self.path.with_suffix(".tmp"), self.path, self.path.with_suffix(".old")):
+            if (path / STATE_FILE).exists():
+                return path
+        return None
+
+    def load(self, accelerator, model: torch.nn.Module) -> int:
+        """Register `model` for checkpointing and restore the latest checkpoint if any (the
+        optimizer must already be prepared by `accelerator`); returns the step to continue
+        from."""
+        accelerator.register_for_checkpointing(model)
+        path = self._readable()
+        if path is None:
             return 0
         try:
-            state = torch.load(self.path, weights_only=False)
+            accelerator.load_state(str(path))
+            state = torch.load(path / STATE_FILE, weights_only=False)
         except Exception as e:  # a checkpoint we cannot read must not be silently trained over
-            raise RuntimeError(f"{self.path}: corrupt checkpoint ({e}); delete it to restart "
+            raise RuntimeError(f"{path}: corrupt checkpoint ({e}); delete it to restart "
                                "the stage from scratch") from None
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
         self.extra = state.get("extra", {})
         return state["step"]
 
-    def maybe_save(self, step: int, model, optimizer, final: bool = False) -> None:
+    def maybe_save(self, step: int, accelerator, model, final: bool = False) -> None:
+        """Every `every` steps (not after the last: the caller writes its outputs then). Every
+        process takes part (accelerate writes shards and per-process RNG states); the main
+        process writes the step and swaps the directory in."""
         if final or step % self.every:
             return
-        self.directory.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                    "step": step, "extra": self.extra}, tmp)
-        os.replace(tmp, self.path)
+        tmp, old = self.path.with_suffix(".tmp"), self.path.with_suffix(".old")
+        if accelerator.is_main_process:
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+        accelerator.wait_for_everyone()
+        accelerator.save_state(str(tmp))
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            torch.save({"step": step, "extra": self.extra}, tmp / STATE_FILE)
+            if self.path.exists():
+                shutil.rmtree(old, ignore_errors=True)
+                os.replace(self.path, old)
+            os.replace(tmp, self.path)
+            shutil.rmtree(old, ignore_errors=True)
+        accelerator.wait_for_everyone()
 
 
 StepCallback = Callable[[int, dict], None]
+
+
+def device_of(model: torch.nn.Module) -> torch.device:
+    """Where a model's parameters are: batches built on the CPU go there before its forward."""
+    return next(model.parameters()).device
 
 
 def pad_right(seqs: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -25,10 +25,11 @@ from ..config import PolicyConfig
 from ..models.group_sampling import sample_k_per_prompt
 from ..models.logprobs import response_batch, token_logprobs
 from .advantages import gae, masked_mean, whiten
+from .engine import Engine
 from .loop import BatchOrder, Checkpointer, StepCallback
 from .losses import (AdaptiveKLController, FixedKLController, kl_penalised_rewards,
                      ppo_policy_loss, ppo_value_loss)
-from .policy_loop import default_accelerator, optimise
+from .policy_loop import optimise
 
 # (prompts, responses) token ids -> (B,) scalar reward of each whole response
 ScoreFn = Callable[[list[list[int]], list[list[int]]], list[float]]
@@ -51,7 +52,7 @@ class PolicyWithValue(torch.nn.Module):
         out = self.lm(input_ids=ids, attention_mask=mask, output_hidden_states=True)
         logits = out.logits[:, :-1].float()
         logprobs = torch.gather(logits.log_softmax(-1), 2, ids[:, 1:, None]).squeeze(2)
-        values = self.value_head(out.hidden_states[-1][:, :-1].float()).squeeze(-1)
+        values = self.value_head(out.hidden_states[-1][:, :-1].float()).squeeze(-1).float()
         return logprobs, values
 
 
@@ -128,10 +129,13 @@ def train_ppo(model: PolicyWithValue, reference, prompts: list[list[int]], score
     its results, with the KL coefficient then, form the history. One process only: the
     advantages are whitened over the whole rollout, which a shard does not see."""
     ppo = cfg.ppo
-    accelerator = accelerator or default_accelerator()
-    if accelerator.num_processes != 1:
+    engine = Engine(cfg, accelerator)
+    if engine.num_processes != 1:
         raise ValueError("ppo: runs in one process (its advantage whitening is over the whole "
-                         f"rollout); got {accelerator.num_processes}")
+                         f"rollout); got {engine.num_processes}")
+    if engine.grad_accum != 1:
+        raise ValueError("ppo: grad_accum must be 1 (its minibatches are the unit of update; "
+                         "use more [policy.ppo] minibatches for smaller ones)")
     reference.eval()
     for p in reference.parameters():
         p.requires_grad_(False)
@@ -189,7 +193,7 @@ def train_ppo(model: PolicyWithValue, reference, prompts: list[list[int]], score
         return {**evaluate(step), "kl/coef": controller().value}
 
     result = optimise(model, cfg, ckpt, losses, on_step=on_step,
-                      evaluate=evaluate_with_coef if evaluate else None, accelerator=accelerator,
+                      evaluate=evaluate_with_coef if evaluate else None, engine=engine,
                       items_per_step=("throughput/episodes_per_s", cfg.batch_size),
                       ema_weight=0.1)
     return {**result, "kl/coef_final": controller().value}

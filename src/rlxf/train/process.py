@@ -12,7 +12,9 @@ import torch.nn.functional as F
 
 from ..config import TrainConfig
 from ..models.logprobs import response_batch
-from .loop import BatchOrder, Checkpointer, adamw, lr_at, set_lr
+from .engine import Engine
+from .loop import BatchOrder, Checkpointer, device_of
+from .reward import at_least_fp32
 
 Example = tuple[list[int], list[int], float]  # prompt ids, response (prefix) ids, label in {0, 1}
 
@@ -20,34 +22,33 @@ Example = tuple[list[int], list[int], float]  # prompt ids, response (prefix) id
 def classifier_logits(model, prompts: list[list[int]], responses: list[list[int]], pad_id: int
                       ) -> torch.Tensor:
     ids, mask, _ = response_batch(prompts, responses, pad_id)
-    return model(input_ids=ids, attention_mask=mask).logits[:, 0]
+    device = device_of(model)
+    return model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits[:, 0]
 
 
 def train_classifier(model, examples: list[Example], cfg: TrainConfig, pad_id: int, seed: int,
-                     ckpt: Checkpointer, on_step=None) -> dict:
-    """Binary cross-entropy on the scalar head: -[y log σ(z) + (1-y) log(1-σ(z))]."""
-    optimizer = adamw(model.parameters(), cfg.lr)
-    start = ckpt.load(model, optimizer)
+                     ckpt: Checkpointer, on_step=None, engine: Engine | None = None) -> dict:
+    """Binary cross-entropy on the scalar head: -[y log σ(z) + (1-y) log(1-σ(z))], the mean
+    over each micro-batch weighing 1 / grad_accum. Metrics are the last step's (no smoothing)."""
+    engine = engine or Engine(cfg)
     order = BatchOrder(len(examples), cfg.batch_size, seed)
-    model.train()
-    loss = acc = None
-    for step in range(start, cfg.steps):
-        batch = [examples[i] for i in order.indices(step)]
-        logits = classifier_logits(model, [p for p, _, _ in batch], [r for _, r, _ in batch],
-                                   pad_id)
-        labels = torch.tensor([y for _, _, y in batch], dtype=logits.dtype)
-        set_lr(optimizer, lr_at(step, cfg))
-        loss_t = F.binary_cross_entropy_with_logits(logits, labels)
-        optimizer.zero_grad(set_to_none=True)
-        loss_t.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        loss, acc = loss_t.item(), ((logits > 0).float() == labels).float().mean().item()
-        ckpt.maybe_save(step + 1, model, optimizer, final=step + 1 == cfg.steps)
-        if on_step:
-            on_step(step + 1, {"loss": loss})
-    model.eval()
-    return {"loss": loss, "accuracy/train_batch": acc, "steps": cfg.steps}
+
+    def losses(model, step: int):
+        for idx in engine.micro_batches(order.indices(step)):
+            batch = [examples[i] for i in idx]
+            logits = classifier_logits(model, [p for p, _, _ in batch],
+                                       [r for _, r, _ in batch], pad_id)
+            logits = at_least_fp32(logits)
+            labels = torch.tensor([y for _, _, y in batch], dtype=logits.dtype,
+                                  device=logits.device)
+            loss = F.binary_cross_entropy_with_logits(logits, labels)
+            yield loss * engine.item_weight, {
+                "loss": loss.item(),
+                "accuracy/train_batch": ((logits > 0).float() == labels).float().mean().item()}
+
+    result = engine.run(model, losses, ckpt, on_step=on_step, ema_weight=1.0,
+                        items_per_step=("throughput/examples_per_s", cfg.batch_size))
+    return {k: result.get(k) for k in ("loss", "accuracy/train_batch", "steps")}
 
 
 @torch.no_grad()

@@ -4,7 +4,6 @@ they train (one head per aspect or per annotator group)."""
 
 from __future__ import annotations
 
-import time
 from typing import Callable
 
 import torch
@@ -14,9 +13,10 @@ from ..models.fused_ops import fuse_activations
 from ..models.logprobs import response_batch
 from ..models.last_layer import pair_last_hidden
 from ..models.shared_prefix import applies_to
+from .engine import Engine
 from .losses import (bradley_terry_loss, plackett_luce_loss, plackett_luce_weak_order_loss,
                      reward_model_loss)
-from .loop import BatchOrder, Checkpointer, StepCallback, adamw, lr_at, set_lr
+from .loop import BatchOrder, Checkpointer, StepCallback, device_of
 
 Pair = tuple[list[int], list[int], list[int]]  # prompt ids, chosen ids, rejected ids
 Ranking = tuple[list[int], list[list[int]]]  # prompt ids, response ids best first (k ≥ 2)
@@ -28,11 +28,17 @@ HeadPair = tuple[int, list[int], list[int], list[int]]  # head index, prompt, ch
 BatchLoss = Callable[[object, list, int], tuple[torch.Tensor, torch.Tensor]]
 
 
+def at_least_fp32(x: torch.Tensor) -> torch.Tensor:
+    """Rewards under bf16 autocast come out of the head in bf16; losses see fp32 (float64 kept)."""
+    return x.to(torch.promote_types(x.dtype, torch.float32))
+
+
 def head_rewards(model, prompts: list[list[int]], responses: list[list[int]], pad_id: int
                  ) -> torch.Tensor:
     """(N, K) rewards of every head, one forward over N sequences."""
     ids, mask, _ = response_batch(prompts, responses, pad_id)
-    return model(input_ids=ids, attention_mask=mask).logits
+    device = device_of(model)
+    return at_least_fp32(model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits)
 
 
 def pair_rewards(model, pairs: list[Pair], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -41,8 +47,8 @@ def pair_rewards(model, pairs: list[Pair], pad_id: int) -> tuple[torch.Tensor, t
     where the head reads it (models/last_layer.py)."""
     prompts, chosen, rejected = ([t[k] for t in pairs] for k in range(3))
     if applies_to(model):
-        rewards = model.score(pair_last_hidden(model.base_model, prompts, chosen, rejected,
-                                               pad_id))[:, 0]
+        rewards = at_least_fp32(model.score(pair_last_hidden(model.base_model, prompts, chosen,
+                                                             rejected, pad_id))[:, 0])
     else:
         rewards = head_rewards(model, prompts * 2, chosen + rejected, pad_id)[:, 0]
     return rewards[: len(pairs)], rewards[len(pairs):]
@@ -56,7 +62,7 @@ def ranking_rewards(model, rankings: list[Ranking], pad_id: int
     flat = head_rewards(model, [p for p, rs in rankings for _ in rs],
                         [r for _, rs in rankings for r in rs], pad_id)[:, 0]
     rewards = flat.new_zeros(len(rankings), k)
-    mask = torch.zeros(len(rankings), k, dtype=torch.bool)
+    mask = torch.zeros(len(rankings), k, dtype=torch.bool, device=flat.device)
     at = 0
     for i, (_, rs) in enumerate(rankings):
         rewards[i, : len(rs)] = flat[at: at + len(rs)]
@@ -89,11 +95,11 @@ def plackett_luce_batch(model, rankings: list[Ranking | WeakRanking], pad_id: in
 
 def head_pair_batch(model, pairs: list[HeadPair], pad_id: int):
     """Bradley-Terry where each pair trains only the head it names (an aspect, a group)."""
-    heads = torch.tensor([h for h, _, _, _ in pairs])
+    heads = torch.tensor([h for h, _, _, _ in pairs], device=device_of(model))
     prompts = [p for _, p, _, _ in pairs] * 2
     responses = [c for _, _, c, _ in pairs] + [r for _, _, _, r in pairs]
     rewards = head_rewards(model, prompts, responses, pad_id)
-    rows = torch.arange(len(pairs))
+    rows = torch.arange(len(pairs), device=heads.device)
     chosen, rejected = rewards[rows, heads], rewards[rows + len(pairs), heads]
     return bradley_terry_loss(chosen, rejected), (chosen > rejected).float().mean()
 
@@ -118,33 +124,21 @@ def score(model, prompts: list[list[int]], responses: list[list[int]], pad_id: i
 def train_reward_model(model, pairs: list, cfg: TrainConfig, pad_id: int, seed: int,
                        ckpt: Checkpointer, on_step: StepCallback | None = None,
                        center_coefficient: float = 0.0,
-                       batch_loss: BatchLoss | None = None) -> dict:
+                       batch_loss: BatchLoss | None = None, engine: Engine | None = None) -> dict:
     """Bradley-Terry training on `pairs` by default; `center_coefficient` > 0 adds the
     reward-centring penalty (losses.reward_model_loss; TRL's center_rewards_coefficient).
-    Another `batch_loss` trains on other examples (rankings, head pairs) with the same loop."""
+    Another `batch_loss` trains on other examples (rankings, head pairs) with the same loop.
+    Every batch loss is a mean over its examples, so a micro-batch weighs 1 / grad_accum."""
     batch_loss = batch_loss or bradley_terry_batch(center_coefficient)
+    engine = engine or Engine(cfg)
     fuse_activations(model)  # same function, one kernel (models/fused_ops.py)
-    optimizer = adamw(model.parameters(), cfg.lr)
-    start = ckpt.load(model, optimizer)
     order = BatchOrder(len(pairs), cfg.batch_size, seed)
-    model.train()
-    ema = ckpt.extra.get("ema", {})
-    t0 = time.perf_counter()
-    for step in range(start, cfg.steps):
-        set_lr(optimizer, lr_at(step, cfg))
-        loss, accuracy = batch_loss(model, [pairs[i] for i in order.indices(step)], pad_id)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        now = {"loss/reward": loss.item(), "accuracy/train": accuracy.item()}
-        ema = {k: v if k not in ema else 0.95 * ema[k] + 0.05 * v for k, v in now.items()}
-        ckpt.extra["ema"] = ema
-        ckpt.maybe_save(step + 1, model, optimizer, final=step + 1 == cfg.steps)
-        if on_step:
-            on_step(step + 1, ema)
-    model.eval()
-    elapsed = time.perf_counter() - t0
-    done = cfg.steps - start
-    return {**ema, "steps": cfg.steps, "resumed_from_step": start,
-            "throughput/pairs_per_s": done * cfg.batch_size / elapsed if done else None}
+
+    def losses(model, step: int):
+        for idx in engine.micro_batches(order.indices(step)):
+            loss, accuracy = batch_loss(model, [pairs[i] for i in idx], pad_id)
+            yield loss * engine.item_weight, {"loss/reward": loss.item(),
+                                              "accuracy/train": accuracy.item()}
+
+    return engine.run(model, losses, ckpt, on_step=on_step,
+                      items_per_step=("throughput/pairs_per_s", cfg.batch_size))

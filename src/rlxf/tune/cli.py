@@ -73,11 +73,13 @@ def _run(command: str, model_dir: Path, data: Path, out: Path, config: Path | No
     except KeyboardInterrupt:
         partial = out.with_name(out.name + ".partial")
         console.print(f"[yellow]interrupted[/yellow]: {escape(str(partial))} keeps the last "
-                      f"checkpoint (saved every {cfg.checkpoint_every} steps); rerun the same command (same data and options) to resume "
-                      "from it")
+                      f"checkpoint (saved every {cfg.checkpoint_every} steps); rerun the same "
+                      "command (same data and options) to resume from it")
         raise typer.Exit(130) from None
-    console.print(f"[green]{command}[/green]: {record['saved']} -> {escape(record['out'])} "
-                  f"({record['data']['examples']} examples, {cfg.steps} steps)")
+    if int(os.environ.get("RANK", "0")) == 0:  # one job, one line (accelerate launch)
+        console.print(f"[green]{command}[/green]: {record['saved']} -> "
+                      f"{escape(record['out'])} ({record['data']['examples']} examples, "
+                      f"{cfg.steps} steps)")
 
 
 MODEL_ARG = typer.Argument(..., help="a local Hugging Face model directory (config.json, "
@@ -100,7 +102,12 @@ def _flags(extra: dict) -> list[inspect.Parameter]:
         "max_length": (int, typer.Option(None, help="tokens per sequence")),
         "lora": (str, typer.Option(None, help=LORA_HELP)),
         "gradient_checkpointing": (bool, typer.Option(None, "--gradient-checkpointing")),
-        "precision": (str, typer.Option(None, help="auto | fp32 | bf16")),
+        "precision": (str, typer.Option(None, help="auto | fp32 | bf16 | fp16 (mixed precision "
+                                    "through accelerate; auto: bf16 on a GPU that has it)")),
+        "grad_accum": (int, typer.Option(None, "--grad-accum", help="micro-batches per "
+                                         "optimizer step")),
+        "device": (str, typer.Option(None, help="auto | cpu | cuda (auto: the GPU accelerate "
+                                     "launch gave this process, else cpu)")),
         "merge": (bool, typer.Option(None, "--merge", help="with --lora: save the merged "
                                                            "model, not the adapter")),
         "seed": (int, typer.Option(None)),

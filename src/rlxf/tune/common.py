@@ -1,17 +1,17 @@
 """What `rlxf sft`, `rlxf reward` and `rlxf dpo` share: loading a local model directory,
-encoding conversations with its chat format, LoRA / gradient checkpointing / precision, and an
+encoding conversations with its chat format, LoRA / gradient checkpointing, and an
 output directory that appears complete or not at all (work happens in OUT.partial/, whose
 checkpoint an identical rerun resumes from), with a model card."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -20,6 +20,7 @@ from ..data.training_data import Conversation, Loaded
 from ..models.chat import ChatFormat, ChatTemplateError
 from ..models.lora import add_lora, is_adapter_dir
 from ..rundir import atomic_write_json, atomic_write_text, sha256_file, sha256_json
+from ..train.engine import Engine
 from ..train.loop import Checkpointer
 from ..train.reward import Pair
 
@@ -172,23 +173,6 @@ def prepare(model, cfg: TuneTrainConfig, task: str = "CAUSAL_LM"):
     return model
 
 
-def resolve_precision(choice: str, device: str = "cpu") -> str:
-    """bf16 where the device runs it natively: a CUDA GPU with bf16 support. The training
-    loops run on CPU, where auto means fp32 (bf16 on CPU is allowed when asked for, but slow
-    on most CPUs and not what the loss references were checked in)."""
-    if choice != "auto":
-        return choice
-    if device == "cuda" and torch.cuda.is_available() and torch.cuda.is_bf16_supported():
-        return "bf16"
-    return "fp32"
-
-
-def autocast(precision: str, device: str = "cpu"):
-    if precision == "bf16":
-        return torch.autocast(device_type=device, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
 def trainable_parameters(model) -> dict:
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
@@ -197,27 +181,34 @@ def trainable_parameters(model) -> dict:
 
 class Output:
     """OUT.partial/ while working (checkpoints in OUT.partial/.ckpt/, valid only for the same
-    command, model, data and options), renamed to OUT when done."""
+    command, model, data and options), renamed to OUT when done. Under several processes it is
+    one job's output: only the main process creates, stamps and renames it; the others wait."""
 
-    def __init__(self, out: Path, fingerprint: dict):
-        self.out = out
+    def __init__(self, out: Path, fingerprint: dict, engine: Engine):
+        self.out, self.engine = out, engine
         if out.exists():
             raise TuneError(f"{out}: already exists (choose another --out or remove it)")
         self.work = out.with_name(out.name + ".partial")
         self.ckpt_dir = self.work / ".ckpt"
         self.fingerprint = sha256_json(fingerprint)
-        stamp = self.ckpt_dir / "fingerprint"
-        if stamp.exists() and stamp.read_text() != self.fingerprint:
-            shutil.rmtree(self.work)  # a different run's leftovers: never resume from them
-        self.ckpt_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(stamp, self.fingerprint)
+        if engine.is_main_process:
+            stamp = self.ckpt_dir / "fingerprint"
+            if stamp.exists() and stamp.read_text() != self.fingerprint:
+                shutil.rmtree(self.work)  # a different run's leftovers: never resume from them
+            self.ckpt_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(stamp, self.fingerprint)
+        engine.accelerator.wait_for_everyone()
 
     def checkpointer(self, every: int) -> Checkpointer:
         return Checkpointer(self.ckpt_dir, every)
 
-    def finish(self) -> Path:
-        shutil.rmtree(self.ckpt_dir)
-        os.replace(self.work, self.out)
+    def finish(self, write: Callable[[Path], None]) -> Path:
+        """`write(OUT.partial)` on the main process, then OUT appears once, by one rename."""
+        if self.engine.is_main_process:
+            write(self.work)
+            shutil.rmtree(self.ckpt_dir)
+            os.replace(self.work, self.out)
+        self.engine.accelerator.wait_for_everyone()
         return self.out
 
 

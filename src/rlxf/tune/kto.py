@@ -20,9 +20,9 @@ from ..models.lora import reference_of
 from ..rewards.encoding import prompt_ids, response_ids
 from ..rundir import sha256_file
 from ..train.kto import reference_example_logprobs, train_kto
-from .common import (Output, TuneError, autocast, check_model_dir, context_limit,
-                     disable_dropout, prepare, resolve_precision, save_model,
-                     trainable_parameters, write_record)
+from ..train.engine import Engine
+from .common import (Output, TuneError, check_model_dir, context_limit, disable_dropout,
+                     prepare, save_model, trainable_parameters, write_record)
 from .recipes import Progress, _causal_lm
 from .rl_ppo import AdaptersOff
 
@@ -91,31 +91,39 @@ def run_kto(model_dir: Path, data: Path, out: Path, cfg: TuneKTOConfig, fmt: str
     examples = [(p, r[: limit - len(p)], d) for p, r, d in encoded if len(p) < limit]
     if len(examples) < 2:
         raise TuneError(f"{data}: fewer than 2 examples fit in max_length ({cfg.max_length})")
+    engine = Engine(cfg)
     output = Output(out, {"command": "kto", "model": str(model_dir.resolve()),
                           "data": sha256_file(data), "format": fmt,
-                          "config": cfg.model_dump(mode="json")})
+                          "config": cfg.model_dump(mode="json")}, engine)
     disable_dropout(policy)
     policy = prepare(policy, cfg)
     reference = _causal_lm(model_dir.resolve()) if cfg.lora is None else AdaptersOff(policy)
     if cfg.lora is None:
         disable_dropout(reference)
-    pad, precision = tok.pad_token_id, resolve_precision(cfg.precision)
-    with autocast(precision), reference_of(policy):
+    policy.to(engine.device)
+    if cfg.lora is None:
+        reference.to(engine.device)
+    pad = tok.pad_token_id
+    with engine.accelerator.autocast(), reference_of(policy):
         ref_logps = reference_example_logprobs(policy, examples, pad,
                                                batch_size=cfg.batch_size)
     loop_cfg = PolicyConfig(algorithm="kto", **cfg.model_dump(
-        include={"steps", "batch_size", "lr", "warmup_steps", "checkpoint_every", "beta"}))
-    with autocast(precision):
-        result = train_kto(policy, reference, examples, ref_logps, loop_cfg, pad, cfg.seed,
-                           output.checkpointer(cfg.checkpoint_every),
-                           progress and progress("kto", cfg.steps))
+        include={"steps", "batch_size", "lr", "warmup_steps", "checkpoint_every", "beta",
+                 "grad_accum", "precision", "device"}))
+    result = train_kto(policy, reference, examples, ref_logps, loop_cfg, pad, cfg.seed,
+                       output.checkpointer(cfg.checkpoint_every),
+                       progress and engine.is_main_process and progress("kto", cfg.steps),
+                       accelerator=engine.accelerator)
     result.pop("history")
-    params = trainable_parameters(policy)
-    saved = save_model(policy, tok, output.work, cfg.merge)
+    params = trainable_parameters(policy)  # before a merge folds the adapters away
     data_counts = {"file": str(data), "sha256": sha256_file(data), "format": source, **counts,
                    "examples": len(examples),
                    "examples/desirable": sum(d for _, _, d in examples)}
-    record = write_record(output.work, out.name, "kto", model_dir, cfg, data_counts,
-                          {**result, **params}, saved, chat.kind, started)
-    return {**record, "out": str(output.finish())}
+    record: dict = {}
+
+    def write(work: Path) -> None:  # on the main process only (Output.finish)
+        saved = save_model(policy, tok, work, cfg.merge)
+        record.update(write_record(work, out.name, "kto", model_dir, cfg, data_counts,
+                                   {**result, **params}, saved, chat.kind, started))
+    return {**record, "out": str(output.finish(write))}
 

@@ -5,6 +5,7 @@ model (or adapter) with a model card."""
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Callable
@@ -20,11 +21,12 @@ from ..models.lora import reference_of
 from ..train.dpo import reference_logprobs, train_dpo
 from ..train.lm import train_lm
 from ..train.reward import train_reward_model
+from ..train.engine import Engine
 from .aspects import encode_ratings, regression_batch
-from .common import (Output, TuneError, autocast, check_lora_targets, check_model_dir,
-                     context_limit, data_record, load_model_tokenizer,
-                     disable_dropout, encode_demonstrations, encode_pairs, prepare,
-                     resolve_precision, save_model, trainable_parameters, write_record)
+from .common import (TRAINING_RECORD, Output, TuneError, check_lora_targets, check_model_dir,
+                     context_limit, data_record, disable_dropout, encode_demonstrations,
+                     encode_pairs, load_model_tokenizer, prepare, save_model,
+                     trainable_parameters, write_record)
 
 Progress = Callable[[str, int], Callable[[int, dict], None]] | None
 
@@ -39,27 +41,35 @@ def _setup(model_dir: Path, data: Path, out: Path):
     return tokenizer, chat_format(tokenizer)
 
 
-def _output(out: Path, command: str, model_dir: Path, data: Path, cfg, fmt: str) -> Output:
+def _output(out: Path, command: str, model_dir: Path, data: Path, cfg, fmt: str,
+            engine: Engine) -> Output:
     """Created once the inputs have been read, so bad input leaves nothing behind."""
     from ..rundir import sha256_file
     return Output(out, {"command": command, "model": str(model_dir.resolve()),
                         "data": sha256_file(data), "format": fmt,
-                        "config": cfg.model_dump(mode="json")})
+                        "config": cfg.model_dump(mode="json")}, engine)
 
 
 def _finish(output: Output, command: str, model, tok, chat, model_dir: Path, data: Path, loaded,
             enc, cfg, result: dict, started: float) -> dict:
+    """The main process saves the model and its card and renames OUT.partial to OUT; every
+    process returns the record it wrote."""
     params = trainable_parameters(model)  # before a merge folds the adapters away
-    saved = save_model(model, tok, output.work, cfg.merge)
-    record = write_record(output.work, output.out.name, command, model_dir, cfg,
-                          data_record(data, loaded, enc), {**result, **params}, saved,
-                          chat.kind, started)
-    return {**record, "out": str(output.finish())}
+
+    def write(directory: Path) -> None:
+        saved = save_model(model, tok, directory, cfg.merge)
+        write_record(directory, output.out.name, command, model_dir, cfg,
+                     data_record(data, loaded, enc), {**result, **params}, saved, chat.kind,
+                     started)
+    out = output.finish(write)
+    return {**json.loads((out / TRAINING_RECORD).read_text()), "out": str(out)}
 
 
 def _begin(command: str, model_dir: Path, data: Path, out: Path, cfg, fmt: str, load_data,
            encode, load_model):
-    """1.-2. read the data and the model, encode, then (inputs good) claim OUT.partial/."""
+    """1.-2. read the data and the model, encode, then (inputs good) claim OUT.partial/. The
+    engine (processes, device, precision) comes first: only its main process writes."""
+    engine = Engine(cfg)
     tok, chat = _setup(model_dir, data, out)
     loaded = load_data(data, fmt)
     model = load_model(model_dir.resolve())
@@ -71,7 +81,8 @@ def _begin(command: str, model_dir: Path, data: Path, out: Path, cfg, fmt: str, 
     if not enc.items:
         raise TuneError(f"{data}: no example fits in max_length ({enc.skipped} prompts too "
                         "long)")
-    return _output(out, command, model_dir, data, cfg, fmt), tok, chat, loaded, model, enc
+    return (_output(out, command, model_dir, data, cfg, fmt, engine), engine, tok, chat, loaded,
+            model, enc)
 
 
 def _causal_lm(path: Path):
@@ -79,17 +90,21 @@ def _causal_lm(path: Path):
     return AutoModelForCausalLM.from_pretrained(path)
 
 
+def _progress(progress: Progress, engine: Engine, command: str, steps: int):
+    """One progress bar per job: the main process's."""
+    return progress(command, steps) if progress and engine.is_main_process else None
+
+
 def run_sft(model_dir: Path, data: Path, out: Path, cfg: TuneSFTConfig, fmt: str = "auto",
             progress: Progress = None) -> dict:
     started = time.time()
-    output, tok, chat, loaded, model, enc = _begin(
+    output, engine, tok, chat, loaded, model, enc = _begin(
         "sft", model_dir, data, out, cfg, fmt, load_demonstrations, encode_demonstrations,
         _causal_lm)
     model = prepare(model, cfg)
-    with autocast(resolve_precision(cfg.precision)):
-        result = train_lm(model, enc.items, cfg, tok.pad_token_id, cfg.seed,
-                          output.checkpointer(cfg.checkpoint_every),
-                          progress and progress("sft", cfg.steps))
+    result = train_lm(model, enc.items, cfg, tok.pad_token_id, cfg.seed,
+                      output.checkpointer(cfg.checkpoint_every),
+                      _progress(progress, engine, "sft", cfg.steps), engine=engine)
     return _finish(output, "sft", model, tok, chat, model_dir, data, loaded, enc, cfg, result,
                    started)
 
@@ -117,21 +132,21 @@ def run_reward(model_dir: Path, data: Path, out: Path, cfg: TuneRewardConfig,
             path, num_labels=len(aspects) or 1)
 
     started = time.time()
-    output, tok, chat, loaded, model, enc = _begin(
+    output, engine, tok, chat, loaded, model, enc = _begin(
         "reward", model_dir, data, out, cfg, fmt, load_data, encode, head_model)
     model.config.pad_token_id = tok.pad_token_id
     if aspects:
         model.config.id2label = dict(enumerate(aspects))
         model.config.label2id = {a: i for i, a in enumerate(aspects)}
-        atomic_write_json(output.work / HEADS_FILE, {"heads": aspects, "weights": None})
+        if engine.is_main_process:  # OUT.partial is the main process's
+            atomic_write_json(output.work / HEADS_FILE, {"heads": aspects, "weights": None})
     disable_dropout(model)
     model = prepare(model, cfg, task="SEQ_CLS")
-    with autocast(resolve_precision(cfg.precision)):
-        result = train_reward_model(model, enc.items, cfg, tok.pad_token_id, cfg.seed,
-                                    output.checkpointer(cfg.checkpoint_every),
-                                    progress and progress("reward", cfg.steps),
-                                    cfg.center_coefficient,
-                                    regression_batch if cfg.aspects else None)
+    result = train_reward_model(model, enc.items, cfg, tok.pad_token_id, cfg.seed,
+                                output.checkpointer(cfg.checkpoint_every),
+                                _progress(progress, engine, "reward", cfg.steps),
+                                cfg.center_coefficient,
+                                regression_batch if cfg.aspects else None, engine=engine)
     return _finish(output, "reward", model, tok, chat, model_dir, data, loaded, enc, cfg, result,
                    started)
 
@@ -139,23 +154,24 @@ def run_reward(model_dir: Path, data: Path, out: Path, cfg: TuneRewardConfig,
 def run_dpo(model_dir: Path, data: Path, out: Path, cfg: TuneDPOConfig, fmt: str = "auto",
             progress: Progress = None) -> dict:
     started = time.time()
-    output, tok, chat, loaded, policy, enc = _begin(
+    output, engine, tok, chat, loaded, policy, enc = _begin(
         "dpo", model_dir, data, out, cfg, fmt, load_preferences, encode_pairs, _causal_lm)
     disable_dropout(policy)
-    policy = prepare(policy, cfg)
-    precision = resolve_precision(cfg.precision)
+    policy = prepare(policy, cfg).to(engine.device)
     # The reference is the starting model, whose log-probs never change: computed once, from
-    # the policy itself before it trains -- with LoRA, with its adapters disabled (the base).
-    with autocast(precision), reference_of(policy):
+    # the policy itself before it trains -- with LoRA, with its adapters disabled (the base) --
+    # in the precision the policy trains in, so that the two agree exactly at step 0.
+    with engine.accelerator.autocast(), reference_of(policy):
         ref_chosen, ref_rejected = reference_logprobs(policy, enc.items, tok.pad_token_id,
                                                       batch_size=cfg.batch_size)
     loop_cfg = PolicyConfig(**cfg.model_dump(include={"steps", "batch_size", "lr",
                                                       "warmup_steps", "checkpoint_every",
-                                                      "beta"}))
-    with autocast(precision):
-        result = train_dpo(policy, enc.items, ref_chosen, ref_rejected, loop_cfg,
-                           tok.pad_token_id, cfg.seed, output.checkpointer(cfg.checkpoint_every),
-                           progress and progress("dpo", cfg.steps))
+                                                      "beta", "grad_accum", "precision",
+                                                      "device"}))
+    result = train_dpo(policy, enc.items, ref_chosen, ref_rejected, loop_cfg,
+                       tok.pad_token_id, cfg.seed, output.checkpointer(cfg.checkpoint_every),
+                       _progress(progress, engine, "dpo", cfg.steps),
+                       accelerator=engine.accelerator)
     result.pop("history")
     return _finish(output, "dpo", policy, tok, chat, model_dir, data, loaded, enc, cfg, result,
                    started)

@@ -28,7 +28,7 @@ from ..train.group_rl import fill_unscored
 from ..train.loop import BatchOrder
 from ..train.losses import group_policy_loss, rloo_loss
 from ..train.policy_loop import optimise
-from .common import TuneError, autocast, resolve_precision
+from .common import TuneError
 from .rl_session import RLSession, tensorboard
 
 Progress = Callable[[str, int], Callable[[int, dict], None]] | None
@@ -51,7 +51,8 @@ def loop_config(cfg, **extra) -> PolicyConfig:
     """The shared policy loop's settings from a command's config."""
     return PolicyConfig(**cfg.model_dump(include={"steps", "lr", "warmup_steps",
                                                   "checkpoint_every", "eval_every",
-                                                  "batch_size"}), **extra)
+                                                  "batch_size", "grad_accum", "precision",
+                                                  "device"}), **extra)
 
 
 def run_group_rl(command: str, model_dir: Path, prompts_path: Path, out: Path,
@@ -120,10 +121,11 @@ def run_group_rl(command: str, model_dir: Path, prompts_path: Path, out: Path,
             yield loss, {f"loss/{command}": loss.item(), **metrics, **extra}
 
     tracker = tensorboard(s.output.work / "tb", command)
-    with tracker, autocast(resolve_precision(cfg.precision)):
+    with tracker:
         result = optimise(s.policy, loop_config(cfg), s.output.checkpointer(cfg.checkpoint_every),
                           losses, on_step=tracker.wrap(s.progress(progress and
                                                                   progress(command, cfg.steps))),
                           evaluate=lambda step: s.evaluate(step, tracker),
-                          items_per_step=("throughput/completions_per_s", cfg.batch_size * G))
+                          items_per_step=("throughput/completions_per_s", cfg.batch_size * G),
+                          engine=s.engine)
     return s.finish(result)

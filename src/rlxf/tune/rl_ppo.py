@@ -13,7 +13,6 @@ from typing import Callable
 from ..config import TunePPOConfig
 from ..models.lora import reference_of
 from ..train.ppo import PolicyWithValue, train_ppo
-from .common import autocast, resolve_precision
 from .rl import loop_config
 from .rl_session import RLSession, tensorboard
 
@@ -57,12 +56,13 @@ def run_ppo(model_dir: Path, prompts_path: Path, out: Path, cfg: TunePPOConfig,
     policy_cfg = loop_config(cfg, algorithm="ppo", ppo=cfg.ppo.model_copy(
         update={"temperature": cfg.temperature}))
     tracker = tensorboard(s.output.work / "tb", "ppo")
-    with tracker, autocast(resolve_precision(cfg.precision)):
+    with tracker:
         result = train_ppo(model, reference, s.train, score, policy_cfg, pad_id=s.pad_id,
                            eos_id=list(s.chat.stop_ids), max_new_tokens=cfg.max_new_tokens,
                            seed=cfg.seed,
                            ckpt=s.output.checkpointer(cfg.checkpoint_every),
                            on_step=tracker.wrap(s.progress(progress and
                                                            progress("ppo", cfg.steps))),
-                           evaluate=lambda step: s.evaluate(step, tracker))
+                           evaluate=lambda step: s.evaluate(step, tracker),
+                           accelerator=s.engine.accelerator)
     return s.finish(result)

@@ -21,6 +21,7 @@ from ..rewards.batch import RewardBatch
 from ..rewards.combine import RewardSources, Scored
 from ..rewards.encoding import prompt_ids
 from ..rundir import atomic_write_json, sha256_file
+from ..train.engine import Engine
 from .common import (Output, TuneError, check_model_dir, context_limit, disable_dropout,
                      prepare, save_model, trainable_parameters)
 from .prompts import PromptRow, load_prompts, split_heldout
@@ -68,6 +69,7 @@ class RLSession:
     counts: dict
     output: Output
     backend: TransformersBackend
+    engine: Engine               # processes, device, precision, accumulation (train/engine.py)
     started: float
     last_eval: dict = field(default_factory=dict)
 
@@ -80,6 +82,7 @@ class RLSession:
         if out.exists():
             raise TuneError(f"{out}: already exists (choose another --out or remove it)")
         check_model_dir(model_dir)
+        engine = Engine(cfg)
         rows = load_prompts(prompts_path)
         sources = RewardSources(rewards, reward_weights)
         tok = load_tokenizer(model_dir)
@@ -101,12 +104,13 @@ class RLSession:
                               "prompts": sha256_file(prompts_path),
                               "rewards": [_spec_fingerprint(s) for s in rewards],
                               "reward_weights": sources.weights,
-                              "config": cfg.model_dump(mode="json")})
+                              "config": cfg.model_dump(mode="json")}, engine)
         disable_dropout(policy)
         policy = prepare(policy, cfg)
         reference = None
         if cfg.lora is None:
             reference = AutoModelForCausalLM.from_pretrained(model_dir.resolve()).eval()
+            reference.to(engine.device)
             disable_dropout(reference)
             reference.requires_grad_(False)
         counts = {"file": str(prompts_path), "sha256": sha256_file(prompts_path),
@@ -115,7 +119,7 @@ class RLSession:
         backend = TransformersBackend(cfg.max_new_tokens, cfg.temperature, top_p,
                                       tok.pad_token_id, tuple(chat.stop_ids))
         return cls(command, model_dir, prompts_path, cfg, sources, tok, chat, policy,
-                   reference, train, heldout, counts, output, backend, started)
+                   reference, train, heldout, counts, output, backend, engine, started)
 
     @property
     def pad_id(self) -> int:
@@ -167,15 +171,19 @@ class RLSession:
     def finish(self, result: dict) -> dict:
         """history.json, the model (or adapter), record and card; OUT.partial/ -> OUT."""
         history = result.pop("history")
-        work = self.output.work
-        atomic_write_json(work / "history.json", history)
-        params = trainable_parameters(self.policy)
-        saved = save_model(self.policy, self.tokenizer, work, self.cfg.merge)
-        record = write_rl_record(work, self.output.out.name, self.command, self.model_dir,
-                                 self.cfg, self.counts, self.sources.describe(),
-                                 {**result, **params}, history, saved, self.chat.kind,
-                                 self.backend.name, self.started)
-        return {**record, "out": str(self.output.finish()),
+        params = trainable_parameters(self.policy)  # before a merge folds the adapters away
+        record: dict = {}
+
+        def write(work: Path) -> None:  # on the main process only (Output.finish)
+            atomic_write_json(work / "history.json", history)
+            saved = save_model(self.policy, self.tokenizer, work, self.cfg.merge)
+            record.update(write_rl_record(work, self.output.out.name, self.command,
+                                          self.model_dir, self.cfg, self.counts,
+                                          self.sources.describe(), {**result, **params},
+                                          history, saved, self.chat.kind, self.backend.name,
+                                          self.started))
+        out = self.output.finish(write)
+        return {**record, "out": str(out),
                 "heldout_reward": [nanmean([history[0].get("reward/mean")]),
                                    nanmean([history[-1].get("reward/mean")])]
                 if history else None}
