@@ -5,6 +5,7 @@ checkpoint an identical rerun resumes from), with a model card."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
