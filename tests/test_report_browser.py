@@ -20,7 +20,7 @@ from tiny_runs import TINY, copy_run, rlxf
 
 from rlxf.audit.compare import SECTIONS as COMPARE_SECTIONS
 from rlxf.audit.compare import write_comparison
-from rlxf.audit.render import SECTIONS
+from rlxf.audit.render import SECTIONS, tension_rows
 from rlxf.audit.report import write_report
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -101,7 +101,11 @@ def test_fake_run_report_renders(browser, fake_runs, tmp_path, viewport):
     page, errors = open_page(browser, fake_runs[0] / "report" / "index.html", viewport)
     n = check_page(page, errors, SECTIONS, viewport)
     assert n == 3 + 8  # frontier x2, over-optimisation, 8 failure modes with data
-    assert page.locator("td.lost").count() >= 1 and page.locator("td.gained").count() >= 1
+    # a policy − SFT cell is marked lost / gained / within noise exactly where the report has
+    # its interval (the fake run has none: no cell may claim a change beyond noise)
+    report = json.loads((fake_runs[0] / "report" / "report.json").read_text())
+    marked = sum(1 for row in tension_rows(report) for cell in row["cells"] if cell["class"])
+    assert page.locator("td.lost, td.gained, td.noise").count() == marked
     assert page.locator(".sample").count() == 8
     shoot(page, tmp_path, f"report-fake-{viewport['width']}")
     page.close()

@@ -186,7 +186,7 @@ def test_interrupted_run_resumes_to_the_uninterrupted_result(setup, tmp_path, mo
     monkeypatch.setenv("RLXF_FAIL_AT", "5")
     failed = cli(*args, "--out", tmp_path / "resumed")
     assert failed.exit_code == 1 and "interrupted" in failed.output
-    assert (tmp_path / "resumed.partial" / ".ckpt" / "state.pt").exists()
+    assert (tmp_path / "resumed.partial" / ".ckpt" / "checkpoint" / "state.pt").exists()
     monkeypatch.delenv("RLXF_FAIL_AT")
     assert cli(*args, "--out", tmp_path / "resumed").exit_code == 0
     record = json.loads((tmp_path / "resumed" / "rlxf_training.json").read_text())

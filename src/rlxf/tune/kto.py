@@ -125,5 +125,6 @@ def run_kto(model_dir: Path, data: Path, out: Path, cfg: TuneKTOConfig, fmt: str
         saved = save_model(policy, tok, work, cfg.merge)
         record.update(write_record(work, out.name, "kto", model_dir, cfg, data_counts,
                                    {**result, **params}, saved, chat.kind, started))
-    return {**record, "out": str(output.finish(write))}
+    done = output.finish(write)  # fills `record` (on the main process)
+    return {**record, "out": str(done)}
 
