@@ -23,7 +23,6 @@ from ..models.lora import add_lora, is_adapter_dir
 from ..rundir import atomic_write_json, atomic_write_text, sha256_file, sha256_json
 from ..train.engine import Engine
 from ..train.loop import Checkpointer
-from ..train.reward import Pair
 
 TRAINING_RECORD = "rlxf_training.json"
 
