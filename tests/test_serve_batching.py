@@ -237,3 +237,30 @@ def test_a_failing_batch_is_a_500_envelope_and_the_server_goes_on(model_dir, mon
     assert "out of memory" in r.json()["error"]["message"]
     monkeypatch.setattr(model.scheduler, "run_batch", real)
     assert client.post("/v1/chat/completions", json=ask("hi", max_tokens=3)).status_code == 200
+
+
+def test_a_cancelled_choice_leaves_the_batch_and_the_others_finish(model_dir):
+    from rlxf.serve.decode import Choice, decode
+    model = serve_model(model_dir)
+    prompt = model.prompt_ids([{"role": "user", "content": QUESTIONS[1]}])
+    gone, staying = Choice(prompt, 20, 0.0, 1.0, 0), Choice(prompt, 20, 0.0, 1.0, 0)
+    gone.cancelled.set()  # as a disconnected streaming client or a stop string does
+    decode(model.model, [gone, staying], stop_ids=[], pad_id=model.tokenizer.pad_token_id)
+    drained = [list(iter(q.get_nowait, None)) for q in (gone.tokens, staying.tokens)]
+    assert len(drained[0]) == 1 and len(drained[1]) == 20
+    assert drained[1][0] == drained[0][0]
+
+
+def test_device_and_precision_as_the_engine_picks_them(model_dir):
+    auto = ChatModel(model_dir, "tiny")
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert auto.device.type == expected and auto.model.device.type == expected
+    assert auto.precision == ("bf16" if expected == "cuda" and torch.cuda.is_bf16_supported()
+                              else "fp32")
+    bf16 = ChatModel(model_dir, "tiny", device="cpu", precision="bf16", window_s=0)
+    assert bf16.model.dtype == torch.bfloat16
+    reply = bf16.complete([{"role": "user", "content": "hi"}], temperature=0, top_p=1.0,
+                          max_tokens=4, seed=0)
+    assert 1 <= reply.completion_tokens <= 4
+    with pytest.raises(ValueError, match="precision"):
+        ChatModel(model_dir, "tiny", precision="fp8")
