@@ -15,7 +15,8 @@ the server process's CPU seconds per completion (on a machine shared with other 
 is the steadier measure of the work); ratios batched / one-at-a-time per repeat, then median
 and [min, max]. `--baseline-src DIR` adds a third server run from another checkout's `src/`
 (today's main, say), started without the options it may not have.
-Writes bench/results/<date>-serve-batching.json and .md."""
+Writes bench/results/<date>-serve-batching.json and .md (`--render FILE.json` rewrites the .md
+from a stored JSON)."""
 
 from __future__ import annotations
 
@@ -152,7 +153,13 @@ def main() -> None:
     ap.add_argument("--baseline-src", type=Path, help="another checkout's src/, served as a "
                                                       "third side with its own defaults")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    ap.add_argument("--render", type=Path, help="only rewrite the .md table from this stored "
+                                                "result JSON")
     args = ap.parse_args()
+    if args.render:
+        record = json.loads(args.render.read_text())
+        args.render.with_suffix(".md").write_text(markdown(record, list(record["sides"])))
+        return
     work = Path(tempfile.mkdtemp(prefix="rlxf-serve-bench-"))
     model_dir, n_params = build_model(work / "model")
     sides = {"batched": (ROOT / "src", ["--max-batch", str(CLIENTS)]),
@@ -228,8 +235,8 @@ def markdown(record: dict, labels: list[str]) -> str:
             f"{r[label]['completions_per_s']} ({r[label]['server_cpu_s_per_completion']})"
             for label in labels) + f" | {r['load_average']} |")
     lines += ["", f"Batched / one at a time, completions/s (wall): "
-                  f"{fmt(ratio['completions_per_s'])}; server CPU time per completion: "
-                  f"{fmt(ratio['server_cpu_per_completion'])} less.", ""]
+                  f"{fmt(ratio['completions_per_s'])}; server CPU seconds per completion, "
+                  f"one at a time / batched: {fmt(ratio['server_cpu_per_completion'])}.", ""]
     if "ratio_batched_vs_baseline_src" in record:
         lines += [f"Batched / baseline source ({record['sides']['baseline_src']['src']}), "
                   f"completions/s: {fmt(record['ratio_batched_vs_baseline_src']['completions_per_s'])}.",
