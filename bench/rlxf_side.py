@@ -34,38 +34,45 @@ def _callback(clock: StepClock, key: str):
     return on_step
 
 
-def _train_config(steps: int, batch: int, lr: float) -> dict:
-    return dict(steps=steps, batch_size=batch, lr=lr, warmup_steps=1, checkpoint_every=NEVER)
+def _train_config(steps: int, batch: int, lr: float, engine: dict | None = None) -> dict:
+    """`engine`: the training engine's options ({"device": "cuda", "precision": "bf16"}, as
+    `rlxf sft --device --precision` set them; bench/gpu_check.py); CPU fp32 by default."""
+    return dict(steps=steps, batch_size=batch, lr=lr, warmup_steps=1, checkpoint_every=NEVER,
+                **(engine or {}))
 
 
-def run_sft(w: Workload, steps: int, batch: int, lr: float, warmup: int, seed: int) -> StepClock:
+def run_sft(w: Workload, steps: int, batch: int, lr: float, warmup: int, seed: int,
+            engine: dict | None = None) -> StepClock:
     examples = [(p + c, len(p)) for p, c in zip(w.prompts, w.chosen)]
     clock = StepClock(warmup)
     with tempfile.TemporaryDirectory() as d:
-        train_lm(w.causal_lm(), examples, TrainConfig(**_train_config(steps, batch, lr)),
+        train_lm(w.causal_lm(), examples, TrainConfig(**_train_config(steps, batch, lr, engine)),
                  w.pad_id, seed, Checkpointer(Path(d), NEVER), _callback(clock, "loss/lm"))
     return clock
 
 
 def run_reward(w: Workload, steps: int, batch: int, lr: float, warmup: int, seed: int,
-               head_seed: int) -> StepClock:
+               head_seed: int, engine: dict | None = None) -> StepClock:
     pairs = list(zip(w.prompts, w.chosen, w.rejected))
     clock = StepClock(warmup)
     with tempfile.TemporaryDirectory() as d:
         train_reward_model(w.reward_model(head_seed), pairs,
-                           TrainConfig(**_train_config(steps, batch, lr)), w.pad_id, seed,
+                           TrainConfig(**_train_config(steps, batch, lr, engine)), w.pad_id, seed,
                            Checkpointer(Path(d), NEVER), _callback(clock, "loss/reward"))
     return clock
 
 
 def run_dpo(w: Workload, steps: int, batch: int, lr: float, warmup: int, seed: int,
-            beta: float) -> tuple[StepClock, float]:
-    """(clock, seconds of the one-time reference pass over the whole data set)."""
+            beta: float, engine: dict | None = None) -> tuple[StepClock, float]:
+    """(clock, seconds of the one-time reference pass over the whole data set; on the engine's
+    device when it is a GPU)."""
     pairs = list(zip(w.prompts, w.chosen, w.rejected))
     t = time.perf_counter()
-    ref_chosen, ref_rejected = reference_logprobs(w.causal_lm(), pairs, w.pad_id)
+    reference = w.causal_lm().to((engine or {}).get("device", "cpu"))
+    ref_chosen, ref_rejected = reference_logprobs(reference, pairs, w.pad_id)
+    del reference
     ref_seconds = time.perf_counter() - t
-    cfg = PolicyConfig(**_train_config(steps, batch, lr), beta=beta, eval_every=NEVER)
+    cfg = PolicyConfig(**_train_config(steps, batch, lr, engine), beta=beta, eval_every=NEVER)
     clock = StepClock(warmup)
     with tempfile.TemporaryDirectory() as d:
         train_dpo(w.causal_lm(), pairs, ref_chosen, ref_rejected, cfg, w.pad_id, seed,
@@ -74,13 +81,14 @@ def run_dpo(w: Workload, steps: int, batch: int, lr: float, warmup: int, seed: i
 
 
 def run_grpo(w: Workload, steps: int, prompts_per_step: int, group: int, max_new_tokens: int,
-             lr: float, warmup: int, seed: int, beta: float) -> StepClock:
+             lr: float, warmup: int, seed: int, beta: float,
+             engine: dict | None = None) -> StepClock:
     """rlxf's GRPO recipe (train/group_rl.py) as the policy stage calls it, with a frozen
     reference (β > 0) and the shared reward function. Completion lengths go to
     `clock.completion_lengths`."""
     from rlxf.train.group_rl import train_group_rl
 
-    cfg = PolicyConfig(**_train_config(steps, prompts_per_step, lr), algorithm="grpo",
+    cfg = PolicyConfig(**_train_config(steps, prompts_per_step, lr, engine), algorithm="grpo",
                        group={"group_size": group, "kl_coef": beta}, eval_every=NEVER)
 
     clock = StepClock(warmup)

@@ -45,10 +45,11 @@ def _in_order(cls):
 
 
 def _common(out: str, steps: int, batch: int, lr: float, extra: dict) -> dict:
-    return dict(output_dir=out, max_steps=steps, per_device_train_batch_size=batch,
-                learning_rate=lr, weight_decay=0.0, max_grad_norm=1.0, report_to="none",
-                save_strategy="no", logging_steps=10, logging_first_step=True, disable_tqdm=True,
-                use_cpu=True, dataloader_num_workers=0, seed=0, **extra)
+    # `extra` may override use_cpu (bench/gpu_check.py trains on the GPU)
+    return {**dict(output_dir=out, max_steps=steps, per_device_train_batch_size=batch,
+                   learning_rate=lr, weight_decay=0.0, max_grad_norm=1.0, report_to="none",
+                   save_strategy="no", logging_steps=10, logging_first_step=True,
+                   disable_tqdm=True, use_cpu=True, dataloader_num_workers=0, seed=0), **extra}
 
 
 def _texts(w: Workload, order: list[int]) -> dict[str, list[str]]:

@@ -143,4 +143,4 @@ def test_serving_a_run_directory_uses_the_lab_prompt_format(tmp_path):
     words = body["choices"][0]["message"]["content"].split()
     assert len(words) <= 5 and set(words) <= set(world_vocabulary())
     bad = client.post("/v1/chat/completions", json={"model": "lab", "messages": []})
-    assert bad.status_code == 422
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "messages"
