@@ -54,9 +54,6 @@ def test_grpo_trl_side_runs(record):
     assert 2 * 2 * 8 < trl["tokens_per_step"] <= 2 * 2 * 16
 
 
-@pytest.mark.xfail(strict=True, reason="rlxf's GRPO sampler (models/group_sampling.py) allocates "
-                   "its StaticCache in fp32 and gets bf16 keys under bf16 autocast: index_copy_ "
-                   "dtype mismatch; left to its owner (this check found it)")
 def test_grpo_rlxf_side_runs_in_bf16(record):
     rlxf = record["tasks"]["grpo"]["rlxf"]
     assert "error" not in rlxf, rlxf["error"]

@@ -32,7 +32,8 @@ def draw(logits: torch.Tensor, temperature: float, generator: torch.Generator,
         outside = (ranked.cumsum(-1) - ranked) >= top_p
         probs = probs.masked_fill(torch.zeros_like(outside).scatter(-1, order, outside), 0.0)
     cdf = probs.cumsum(-1)
-    u = torch.rand(cdf.shape[0], 1, generator=generator) * cdf[:, -1:]
+    # the uniforms come from a CPU generator on every device: a seed draws the same tokens
+    u = torch.rand(cdf.shape[0], 1, generator=generator).to(cdf.device) * cdf[:, -1:]
     return torch.searchsorted(cdf, u, right=True)[:, 0].clamp(max=cdf.shape[1] - 1)
 
 
@@ -44,15 +45,26 @@ def _repeat_rows(cache: StaticCache, k: int) -> None:
         layer.batch_size = layer.keys.shape[0]
 
 
-@torch.inference_mode()  # the samples leave as lists: no autograd bookkeeping needed
 def sample_groups(model, prompts: list[list[int]], k: int, *, temperature: float,
                   max_new_tokens: int, seed: int, pad_id: int, eos_id: int | list[int],
                   top_p: float = 1.0) -> list[list[int]]:
     """k sampled responses per prompt (token ids), grouped by prompt (prompt i's are rows
     i·k ... i·k + k - 1), each cut after its first <eos> (kept) or at max_new_tokens; `eos_id`
     may list several stop tokens (a chat template's end of turn and <eos>).
-    Deterministic given `seed`."""
-    stops = torch.tensor(eos_id if isinstance(eos_id, list) else [eos_id])
+    Deterministic given `seed`, on the model's device and in the model's own dtype: a training
+    engine's mixed-precision autocast is switched off here, because under it a Llama's keys
+    leave the rotary embedding in fp32 and its values in bf16, which one preallocated cache
+    cannot hold (and sampling needs no autocast: nothing is backpropagated)."""
+    device = next(model.parameters()).device
+    with torch.inference_mode(), torch.autocast(device.type, enabled=False):
+        return _sample_groups(model, prompts, k, device, temperature=temperature,
+                              max_new_tokens=max_new_tokens, seed=seed, pad_id=pad_id,
+                              eos_id=eos_id, top_p=top_p)
+
+
+def _sample_groups(model, prompts, k, device, *, temperature, max_new_tokens, seed, pad_id,
+                   eos_id, top_p) -> list[list[int]]:
+    stops = torch.tensor(eos_id if isinstance(eos_id, list) else [eos_id], device=device)
     model.eval()
     n, width = len(prompts), max(map(len, prompts))
     ids = torch.full((n, width), pad_id, dtype=torch.long)
@@ -60,6 +72,7 @@ def sample_groups(model, prompts: list[list[int]], k: int, *, temperature: float
     for i, p in enumerate(prompts):  # left padding: every prompt ends where sampling starts
         ids[i, width - len(p):] = torch.tensor(p)
         mask[i, width - len(p): width] = 1
+    ids, mask = ids.to(device), mask.to(device)
     positions = (mask[:, :width].cumsum(1) - 1).clamp(min=0)
     cache = StaticCache(config=model.config, max_cache_len=width + max_new_tokens)
     with_cache = cache_kwargs(model, cache)
@@ -69,7 +82,7 @@ def sample_groups(model, prompts: list[list[int]], k: int, *, temperature: float
     logits, mask = logits.repeat_interleave(k, 0), mask.repeat_interleave(k, 0)
     next_position = mask.sum(1)
     generator = torch.Generator().manual_seed(seed)
-    done = torch.zeros(n * k, dtype=torch.bool)
+    done = torch.zeros(n * k, dtype=torch.bool, device=device)
     tokens: list[torch.Tensor] = []
     for t in range(max_new_tokens):
         token = draw(logits, temperature, generator, top_p).masked_fill(done, pad_id)
@@ -82,7 +95,6 @@ def sample_groups(model, prompts: list[list[int]], k: int, *, temperature: float
                        position_ids=(next_position + t)[:, None], use_cache=True,
                        **with_cache).logits[:, -1]
     return cut_at_stop(torch.stack(tokens, 1).tolist(), stops.tolist())
-
 
 
 def sample_k_per_prompt(model, prompts: list[list[int]], k: int, *, temperature: float,
