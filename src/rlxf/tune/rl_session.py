@@ -181,7 +181,7 @@ class RLSession:
                                           self.model_dir, self.cfg, self.counts,
                                           self.sources.describe(), {**result, **params},
                                           history, saved, self.chat.kind, self.backend.name,
-                                          self.started))
+                                          self.started, self.output))
         out = self.output.finish(write)
         return {**record, "out": str(out),
                 "heldout_reward": [nanmean([history[0].get("reward/mean")]),
