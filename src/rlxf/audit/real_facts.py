@@ -118,8 +118,10 @@ def rewards_sentence(rec: dict) -> str | None:
     rewards = rec.get("inputs", {}).get("rewards")
     if not rewards:
         return None
-    parts = [f"{r.get('name')} ({SOURCE_WORDS.get(r.get('kind'), r.get('kind'))}, weight "
-             f"{r.get('weight')})" for r in rewards]
+    parts = [f"{r.get('spec') or r.get('name')} ({SOURCE_WORDS.get(r.get('kind'), r.get('kind'))}"
+             f", weight {r.get('weight')}"
+             + (f", file sha256 {r['sha256'][:12]}…" if r.get("sha256") else "") + ")"
+             for r in rewards]
     return ("the weighted sum of " if len(parts) > 1 else "") + _join(parts)
 
 

@@ -51,7 +51,11 @@ def _facts(records, fmt: str) -> dict:
 
     from ..feedback.facts import record_facts
     shapes = Counter(r.provenance.get(TRL_ROW) for r in records if r.provenance.get(TRL_ROW))
-    return {**record_facts(records), "format": fmt, "row_shapes": dict(sorted(shapes.items()))}
+    facts = record_facts(records)
+    facts["judged_by"] = {s: n for s, n in facts["judged_by"].items() if n}
+    if fmt == "trl":  # TRL rows name no judge and no origin: the importer's fill-ins are not facts
+        facts["judged_by"] = facts["responses_from"] = None
+    return {**facts, "format": fmt, "row_shapes": dict(sorted(shapes.items()))}
 
 
 def detect_format(path: Path) -> str:
