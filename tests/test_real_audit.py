@@ -251,3 +251,27 @@ def test_an_eval_run_brings_in_the_policy_directory_s_training_record(dpo_out, t
     assert report["training"]["stage"] == "dpo" and report["training"]["dir"] != "."
     assert items(report)["training procedure"]["value"].startswith("`rlxf dpo`")
     shutil.rmtree(run)
+
+
+def test_reward_and_kto_reports_describe_their_own_training(root):
+    reward, kto = root / "reward", root / "kto"
+    cli("reward", root / "llama", root / "prefs.jsonl", "--out", reward, "--steps", 2,
+        "--batch-size", 2, "--threads", 1)
+    cli("kto", root / "llama", root / "prefs.jsonl", "--out", kto, "--steps", 2,
+        "--batch-size", 2, "--threads", 1)
+    rm, k = build_report(reward), build_report(kto)
+    for report in (rm, k):
+        validate(report)
+    d = items(rm)
+    assert d["loss function and disagreement modelling"]["value"].startswith(
+        "Bradley–Terry pairwise loss on a scalar head over " + str(root / "llama"))
+    assert "3 preference pairs" in d["loss function and disagreement modelling"]["value"]
+    assert d["reward model evaluation and red teaming"]["status"] == "not disclosed"
+    assert d["policy evaluation and red teaming"]["status"] == "not applicable"
+    assert rm["reward_model"]["loss/reward"] == pytest.approx(
+        RunDir(reward).ledger()[0]["metrics"]["loss/reward"], rel=1e-5)
+    d = items(k)
+    assert "each of the 3 pairs split into a desirable (chosen) and an undesirable (rejected)" \
+        in d["feedback types"]["value"]
+    assert "KTO" in d["training procedure"]["value"]
+    assert "trl (pairs split)" == RunDir(kto).ledger()[0]["inputs"]["data"]["format"]

@@ -20,8 +20,7 @@ from .disclosure import summary
 from .real_facts import METHOD, is_rl, missing_record_disclosure, real_disclosure
 from .report import SCHEMA_VERSION, _clean
 
-LAB_ONLY = ("it needs a known gold preference and recorded annotators, which a real run does "
-            "not have (the lab pipeline, `rlxf run`, has both)")
+NO_GOLD = "a real run has no known gold preference (the lab pipeline, `rlxf run`, has one)"
 
 
 def is_real_run(run_dir: Path) -> bool:
@@ -123,7 +122,7 @@ def _reward_model_section(rec: dict | None) -> dict:
         m = rec.get("metrics", {})
         out.update({k: v for k, v in m.items() if k.startswith(("loss/", "accuracy/"))})
         notes = {"accuracy/heldout": "`rlxf reward` holds out no pairs",
-                 "accuracy/gold": "no gold preference: " + LAB_ONLY}
+                 "accuracy/gold": NO_GOLD}
         notes.update({k: "no bias probes run on this reward model (rlxf.probes can)"
                       for k in keys[2:]})
         return {**out, "notes": notes}
@@ -136,7 +135,7 @@ def _overoptimisation_section(rec: dict | None) -> dict:
     history = (rec or {}).get("history") or []
     points = [{"step": h.get("step"), "kl": h.get("kl/to_reference"),
                "reward_proxy": h.get("reward/mean"), "reward_gold": None} for h in history]
-    notes = {"fit": "no gold reward: Gao et al.'s fit needs one (" + LAB_ONLY + ")",
+    notes = {"fit": "Gao et al.'s fit needs a gold reward: " + NO_GOLD,
              "alarm": "not computed for real runs"}
     if points:
         notes["points"] = ("the RL command's held-out eval points: kl is KL(policy || "
@@ -187,8 +186,8 @@ def build_real_report(run_dir: Path) -> dict:
         "overoptimisation": _overoptimisation_section(rec),
         "groups": {},
         "tensions": {"per_family": {}, "deltas": {}, "intervals": {}, "tradeoffs": [],
-                     "readings": [], "notes": {"tensions": "prompt families and gold 3H "
-                                               "scores: " + LAB_ONLY}},
+                     "readings": [], "notes": {"tensions": "per-family gold 3H scores: "
+                                               + NO_GOLD}},
         "seeds": None,
         "stages": _stages_section(records),
         "samples": [],
@@ -198,7 +197,7 @@ def build_real_report(run_dir: Path) -> dict:
         "notes": {"models": eval_missing, "samples": eval_missing,
                   "failure_modes": eval_missing, "surface": eval_missing,
                   "seeds": "one training run: `--seeds` is the lab pipeline's",
-                  "groups": "annotator groups: " + LAB_ONLY},
+                  "groups": "the training command records no annotator groups"},
     }
     if rec is None:
         report["notes"]["training"] = "no training record in the ledger"

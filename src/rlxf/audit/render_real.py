@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 
-from .fmt import NULL, num
+from .fmt import NULL
 from .render import (disclosure_html, disclosure_line, e, html_table, md_table, md_text, page,
                      run_line, tiles_html)
 
@@ -17,10 +17,20 @@ SECTIONS = (("summary", "At a glance"), ("disclosure", "Disclosure (Casper et al
 
 
 def _cell(v) -> str:
+    """Options and counts as given (an LR of 5e-06 must not read 0.000); metrics to 4 digits."""
     if v is None:
         return NULL
-    return num(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else \
-        v if isinstance(v, str) else json.dumps(v, sort_keys=True)
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return v if isinstance(v, str) else json.dumps(v, sort_keys=True)
+
+
+def _grouped(prefix: str, notes: dict) -> list[str]:
+    """'PREFIX a, b: reason', one line per distinct reason."""
+    by_reason: dict[str, list[str]] = {}
+    for key, reason in sorted(notes.items()):
+        by_reason.setdefault(reason, []).append(key)
+    return [f"{prefix}{', '.join(keys)}: {reason}" for reason, keys in by_reason.items()]
 
 
 def glance(report: dict) -> list[tuple[str, str, str]]:
@@ -83,11 +93,9 @@ def section_notes(report: dict) -> dict[str, list[str]]:
     if top.get("training"):
         n["training"].append(top["training"])
     n["history"] = [f"{k}: {v}" for k, v in sorted(report["overoptimisation"]["notes"].items())]
-    n["measurements"] = [f"{k}: {v}" for k, v in sorted(top.items()) if k != "training"]
-    n["measurements"] += [f"reward model {k}: {v}" for k, v in
-                          sorted(report["reward_model"].get("notes", {}).items())]
-    n["measurements"] += [f"feedback {k}: {v}" for k, v in
-                          sorted(report["feedback"].get("notes", {}).items())]
+    n["measurements"] = _grouped("", {k: v for k, v in top.items() if k != "training"})
+    n["measurements"] += _grouped("reward model ", report["reward_model"].get("notes", {}))
+    n["measurements"] += _grouped("feedback ", report["feedback"].get("notes", {}))
     n["cards"] = ["Written by the training command beside its model, from the same record; "
                   "`rlxf audit` leaves it as written."]
     n["stages"] = [f"run {k}: {v}" for k, v in sorted(report["run"].get("notes", {}).items())]
