@@ -24,6 +24,7 @@ from rlxf.audit.render_real import SECTIONS as REAL_SECTIONS
 from rlxf.audit.report import SCHEMA_PATH, build_report
 from rlxf.cli import app
 from rlxf.rundir import RunDir
+from rlxf.tune.run_record import write_run_record
 
 PREFS = [
     {"prompt": "what is the capital of france ?", "chosen": "the capital of france is paris .",
@@ -275,3 +276,14 @@ def test_reward_and_kto_reports_describe_their_own_training(root):
         in d["feedback types"]["value"]
     assert "KTO" in d["training procedure"]["value"]
     assert "trl (pairs split)" == RunDir(kto).ledger()[0]["inputs"]["data"]["format"]
+
+
+def test_a_resumed_finish_keeps_one_ledger_line(dpo_out, tmp_path):
+    """A rerun resumes an OUT.partial/ whose last attempt died after writing its record and
+    before the rename: writing the record again must not leave two lines."""
+    (rec,) = RunDir(dpo_out[0]).ledger()
+    for _ in range(2):
+        legacy = write_run_record(tmp_path, rec)
+    assert RunDir(tmp_path).ledger() == [rec]
+    assert json.loads((tmp_path / "rlxf_training.json").read_text()) == legacy
+    assert legacy["command"] == "dpo" and legacy["data"]["pairs"] == 3

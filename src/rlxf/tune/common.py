@@ -25,7 +25,6 @@ from ..train.loop import Checkpointer
 from ..train.reward import Pair
 
 
-
 class TuneError(ValueError):
     """Bad input to a fine-tuning command: the message names the file or option."""
 

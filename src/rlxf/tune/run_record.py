@@ -1,7 +1,7 @@
 """What a real-model command (`rlxf sft|reward|dpo|kto|grpo|rloo|ppo`) records about its run,
 built once by `run_record` and written twice by `write_run_record`:
 
-- OUT/ledger.jsonl: one line in rundir.py's ledger format (stage = the command; resolved
+- OUT/ledger.jsonl: one line in rundir.py's ledger record format (stage = the command; resolved
   options, inputs with hashes, counts, the data's recorded facts, metrics, history, start
   time, wall time, library versions), so OUT is also a run directory `rlxf audit OUT` reads
   (rlxf.audit.real_run);
@@ -15,7 +15,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ..rundir import RunDir, atomic_write_json
+from ..rundir import RunDir, atomic_write_json, write_jsonl
 from ..versions import versions
 
 TRAINING_RECORD = "rlxf_training.json"
@@ -73,9 +73,10 @@ def training_json(record: dict) -> dict:
 
 
 def write_run_record(directory: Path, record: dict) -> dict:
-    """OUT/ledger.jsonl (appended, as rundir.py does) and OUT/rlxf_training.json; returns the
-    latter's content."""
-    RunDir(directory).append_ledger(record)
+    """OUT/ledger.jsonl and OUT/rlxf_training.json; returns the latter's content. OUT is one
+    command's output, so its ledger is that one line, written whole (atomically): a rerun that
+    resumes an OUT.partial/ whose last attempt died after this write cannot add a second."""
+    write_jsonl(RunDir(directory).ledger_path, [record])
     legacy = training_json(record)
     atomic_write_json(directory / TRAINING_RECORD, legacy)
     return legacy
