@@ -24,6 +24,7 @@ from rlxf.audit.render_real import SECTIONS as REAL_SECTIONS
 from rlxf.audit.report import SCHEMA_PATH, build_report
 from rlxf.cli import app
 from rlxf.rundir import RunDir
+from rlxf.serve.model import resolve_model_dir
 from rlxf.tune.run_record import write_run_record
 
 PREFS = [
@@ -92,6 +93,7 @@ def test_dpo_out_is_a_run_directory_and_its_report_describes_that_dpo_run(root, 
     out, card = dpo_out
     # OUT is still a model directory, and the audit wrote nothing into it but report/
     AutoModelForCausalLM.from_pretrained(out)
+    assert resolve_model_dir(out) == out  # `rlxf serve OUT` serves it, ledger or not
     assert (out / "README.md").read_bytes() == card
     # one ledger record in rundir's format; rlxf_training.json is the same facts
     (rec,) = RunDir(out).ledger()
