@@ -179,7 +179,9 @@ def _write_report(run_dir: Path) -> None:
 
 
 @app.command()
-def audit(run_dir: Path = typer.Argument(..., help="a run directory written by `rlxf run`")) -> None:
+def audit(run_dir: Path = typer.Argument(..., help="a run directory written by `rlxf run`, or "
+                                         "the OUT of `rlxf sft|reward|dpo|kto|grpo|rloo|ppo`")
+          ) -> None:
     """Regenerate report/report.json, report.md and index.html from the run directory alone."""
     if not (run_dir / "ledger.jsonl").exists():
         console.print(f"[red]{run_dir}: not a run directory (no ledger.jsonl)")

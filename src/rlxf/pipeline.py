@@ -4,7 +4,6 @@ unchanged, each resumed from its checkpoint when it was interrupted."""
 from __future__ import annotations
 
 import functools
-import platform
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -15,6 +14,7 @@ from .config import RunConfig
 from .rundir import RunDir, atomic_write_text, sha256_json
 from .stages import evaluate, feedback, finetune, policy, pretrain, process, reward, sft, world
 from .stages.context import ProgressFactory, StageContext
+from .versions import versions
 
 
 def _no_files(config: RunConfig) -> dict:
@@ -93,15 +93,6 @@ STAGES = (
           ("seed", "finetune", "eval")),
 )
 STAGE_NAMES = tuple(s.name for s in STAGES)
-
-
-def versions() -> dict:
-    import torch
-    import transformers
-
-    from . import __version__
-    return {"python": platform.python_version(), "torch": torch.__version__,
-            "transformers": transformers.__version__, "rlxf": __version__}
 
 
 def _config_slice(config: RunConfig, keys: tuple[str, ...]) -> dict:

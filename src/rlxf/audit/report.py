@@ -471,7 +471,11 @@ def _samples_section(run_dir: Path, records: dict, world) -> list[dict]:
 # --- the report ---------------------------------------------------------------------------------
 
 def build_report(run_dir: Path) -> dict:
+    from .real_run import build_real_report, is_real_run
+
     run_dir = Path(run_dir)
+    if is_real_run(run_dir):  # written by a real-model command or `rlxf eval`: no lab world
+        return build_real_report(run_dir)
     records = RunDir(run_dir).latest()
     notes = {}
     annotators = (_read_json(run_dir / "feedback" / "annotators.json")
@@ -533,17 +537,23 @@ def build_report(run_dir: Path) -> dict:
 
 
 def write_report(run_dir: Path) -> dict[str, Path]:
-    """Write RUN/report/{report.json, report.md, index.html} and the cards beside the artifacts
-    (model cards, datasheets; rlxf.audit.cards), each atomically."""
+    """Write RUN/report/{report.json, report.md, index.html} and, for a lab run, the cards beside
+    the artifacts (model cards, datasheets; rlxf.audit.cards), each atomically. A real run's
+    report renders its own sections (audit/render_real.py) and writes nothing into OUT but
+    report/: OUT stays the model directory the command wrote."""
+    from . import render, render_real  # matplotlib is needed only here
     from .cards import write_cards
-    from .render import render_html, render_markdown  # matplotlib is needed only here
 
     run_dir = Path(run_dir)
     report = build_report(run_dir)
     out = run_dir / "report"
     paths = {"json": out / "report.json", "md": out / "report.md", "html": out / "index.html"}
+    real = report["run"].get("kind") == "real"
+    # a real run has its own sections; its model card is the training command's, left as is
+    pages = render_real if real else render
     atomic_write_json(paths["json"], report)
-    atomic_write_text(paths["md"], render_markdown(report))
-    atomic_write_text(paths["html"], render_html(report))
-    write_cards(run_dir, report)
+    atomic_write_text(paths["md"], pages.render_markdown(report))
+    atomic_write_text(paths["html"], pages.render_html(report))
+    if not real:
+        write_cards(run_dir, report)
     return paths

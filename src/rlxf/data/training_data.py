@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..feedback.record import RecordError, read_records
-from .formats import FieldError, is_standard_row, messages as read_messages
+from .formats import TRL_ROW, FieldError, is_standard_row, messages as read_messages
 from .io import open_rows
 
 CANONICAL_KEYS = {"item_id", "type", "annotator"}
@@ -40,6 +40,22 @@ class Loaded:
     items: list[Conversation]
     source_format: str
     counts: dict = field(default_factory=dict)
+    # What the file's rows were, for the run's ledger record (rlxf.audit.real_facts): the
+    # records' types, who they say judged, where the responses came from (feedback/facts.py)
+    # and the row shapes read; None where the rows are not feedback records (SFT rows).
+    facts: dict | None = None
+
+
+def _facts(records, fmt: str) -> dict:
+    from collections import Counter
+
+    from ..feedback.facts import record_facts
+    shapes = Counter(r.provenance.get(TRL_ROW) for r in records if r.provenance.get(TRL_ROW))
+    facts = record_facts(records)
+    facts["judged_by"] = {s: n for s, n in facts["judged_by"].items() if n}
+    if fmt == "trl":  # TRL rows name no judge and no origin: the importer's fill-ins are not facts
+        facts["judged_by"] = facts["responses_from"] = None
+    return {**facts, "format": fmt, "row_shapes": dict(sorted(shapes.items()))}
 
 
 def detect_format(path: Path) -> str:
@@ -92,7 +108,7 @@ def load_preferences(path: Path, fmt: str = "auto") -> Loaded:
               **({"rating_records": ratings.ratings, "rating_pairs": ratings.pairs,
                   "rating_ties_dropped": ratings.ties, "rating_single_dropped": ratings.single}
                  if ratings.ratings else {})}
-    return Loaded(items, fmt, counts)
+    return Loaded(items, fmt, counts, _facts(records, fmt))
 
 
 @dataclass
@@ -117,7 +133,7 @@ def load_ratings(path: Path, fmt: str = "auto") -> Loaded:
         raise RecordError(f"{path}: no rating records ({len(records)} records of other types); "
                           "--aspects trains on ratings (e.g. --format helpsteer2)")
     return Loaded(items, fmt, {"records": len(records), "rated_responses": len(items),
-                               "aspects": list(aspects)})
+                               "aspects": list(aspects)}, _facts(records, fmt))
 
 
 def load_demonstrations(path: Path, fmt: str = "auto") -> Loaded:
@@ -129,10 +145,22 @@ def load_demonstrations(path: Path, fmt: str = "auto") -> Loaded:
         with open_rows(path) as rows:
             first = next(iter(rows), (0, {}))[1]
         if "chosen" not in first:
-            return Loaded(_sft_rows(path), "trl-sft", {})
+            items = _sft_rows(path)
+            return Loaded(items, "trl-sft", {}, {"format": "trl-sft",
+                                                 "row_shapes": sft_shapes(items)})
     prefs = load_preferences(path, fmt)
     prefs.items = [Conversation(c.messages, c.response, raw=c.raw) for c in prefs.items]
     return prefs
+
+
+def sft_shapes(items: list[Conversation]) -> dict[str, int]:
+    """How many rows of each TRL SFT shape (as _sft_row read them)."""
+    from collections import Counter
+    shapes = Counter("language modeling (text)" if c.raw and c.messages[-1]["content"] == ""
+                     and len(c.messages) == 1 else "prompt-completion (strings)" if c.raw
+                     else "conversational (messages)" if c.all_turns
+                     else "prompt-completion (messages)" for c in items)
+    return dict(sorted(shapes.items()))
 
 
 def _sft_rows(path: Path) -> list[Conversation]:

@@ -57,6 +57,7 @@ class RewardSources:
     def __init__(self, specs: list[str], weights: str | None = None):
         if not specs:
             raise RewardError("give at least one --reward SPEC")
+        self.specs = list(specs)
         self.sources = [parse_source(s) for s in specs]
         self.weights = parse_weights(weights, len(self.sources))
         names = [s.name for s in self.sources]

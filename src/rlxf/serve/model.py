@@ -23,13 +23,15 @@ DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def resolve_model_dir(path: Path) -> Path:
-    """PATH itself, or for a run directory (ledger.jsonl) RUN/policy/model (else sft, base)."""
-    if (path / "ledger.jsonl").exists():
+    """PATH itself, or for a lab run directory (ledger.jsonl) RUN/policy/model (else sft,
+    base). A real command's OUT has a ledger too but is itself the model (tune/run_record.py)."""
+    is_model = (path / "config.json").exists() or is_adapter_dir(path)
+    if (path / "ledger.jsonl").exists() and not is_model:
         for stage in RUN_MODEL_STAGES:
             if (path / stage / "model" / "config.json").exists():
                 return path / stage / "model"
         raise FileNotFoundError(f"{path}: a run directory without a trained model yet")
-    if not ((path / "config.json").exists() or is_adapter_dir(path)):
+    if not is_model:
         raise FileNotFoundError(f"{path}: neither a run directory (ledger.jsonl), a model "
                                 "directory (config.json) nor a LoRA adapter")
     if is_reward_model_dir(path):

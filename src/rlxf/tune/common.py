@@ -9,7 +9,6 @@ import contextlib
 import json
 import os
 import shutil
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -20,11 +19,9 @@ from ..config import TuneTrainConfig
 from ..data.training_data import Conversation, Loaded
 from ..models.chat import ChatFormat, ChatTemplateError
 from ..models.lora import add_lora, is_adapter_dir
-from ..rundir import atomic_write_json, atomic_write_text, sha256_file, sha256_json
+from ..rundir import atomic_write_text, sha256_file, sha256_json
 from ..train.engine import Engine
 from ..train.loop import Checkpointer
-
-TRAINING_RECORD = "rlxf_training.json"
 
 
 class TuneError(ValueError):
@@ -235,29 +232,26 @@ def data_record(path: Path, loaded: Loaded, enc: Encoded) -> dict:
 
 
 def write_record(directory: Path, name: str, command: str, base: Path, cfg: TuneTrainConfig,
-                 data: dict, metrics: dict, saved: str, chat_kind: str, started: float) -> dict:
+                 data: dict, metrics: dict, saved: str, chat_kind: str, started: float,
+                 output: Output, data_facts: dict | None = None) -> dict:
+    """The run's ledger record and rlxf_training.json (tune/run_record.py), and the card."""
     from ..audit.cards import _front_matter, _table
+    from ..audit.real_facts import ASPECTS_METHOD, METHOD
+    from .run_record import run_record, write_run_record
 
-    record = {"command": command, "base_model": str(base.resolve()), "saved": saved,
-              "chat_format": chat_kind, "config": cfg.model_dump(mode="json"), "data": data,
-              "metrics": {k: v for k, v in metrics.items() if not isinstance(v, (list, dict))},
-              "wall_s": time.time() - started}
-    atomic_write_json(directory / TRAINING_RECORD, record)
+    record = write_run_record(directory, run_record(
+        command, base, cfg, data, metrics, saved, chat_kind, started, output,
+        data_facts=data_facts))
     tags = ["rlxf", {"sft": "sft", "reward": "reward-model", "dpo": "dpo", "kto": "kto"}[command]]
     if cfg.lora is not None:
         tags.append("lora")
     meta = {"base_model": str(base.resolve()),
             "library_name": "peft" if saved == "adapter" else "transformers", "tags": tags,
             "pipeline_tag": "text-classification" if command == "reward" else "text-generation"}
-    what = {"sft": "supervised fine-tuning (loss on the response tokens)",
-            "reward": "a Bradley-Terry reward model (scalar head read where "
-                      "AutoModelForSequenceClassification reads)",
-            "dpo": "Direct Preference Optimisation against the base as reference",
-            "kto": "KTO (desirable / undesirable examples) against the base as reference"
-            }[command]
+    what = METHOD[command]
     if getattr(cfg, "aspects", False):
-        what = ("a multi-aspect regression reward model (one output per rating aspect: "
-                f"{', '.join(data.get('aspects', []))}; heads.json names them)")
+        what = (f"{ASPECTS_METHOD} on {', '.join(data.get('aspects', []))} (heads.json names "
+                "them)")
     lines = [f"# {name}", "",
              f"`rlxf {command}`: {what}, from `{base}` on `{data['file']}` "
              f"(sha256 {data['sha256'][:12]}..., {data['format']} format). Saved: {saved}"

@@ -80,12 +80,15 @@ def run_kto(model_dir: Path, data: Path, out: Path, cfg: TuneKTOConfig, fmt: str
         rows = load_unpaired(data)
         encoded = [(prompt_ids(chat, p), response_ids(chat, p, c), d) for p, c, d in rows]
         counts, source = {"rows": len(rows)}, "trl-unpaired"
+        facts = {"format": source, "labels": {"desirable": sum(d for *_, d in rows),
+                                              "undesirable": sum(not d for *_, d in rows)}}
     else:
         loaded = load_preferences(data, fmt)
         encoded = [(chat.prompt_ids(c.messages), chat.response_ids(c.messages, text), good)
                    for c in loaded.items for text, good in ((c.response, True),
                                                             (c.rejected, False))]
         counts, source = {**loaded.counts}, f"{loaded.source_format} (pairs split)"
+        facts = loaded.facts
     policy = _causal_lm(model_dir.resolve())
     limit = context_limit(policy, cfg.max_length)
     examples = [(p, r[: limit - len(p)], d) for p, r, d in encoded if len(p) < limit]
@@ -124,7 +127,8 @@ def run_kto(model_dir: Path, data: Path, out: Path, cfg: TuneKTOConfig, fmt: str
     def write(work: Path) -> None:  # on the main process only (Output.finish)
         saved = save_model(policy, tok, work, cfg.merge)
         record.update(write_record(work, out.name, "kto", model_dir, cfg, data_counts,
-                                   {**result, **params}, saved, chat.kind, started))
+                                   {**result, **params}, saved, chat.kind, started,
+                                   output, facts))
     done = output.finish(write)  # fills `record` (on the main process)
     return {**record, "out": str(done)}
 

@@ -23,7 +23,8 @@ from ..train.lm import train_lm
 from ..train.reward import train_reward_model
 from ..train.engine import Engine
 from .aspects import encode_ratings, regression_batch
-from .common import (TRAINING_RECORD, Output, TuneError, check_lora_targets, check_model_dir,
+from .run_record import TRAINING_RECORD
+from .common import (Output, TuneError, check_lora_targets, check_model_dir,
                      context_limit, data_record, disable_dropout, encode_demonstrations,
                      encode_pairs, load_model_tokenizer, prepare, save_model,
                      trainable_parameters, write_record)
@@ -60,7 +61,7 @@ def _finish(output: Output, command: str, model, tok, chat, model_dir: Path, dat
         saved = save_model(model, tok, directory, cfg.merge)
         write_record(directory, output.out.name, command, model_dir, cfg,
                      data_record(data, loaded, enc), {**result, **params}, saved, chat.kind,
-                     started)
+                     started, output, loaded.facts)
     out = output.finish(write)
     return {**json.loads((out / TRAINING_RECORD).read_text()), "out": str(out)}
 

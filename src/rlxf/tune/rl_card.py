@@ -5,38 +5,29 @@ the end (OUT/history.json has every point)."""
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
-from ..rundir import atomic_write_json, atomic_write_text
-from .common import TRAINING_RECORD
-
-WHAT = {"grpo": "GRPO-family RL (group-relative advantages, clipped surrogate)",
-        "rloo": "RLOO (REINFORCE with a leave-one-out baseline)",
-        "ppo": "PPO (value head, per-token KL penalty to the reference, GAE; the value head "
-               "is not saved)"}
+from ..rundir import atomic_write_text
+from .run_record import run_record, write_run_record
 
 
 def write_rl_record(directory: Path, name: str, command: str, base: Path, cfg, data: dict,
                     rewards: list[dict], metrics: dict, history: list[dict], saved: str,
-                    chat_kind: str, backend: str, started: float) -> dict:
+                    chat_kind: str, backend: str, started: float, output) -> dict:
+    """The run's ledger record and rlxf_training.json (tune/run_record.py), and the card."""
     from ..audit.cards import _front_matter, _table
+    from ..audit.real_facts import METHOD
 
-    record = {"command": command, "base_model": str(base.resolve()), "saved": saved,
-              "chat_format": chat_kind, "rollout_backend": backend,
-              "config": cfg.model_dump(mode="json"), "data": data, "rewards": rewards,
-              "metrics": {k: v for k, v in metrics.items() if not isinstance(v, (list, dict))},
-              "eval": {"first": history[0] if history else None,
-                       "last": history[-1] if history else None},
-              "wall_s": time.time() - started}
-    atomic_write_json(directory / TRAINING_RECORD, record)
+    record = write_run_record(directory, run_record(
+        command, base, cfg, {**data, "format": "prompts"}, metrics, saved, chat_kind, started,
+        output, history=history, rewards=rewards, backend=backend))
     meta = {"base_model": str(base.resolve()),
             "library_name": "peft" if saved == "adapter" else "transformers",
             "tags": ["rlxf", command, *(["lora"] if cfg.lora else [])],
             "pipeline_tag": "text-generation"}
     keys = sorted({k for point in history for k in point if k != "step"})
     lines = [f"# {name}", "",
-             f"`rlxf {command}`: {WHAT[command]}, from `{base}` on the prompts of "
+             f"`rlxf {command}`: {METHOD[command]}, from `{base}` on the prompts of "
              f"`{data['file']}` (sha256 {data['sha256'][:12]}...). Saved: {saved}; chat format: "
              f"{chat_kind}; rollouts: {backend}.", "",
              "## Rewards", "", *_table(["source", "kind", "weight"],

@@ -168,6 +168,12 @@ class RLSession:
                 show(step, {**metrics, **({"eval/reward": shown} if shown is not None else {})})
         return report
 
+    def rewards(self) -> list[dict]:
+        """Each reward source as the record names it: name, kind, weight, SPEC (a function
+        file with its sha256)."""
+        return [{**d, **_spec_fingerprint(spec)}
+                for d, spec in zip(self.sources.describe(), self.sources.specs)]
+
     def finish(self, result: dict) -> dict:
         """history.json, the model (or adapter), record and card; OUT.partial/ -> OUT."""
         history = result.pop("history")
@@ -179,9 +185,9 @@ class RLSession:
             saved = save_model(self.policy, self.tokenizer, work, self.cfg.merge)
             record.update(write_rl_record(work, self.output.out.name, self.command,
                                           self.model_dir, self.cfg, self.counts,
-                                          self.sources.describe(), {**result, **params},
+                                          self.rewards(), {**result, **params},
                                           history, saved, self.chat.kind, self.backend.name,
-                                          self.started))
+                                          self.started, self.output))
         out = self.output.finish(write)
         return {**record, "out": str(out),
                 "heldout_reward": [nanmean([history[0].get("reward/mean")]),
