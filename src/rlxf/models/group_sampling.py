@@ -32,7 +32,7 @@ def draw(logits: torch.Tensor, temperature: float, generator: torch.Generator,
         outside = (ranked.cumsum(-1) - ranked) >= top_p
         probs = probs.masked_fill(torch.zeros_like(outside).scatter(-1, order, outside), 0.0)
     cdf = probs.cumsum(-1)
-    u = torch.rand(cdf.shape[0], 1, generator=generator) * cdf[:, -1:]
+    u = torch.rand(cdf.shape[0], 1, generator=generator).to(cdf.device) * cdf[:, -1:]
     return torch.searchsorted(cdf, u, right=True)[:, 0].clamp(max=cdf.shape[1] - 1)
 
 
@@ -52,7 +52,8 @@ def sample_groups(model, prompts: list[list[int]], k: int, *, temperature: float
     i·k ... i·k + k - 1), each cut after its first <eos> (kept) or at max_new_tokens; `eos_id`
     may list several stop tokens (a chat template's end of turn and <eos>).
     Deterministic given `seed`."""
-    stops = torch.tensor(eos_id if isinstance(eos_id, list) else [eos_id])
+    device = next(model.parameters()).device  # the generator stays on the CPU: same draws
+    stops = torch.tensor(eos_id if isinstance(eos_id, list) else [eos_id], device=device)
     model.eval()
     n, width = len(prompts), max(map(len, prompts))
     ids = torch.full((n, width), pad_id, dtype=torch.long)
@@ -60,6 +61,7 @@ def sample_groups(model, prompts: list[list[int]], k: int, *, temperature: float
     for i, p in enumerate(prompts):  # left padding: every prompt ends where sampling starts
         ids[i, width - len(p):] = torch.tensor(p)
         mask[i, width - len(p): width] = 1
+    ids, mask = ids.to(device), mask.to(device)
     positions = (mask[:, :width].cumsum(1) - 1).clamp(min=0)
     cache = StaticCache(config=model.config, max_cache_len=width + max_new_tokens)
     with_cache = cache_kwargs(model, cache)
@@ -69,7 +71,7 @@ def sample_groups(model, prompts: list[list[int]], k: int, *, temperature: float
     logits, mask = logits.repeat_interleave(k, 0), mask.repeat_interleave(k, 0)
     next_position = mask.sum(1)
     generator = torch.Generator().manual_seed(seed)
-    done = torch.zeros(n * k, dtype=torch.bool)
+    done = torch.zeros(n * k, dtype=torch.bool, device=device)
     tokens: list[torch.Tensor] = []
     for t in range(max_new_tokens):
         token = draw(logits, temperature, generator, top_p).masked_fill(done, pad_id)
