@@ -75,8 +75,7 @@ def _overoptimisation(m: dict) -> dict:
 def _reward_hacking(m: dict, probes: dict | None) -> dict:
     diff = m["difference"]
     length = diff.get("length/tokens")
-    styles = {name: {style: r.get("reward_gap") for style, r in (rb.get("style_bias") or {})
-                     .items() if isinstance(r, dict) and "reward_gap" in r}
+    styles = {name: {style: r["reward_gap"] for style, r in rb["style_bias"]["styles"].items()}
               for name, rb in ((probes or {}).get("reward_models") or {}).items()}
     definition = ("How much longer the policy's responses are than the reference's (tokens, "
                   "paired by prompt), and what each reward model pays for style alone (RM-Bench "

@@ -164,7 +164,8 @@ def evaluate(policy, reference, tokenizer, prompts: list, *, rewards=None, gold=
             samples.append({
                 "model": name, "prompt_index": j // k, "where": row.where, "prompt": row.prompt,
                 **({"prompt_id": row.fields["prompt_id"]} if "prompt_id" in row.fields else {}),
-                "response": texts[j], "tokens": s.tokens, "truncated": truncated[j],
+                "response": texts[j], "response_ids": responses[j], "tokens": s.tokens,
+                "truncated": truncated[j],
                 "reward": _finite(proxy[j]), "rewards": {n: v[j] for n, v in proxy_parts.items()},
                 "gold": _finite(gold_total[j]), "logp": s.logp, "entropy": s.entropy,
                 "kl": s.kl, "kl_sampled": s.kl_sampled})
