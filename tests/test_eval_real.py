@@ -75,7 +75,8 @@ def test_kl_estimator_is_the_sequence_kl_by_brute_force():
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("eval")
-    a, b = save_model_dir(root / "a", seed=0), save_model_dir(root / "b", seed=1)
+    a = save_model_dir(root / "a", seed=0)
+    save_model_dir(root / "b", seed=1)
     shutil.copytree(a, root / "a_copy")
     tok = build_tokenizer()
     torch.manual_seed(2)

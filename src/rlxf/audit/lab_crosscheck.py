@@ -56,9 +56,8 @@ def lab_convention_kl(lab_run: Path, eval_run: Path) -> dict:
     scored with an <eos> it never sampled; `rlxf eval` scores the sampled tokens only. The gap
     between this and kl/sampled on the same samples is what the convention alone changes."""
     from ..eval.measure import response_logprobs
-    from ..models.build import load_causal_lm
-    from ..stages.context import load_world
-    tok = load_world(RunDir(lab_run)).tokenizer
+    from ..models.build import load_causal_lm, load_tokenizer
+    tok = load_tokenizer(RunDir(lab_run).stage_dir("world") / "tokenizer")
     rows = [r for r in read_jsonl(eval_run / "eval" / "samples.jsonl") if r["model"] == "policy"]
     prompts, texts = [r["prompt"] for r in rows], [r["response"] for r in rows]
     logp = response_logprobs(load_causal_lm(lab_run / "policy" / "model"), tok, prompts, texts)

@@ -7,20 +7,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..rundir import RunDir, write_jsonl
+from ..rundir import RunDir, read_jsonl, write_jsonl
 
 SPLITS = ("heldout", "train")
 
 
 def export_prompts(run_dir: Path, out: Path, split: str = "heldout") -> int:
     """Rows written; ValueError when `run_dir` has no finished `world` stage."""
-    from ..stages.context import load_world
     if split not in SPLITS:
         raise ValueError(f"split {split!r}: expected one of {', '.join(SPLITS)}")
-    if not (run_dir / "world" / "world.json").exists():
+    world = RunDir(run_dir).stage_dir("world")
+    if not (world / "world.json").exists():
         raise ValueError(f"{run_dir}: not a lab run directory (no world/world.json; "
                          "`rlxf run` writes one)")
-    world = load_world(RunDir(run_dir))
-    prompts = world.heldout if split == "heldout" else world.train
-    return write_jsonl(out, [{"prompt": p.text, "prompt_id": p.id, "family": p.family}
+    # the world stage's own file (stages/world.py), read as the lab's load_world reads it
+    prompts = [r["prompt"] for r in read_jsonl(world / "prompts.jsonl") if r["split"] == split]
+    return write_jsonl(out, [{"prompt": p["text"], "prompt_id": p["id"], "family": p["family"]}
                              for p in prompts])
