@@ -235,3 +235,17 @@ def test_bad_prompt_row_and_used_out_stop_before_writing(setup, tmp_path):
     result = cli("eval", "--policy", root / "a", "--reference", root / "b", "--prompts",
                  prompts, "--out", used, *FAST)
     assert result.exit_code == 1 and "not empty" in result.output
+
+
+def test_paired_summaries_by_hand():
+    from rlxf.eval.paired import compare, distinct_n, prompt_means
+    assert distinct_n(["a b a b"], 2) == pytest.approx(2 / 3)
+    assert distinct_n(["A b", "a B c"], 1) == pytest.approx(3 / 5)
+    assert distinct_n(["a"], 2) is None
+    assert prompt_means([1, 3, None, float("nan"), 5, 7], 2) == [2.0, None, 6.0]
+    out = compare({"policy": {"x": [1.0, 2.0, 4.0], "kl": [0.5, 0.5, 0.5]},
+                   "reference": {"x": [0.0, 2.0, None]}}, seed=0)
+    assert out["models"]["reference"]["x"]["n"] == 2
+    d = out["difference"]["x"]  # paired on the two prompts both have: (1 - 0, 2 - 2)
+    assert d["value"] == 0.5 and d["n"] == 2 and d["ci95"] == [0.0, 1.0] and d["within_noise"]
+    assert out["difference"]["kl"]["value"] == 0.5 and out["difference"]["kl"]["within_noise"] is False
