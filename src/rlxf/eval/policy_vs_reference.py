@@ -122,53 +122,14 @@ def evaluate(policy, reference, tokenizer, prompts: list, *, rewards=None, gold=
         raise ValueError(f"no prompt leaves room for max_new_tokens ({opts.max_new_tokens}) in "
                          f"the model's context ({room + opts.max_new_tokens} tokens)")
     rows, ids = [r for r, _ in kept], [i for _, i in kept]
-    repeated_rows = [r for r in rows for _ in range(k)]
-    repeated_ids = [i for i in ids for _ in range(k)]
     backend = TransformersBackend(opts.max_new_tokens, opts.temperature, opts.top_p, pad,
                                   tuple(chat.stop_ids))
     samples, per_prompt = [], {}
     for name, model in zip(MODELS, (policy, reference)):
-        say(f"sampling the {name} ({len(ids)} prompts x {k})")
-        responses, truncated = _sample(backend, model, ids, k, opts, opts.seed)
-        texts = [chat.decode(r) for r in responses]
-        batch = RewardBatch([r.prompt for r in repeated_rows], texts, responses,
-                            [r.fields for r in repeated_rows], [r.where for r in repeated_rows],
-                            truncated)
-        say(f"scoring the {name}'s samples")
-        proxy, proxy_parts = _scores(rewards, batch)
-        gold_total, _ = _scores(gold, batch)
-        say(f"log-probabilities of the {name}'s samples")
-        stats = response_stats(model, repeated_ids, responses, pad,
-                               reference=reference if name == "policy" else None,
-                               batch_size=opts.batch_size)
-        values: dict[str, list] = {
-            "length/tokens": [s.tokens for s in stats],
-            "length/truncated": [float(t) for t in truncated],
-            "entropy/per_token": [s.entropy / s.tokens for s in stats],
-            "entropy/per_response": [s.entropy for s in stats],
-        }
-        if rewards is not None:
-            values["reward/proxy"] = proxy
-            if len(proxy_parts) > 1:
-                values.update({f"reward/{n}": v for n, v in proxy_parts.items()})
-        if gold is not None:
-            values["gold/score"] = gold_total
-        if name == "policy":
-            values["kl/to_reference"] = [s.kl for s in stats]
-            values["kl/sampled"] = [s.kl_sampled for s in stats]
-        per_prompt[name] = {m: prompt_means(v, k) for m, v in values.items()}
-        for n in (1, 2):
-            per_prompt[name][f"distinct/{n}"] = [distinct_n(texts[i: i + k], n)
-                                                 for i in range(0, len(texts), k)]
-        for j, (row, s) in enumerate(zip(repeated_rows, stats)):
-            samples.append({
-                "model": name, "prompt_index": j // k, "where": row.where, "prompt": row.prompt,
-                **({"prompt_id": row.fields["prompt_id"]} if "prompt_id" in row.fields else {}),
-                "response": texts[j], "response_ids": responses[j], "tokens": s.tokens,
-                "truncated": truncated[j],
-                "reward": _finite(proxy[j]), "rewards": {n: v[j] for n, v in proxy_parts.items()},
-                "gold": _finite(gold_total[j]), "logp": s.logp, "entropy": s.entropy,
-                "kl": s.kl, "kl_sampled": s.kl_sampled})
+        per_prompt[name], rows_out = _measure(
+            name, model, reference if name == "policy" else None, chat, backend, rows, ids,
+            rewards, gold, opts, pad, say)
+        samples += rows_out
     measured = compare(per_prompt, opts.seed)
     probes = None
     if opts.probes:
@@ -183,6 +144,54 @@ def evaluate(policy, reference, tokenizer, prompts: list, *, rewards=None, gold=
                            "gold": gold.describe() if gold is not None else []},
                **measured}
     return EvalResult(metrics, samples, probes, counts)
+
+
+def _measure(name: str, model, reference, chat: ChatFormat, backend, rows: list, ids: list,
+             rewards, gold, opts: EvalOptions, pad: int, say) -> tuple[dict, list[dict]]:
+    """One model sampled on the prompts and measured: ({metric: one value per prompt}, one
+    sample row per response); the KL metrics when `reference` is given."""
+    k = opts.samples_per_prompt
+    repeated_rows = [r for r in rows for _ in range(k)]
+    say(f"sampling the {name} ({len(ids)} prompts x {k})")
+    responses, truncated = _sample(backend, model, ids, k, opts, opts.seed)
+    texts = [chat.decode(r) for r in responses]
+    batch = RewardBatch([r.prompt for r in repeated_rows], texts, responses,
+                        [r.fields for r in repeated_rows], [r.where for r in repeated_rows],
+                        truncated)
+    say(f"scoring the {name}'s samples")
+    proxy, proxy_parts = _scores(rewards, batch)
+    gold_total, _ = _scores(gold, batch)
+    say(f"log-probabilities of the {name}'s samples")
+    stats = response_stats(model, [i for i in ids for _ in range(k)], responses, pad,
+                           reference=reference, batch_size=opts.batch_size)
+    values: dict[str, list] = {
+        "length/tokens": [s.tokens for s in stats],
+        "length/truncated": [float(t) for t in truncated],
+        "entropy/per_token": [s.entropy / s.tokens for s in stats],
+        "entropy/per_response": [s.entropy for s in stats],
+    }
+    if rewards is not None:
+        values["reward/proxy"] = proxy
+        if len(proxy_parts) > 1:
+            values.update({f"reward/{n}": v for n, v in proxy_parts.items()})
+    if gold is not None:
+        values["gold/score"] = gold_total
+    if reference is not None:
+        values["kl/to_reference"] = [s.kl for s in stats]
+        values["kl/sampled"] = [s.kl_sampled for s in stats]
+    per_prompt = {m: prompt_means(v, k) for m, v in values.items()}
+    for n in (1, 2):
+        per_prompt[f"distinct/{n}"] = [distinct_n(texts[i: i + k], n)
+                                       for i in range(0, len(texts), k)]
+    samples = [{
+        "model": name, "prompt_index": j // k, "where": row.where, "prompt": row.prompt,
+        **({"prompt_id": row.fields["prompt_id"]} if "prompt_id" in row.fields else {}),
+        "response": texts[j], "response_ids": responses[j], "tokens": s.tokens,
+        "truncated": truncated[j], "reward": _finite(proxy[j]),
+        "rewards": {n: v[j] for n, v in proxy_parts.items()}, "gold": _finite(gold_total[j]),
+        "logp": s.logp, "entropy": s.entropy, "kl": s.kl, "kl_sampled": s.kl_sampled}
+        for j, (row, s) in enumerate(zip(repeated_rows, stats))]
+    return per_prompt, samples
 
 
 def _finite(v):

@@ -61,9 +61,10 @@ def response_log_softmax(model, prompts: list[list[int]], responses: list[list[i
     device = next(model.parameters()).device
     ids, attention, _ = response_batch(prompts, responses, pad_id)
     logits = model(input_ids=ids.to(device), attention_mask=attention.to(device)).logits[:, :-1]
-    logp = logits.to(torch.promote_types(logits.dtype, torch.float32)).log_softmax(-1)
     r_mask = pad_right(responses, pad_id)[1].to(device)
     starts = torch.tensor([len(p) - 1 for p in prompts], device=device)
     cols = (starts[:, None] + torch.arange(r_mask.shape[1], device=device)).clamp(
-        max=logp.shape[1] - 1)
-    return logp.gather(1, cols[:, :, None].expand(-1, -1, logp.shape[2])), r_mask
+        max=logits.shape[1] - 1)
+    # response positions first: a long prompt's (T, V) log-softmax is never materialised
+    logits = logits.gather(1, cols[:, :, None].expand(-1, -1, logits.shape[2]))
+    return logits.to(torch.promote_types(logits.dtype, torch.float32)).log_softmax(-1), r_mask
