@@ -36,8 +36,8 @@ def eval_command(
         precision: str = typer.Option("fp32", help="fp32, bf16, fp16 or auto (model dtype)"),
         threads: int = typer.Option(0, help="torch CPU threads (0: all cores)")) -> None:
     """Measure a policy against its reference on held-out prompts: proxy and gold reward, KL,
-    length, distinct-n, entropy and the probe battery, each with a 95% interval; then
-    `rlxf audit RUN`."""
+    length, distinct-n, entropy and the probe battery, each with a 95% interval; written to
+    the run directory RUN (docs/EVAL.md)."""
     import torch
 
     from ..cli import console
