@@ -102,6 +102,8 @@ def crosscheck(lab_run: Path, eval_run: Path) -> dict:
 
 
 def main(argv: list[str]) -> int:
+    from .. import quiet
+    quiet.quiet_environment()  # rlxf's output only: no library progress bars
     if len(argv) != 2:
         print(__doc__.strip().splitlines()[-1].strip(), file=sys.stderr)
         return 2
