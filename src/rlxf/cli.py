@@ -14,6 +14,7 @@ from .data.cli import data_app
 from .serve.cli import serve
 from .server.cli import annotate_app
 from .tune.cli import register as register_tune_commands
+from .tune.eval_cli import eval_command
 from .tune.rl_cli import register as register_rl_commands
 
 # Keep the console for our own progress bars: third-party bars, advisories and warnings would
@@ -209,6 +210,7 @@ app.add_typer(data_app, name="data")
 app.add_typer(annotate_app, name="annotate")
 register_tune_commands(app)  # sft, reward, dpo, merge on a local model directory
 register_rl_commands(app)  # grpo, rloo from a prompt file and reward sources
+app.command("eval")(eval_command)  # a policy against its reference, wherever trained
 app.command()(serve)
 
 if __name__ == "__main__":

@@ -125,3 +125,21 @@ def export(
     if r.rows == 0:
         console.print("[yellow]warning[/yellow] no rows: there was no pairwise preference "
                       "or rated pair to export")
+
+
+@data_app.command("prompts", short_help="Write a lab run's held-out (or train) prompts as a "
+                                        "prompt file for rlxf grpo / rlxf eval.")
+def prompts(
+        run_dir: Path = typer.Argument(..., metavar="RUN", help="a lab run directory "
+                                       "(`rlxf run`)"),
+        out: Path = typer.Option(..., "--out", help="the JSONL prompt file to write"),
+        split: str = typer.Option("heldout", help="heldout or train")) -> None:
+    """A lab run's prompts as JSONL rows {prompt, prompt_id, family}, which `rlxf eval
+    --prompts` reads and `--gold gold:RUN` judges."""
+    from .lab_prompts import export_prompts
+    try:
+        n = export_prompts(run_dir, out, split)
+    except ValueError as e:
+        _fail(str(e))
+    console.print(f"[green]wrote[/green] {n} {split} prompts of {escape(str(run_dir))} -> "
+                  f"{escape(str(out))}")

@@ -35,7 +35,9 @@ def sample_response_ids(model, prompts: list[list[int]], *, temperature: float,
             ids[i, width - len(c):] = torch.tensor(c)
             mask[i, width - len(c):] = 1
         torch.manual_seed(seed * 7919 + b)
-        gen = model.generate(input_ids=ids, attention_mask=mask, do_sample=True,
+        device = next(model.parameters()).device
+        gen = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device),
+                             do_sample=True,
                              temperature=temperature, top_k=0, top_p=top_p,
                              max_new_tokens=max_new_tokens, pad_token_id=pad_id,
                              eos_token_id=eos_id)

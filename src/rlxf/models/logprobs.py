@@ -50,3 +50,21 @@ def group_response_logprobs(model, prompts: list[list[int]], responses: list[lis
     starts = torch.tensor([len(p) - 1 for p in repeated])
     cols = (starts[:, None] + torch.arange(r_mask.shape[1])).clamp(max=full.shape[1] - 1)
     return full.gather(1, cols) * r_mask, r_mask
+
+
+def response_log_softmax(model, prompts: list[list[int]], responses: list[list[int]],
+                         pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(log π(· | s_t) over the whole vocabulary (B, Tr, V), response mask (B, Tr)) at every
+    response position t of each (prompt, response) row, one full forward per row, aligned as
+    `group_response_logprobs` aligns them (column t predicts response token t; padding rows are
+    garbage under mask 0). Float32 at least: bf16 logits are promoted, float64 kept."""
+    device = next(model.parameters()).device
+    ids, attention, _ = response_batch(prompts, responses, pad_id)
+    logits = model(input_ids=ids.to(device), attention_mask=attention.to(device)).logits[:, :-1]
+    r_mask = pad_right(responses, pad_id)[1].to(device)
+    starts = torch.tensor([len(p) - 1 for p in prompts], device=device)
+    cols = (starts[:, None] + torch.arange(r_mask.shape[1], device=device)).clamp(
+        max=logits.shape[1] - 1)
+    # response positions first: a long prompt's (T, V) log-softmax is never materialised
+    logits = logits.gather(1, cols[:, :, None].expand(-1, -1, logits.shape[2]))
+    return logits.to(torch.promote_types(logits.dtype, torch.float32)).log_softmax(-1), r_mask
