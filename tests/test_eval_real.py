@@ -220,6 +220,30 @@ def test_audit_sections_fit_the_report_schema(two_models):
     assert all(g["ci95"] is not None for g in gaps.values())
 
 
+
+def test_rlxf_audit_of_an_eval_run_reports_its_measurements(two_models, tmp_path):
+    """`rlxf audit RUN` on an `rlxf eval` RUN: the whole report is schema-valid and carries the
+    eval's failure modes, models and samples instead of saying they were not measured."""
+    from importlib.resources import files
+    run = shutil.copytree(two_models, tmp_path / "run")
+    result = cli("audit", run)
+    assert result.exit_code == 0, result.output
+    report = json.loads((run / "report" / "report.json").read_text())
+    schema = json.loads(files("rlxf.audit").joinpath("report.schema.json").read_text())
+    jsonschema.validate(report, schema)
+    sections = eval_sections(run, RunDir(run).latest())
+    assert [f["id"] for f in report["failure_modes"]] == \
+        [f["id"] for f in sections["failure_modes"]]
+    assert report["models"]["policy"]["metrics"]["gold/utility"] == \
+        sections["models"]["policy"]["metrics"]["gold/utility"]
+    assert report["samples"] and not {"failure_modes", "models", "samples"} & \
+        report["notes"].keys()
+    page = (run / "report" / "index.html").read_text()
+    md = (run / "report" / "report.md").read_text()
+    for m in report["failure_modes"]:  # each rendered, its change read against the reference
+        assert f'id="fm-{m["id"]}"' in page and f"{m['title']}: " in md, m["id"]
+    assert "change against the reference" in md and "change against SFT" not in md
+
 def test_bad_prompt_row_and_used_out_stop_before_writing(setup, tmp_path):
     root, prompts = setup
     bad = tmp_path / "bad.jsonl"

@@ -62,10 +62,13 @@ def training_record(records: list[dict]) -> dict | None:
 
 
 def _eval_sections(run_dir: Path, records: list[dict]) -> dict:
-    """Report sections measured by `rlxf eval` (its RUN/eval/ artifacts): none yet. The lead
-    wires this to rlxf.audit.real_eval.eval_sections(run_dir, records) when that lands; the
-    sections it returns replace the empty ones built here."""
-    return {}
+    """Report sections measured by `rlxf eval` (RUN/eval/: failure modes, models, samples,
+    probes), or {} when this directory holds no eval; they replace the empty ones built here."""
+    own = {r["stage"]: r for r in records if r.get("_dir") == "."}
+    if "eval" not in own or not (run_dir / "eval" / "metrics.json").exists():
+        return {}
+    from .real_eval import eval_sections
+    return eval_sections(run_dir, own)
 
 
 # --- sections ---------------------------------------------------------------------------------
@@ -201,5 +204,9 @@ def build_real_report(run_dir: Path) -> dict:
     }
     if rec is None:
         report["notes"]["training"] = "no training record in the ledger"
-    report.update(_eval_sections(run_dir, records))
+    measured = _eval_sections(run_dir, records)
+    for key in measured:  # what eval measured is no longer missing
+        report["notes"].pop(key, None)
+    report["notes"].update(measured.pop("notes", {}))
+    report.update(measured)
     return _clean(report)

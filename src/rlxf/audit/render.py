@@ -415,11 +415,7 @@ def _md_section(report: dict, key: str, tables: dict) -> list[str]:
         lines += [NOISE_LEGEND + " The frontier plot is in index.html.", ""]
     if key == "failure-modes":
         for i, m in enumerate(report.get("failure_modes", []), 1):
-            noise = mode_noise(m)
-            lines += [f"### {i}. {m['title']}: {mode_number(m)}"
-                      + (f" (change against SFT {noise})" if noise else ""), "",
-                      f"{md_text(m['reading'])}", "",
-                      f"_{m['number_label']}. {md_text(m['definition'])}_", ""]
+            lines += failure_mode_md(i, m)
     if key == "samples":
         for i, s in enumerate(report["samples"], 1):
             words, _ = sample_verdict(s)
@@ -435,6 +431,14 @@ def _md_section(report: dict, key: str, tables: dict) -> list[str]:
     for header, rows in tables.get(key, []):
         lines += md_table(header, rows)
     return lines
+
+
+def failure_mode_md(i: int, m: dict, against: str = "SFT") -> list[str]:
+    noise = mode_noise(m)
+    return [f"### {i}. {m['title']}: {mode_number(m)}"
+            + (f" (change against {against} {noise})" if noise else ""), "",
+            f"{md_text(m['reading'])}", "",
+            f"_{m['number_label']}. {md_text(m['definition'])}_", ""]
 
 
 def render_markdown(report: dict) -> str:
@@ -582,15 +586,18 @@ def frontier_html(report: dict) -> str:
 WIDE_PLOTS = {"reward_hacking", "mode_collapse"}  # several panels: the plot takes the full width
 
 
-def failure_mode_html(i: int, m: dict, id_prefix: str = "") -> str:
-    plot = plots.failure_mode_svg(m)
-    fig = (f"<figure>{plot}</figure>" if plot
+def failure_mode_html(i: int, m: dict, id_prefix: str = "", against: str = "SFT",
+                      plot: bool = True) -> str:
+    """One failure mode's card; `plot=False` for entries whose values are not the lab's shapes
+    (an `rlxf eval` run's), which draw nothing."""
+    svg = plots.failure_mode_svg(m) if plot else None
+    fig = (f"<figure>{svg}</figure>" if svg else "" if not plot
            else f'<p class="null">{NULL} no plot: nothing measured to draw</p>')
     wide = " wide" if m["id"] in WIDE_PLOTS else ""
     return (f'<article class="fm{wide}" id="{id_prefix}fm-{e(m["id"])}"><div><h3>{i}. '
             f'{e(m["title"])}</h3>'
             f'<p class="n">{e(mode_number(m))}<small>{e(m["number_label"])}'
-            + (f' · change against SFT {e(mode_noise(m))}' if mode_noise(m) else "")
+            + (f' · change against {e(against)} {e(mode_noise(m))}' if mode_noise(m) else "")
             + '</small></p>'
             f'<p class="reading">{e(m["reading"])}</p>'
             f'<p class="def">{e(m["definition"])}</p></div>{fig}</article>')

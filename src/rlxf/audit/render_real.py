@@ -8,12 +8,14 @@ from __future__ import annotations
 import json
 
 from .fmt import NULL
-from .render import (disclosure_html, disclosure_line, e, html_table, md_table, md_text, page,
-                     run_line, tiles_html)
+from .render import (disclosure_html, disclosure_line, e, failure_mode_html, failure_mode_md,
+                     html_table, md_table, md_text, page, run_line, tiles_html)
 
 SECTIONS = (("summary", "At a glance"), ("disclosure", "Disclosure (Casper et al. §5)"),
             ("training", "Training"), ("history", "Held-out eval points"),
-            ("measurements", "Measurements"), ("cards", "Model card"), ("stages", "Stages"))
+            ("measurements", "Measurements"), ("failure-modes", "Failure modes"),
+            ("cards", "Model card"), ("stages", "Stages"))
+AGAINST = "the reference"  # `rlxf eval`'s changes are policy − reference
 
 
 def _cell(v) -> str:
@@ -93,7 +95,10 @@ def section_notes(report: dict) -> dict[str, list[str]]:
     if top.get("training"):
         n["training"].append(top["training"])
     n["history"] = [f"{k}: {v}" for k, v in sorted(report["overoptimisation"]["notes"].items())]
-    n["measurements"] = _grouped("", {k: v for k, v in top.items() if k != "training"})
+    n["measurements"] = _grouped("", {k: v for k, v in top.items()
+                                      if k not in ("training", "failure_modes")})
+    if top.get("failure_modes"):
+        n["failure-modes"] = [top["failure_modes"]]
     n["measurements"] += _grouped("reward model ", report["reward_model"].get("notes", {}))
     n["measurements"] += _grouped("feedback ", report["feedback"].get("notes", {}))
     n["cards"] = ["Written by the training command beside its model, from the same record; "
@@ -115,6 +120,9 @@ def render_markdown(report: dict) -> str:
             lines += [f"- **{d['item']}** ({d['section']}), {d['status']}: "
                       + md_text(d["value"] if d["value"] is not None else d.get("reason"))
                       for d in report["disclosure"]] + [""]
+        if key == "failure-modes":
+            for i, m in enumerate(report.get("failure_modes", []), 1):
+                lines += failure_mode_md(i, m, AGAINST)
         for header, rows in tables[key]:
             lines += md_table(header, rows)
         if notes[key]:
@@ -131,6 +139,9 @@ def render_html(report: dict) -> str:
             body.append(tiles_html(glance(report)))
         if key == "disclosure":
             body.append(disclosure_html(report))
+        if key == "failure-modes":
+            body += [failure_mode_html(i, m, against=AGAINST, plot=False)
+                     for i, m in enumerate(report.get("failure_modes", []), 1)]
         body += [html_table(h, r) for h, r in tables[key]]
         if notes[key]:
             body.append('<ul class="notes">' + "".join(f"<li>{e(x)}</li>" for x in notes[key])
