@@ -3,7 +3,9 @@ launched once per session (tests/conftest.py's `dist_jobs`): `rlxf sft|reward|dp
 tests/dpo_worker.py in one process, the same jobs in one two-process launch, and a
 two-process `rlxf sft` killed with SIGKILL after its first checkpoint, whose rerun is the
 first job of that launch. Each launch runs its jobs in turn (tests/dist_jobs.py), so the
-start-up of a process (~10 s of imports) is paid by 5 processes, not by 15."""
+start-up of a process (torch, transformers, accelerate: several seconds of imports) is paid
+by 7 processes (one alone, two launchers, four workers), not by 22 as when each test launched
+its own jobs."""
 
 from __future__ import annotations
 
