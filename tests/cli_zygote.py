@@ -8,7 +8,8 @@ torch's thread pools unstarted, as after a fresh import.
 
 Protocol (tests/tiny_runs.py speaks it): one JSON line per command on stdin,
 {"args": [...], "stdout": PATH, "stderr": PATH, "cwd": DIR or null, "timeout_s": N}; one line
-back on stdout, {"rc": EXIT_CODE, "cpu_s": the child's user + system CPU seconds}. It exits
+back on stdout, {"rc": EXIT_CODE, "cpu_s": the child's user + system CPU seconds}, preceded
+by {"pid": PID} when the request has "pid": true (tiny_runs.rlxf_started kills it). It exits
 when its stdin closes; whoever started it waits for it, so the children's CPU time is counted
 in the starter's (what `time` reports for a test run).
 """
@@ -23,6 +24,17 @@ import rlxf.audit.report  # noqa: F401  (imported for the children)
 import rlxf.cli  # noqa: F401
 import rlxf.pipeline  # noqa: F401
 import rlxf.sweep  # noqa: F401
+
+# What rlxf imports only inside the functions that need them (so `rlxf --help` stays fast),
+# but nearly every `rlxf run` child would import again (~8 s of CPU each): the feedback
+# stage's crowd-kit and pandas, the models' modeling code, TensorBoard, the report's plots.
+# None starts a thread or runs a torch operation on import.
+import crowdkit.aggregation  # noqa: F401,E402
+import matplotlib.backends.backend_svg  # noqa: F401,E402
+import matplotlib.figure  # noqa: F401,E402
+import torch.utils.tensorboard  # noqa: F401,E402
+import transformers.models.gpt2.modeling_gpt2  # noqa: F401,E402
+import transformers.models.llama.modeling_llama  # noqa: F401,E402
 
 
 def child(args: list[str], stdout: str, stderr: str, cwd: str | None, timeout_s: int) -> int:
@@ -73,6 +85,9 @@ def main() -> None:
             os.close(devnull)
             exit_now(child(request["args"], request["stdout"], request["stderr"],
                            request["cwd"], request["timeout_s"]))
+        if request.get("pid"):  # the test may kill the child: it needs its pid first
+            reply.write(json.dumps({"pid": pid}) + "\n")
+            reply.flush()
         _, status, usage = os.wait4(pid, 0)
         reply.write(json.dumps({"rc": os.waitstatus_to_exitcode(status),
                                 "cpu_s": usage.ru_utime + usage.ru_stime}) + "\n")

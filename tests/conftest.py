@@ -1,6 +1,7 @@
 """Fixtures for the annotation app's tests (tests/test_store.py, test_server_api.py,
 test_server_e2e.py); all names start with `annotate_` so other fixtures can live beside them.
-Also `tiny_run`: the tiny end-to-end run, built once for the whole session (tests/tiny_runs.py).
+Also `tiny_run`: the tiny end-to-end run, built once for the whole session (tests/tiny_runs.py),
+and `dist_jobs`: the accelerate jobs, launched once for the session (tests/dist_launch.py).
 
 PostgreSQL is real: a throwaway cluster (bench/pg_cluster.py) is initdb'ed in a temporary directory (as the
 `postgres` user when the tests run as root), started with pg_ctl on a free port on 127.0.0.1
@@ -31,6 +32,15 @@ def tiny_run(tmp_path_factory) -> Path:
     before = tree_digest(out)
     yield out
     assert tree_digest(out) == before, "a test wrote into the shared tiny run: copy_run it first"
+
+
+@pytest.fixture(scope="session")
+def dist_jobs(tmp_path_factory) -> Path:
+    """The accelerate jobs (tests/dist_launch.py), launched once for the session: ROOT/one
+    (one process), ROOT/two (two processes), ROOT/killed (a two-process job killed and rerun).
+    Read only."""
+    from dist_launch import launch_all
+    return launch_all(tmp_path_factory.mktemp("dist"))
 
 
 annotate_free_port = free_port  # the name the tests import

@@ -1,5 +1,6 @@
 """One DPO run on a tiny model and fixed pairs, for tests/test_policy_distributed.py: run as a
-script (alone, or by `accelerate launch --num_processes 2`) it writes, from the main process,
+script or as a job of tests/dist_jobs.py (alone, or by `accelerate launch --num_processes 2`;
+tests/dist_launch.py), it writes, from the main process,
 each step's reported loss (EMA of the mean over processes) and the final parameters to OUT (torch.save)."""
 
 import sys

@@ -96,7 +96,7 @@ def test_detector_flags_nobody_in_a_clean_pool():
 
 def test_dawid_skene_learns_whom_to_trust_and_reliability_ranks_annotators():
     # Two careful annotators (90% right) and three spammers on every item: the majority is
-    # often wrong, Dawid-Skene (via crowd-kit) learns the spammers' confusion and discounts them.
+    # often wrong, Dawid-Skene learns the spammers' confusion and discounts them.
     rng = random.Random(0)
     truth, labels = [], []
     for _ in range(600):
@@ -112,6 +112,34 @@ def test_dawid_skene_learns_whom_to_trust_and_reliability_ranks_annotators():
     rel = annotator_reliability(labels)
     assert rel["good1"]["n_judgements"] == 600
     assert rel["good1"]["agreement/with_others"] > rel["spam1"]["agreement/with_others"] + 0.05
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_dawid_skene_em_is_crowd_kits_dawid_skene(seed):
+    # Independent reference: crowd-kit's DawidSkene (pandas) on the same rows: the same
+    # posteriors, number of EM iterations and labels. Two or three classes (a, b, tie), one to
+    # four annotators per item of different accuracies, one who only ever says "a" (a worker
+    # with a label never used: no row in crowd-kit's confusion matrix).
+    import numpy as np
+    import pandas as pd
+    from crowdkit.aggregation import DawidSkene
+
+    from rlxf.feedback.quality import dawid_skene_em
+
+    rng = random.Random(seed)
+    classes = ["a", "b", "tie"][:2 + seed % 2]
+    rows = []
+    for i in range(300):
+        truth = rng.choice(classes)
+        for k in range(rng.randint(1, 4)):
+            said = truth if rng.random() < (0.9, 0.7, 0.5)[k % 3] else rng.choice(classes)
+            rows.append((f"item{i}", f"w{k}", "a" if k == 3 else said))
+    ref = DawidSkene(n_iter=100).fit(pd.DataFrame(rows, columns=["task", "worker", "label"]))
+    tasks, labels, probas, iterations = dawid_skene_em(rows)
+    assert iterations == len(ref.loss_history_) > 2
+    assert np.abs(probas - ref.probas_.loc[tasks, labels].to_numpy()).max() < 1e-12
+    items = [[{"annotator": w, "choice": c} for t, w, c in rows if t == task] for task in tasks]
+    assert dawid_skene(items, tasks) == {str(k): str(v) for k, v in ref.labels_.items()}
 
 
 def test_bradley_terry_aggregation_shares_strength_across_items():

@@ -9,7 +9,7 @@ from rlxf.models.build import build_causal_lm, load_causal_lm, load_tokenizer
 from rlxf.models.generate import sample_responses
 from rlxf.models.tokenizer import build_word_tokenizer, decode_response, prompt_ids, response_ids
 from rlxf.train.lm import train_lm
-from rlxf.train.loop import BatchOrder, Checkpointer
+from rlxf.train.loop import STATE_FILE, BatchOrder, Checkpointer
 from rlxf.world.vocab import world_vocabulary
 
 TOK = build_word_tokenizer(world_vocabulary())
@@ -73,6 +73,38 @@ def test_resumed_training_equals_uninterrupted(tmp_path):
     assert out["resumed_from_step"] == 5
     for p, q in zip(straight.parameters(), resumed.parameters()):
         assert torch.equal(p, q)
+
+
+def test_a_kill_while_the_state_file_is_written_leaves_the_last_checkpoint(tmp_path,
+                                                                          monkeypatch):
+    # tests/test_pipeline.py's kill -9 once came while torch.save was writing state.pt in
+    # checkpoint.tmp/: the half-written file made that checkpoint look complete and the
+    # resume stopped on it ("corrupt checkpoint"). Here torch.save dies half-way instead.
+    from accelerate import Accelerator
+    cfg = TrainConfig(steps=12, batch_size=4, lr=1e-2, warmup_steps=2, checkpoint_every=5)
+    model = build_causal_lm(ModelConfig(n_layer=1, n_embd=32, n_head=2), TOK, 0)
+    train_lm(model, _examples(), cfg, TOK.pad_token_id, 0, Checkpointer(tmp_path, 5))  # step 10
+
+    class Killed(Exception):
+        pass
+
+    save = torch.save
+
+    def dies_half_way_through_the_state_file(obj, path, *args, **kw):
+        if not str(path).startswith(str(tmp_path / "checkpoint.tmp" / STATE_FILE)):
+            return save(obj, path, *args, **kw)  # accelerate's files: written whole
+        with open(path, "wb") as fh:
+            fh.write(b"PK\x03\x04 half a torch.save")
+        raise Killed
+
+    accelerator = Accelerator(cpu=True)
+    accelerator.register_for_checkpointing(model)  # as the interrupted run had
+    monkeypatch.setattr(torch, "save", dies_half_way_through_the_state_file)
+    with pytest.raises(Killed):
+        Checkpointer(tmp_path, 5).maybe_save(15, accelerator, model)
+    monkeypatch.undo()
+    assert (tmp_path / "checkpoint.tmp").exists()
+    assert Checkpointer(tmp_path, 5).load(Accelerator(cpu=True), model) == 10
 
 
 def test_batch_order_covers_every_item_once_per_epoch():

@@ -4,12 +4,11 @@ resume after kill -9 in the middle of a training stage."""
 import json
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from tiny_runs import ENV, THREADS, TINY, copy_run, numbers, rlxf
+from tiny_runs import TINY, copy_run, numbers, rlxf, rlxf_started
 
 from rlxf.pipeline import STAGE_NAMES
 
@@ -61,28 +60,28 @@ def test_rerun_skips_finished_stages(finished, tmp_path):
     assert (out / "ledger.jsonl").read_text() == before
 
 
-@pytest.mark.parametrize("stage", ["reward", "policy"])
-def test_kill_9_mid_stage_then_resume_gives_the_same_numbers(finished, tmp_path, stage):
-    # The finished run without `stage` and everything after it: the upstream stages are
-    # skipped, `stage` is killed at its first checkpoint and resumed, and every later stage is
-    # recomputed from the resumed one.
+def test_kill_9_mid_stage_then_resume_gives_the_same_numbers(finished, tmp_path):
+    # The finished run without reward and everything after it: the upstream stages are
+    # skipped; reward is killed at its first checkpoint, the rerun resumes it and is killed at
+    # policy's first checkpoint, and the last run resumes policy and recomputes every later
+    # stage from the resumed ones. (Each command runs in a process of its own, forked from
+    # tests/cli_zygote.py, and dies of SIGKILL as `kill -9` would kill it.)
     out = copy_run(finished, tmp_path / "killed",
-                   drop=STAGE_NAMES[STAGE_NAMES.index(stage):] + ("report",))
-    proc = subprocess.Popen([sys.executable, "-m", "rlxf.cli", "run", str(TINY), "--out", str(out),
-                             *THREADS], env=ENV, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    ckpt = out / ".ckpt" / stage
-    deadline = time.time() + 300
-    while not any(ckpt.glob("**/state.pt")) and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.01)
-    assert proc.poll() is None, f"the run ended before a {stage} checkpoint appeared"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert not (out / stage / "_stage.json").exists()  # the stage had not completed
+                   drop=STAGE_NAMES[STAGE_NAMES.index("reward"):] + ("report",))
+    for stage in ("reward", "policy"):
+        with rlxf_started("run", TINY, "--out", out) as proc:
+            ckpt = out / ".ckpt" / stage
+            deadline = time.time() + 300
+            while not any(ckpt.glob("**/state.pt")) and proc.running() and time.time() < deadline:
+                time.sleep(0.01)
+            assert proc.running(), f"the run ended before a {stage} checkpoint appeared"
+            assert proc.kill().returncode == -signal.SIGKILL
+        assert not (out / stage / "_stage.json").exists()  # the stage had not completed
 
     rlxf("run", TINY, "--out", out)
-    record = numbers(out / stage / "_stage.json")
-    assert record["metrics"]["resumed_from_step"] > 0
+    for stage in ("reward", "policy"):
+        record = numbers(out / stage / "_stage.json")
+        assert record["metrics"]["resumed_from_step"] > 0, stage
     assert_close(numbers(out / "eval" / "metrics.json"), numbers(finished / "eval" / "metrics.json"))
     assert_close(numbers(out / "policy" / "history.json"),
                  numbers(finished / "policy" / "history.json"))

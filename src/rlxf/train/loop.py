@@ -117,7 +117,10 @@ class Checkpointer:
         accelerator.save_state(str(tmp))
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
-            torch.save({"step": step, "extra": self.extra}, tmp / STATE_FILE)
+            # written beside and renamed: a state file half-written when a kill -9 came would
+            # make the unfinished checkpoint.tmp look complete (_readable)
+            torch.save({"step": step, "extra": self.extra}, tmp / (STATE_FILE + ".partial"))
+            os.replace(tmp / (STATE_FILE + ".partial"), tmp / STATE_FILE)
             if self.path.exists():
                 shutil.rmtree(old, ignore_errors=True)
                 os.replace(self.path, old)

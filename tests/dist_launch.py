@@ -1,0 +1,130 @@
+"""The accelerate jobs of tests/test_tune_distributed.py and tests/test_policy_distributed.py,
+launched once per session (tests/conftest.py's `dist_jobs`): `rlxf sft|reward|dpo` and
+tests/dpo_worker.py in one process, the same jobs in one two-process launch, and a
+two-process `rlxf sft` killed with SIGKILL after its first checkpoint, whose rerun is the
+first job of that launch. Each launch runs its jobs in turn (tests/dist_jobs.py), so the
+start-up of a process (torch, transformers, accelerate: several seconds of imports) is paid
+by 7 processes (one alone, two launchers, four workers), not by 22 as when each test launched
+its own jobs."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).parent
+ENV = {**os.environ, "PYTHONPATH": f"{HERE.parent / 'src'}{os.pathsep}{HERE}",
+       "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+STEPS = ["--steps", "12", "--batch-size", "8", "--lr", "1e-2", "--threads", "1", "--device",
+         "cpu", "--precision", "fp32"]
+CONFIG = "".join(f"[{c}]\nwarmup_steps = 0\ncheckpoint_every = 3\n" for c in ("sft", "reward", "dpo"))
+RECIPES = ("sft", "reward", "dpo")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def make_inputs(root: Path) -> Path:
+    """A float64 Llama directory, SFT data and preferences (16 rows each)."""
+    import torch
+    from hf_models import CORPUS, build_tokenizer, model_config
+    from transformers import AutoModelForCausalLM
+
+    tok = build_tokenizer()
+    torch.manual_seed(0)
+    AutoModelForCausalLM.from_config(model_config("llama", tok)).double() \
+        .save_pretrained(root / "model")
+    tok.save_pretrained(root / "model")
+    lines = sorted(set(CORPUS))
+    pairs = [(a, b) for a in range(len(lines)) for b in range(len(lines))][:16]
+    sft = [{"prompt": lines[a], "completion": lines[b]} for a, b in pairs]
+    prefs = [{"prompt": lines[a], "chosen": lines[b], "rejected": lines[(b + 1) % len(lines)]}
+             for a, b in pairs]
+    (root / "tune.toml").write_text(CONFIG)
+    for name, rows in (("sft.jsonl", sft), ("prefs.jsonl", prefs)):
+        (root / name).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return root
+
+
+def tune_argv(root: Path, recipe: str, out: Path, processes: int) -> list[str]:
+    """`rlxf RECIPE` on the inputs; two processes take each batch as 2 x 2 micro-batches."""
+    data = root / ("sft.jsonl" if recipe == "sft" else "prefs.jsonl")
+    return [recipe, str(root / "model"), str(data), "--out", str(out), *STEPS,
+            "--config", str(root / "tune.toml"), *(["--grad-accum", "2"] if processes > 1 else [])]
+
+
+def command(processes: int, jobs: list[dict], folder: Path) -> list[str]:
+    """tests/dist_jobs.py on `jobs` (written to FOLDER/jobs.json), alone or launched."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "jobs.json").write_text(json.dumps(jobs))
+    script = [str(HERE / "dist_jobs.py"), str(folder / "jobs.json")]
+    if processes == 1:
+        return [sys.executable, *script]
+    # --multi_gpu is accelerate's torchrun launcher; without a GPU each process joins a gloo
+    # group. (`--cpu --num_processes 2` starts one process unless mpirun is configured.)
+    return [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes",
+            str(processes), "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend",
+            "no", "--main_process_port", str(_free_port()), *script]
+
+
+def logs(folder: Path, name: str) -> str:
+    """What job `name` printed, every rank's output in turn."""
+    return "".join(p.read_text() for p in sorted(folder.glob(f"{name}.rank*.log")))
+
+
+def check(proc: subprocess.Popen, folder: Path) -> None:
+    out, err = proc.communicate(timeout=600)
+    printed = "".join(f"--- {p.name}\n{p.read_text()}" for p in sorted(folder.glob("*.log")))
+    assert proc.returncode == 0, f"{out}{err}{printed}"
+
+
+def kill_tree(proc: subprocess.Popen) -> None:
+    """SIGKILL the launcher and its workers (torchrun starts them in sessions of their own, so
+    killing the launcher's process group would leave them running)."""
+    import psutil
+    workers = psutil.Process(proc.pid).children(recursive=True)
+    for p in [psutil.Process(proc.pid), *workers]:
+        p.send_signal(signal.SIGKILL)
+    proc.wait()
+    psutil.wait_procs(workers, timeout=30)
+
+
+def start(processes: int, jobs: list[dict], folder: Path, output=subprocess.PIPE):
+    return subprocess.Popen(command(processes, jobs, folder), env=ENV, stdout=output,
+                            stderr=output, text=True)
+
+
+def launch_all(root: Path) -> Path:
+    """Every job, in ROOT/one (one process), ROOT/two (two processes) and ROOT/killed (the
+    killed and rerun `rlxf sft`); ROOT/killed-launch holds the killed launch's logs."""
+    make_inputs(root)
+
+    def jobs(folder: Path, processes: int) -> list[dict]:
+        return [*({"name": r, "argv": tune_argv(root, r, folder / r, processes)} for r in RECIPES),
+                {"name": "dpo_worker", "argv": ["dpo_worker", str(folder / "dpo_worker.pt"), "dpo"]}]
+
+    one, two, killed = root / "one", root / "two", root / "killed"
+    single = start(1, jobs(one, 1), one)  # beside the killed launch: 3 processes, 2 cores
+    proc = start(2, [{"name": "killed", "argv": tune_argv(root, "sft", killed, 2)}],
+                 root / "killed-launch", subprocess.DEVNULL)
+    state = killed.with_name("killed.partial") / ".ckpt" / "checkpoint" / "state.pt"
+    deadline = time.time() + 300
+    while not state.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.005)
+    assert proc.poll() is None, "the job ended before its first checkpoint appeared"
+    kill_tree(proc)
+    assert not killed.exists()
+    check(single, one)
+    # the killed job's rerun first, then every job as the single process ran them
+    rerun = {"name": "killed", "argv": tune_argv(root, "sft", killed, 2)}
+    check(start(2, [rerun, *jobs(two, 2)], two), two)
+    return root
