@@ -152,8 +152,11 @@ def _examples(records: dict) -> tuple[str | None, list, str]:
         return (f"{origin}; {counts.get('comparisons', '?')} pairwise items; how the examples "
                 "were selected is what their provenance says, nothing more is recorded",
                 ["feedback/_stage.json"], "")
-    value = (f"pairs of SFT samples at temperature {cfg.get('temperature', '?')} on "
-             f"family-balanced training prompts, {counts.get('comparisons', '?')} comparisons, "
+    samples, prompts = (  # a model world's feedback record names its gold
+        ("the [world] model's samples", "training prompts drawn uniformly")
+        if rec["metrics"].get("gold") else ("SFT samples", "family-balanced training prompts"))
+    value = (f"pairs of {samples} at temperature {cfg.get('temperature', '?')} on "
+             f"{prompts}, {counts.get('comparisons', '?')} comparisons, "
              f"identical pairs dropped ({counts.get('dropped_identical_pairs', '?')})")
     return value, ["feedback/_stage.json"], ""
 
