@@ -138,3 +138,32 @@ def test_text_features(text, expected):
 def test_text_features_length_in_sentence_units():
     assert features(" ".join(["word"] * FILLER_WORDS))["n_filler"] == 0.0
     assert features(" ".join(["word"] * (3 * FILLER_WORDS)))["n_filler"] == 2.0
+
+
+def _pairs(golds, words):
+    from rlxf.feedback.simulated import ScoredPair
+    return [ScoredPair("q", f"p{i}", ("a", "b"), g, tuple(features(" ".join(["w"] * n))
+                                                        for n in w))
+            for i, (g, w) in enumerate(zip(golds, words))]
+
+
+def test_label_scored_pairs_follow_gold_plus_bias():
+    """Near-zero noise: each label is the larger of gold + length_bias · n_filler, by hand."""
+    from rlxf.config import Annotators, FeedbackConfig
+    from rlxf.feedback.simulated import build_pool, label_scored_pairs
+    short, long_ = FILLER_WORDS, 3 * FILLER_WORDS  # n_filler 0 and 2
+    golds = [(1.0, 0.0), (0.0, 1.0), (0.5, 0.0), (0.0, 0.5)]
+    words = [(short, long_), (short, long_), (short, long_), (long_, short)]
+    for bias, expected in [(0.0, [0, 1, 0, 1]),     # gold alone decides
+                           (0.4, [0, 1, 1, 0])]:    # +0.8 for the long reply: beats 0.5, not 1
+        cfg = FeedbackConfig(annotators=[Annotators(count=3, temperature=1e-4,
+                                                    length_bias=bias)], overlap=3)
+        records = label_scored_pairs(_pairs(golds, words), build_pool(cfg, 0), 3, seed=0)
+        assert len(records) == 12
+        for r in records:
+            assert r.choice == expected[int(r.item_id[1:])], (bias, r.item_id)
+    # careless annotators label at random: about half the labels disagree with gold
+    cfg = FeedbackConfig(annotators=[Annotators(count=3, careless=1.0)], overlap=3)
+    many = _pairs([(1.0, 0.0)] * 200, [(short, short)] * 200)
+    choices = [r.choice for r in label_scored_pairs(many, build_pool(cfg, 0), 3, seed=0)]
+    assert 0.4 < sum(choices) / len(choices) < 0.6

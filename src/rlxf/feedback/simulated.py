@@ -77,7 +77,11 @@ class Annotator:
 
     def bradley_terry(self, diff: float, rng: random.Random) -> bool:
         """Prefers a, with P(a > b) = σ((u_a - u_b) / T) for diff = u_a - u_b."""
-        return rng.random() < 1.0 / (1.0 + math.exp(-diff / self.params.temperature))
+        try:
+            p_a = 1.0 / (1.0 + math.exp(-diff / self.params.temperature))
+        except OverflowError:  # b is better by far more than the noise (a gold's own scale)
+            p_a = 0.0
+        return rng.random() < p_a
 
     def rate(self, prompt: Prompt, text: str, kb: KnowledgeBase, rng: random.Random
              ) -> dict[str, int]:
