@@ -13,8 +13,11 @@ from typing import Callable
 
 from .config import RunConfig
 from .rundir import RunDir, atomic_write_text, sha256_json
-from .stages import (evaluate, feedback, finetune, model_feedback, model_policy, model_reward,
-                     model_world, policy, pretrain, process, reward, sft, world)
+from .model_world import feedback as model_feedback
+from .model_world import policy as model_policy
+from .model_world import reward as model_reward
+from .model_world import world as model_world
+from .stages import evaluate, feedback, finetune, policy, pretrain, process, reward, sft, world
 from .stages.context import ProgressFactory, StageContext
 
 

@@ -12,16 +12,16 @@ import math
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ..feedback.facts import record_facts
 from ..data.formats import TRL_ROW
+from ..feedback.facts import record_facts
 from ..feedback.record import Message
 from ..feedback.simulated import ScoredPair, build_pool, label_scored_pairs
 from ..probes.text_features import features
 from ..rewards.batch import RewardBatch, messages_of
 from ..rundir import write_jsonl
-from .context import StageContext
-from .feedback import pool_json, quality_control
-from .model_world import TRAIN, sft_model, world_meta
+from ..stages.context import StageContext
+from ..stages.feedback import pool_json, quality_control
+from .world import TRAIN, sft_model, world_meta
 
 SAMPLE_CHUNK = 32  # prompts sampled at once (two responses each): bounded memory, progress
 

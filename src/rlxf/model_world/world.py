@@ -2,7 +2,7 @@
 any local causal LM. Stage `world` here records the model directory, the gold SPEC and the
 prompt file split into train and held-out (the split `rlxf grpo` makes: tune/prompts.py); the
 model directory is the SFT model, so stages `pretrain` and `sft` do not run (pipeline.py).
-The other stages of a model world: stages/model_feedback.py, model_reward.py, model_policy.py."""
+The other stages of a model world: model_world/feedback.py, reward.py, policy.py."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import shutil
 from pathlib import Path
 
 from ..rundir import RunDir, atomic_write_json, hash_dir, sha256_file
-from .context import StageContext
+from ..stages.context import StageContext
 
 PROMPTS = "prompts.jsonl"   # in world/: the prompt file as given (its rows in order)
 TRAIN, HELDOUT = "train.jsonl", "heldout.jsonl"  # in world/: the split, prompt-file rows

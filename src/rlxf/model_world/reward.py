@@ -18,8 +18,8 @@ from ..feedback.quality import majority
 from ..feedback.record import read_records
 from ..rewards.batch import RewardBatch
 from ..rundir import read_jsonl, write_jsonl
-from .context import StageContext
-from .model_world import sft_model
+from ..stages.context import StageContext
+from .world import sft_model
 
 MODEL = "model"  # in reward/: the proxy reward model (a sequence-classification directory)
 

@@ -18,10 +18,10 @@ from ..probes.text_features import features
 from ..rewards.batch import RewardBatch
 from ..rewards.combine import RewardSources, Scored
 from ..rundir import atomic_write_json
+from ..stages.context import StageContext
 from ..tune.common import TuneError
-from .context import StageContext
-from .model_reward import MODEL, train_in_checkpoint, training_record, tune_config
-from .model_world import PROMPTS, sft_model, world_meta
+from .reward import MODEL, train_in_checkpoint, training_record, tune_config
+from .world import PROMPTS, sft_model, world_meta
 
 # the RL recipe's eval keys -> the lab history's (stages/policy.py HISTORY_KEYS)
 LAB_KEYS = {"reward/mean": "reward/proxy", "gold/mean": "gold/utility",
