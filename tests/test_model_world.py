@@ -85,6 +85,9 @@ def test_model_world_runs_end_to_end_and_audits(tmp_path):
                                                                  "reward_gold"))
     assert report["reward_model"]["accuracy/heldout"] is not None
     assert report["feedback"]["n_judgements"] == len(records)
+    said = {d["item"]: d["value"] for d in report["disclosure"]}
+    assert "the gold's score as the truth" in said["evaluator selection and training"]
+    assert "the [world] model's samples" in said["example selection"]
 
 
 def test_model_world_config_rules():

@@ -82,8 +82,10 @@ def _describe_group(name: str, members: list[dict]) -> str:
     a = members[0]  # a group's members share their parameters (feedback.simulated.build_pool)
     w = a.get("weights", {})
     biases = ", ".join(f"{b.removesuffix('_bias')} {a[b]:+g}" for b in BIASES if a.get(b))
-    return (f"{name} x{len(members)} (weights helpful {w.get('helpful', 0):g} / harmless "
-            f"{w.get('harmless', 0):g} / honest {w.get('honest', 0):g}, temperature "
+    truth = (f"weights helpful {w.get('helpful', 0):g} / harmless {w.get('harmless', 0):g} / "
+             f"honest {w.get('honest', 0):g}" if w
+             else "the gold's score as the truth")  # a model world's pool has no 3H weights
+    return (f"{name} x{len(members)} ({truth}, temperature "
             f"{a.get('temperature', 0):g}, careless {a.get('careless', 0):g}, biases: "
             f"{biases or 'none'})")
 

@@ -23,6 +23,8 @@ from ..stages.context import StageContext
 from ..stages.feedback import pool_json, quality_control
 from .world import TRAIN, sft_model, world_meta
 
+# annotator parameters a model world does not use (its gold is one score, not 3H or facts)
+LAB_ONLY = ("weights", "knows", "assisted", "critique_accuracy")
 SAMPLE_CHUNK = 32  # prompts sampled at once (two responses each): bounded memory, progress
 
 
@@ -124,7 +126,7 @@ def run(ctx: StageContext) -> dict:
     gold_choice = [None if p.gold[0] == p.gold[1] else "a" if p.gold[0] > p.gold[1] else "b"
                    for p in pairs]
     metrics, counts = quality_control(ctx, records, [p.prompt for p in pairs], gold_choice,
-                                      pool_json(pool), set())
+                                      pool_json(pool, LAB_ONLY), set())
     write_jsonl(ctx.out / "feedback.jsonl", [r.to_json() for r in records])
     write_jsonl(ctx.out / "gold.jsonl", [
         {"item_id": f"c{k:06d}", "prompt_id": p.prompt_id, "gold": list(p.gold),

@@ -107,10 +107,12 @@ def quality_control(ctx: StageContext, records, prompts: list[str], gold: list[s
     return metrics, counts
 
 
-def pool_json(pool) -> list[dict]:
-    """Each simulated annotator's entry of annotators.json: id, group, poisoner, parameters."""
+def pool_json(pool, unused: tuple[str, ...] = ()) -> list[dict]:
+    """Each simulated annotator's entry of annotators.json: id, group, poisoner, parameters
+    (less the `unused` ones)."""
     return [{"id": a.id, "group": a.group, "poisoner": a.poisoner,
-             **a.params.model_dump(exclude={"name", "count", "poisoners"})} for a in pool]
+             **a.params.model_dump(exclude={"name", "count", "poisoners", *unused})}
+            for a in pool]
 
 
 def simulated_feedback(ctx: StageContext, world, pairs, gold) -> tuple[list, dict, dict]:
