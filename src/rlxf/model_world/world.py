@@ -17,12 +17,6 @@ PROMPTS = "prompts.jsonl"   # in world/: the prompt file as given (its rows in o
 TRAIN, HELDOUT = "train.jsonl", "heldout.jsonl"  # in world/: the split, prompt-file rows
 
 
-def is_model_world(run: RunDir) -> bool:
-    """Whether the run's world stage recorded a model world (the lab's world.json has a kb)."""
-    path = run.stage_dir("world") / "world.json"
-    return path.exists() and json.loads(path.read_text()).get("kind") == "model"
-
-
 def world_meta(run: RunDir) -> dict:
     return json.loads((run.stage_dir("world") / "world.json").read_text())
 
