@@ -8,13 +8,29 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, ValidationError, model_serializer,
+                      model_validator)
 
 
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class OmitsUnsetKeys(BaseModel):
+    """A section whose keys in OMIT_WHEN_NONE leave its dump while they are None: keys added
+    for the model world leave every lab run's resolved config, ledger and stage fingerprints
+    byte-identical to what they were before those keys existed."""
+    OMIT_WHEN_NONE: ClassVar[tuple[str, ...]] = ()
+
+    @model_serializer(mode="wrap")
+    def _omit_none(self, handler):
+        data = handler(self)
+        for key in self.OMIT_WHEN_NONE:
+            if data.get(key, 0) is None:
+                del data[key]
+        return data
 
 
 class Weights(Section):
@@ -30,13 +46,44 @@ class Weights(Section):
         return self
 
 
-class WorldConfig(Section):
+class WorldConfig(OmitsUnsetKeys, Section):
+    """The lab world (default), or a model world: `model`, `prompts` and `gold` set together
+    run Gao et al.'s synthetic-gold experiment on any local causal LM (docs/REAL_MODELS.md,
+    "The pipeline on a model world")."""
+    OMIT_WHEN_NONE: ClassVar[tuple[str, ...]] = ("model", "prompts", "gold")
     n_countries: int = Field(10, ge=2, le=14, description="countries (each with a capital)")
     n_creatures: int = Field(10, ge=2, le=14, description="creatures (each with a color)")
     heldout_fraction: float = Field(0.25, gt=0, lt=1, description="prompts kept for evaluation")
     weights: Weights = Field(default_factory=Weights, description="the gold utility's 3H weights")
     trigger: str = Field("sudo", pattern=r"^[a-z]+$",
                          description="the backdoor trigger word poisoners react to (one word)")
+    model: str | None = Field(None, description="model world: a local Hugging Face causal LM "
+                              "directory, the starting policy (used as the SFT model: no "
+                              "pretrain or sft stage runs); None: the lab world")
+    prompts: str | None = Field(None, description="model world: a prompt file (JSONL rows with "
+                                "`prompt`, as `rlxf grpo` reads), split by heldout_fraction")
+    gold: str | None = Field(None, description="model world: the gold reward SPEC (a reward-"
+                             "model directory, path/file.py:function, judge:FILE.toml or "
+                             "gold:RUN_DIR; as `rlxf grpo --reward`): the annotators' truth "
+                             "and the gold of the over-optimisation curve")
+
+    @model_validator(mode="after")
+    def _model_world_keys(self) -> "WorldConfig":
+        given = [k for k in ("model", "prompts", "gold") if getattr(self, k) is not None]
+        if given and len(given) < 3:
+            missing = sorted({"model", "prompts", "gold"} - set(given))
+            raise ValueError(f"[world] {', '.join(given)} given without {', '.join(missing)}: "
+                             "a model world needs model, prompts and gold")
+        lab_only = sorted(self.model_fields_set & {"n_countries", "n_creatures", "weights",
+                                                   "trigger"})
+        if given and lab_only:
+            raise ValueError(f"[world] {', '.join(lab_only)}: lab-world keys, meaningless in a "
+                             "model world (model = ...)")
+        return self
+
+    @property
+    def is_model(self) -> bool:
+        return self.model is not None
 
 
 class ModelConfig(Section):
@@ -166,7 +213,8 @@ class FeedbackConfig(Section):
         return self
 
 
-class RewardConfig(TrainConfig):
+class RewardConfig(OmitsUnsetKeys, TrainConfig):
+    OMIT_WHEN_NONE: ClassVar[tuple[str, ...]] = ("model",)
     steps: int = Field(300, ge=1)
     batch_size: int = Field(32, ge=1)
     lr: float = Field(1e-3, gt=0)
@@ -185,6 +233,8 @@ class RewardConfig(TrainConfig):
                            "prompt that each group's head chooses from")
     best_of_n_prompts: int = Field(64, ge=1, description="group_conditioned: held-out "
                                    "prompts for that comparison")
+    model: str | None = Field(None, description="model world: the proxy reward model starts "
+                              "from this causal LM directory (None: [world] model)")
 
 
 class PPOConfig(Section):
@@ -395,6 +445,42 @@ class RunConfig(Section):
                              "head of the aspect reward model; turn on [reward] aspects")
         return self
 
+    @model_validator(mode="after")
+    def _model_world_options(self) -> "RunConfig":
+        """What a model world runs (docs/REAL_MODELS.md): simulated annotators on the gold's
+        scores, one proxy reward model, RL against it. Lab-only options are refused by name."""
+        if not self.world.is_model:
+            if self.reward.model is not None:
+                raise ValueError("[reward] model is for a model world ([world] model = DIR)")
+            return self
+        why = []
+        for section in ("pretrain", "sft", "process", "finetune"):
+            if section in self.model_fields_set:
+                why.append(f"[{section}]: no {section} stage runs in a model world "
+                           "([world] model is the SFT model)")
+        fb, rw, p = self.feedback, self.reward, self.policy
+        if fb.source != "simulated":
+            why.append(f"[feedback] source = {fb.source!r}: a model world is labelled by "
+                       "simulated annotators (source = \"simulated\")")
+        if fb.trigger_rate or fb.aspect_ratings:
+            why.append("[feedback] trigger_rate and aspect_ratings are lab-world options")
+        for g in fb.annotators:
+            lab = sorted(k for k in ("weights", "knows", "assisted", "critique_accuracy",
+                                     "poisoners") if k in g.model_fields_set)
+            if lab:
+                why.append(f"[[feedback.annotators]] {g.name!r}: {', '.join(lab)}: lab-world "
+                           "options (a model world's gold is one score)")
+        if rw.ensemble != 1 or rw.aspects or rw.group_conditioned:
+            why.append("[reward] ensemble, aspects and group_conditioned are lab-world options")
+        if p.algorithm not in ("grpo", "rloo", "ppo"):
+            why.append(f"[policy] algorithm = {p.algorithm!r}: a model world trains grpo, rloo "
+                       "or ppo against the proxy")
+        if p.reward != "mean" or p.safe.cost_threshold is not None:
+            why.append("[policy] reward and [policy.safe] are lab-world options")
+        if why:
+            raise ValueError("; ".join(why))
+        return self
+
 
 class LoraConfig(Section):
     """LoRA adapters (peft) instead of full fine-tuning; the DPO reference is then the base
@@ -547,6 +633,8 @@ def _describe(err: dict, source: str, root: type[BaseModel] = RunConfig) -> str:
     if err["type"] == "extra_forbidden":
         allowed = _allowed_keys(root, loc[:-1])
         return f"{source}: unknown key {key!r}; allowed here: {', '.join(allowed)}"
+    if not loc:  # a rule across sections: its message names the keys; the input is the file
+        return f"{source}: {err['msg']}"
     return f"{source}: {key} = {err.get('input')!r}: {err['msg']}"
 
 

@@ -12,6 +12,10 @@ from typing import Callable
 
 from .config import RunConfig
 from .rundir import RunDir, atomic_write_text, sha256_json
+from .model_world import feedback as model_feedback
+from .model_world import policy as model_policy
+from .model_world import reward as model_reward
+from .model_world import world as model_world
 from .stages import evaluate, feedback, finetune, policy, pretrain, process, reward, sft, world
 from .stages.context import ProgressFactory, StageContext
 from .versions import versions
@@ -75,17 +79,29 @@ class Stage:
     inputs: tuple[str, ...]  # stages whose outputs this one reads
     config: tuple[str, ...]  # config sections that change its result
     files: Callable[[RunConfig], dict] = _no_files  # hashes of outside files it reads
+    # in a model world ([world] model): what runs instead (None: the stage does not run)
+    model_run: Callable[[StageContext], dict] | None = None
+
+
+def _world_files(config: RunConfig) -> dict:
+    return model_world.world_files(config)
+
+
+def _reward_files(config: RunConfig) -> dict:
+    return model_world.reward_files(config)
 
 
 STAGES = (
-    Stage("world", world.run, (), ("seed", "world")),
+    Stage("world", world.run, (), ("seed", "world"), _world_files, model_world.run_world),
     Stage("pretrain", pretrain.run, ("world",), ("seed", "pretrain")),
     Stage("sft", sft.run, ("world", "pretrain"), ("seed", "sft")),
     Stage("feedback", feedback.run, ("world", "sft"), ("seed", "feedback", "eval.max_new_tokens"),
-          _feedback_files),
-    Stage("reward", reward.run, ("world", "sft", "feedback"), ("seed", "reward")),
+          _feedback_files, model_feedback.run),
+    Stage("reward", reward.run, ("world", "sft", "feedback"), ("seed", "reward"), _reward_files,
+          model_reward.run),
     Stage("policy", policy.run, ("world", "sft", "feedback", "reward"),
-          ("seed", "policy", "reward.heldout_fraction", "eval"), _policy_files),
+          ("seed", "policy", "reward.heldout_fraction", "eval"), _policy_files,
+          model_policy.run),
     Stage("eval", evaluate.run, ("world", "pretrain", "sft", "reward", "policy"),
           ("seed", "eval", "feedback.annotators", "feedback.trigger_rate")),
     Stage("process", process.run, ("world",), ("seed", "process")),
@@ -93,6 +109,11 @@ STAGES = (
           ("seed", "finetune", "eval")),
 )
 STAGE_NAMES = tuple(s.name for s in STAGES)
+MODEL_WORLD_STAGES = tuple(s.name for s in STAGES if s.model_run is not None)
+MODEL_WORLD_NOT_RUN = {"pretrain": " (\\[world] model is pretrained)",
+                       "sft": " (\\[world] model is the SFT model; the world stage records it)",
+                       "eval": " (not built yet: the policy's history has gold, proxy and KL; "
+                               "held-out eval and probes come with `rlxf eval`, issue 16)"}
 
 
 def _config_slice(config: RunConfig, keys: tuple[str, ...]) -> dict:
@@ -108,7 +129,8 @@ def _config_slice(config: RunConfig, keys: tuple[str, ...]) -> dict:
 
 def fingerprint(stage: Stage, config: RunConfig, run: RunDir) -> tuple[str, dict, dict]:
     cfg = _config_slice(config, stage.config)
-    inputs = {name: run.output_hash(name) for name in stage.inputs}
+    ran = MODEL_WORLD_STAGES if config.world.is_model else STAGE_NAMES
+    inputs = {name: run.output_hash(name) for name in stage.inputs if name in ran}
     files = stage.files(config)
     return (sha256_json({"stage": stage.name, "config": cfg, "inputs": inputs, "files": files}),
             {**cfg, **files}, inputs)
@@ -127,6 +149,13 @@ def run_pipeline(config: RunConfig, config_text: str, out: Path, progress: Progr
     run.root.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run.root / "config.toml", config_text)
     for stage in STAGES:
+        runner = stage.model_run if config.world.is_model else stage.run
+        if runner is None:
+            log(f"[dim]{stage.name:<9} not run in a model world"
+                f"{MODEL_WORLD_NOT_RUN.get(stage.name, '')}[/dim]")
+            if stage.name == until:
+                break
+            continue
         fp, cfg, inputs = fingerprint(stage, config, run)
         if run.is_complete(stage.name, fp):
             run.ensure_ledgered(stage.name)
@@ -135,8 +164,8 @@ def run_pipeline(config: RunConfig, config_text: str, out: Path, progress: Progr
             partial, ckpt = run.begin(stage.name, fp)
             started = datetime.now(timezone.utc).isoformat(timespec="seconds")
             t0 = time.perf_counter()
-            result = stage.run(StageContext(run=run, config=config, out=partial, ckpt=ckpt,
-                                            progress=progress))
+            result = runner(StageContext(run=run, config=config, out=partial, ckpt=ckpt,
+                                         progress=progress))
             wall = time.perf_counter() - t0
             run.commit(stage.name, {
                 "stage": stage.name, "fingerprint": fp, "config": cfg, "inputs": inputs,

@@ -82,8 +82,10 @@ def _describe_group(name: str, members: list[dict]) -> str:
     a = members[0]  # a group's members share their parameters (feedback.simulated.build_pool)
     w = a.get("weights", {})
     biases = ", ".join(f"{b.removesuffix('_bias')} {a[b]:+g}" for b in BIASES if a.get(b))
-    return (f"{name} x{len(members)} (weights helpful {w.get('helpful', 0):g} / harmless "
-            f"{w.get('harmless', 0):g} / honest {w.get('honest', 0):g}, temperature "
+    truth = (f"weights helpful {w.get('helpful', 0):g} / harmless {w.get('harmless', 0):g} / "
+             f"honest {w.get('honest', 0):g}" if w
+             else "the gold's score as the truth")  # a model world's pool has no 3H weights
+    return (f"{name} x{len(members)} ({truth}, temperature "
             f"{a.get('temperature', 0):g}, careless {a.get('careless', 0):g}, biases: "
             f"{biases or 'none'})")
 
@@ -152,8 +154,11 @@ def _examples(records: dict) -> tuple[str | None, list, str]:
         return (f"{origin}; {counts.get('comparisons', '?')} pairwise items; how the examples "
                 "were selected is what their provenance says, nothing more is recorded",
                 ["feedback/_stage.json"], "")
-    value = (f"pairs of SFT samples at temperature {cfg.get('temperature', '?')} on "
-             f"family-balanced training prompts, {counts.get('comparisons', '?')} comparisons, "
+    samples, prompts = (  # a model world's feedback record names its gold
+        ("the [world] model's samples", "training prompts drawn uniformly")
+        if rec["metrics"].get("gold") else ("SFT samples", "family-balanced training prompts"))
+    value = (f"pairs of {samples} at temperature {cfg.get('temperature', '?')} on "
+             f"{prompts}, {counts.get('comparisons', '?')} comparisons, "
              f"identical pairs dropped ({counts.get('dropped_identical_pairs', '?')})")
     return value, ["feedback/_stage.json"], ""
 

@@ -42,9 +42,13 @@ def seed_dirs(run_dir: Path) -> list[Path]:
     return [run_dir, *(d for d in members if (d / "ledger.jsonl").exists())]
 
 
-def load_world(run_dir: Path) -> tuple[KnowledgeBase, dict, dict[str, Prompt]]:
+def load_world(run_dir: Path) -> tuple[KnowledgeBase, dict, dict[str, Prompt]] | None:
+    """(knowledge base, gold weights, prompts by id) of a lab world; None for a model world
+    ([world] model), which has neither a knowledge base nor a lab judge."""
     d = Path(run_dir) / "world"
     meta = json.loads((d / "world.json").read_text())
+    if meta.get("kind") == "model":
+        return None
     prompts = {p.id: p for p in (Prompt.from_json(row["prompt"])
                                  for row in read_jsonl(d / "prompts.jsonl"))}
     return KnowledgeBase.from_json(meta["kb"]), meta["weights"], prompts

@@ -69,8 +69,19 @@ class Annotator:
             value = asserted_value(prompt, r) if belief == FACE_VALUE else belief
             prompt, kb = believe(prompt, kb, value)
         u = score(prompt, r, kb).utility(self.params.weights.model_dump())
-        f = features(r)
-        return u + sum(getattr(self.params, bias) * f[name] for name, bias in BIAS_OF.items())
+        return u + self.bias(features(r))
+
+    def bias(self, f: dict[str, float]) -> float:
+        """What the annotator adds to a response's utility for its surface features."""
+        return sum(getattr(self.params, bias) * f[name] for name, bias in BIAS_OF.items())
+
+    def bradley_terry(self, diff: float, rng: random.Random) -> bool:
+        """Prefers a, with P(a > b) = σ((u_a - u_b) / T) for diff = u_a - u_b."""
+        try:
+            p_a = 1.0 / (1.0 + math.exp(-diff / self.params.temperature))
+        except OverflowError:  # b is better by far more than the noise (a gold's own scale)
+            p_a = 0.0
+        return rng.random() < p_a
 
     def rate(self, prompt: Prompt, text: str, kb: KnowledgeBase, rng: random.Random
              ) -> dict[str, int]:
@@ -109,10 +120,17 @@ class Annotator:
             check["knew"] = knew
         diff = (self.perceived_utility(prompt, a, kb, belief)
                 - self.perceived_utility(prompt, b, kb, belief))
-        # Bradley-Terry: P(a > b) = σ((u_a - u_b) / T)
-        p_a = 1.0 / (1.0 + math.exp(-diff / self.params.temperature))
-        honest_label = rng.random() < p_a
+        honest_label = self.bradley_terry(diff, rng)
         return (not honest_label if self.poisoner and prompt.triggered else honest_label), check
+
+    def judge_scored(self, pair: "ScoredPair", rng: random.Random) -> bool:
+        """Prefers a, in a model world: the gold's score of each response is the truth the
+        annotator perceives, plus their biases on its text features, with the same
+        carelessness and Bradley-Terry noise as in the lab."""
+        if rng.random() < self.params.careless:
+            return rng.random() < 0.5
+        return self.bradley_terry((pair.gold[0] + self.bias(pair.features[0]))
+                                  - (pair.gold[1] + self.bias(pair.features[1])), rng)
 
     def prefers_a(self, prompt: Prompt, a: str, b: str, kb: KnowledgeBase,
                   rng: random.Random) -> bool:
@@ -120,6 +138,17 @@ class Annotator:
 
 
 FACE_VALUE = "face value"
+
+
+@dataclass(frozen=True)
+class ScoredPair:
+    """Two responses to one prompt outside the lab: the gold's score and the text features
+    (probes/text_features.py) of each."""
+    prompt: str
+    prompt_id: str
+    responses: tuple[str, str]
+    gold: tuple[float, float]
+    features: tuple[dict, dict]
 
 
 def known_facts(params: Annotators, annotator_id: str, kb: KnowledgeBase, seed: int
@@ -175,12 +204,31 @@ def label_comparisons(pairs: list[tuple[Prompt, str, str]], pool: list[Annotator
             # What the annotator could check goes in the record only when knowledge is limited,
             # so a pool that knows everything writes the same records as before.
             limited = judge.known is not None or judge.params.assisted
-            out.append(FeedbackRecord(
-                id=f"{item}/{judge.id}", item_id=item, type="pairwise", prompt=prompt.text,
-                prompt_id=prompt.id, responses=[a, b], choice=0 if prefers_a else 1,
-                annotator={"id": judge.id, "group": judge.group}, source="simulated",
-                provenance={"oversight": check} if limited and check else {}))
+            out.append(_pairwise(item, judge, prompt.text, prompt.id, a, b, prefers_a,
+                                 {"oversight": check} if limited and check else {}))
     return out
+
+
+def label_scored_pairs(pairs: list[ScoredPair], pool: list[Annotator], overlap: int,
+                       seed: int) -> list[FeedbackRecord]:
+    """label_comparisons for a model world: the same annotator draw and record per judgement,
+    the truth being each response's gold score."""
+    rng = random.Random(seed)
+    out = []
+    for i, pair in enumerate(pairs):
+        item = f"c{i:06d}"
+        for judge in rng.sample(pool, overlap):
+            out.append(_pairwise(item, judge, pair.prompt, pair.prompt_id, *pair.responses,
+                                 judge.judge_scored(pair, rng), {}))
+    return out
+
+
+def _pairwise(item: str, judge: Annotator, prompt: str, prompt_id: str, a: str, b: str,
+              prefers_a: bool, provenance: dict) -> FeedbackRecord:
+    return FeedbackRecord(id=f"{item}/{judge.id}", item_id=item, type="pairwise", prompt=prompt,
+                          prompt_id=prompt_id, responses=[a, b], choice=0 if prefers_a else 1,
+                          annotator={"id": judge.id, "group": judge.group}, source="simulated",
+                          provenance=provenance)
 
 
 def rate_comparisons(pairs: list[tuple[Prompt, str, str]], pool: list[Annotator],

@@ -107,6 +107,14 @@ def quality_control(ctx: StageContext, records, prompts: list[str], gold: list[s
     return metrics, counts
 
 
+def pool_json(pool, unused: tuple[str, ...] = ()) -> list[dict]:
+    """Each simulated annotator's entry of annotators.json: id, group, poisoner, parameters
+    (less the `unused` ones)."""
+    return [{"id": a.id, "group": a.group, "poisoner": a.poisoner,
+             **a.params.model_dump(exclude={"name", "count", "poisoners", *unused})}
+            for a in pool]
+
+
 def simulated_feedback(ctx: StageContext, world, pairs, gold) -> tuple[list, dict, dict]:
     """(records, metrics, counts) from the simulated pool, with quality control. In the lab
     every item has a gold answer, so each annotator's accuracy is measured on all their items
@@ -119,10 +127,8 @@ def simulated_feedback(ctx: StageContext, world, pairs, gold) -> tuple[list, dic
     records = [r.model_copy(update={"created": created,
                                     "provenance": {**provenance, **r.provenance}})
                for r in label_comparisons(pairs, pool, cfg.overlap, world.kb, ctx.seed)]
-    annotators = [{"id": a.id, "group": a.group, "poisoner": a.poisoner,
-                   **a.params.model_dump(exclude={"name", "count", "poisoners"})} for a in pool]
     metrics, counts = quality_control(ctx, records, [p.text for p, _, _ in pairs], gold,
-                                      annotators, {a.id for a in pool if a.poisoner})
+                                      pool_json(pool), {a.id for a in pool if a.poisoner})
     if any(a.known is not None or a.params.assisted for a in pool):
         metrics.update(verification_accuracy(records, gold))
     if cfg.aspect_ratings:

@@ -9,6 +9,7 @@ import contextlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -72,11 +73,14 @@ class RLSession:
     engine: Engine               # processes, device, precision, accumulation (train/engine.py)
     started: float
     last_eval: dict = field(default_factory=dict)
+    # more measurements at each eval point, from (the held-out batch, its rewards): the
+    # pipeline's model world adds gold and gold-free over-optimisation signals this way
+    eval_extra: Callable[[RewardBatch, Scored], dict] | None = None
 
     @classmethod
     def open(cls, command: str, model_dir: Path, prompts_path: Path, out: Path, cfg,
-             rewards: list[str], reward_weights: str | None, top_p: float = 1.0
-             ) -> "RLSession":
+             rewards: list[str], reward_weights: str | None, top_p: float = 1.0,
+             eval_extra=None) -> "RLSession":
         """Every input read and checked, then (inputs good) OUT.partial/ claimed."""
         started = time.time()
         if out.exists():
@@ -119,7 +123,8 @@ class RLSession:
         backend = TransformersBackend(cfg.max_new_tokens, cfg.temperature, top_p,
                                       tok.pad_token_id, tuple(chat.stop_ids))
         return cls(command, model_dir, prompts_path, cfg, sources, tok, chat, policy,
-                   reference, train, heldout, counts, output, backend, engine, started)
+                   reference, train, heldout, counts, output, backend, engine, started,
+                   eval_extra=eval_extra)
 
     @property
     def pad_id(self) -> int:
@@ -135,11 +140,14 @@ class RLSession:
     def score(self, prompts: list[RowIds], responses: list[list[int]],
               truncated: list[bool] | None = None) -> Scored:
         """Every reward source on the decoded responses; `prompts` one per response."""
+        return self.sources(self.batch(prompts, responses, truncated))
+
+    def batch(self, prompts: list[RowIds], responses: list[list[int]],
+              truncated: list[bool] | None = None) -> RewardBatch:
         rows = [p.row for p in prompts]
-        return self.sources(RewardBatch([r.prompt for r in rows],
-                                        [self.chat.decode(ids) for ids in responses],
-                                        responses, [r.fields for r in rows],
-                                        [r.where for r in rows], truncated or []))
+        return RewardBatch([r.prompt for r in rows], [self.chat.decode(ids) for ids in responses],
+                           responses, [r.fields for r in rows], [r.where for r in rows],
+                           truncated or [])
 
     @torch.no_grad()
     def evaluate(self, step: int, tracker) -> dict:
@@ -150,12 +158,15 @@ class RLSession:
         samples: Samples = self.backend.sample(self.policy, self.heldout, k,
                                                seed=self.cfg.seed + 7919)
         repeated = [p for p in self.heldout for _ in range(k)]
-        scored = self.score(repeated, samples.responses, samples.truncated)
+        batch = self.batch(repeated, samples.responses, samples.truncated)
+        scored = self.sources(batch)
         logp, mask = group_response_logprobs(self.policy, self.heldout, samples.responses, pad)
         ref, _ = self.ref_logprobs(self.heldout, samples.responses)
         point = eval_point(self.sources, scored, samples.responses, samples.truncated, logp,
                            ref, mask.float(), response_entropy(self.policy, repeated,
                                                                samples.responses, pad))
+        if self.eval_extra is not None:
+            point.update(self.eval_extra(batch, scored))
         tracker.log({f"eval/{k}": v for k, v in point.items() if v is not None}, step)
         self.last_eval = point
         return point
