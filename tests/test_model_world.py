@@ -55,7 +55,7 @@ def test_model_world_runs_end_to_end_and_audits(tmp_path):
     run = tmp_path / "run"
     rlxf("run", str(config), "--out", str(run))
     ledger = {json.loads(line)["stage"] for line in (run / "ledger.jsonl").read_text().splitlines()}
-    assert ledger == {"world", "feedback", "reward", "policy"}  # the model dir is SFT
+    assert ledger == {"world", "feedback", "reward", "policy", "eval"}  # the model dir is SFT
 
     # feedback: canonical records labelled by the pool, two judgements per pair, gold kept
     records = [json.loads(line) for line in (run / "feedback" / "feedback.jsonl").open()]
@@ -88,6 +88,23 @@ def test_model_world_runs_end_to_end_and_audits(tmp_path):
     said = {d["item"]: d["value"] for d in report["disclosure"]}
     assert "the gold's score as the truth" in said["evaluator selection and training"]
     assert "the [world] model's samples" in said["example selection"]
+
+    # the eval stage (rlxf eval's library): reward hacking and the probes, with numbers and
+    # intervals, the changes read against the SFT model; the whole report schema-valid
+    import jsonschema
+
+    from rlxf.audit.report import SCHEMA_PATH
+    jsonschema.validate(report, json.loads(SCHEMA_PATH.read_text()))
+    modes = {m["id"]: m for m in report["failure_modes"]}
+    for mode in ("overoptimisation", "reward_hacking", "sycophancy", "refusals",
+                 "anthropomorphism", "apology", "mode_collapse"):
+        assert isinstance(modes[mode]["number"], float), mode
+        assert modes[mode]["ci95"] is not None and modes[mode]["n"], mode
+    assert report["models"]["policy"]["metrics"]["kl/to_sft"] is not None
+    assert report["samples"] and "samples" not in report["notes"]
+    md = (run / "report" / "report.md").read_text()
+    assert "change against the SFT model (reference)" in md
+    assert all(f'id="fm-{m}"' in (run / "report" / "index.html").read_text() for m in modes)
 
 
 def test_model_world_config_rules():

@@ -12,6 +12,7 @@ from typing import Callable
 
 from .config import RunConfig
 from .rundir import RunDir, atomic_write_text, sha256_json
+from .model_world import eval as model_eval
 from .model_world import feedback as model_feedback
 from .model_world import policy as model_policy
 from .model_world import reward as model_reward
@@ -103,7 +104,8 @@ STAGES = (
           ("seed", "policy", "reward.heldout_fraction", "eval"), _policy_files,
           model_policy.run),
     Stage("eval", evaluate.run, ("world", "pretrain", "sft", "reward", "policy"),
-          ("seed", "eval", "feedback.annotators", "feedback.trigger_rate")),
+          ("seed", "eval", "feedback.annotators", "feedback.trigger_rate"), _no_files,
+          model_eval.run),
     Stage("process", process.run, ("world",), ("seed", "process")),
     Stage("finetune", finetune.run, ("world", "sft", "reward", "policy", "eval"),
           ("seed", "finetune", "eval")),
@@ -111,9 +113,7 @@ STAGES = (
 STAGE_NAMES = tuple(s.name for s in STAGES)
 MODEL_WORLD_STAGES = tuple(s.name for s in STAGES if s.model_run is not None)
 MODEL_WORLD_NOT_RUN = {"pretrain": " (\\[world] model is pretrained)",
-                       "sft": " (\\[world] model is the SFT model; the world stage records it)",
-                       "eval": " (not built yet: the policy's history has gold, proxy and KL; "
-                               "held-out eval and probes come with `rlxf eval`, issue 16)"}
+                       "sft": " (\\[world] model is the SFT model; the world stage records it)"}
 
 
 def _config_slice(config: RunConfig, keys: tuple[str, ...]) -> dict:

@@ -415,7 +415,7 @@ def _md_section(report: dict, key: str, tables: dict) -> list[str]:
         lines += [NOISE_LEGEND + " The frontier plot is in index.html.", ""]
     if key == "failure-modes":
         for i, m in enumerate(report.get("failure_modes", []), 1):
-            lines += failure_mode_md(i, m)
+            lines += failure_mode_md(i, m, _against(report))
     if key == "samples":
         for i, s in enumerate(report["samples"], 1):
             words, _ = sample_verdict(s)
@@ -431,6 +431,12 @@ def _md_section(report: dict, key: str, tables: dict) -> list[str]:
     for header, rows in tables.get(key, []):
         lines += md_table(header, rows)
     return lines
+
+
+def _against(report: dict) -> str:
+    """What a failure mode's change is measured against: `rlxf eval`'s (a model world's) is
+    policy − its SFT model as the reference, the lab's policy − SFT."""
+    return "the SFT model (reference)" if report.get("eval") is not None else "SFT"
 
 
 def failure_mode_md(i: int, m: dict, against: str = "SFT") -> list[str]:
@@ -666,7 +672,9 @@ def _html_section(report: dict, key: str, title: str, tables: dict, notes: dict)
                    'zero).</p>')
         out.append(frontier_html(report))
     if key == "failure-modes":
-        out += [failure_mode_html(i, m) for i, m in enumerate(report.get("failure_modes", []), 1)]
+        real = report.get("eval") is not None  # `rlxf eval`'s entries: not the lab's plot shapes
+        out += [failure_mode_html(i, m, against=_against(report), plot=not real)
+                for i, m in enumerate(report.get("failure_modes", []), 1)]
     if key == "samples":
         out += [sample_html(i, s) for i, s in enumerate(report["samples"], 1)]
         if not report["samples"]:

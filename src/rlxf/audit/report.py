@@ -481,6 +481,11 @@ def build_report(run_dir: Path) -> dict:
     annotators = (_read_json(run_dir / "feedback" / "annotators.json")
                   if "feedback" in records else [])
     world = load_world(run_dir) if "world" in records else None
+    # A model world's eval is `rlxf eval`'s (policy vs its SFT model, RUN/eval/ in that shape):
+    # the lab sections that read eval/ see none, and real_eval's sections join at the end.
+    model_eval = records.get("eval") if "world" in records and world is None else None
+    if model_eval is not None:
+        records = {k: v for k, v in records.items() if k != "eval"}
     dirs = seed_dirs(run_dir)
     models = _models_section(run_dir, records, dirs)
     scored = scored_samples(dirs) if "eval" in records and world is not None else []
@@ -533,7 +538,25 @@ def build_report(run_dir: Path) -> dict:
     report["cards"] = card_paths(run_dir, records)
     report["oversight"] = build_oversight(run_dir, records)
     report["alignment_tax"] = build_alignment_tax(run_dir, records)
+    if model_eval is not None:
+        _join_model_world_eval(report, run_dir, {**records, "eval": model_eval})
     return _clean(report)
+
+
+def _join_model_world_eval(report: dict, run_dir: Path, records: dict) -> None:
+    """A model world's eval sections (failure modes, models, samples, probes: audit/real_eval.py)
+    in place of the lab's, and notes that say why the lab's eval-only sections stay empty."""
+    from .real_eval import eval_sections
+    measured = eval_sections(run_dir, records)
+    notes = report["notes"]
+    for key in measured:
+        notes.pop(key, None)
+    notes.update(measured.pop("notes", {}))
+    report.update(measured)
+    why = ("a model world's eval measures the policy against its SFT model (failure modes, "
+           "models); per-family 3H scores and the lab's parsed-response statistics need the "
+           "lab world's grammar and judge")
+    notes["tensions"] = notes["surface"] = why
 
 
 def write_report(run_dir: Path) -> dict[str, Path]:

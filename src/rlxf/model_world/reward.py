@@ -54,7 +54,7 @@ def train_in_checkpoint(ctx: StageContext, name: str, train) -> Path:
 
 def training_record(directory: Path) -> dict:
     """What a tune recipe recorded in its output (rlxf_training.json): metrics, data counts."""
-    from ..tune.common import TRAINING_RECORD
+    from ..tune.run_record import TRAINING_RECORD
     return json.loads((directory / TRAINING_RECORD).read_text())
 
 

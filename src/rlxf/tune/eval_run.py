@@ -53,7 +53,7 @@ def run_eval(policy: Path, reference: Path, prompts: Path, out: Path, *, rewards
              reward_weights: str | None, gold: str | None, options: EvalOptions,
              device: str = "cpu", precision: str = "fp32",
              progress: Callable[[str], None] | None = None) -> dict:
-    from ..pipeline import versions
+    from ..versions import versions
     from ..rewards.combine import RewardSources
     from ..train.engine import resolve_device, resolve_precision
 
@@ -78,7 +78,6 @@ def run_eval(policy: Path, reference: Path, prompts: Path, out: Path, *, rewards
                           gold=gold_source, options=options, progress=progress)
     except ValueError as e:
         raise TuneError(f"{prompts}: {e}") from None
-    EvalMetrics.model_validate(result.metrics)  # the contract the audit reads
     config = {**asdict(options), "device": device, "precision": precision, "dtype": dtype,
               "rewards": rewards, "reward_weights": sources.weights if sources else None,
               "gold": gold}
@@ -89,10 +88,7 @@ def run_eval(policy: Path, reference: Path, prompts: Path, out: Path, *, rewards
     run = RunDir(out)
     fingerprint = sha256_json({"stage": "eval", "config": config, "inputs": inputs})
     partial, _ = run.begin("eval", fingerprint)
-    atomic_write_json(partial / "metrics.json", result.metrics)
-    write_jsonl(partial / "samples.jsonl", result.samples)
-    if result.probes is not None:
-        atomic_write_json(partial / "probes.json", result.probes)
+    write_artifacts(partial, result)
     record = run.commit("eval", {
         "stage": "eval", "fingerprint": fingerprint, "config": config, "inputs": inputs,
         "counts": result.counts, "metrics": headline(result.metrics),
@@ -102,6 +98,16 @@ def run_eval(policy: Path, reference: Path, prompts: Path, out: Path, *, rewards
         if empty.is_dir() and not any(empty.iterdir()):
             empty.rmdir()
     return {**record, "out": str(out)}
+
+
+def write_artifacts(directory: Path, result) -> None:
+    """RUN/eval/'s files, also a model world's eval stage's: metrics.json (checked against the
+    contract the audit reads), samples.jsonl and probes.json."""
+    EvalMetrics.model_validate(result.metrics)
+    atomic_write_json(directory / "metrics.json", result.metrics)
+    write_jsonl(directory / "samples.jsonl", result.samples)
+    if result.probes is not None:
+        atomic_write_json(directory / "probes.json", result.probes)
 
 
 def headline(metrics: dict) -> dict:
