@@ -14,6 +14,7 @@ import torch
 
 from ..models.build import load_tokenizer
 from ..models.chat import ChatFormat, chat_format
+from ..models.fused_ops import fuse_activations
 from ..models.logprobs import group_response_logprobs
 from ..models.lora import reference_of
 from ..models.rollout_backend import Samples, TransformersBackend
@@ -106,12 +107,14 @@ class RLSession:
                               "reward_weights": sources.weights,
                               "config": cfg.model_dump(mode="json")}, engine)
         disable_dropout(policy)
+        fuse_activations(policy)  # same function, one kernel (models/fused_ops.py)
         policy = prepare(policy, cfg)
         reference = None
         if cfg.lora is None:
             reference = AutoModelForCausalLM.from_pretrained(model_dir.resolve()).eval()
             reference.to(engine.device)
             disable_dropout(reference)
+            fuse_activations(reference)
             reference.requires_grad_(False)
         counts = {"file": str(prompts_path), "sha256": sha256_file(prompts_path),
                   "prompts": len(rows), "train": len(train), "heldout": len(heldout),
