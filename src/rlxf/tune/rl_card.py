@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ..rundir import atomic_write_json, atomic_write_text
 from .common import TRAINING_RECORD
+from .rl_eval import heldout_change
 
 WHAT = {"grpo": "GRPO-family RL (group-relative advantages, clipped surrogate)",
         "rloo": "RLOO (REINFORCE with a leave-one-out baseline)",
@@ -28,13 +29,15 @@ def write_rl_record(directory: Path, name: str, command: str, base: Path, cfg, d
               "metrics": {k: v for k, v in metrics.items() if not isinstance(v, (list, dict))},
               "eval": {"first": history[0] if history else None,
                        "last": history[-1] if history else None},
+              "heldout_change": heldout_change(history[0], history[-1]) if history else None,
               "wall_s": time.time() - started}
     atomic_write_json(directory / TRAINING_RECORD, record)
     meta = {"base_model": str(base.resolve()),
             "library_name": "peft" if saved == "adapter" else "transformers",
             "tags": ["rlxf", command, *(["lora"] if cfg.lora else [])],
             "pipeline_tag": "text-generation"}
-    keys = sorted({k for point in history for k in point if k != "step"})
+    keys = sorted({k for point in history for k, v in point.items()
+                   if k != "step" and not isinstance(v, list)})
     lines = [f"# {name}", "",
              f"`rlxf {command}`: {WHAT[command]}, from `{base}` on the prompts of "
              f"`{data['file']}` (sha256 {data['sha256'][:12]}...). Saved: {saved}; chat format: "

@@ -39,8 +39,9 @@ class AdaptersOff:
 
 def run_ppo(model_dir: Path, prompts_path: Path, out: Path, cfg: TunePPOConfig,
             rewards: list[str], reward_weights: str | None = None,
-            progress: Progress = None) -> dict:
-    s = RLSession.open("ppo", model_dir, prompts_path, out, cfg, rewards, reward_weights)
+            progress: Progress = None, eval_prompts: Path | None = None) -> dict:
+    s = RLSession.open("ppo", model_dir, prompts_path, out, cfg, rewards, reward_weights,
+                       eval_prompts=eval_prompts)
 
     def score(prompts, responses) -> list[float]:
         total = s.score(prompts, responses).total
