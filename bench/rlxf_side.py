@@ -4,6 +4,7 @@ their on_step callback."""
 
 from __future__ import annotations
 
+import json
 import tempfile
 import time
 from pathlib import Path
@@ -100,4 +101,50 @@ def run_grpo(w: Workload, steps: int, prompts_per_step: int, group: int, max_new
         train_group_rl(w.causal_lm(), w.causal_lm(), w.prompts, reward_fn, cfg, w.pad_id,
                        w.eos_id, max_new_tokens, seed, Checkpointer(Path(d), NEVER),
                        _callback(clock, "loss/grpo"))
+    return clock
+
+
+REWARD_SPEC = f"{Path(__file__).resolve().parent / 'grpo_reward.py'}:even_tokens"
+
+
+def prompt_words(w: Workload, i: int) -> str:
+    """Prompt i as a prompt-file string: its words without <bos> <user> ... <assistant>, which
+    the lab format adds back (rewards/encoding.py), so `rlxf grpo` trains on w.prompts[i]."""
+    return w.text(w.prompts[i][2:-1])
+
+
+def run_grpo_files(w: Workload, steps: int, prompts_per_step: int, group: int,
+                   max_new_tokens: int, lr: float, warmup: int, seed: int,
+                   beta: float) -> StepClock:
+    """The `rlxf grpo MODEL PROMPTS --reward bench/grpo_reward.py:even_tokens` code path
+    (tune/rl.py's session: prompt file, reward function loaded from its file, the engine,
+    TensorBoard, checkpoint), on a model directory and a prompt file written here. Every
+    prompt is for training (no held-out eval points: the benchmark times training steps). One
+    step more than `steps` runs, untimed: the command's last step also writes the final
+    checkpoint, which TRL's side (save_strategy "no") does not."""
+    from rlxf.config import TuneGroupRLConfig
+    from rlxf.tune.rl import run_group_rl
+
+    clock = StepClock(warmup)
+
+    def progress(command: str, total: int):
+        def on_step(step: int, metrics: dict) -> None:
+            if step <= steps:
+                clock.tick()
+            if step == 1:
+                clock.first_loss = metrics["loss/grpo"]
+        return on_step
+    cfg = TuneGroupRLConfig(steps=steps + 1, batch_size=prompts_per_step, group_size=group,
+                            max_new_tokens=max_new_tokens, lr=lr, warmup_steps=1,
+                            temperature=1.0, top_p=1.0, beta=beta, loss_type="grpo",
+                            scale_rewards="group", eval_fraction=0, eval_every=NEVER,
+                            checkpoint_every=NEVER, seed=seed, precision="fp32", device="cpu")
+    with tempfile.TemporaryDirectory() as d:
+        model_dir, prompts = Path(d) / "model", Path(d) / "prompts.jsonl"
+        w.causal_lm().save_pretrained(model_dir)
+        w.tokenizer.save_pretrained(model_dir)
+        prompts.write_text("".join(json.dumps({"prompt": prompt_words(w, i)}) + "\n"
+                                   for i in range(len(w.prompts))))
+        run_group_rl("grpo", model_dir, prompts, Path(d) / "out", cfg, [REWARD_SPEC],
+                     progress=progress)
     return clock

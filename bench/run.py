@@ -27,16 +27,21 @@ import transformers
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench import rlxf_side, trl_side  # noqa: E402
 from bench.measure import PeakRSS, machine, matmul_peak_flops, versions  # noqa: E402
-from bench.workload import MODELS, build, param_counts  # noqa: E402
+from bench.workload import MODELS, SAMPLED, build, param_counts  # noqa: E402
+from rlxf.rewards.functions import load_function  # noqa: E402
 
-TASKS = ("sft", "reward", "dpo", "grpo")
-UNIT = {"sft": "examples/s", "reward": "pairs/s", "dpo": "pairs/s", "grpo": "completions/s"}
-LR = {"sft": 3e-4, "reward": 3e-4, "dpo": 5e-5, "grpo": 1e-5}
+TASKS = ("sft", "reward", "dpo", "grpo", "grpo_files")
+UNIT = {"sft": "examples/s", "reward": "pairs/s", "dpo": "pairs/s", "grpo": "completions/s",
+        "grpo_files": "completions/s"}
+LR = {"sft": 3e-4, "reward": 3e-4, "dpo": 5e-5, "grpo": 1e-5, "grpo_files": 1e-5}
 BETA, HEAD_SEED = 0.1, 7
 GRPO_BETA = 0.04  # rlxf's default [policy.group] kl_coef; TRL loads a reference when β > 0
 # Model FLOPs per token: training forward + backward (6N); GRPO adds the sampling forward and
 # the reference forward (2N each) -- rlxf's extra π_old forward is not counted as useful work.
-FLOPS_PER_PARAM_TOKEN = {"sft": 6, "reward": 6, "dpo": 6, "grpo": 10}
+GRPO_ROWS = {"grpo": "GRPO (the lab recipe, train/group_rl.py)",
+             "grpo_files": "GRPO from files (`rlxf grpo MODEL PROMPTS --reward "
+                           "bench/grpo_reward.py:even_tokens`, tune/rl.py)"}
+FLOPS_PER_PARAM_TOKEN = {"sft": 6, "reward": 6, "dpo": 6, "grpo": 10, "grpo_files": 10}
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -47,17 +52,36 @@ def tokens_per_example(w, task: str, i: int) -> int:
     return 2 * p + len(w.chosen[i]) + len(w.rejected[i])
 
 
+def is_grpo(task: str) -> bool:
+    return task in ("grpo", "grpo_files")
+
+
 def examples_per_step(task: str, args) -> int:
-    return args.grpo_prompts * args.group if task == "grpo" else args.batch
+    return args.grpo_prompts * args.group if is_grpo(task) else args.batch
+
+
+def check_same_prompts(w, side: str, order: list[int], group: int, n: int) -> None:
+    """The GRPO-from-files row: the reward function saw, completion after completion, the
+    prompts of rlxf's prompt stream, on either side (rlxf's prompt file holds a prompt's words,
+    TRL's dataset its whole text)."""
+    text = (rlxf_side.prompt_words if side == "rlxf" else lambda w, i: w.text(w.prompts[i]))
+    want = [text(w, i) for i in order for _ in range(group)][:n]
+    got = [p for p, _ in SAMPLED][:n]
+    assert got == want, f"{side}: the reward function saw other prompts than rlxf's stream"
 
 
 def one_run(side: str, task: str, w, args, order: list[int], extra: dict | None = None) -> dict:
     steps = args.default_steps if side in trl_side.SINGLE else args.steps
     warmup = min(args.warmup, steps - 2)
     extra_out: dict = {}
+    SAMPLED.clear()
     with PeakRSS() as mem:
         if side == "rlxf":
-            if task == "grpo":
+            if task == "grpo_files":
+                clock = rlxf_side.run_grpo_files(w, steps, args.grpo_prompts, args.group,
+                                                 args.completion_len, LR[task], warmup,
+                                                 args.seed, GRPO_BETA)
+            elif task == "grpo":
                 clock = rlxf_side.run_grpo(w, steps, args.grpo_prompts, args.group,
                                            args.completion_len, LR[task], warmup, args.seed,
                                            GRPO_BETA)
@@ -72,9 +96,13 @@ def one_run(side: str, task: str, w, args, order: list[int], extra: dict | None 
                 extra_out["reference_pass_s"] = ref_s
         else:
             cfg = extra or {}
-            if task == "grpo":
+            if is_grpo(task):
+                # the files row: the very reward function `rlxf grpo` loads, from its file
+                reward = (load_function(rlxf_side.REWARD_SPEC)[1] if task == "grpo_files"
+                          else None)
                 clock = trl_side.run_grpo(w, order, steps, args.grpo_prompts, args.group,
-                                          args.completion_len, LR[task], warmup, cfg, GRPO_BETA)
+                                          args.completion_len, LR[task], warmup, cfg, GRPO_BETA,
+                                          reward)
             elif task == "sft":
                 clock = trl_side.run_sft(w, order, steps, args.batch, LR[task], warmup, cfg)
             elif task == "reward":
@@ -86,7 +114,10 @@ def one_run(side: str, task: str, w, args, order: list[int], extra: dict | None 
     sps, cpu_sps = clock.seconds_per_step(), clock.seconds_per_step(cpu=True)
     n = examples_per_step(task, args)
     timed = slice((warmup + 1) * n, steps * n)
-    if task == "grpo":  # sampled lengths, as the shared reward function saw them
+    if task == "grpo_files":
+        clock.completion_lengths = [length for _, length in SAMPLED]
+        check_same_prompts(w, side, order, args.group, steps * n)
+    if is_grpo(task):  # sampled lengths, as the shared reward function saw them
         lengths = clock.completion_lengths[timed]
         prompts = [w.prompts[i] for i in order for _ in range(args.group)][timed]
         tokens = (sum(map(len, prompts)) + sum(lengths)) / (steps - warmup - 1)
@@ -106,7 +137,7 @@ def one_run(side: str, task: str, w, args, order: list[int], extra: dict | None 
 def bench_task(task: str, w, args) -> dict:
     # The item stream rlxf trains on (for GRPO: prompts, each sampled `group` times).
     order = rlxf_side.batch_order(len(w.prompts), args.steps, examples_per_step(task, args)
-                                  // (args.group if task == "grpo" else 1), args.seed)
+                                  // (args.group if is_grpo(task) else 1), args.seed)
     runs = []
     for r in range(args.repeats):
         sides = ["rlxf", "trl_fair"] if r % 2 == 0 else ["trl_fair", "rlxf"]
@@ -193,11 +224,12 @@ def markdown(result: dict) -> str:
             f"({100 * s['trl_fair_fraction_of_matmul_peak_cpu']:.0f}%) | "
             f"{med('rlxf', 'peak_rss_mib'):.0f} / {med('trl_fair', 'peak_rss_mib'):.0f} | "
             f"{fl['rlxf']:.4f} / {fl['trl_fair']:.4f} |")
-    if "grpo" in result["tasks"]:
-        g, runs = cfg["grpo"], result["tasks"]["grpo"]["repeats"]
+    for task in [t for t in result["tasks"] if is_grpo(t)]:
+        g, runs = cfg["grpo"], result["tasks"][task]["repeats"]
         mean_len = {side: statistics.median(p[side]["mean_completion_tokens"] for p in runs)
                     for side in ("rlxf", "trl_fair")}
-        lines += ["", f"GRPO: {g['prompts_per_step']} prompts x G={g['group']} completions per "
+        lines += ["", f"{GRPO_ROWS[task]}: {g['prompts_per_step']} prompts x G={g['group']} "
+                  "completions per "
                   f"step, at most {g['max_completion_tokens']} new tokens, temperature 1, "
                   f"β={g['kl_coef']}, one update per rollout, sequence-mean loss; reward: "
                   f"{g['reward']}. Mean sampled completion tokens rlxf {mean_len['rlxf']:.1f} / "

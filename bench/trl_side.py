@@ -122,12 +122,15 @@ def run_dpo(w: Workload, order: list[int], steps: int, batch: int, lr: float, wa
 
 def run_grpo(w: Workload, prompt_order: list[int], steps: int, prompts_per_step: int,
              group: int, max_new_tokens: int, lr: float, warmup: int, extra: dict,
-             beta: float) -> StepClock:
+             beta: float, reward_func=None) -> StepClock:
     """TRL's GRPOTrainer (no vLLM: transformers generate) with the same G, completion length,
     temperature 1, β, clip ε, one update per rollout and sequence-mean loss (loss_type "grpo", as
     rlxf's), the same reward function on the sampled ids. The model is loaded from a directory,
     as TRL builds its reference model from the policy's path when β > 0. `prompt_order`: rlxf's
-    prompt stream (TRL reads it sequentially, so both sides sample for the same prompts)."""
+    prompt stream (TRL reads it sequentially, so both sides sample for the same prompts).
+    `reward_func`: a TRL reward function that records completion lengths itself (the
+    GRPO-from-files row's, bench/grpo_reward.py); by default the even-token share, recorded
+    here."""
     from trl import GRPOConfig, GRPOTrainer
 
     clock = StepClock(warmup)
@@ -135,6 +138,7 @@ def run_grpo(w: Workload, prompt_order: list[int], steps: int, prompts_per_step:
     def reward(prompts, completions, completion_ids, **kw):
         clock.completion_lengths += [len(c) for c in completion_ids]
         return [even_token_reward(c) for c in completion_ids]
+    reward = reward_func or reward
     texts = [w.text(w.prompts[i]) for i in prompt_order]
     with tempfile.TemporaryDirectory() as out:
         model_dir = f"{out}/model"

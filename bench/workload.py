@@ -82,6 +82,11 @@ def build(model: str, n_pairs: int, prompt_len: int, completion_len: int, seed: 
     return Workload(tok, state, config, prompts, chosen, rejected)
 
 
+# (prompt, sampled completion length) as the GRPO-from-files reward function saw them, in order
+# (bench/grpo_reward.py); the harness clears it before each run.
+SAMPLED: list[tuple[object, int]] = []
+
+
 def even_token_reward(completion_ids: list[int]) -> float:
     """The GRPO benchmark's reward, the same scalar function on both sides: the share of the
     completion's tokens with an even id. Cheap and deterministic, so the benchmark times the

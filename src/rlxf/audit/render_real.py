@@ -78,7 +78,8 @@ def section_tables(report: dict) -> dict[str, list[tuple[list[str], list[list[st
                                 [[k, *(_cell((models[n].get("metrics") or {}).get(k))
                                        for n in sorted(models))] for k in metrics])]
     history = t.get("history") or []
-    keys = sorted({k for h in history for k in h if k != "step"})
+    keys = sorted({k for h in history for k, v in h.items()  # per-prompt lists stay in JSON
+                   if k != "step" and not isinstance(v, list)})
     out["history"] = [(["step", *keys], [[_cell(h.get("step")), *(_cell(h.get(k)) for k in keys)]
                                          for h in history])]
     out["cards"] = [(["model", "card (path in the run directory)"],

@@ -57,15 +57,17 @@ def loop_config(cfg, **extra) -> PolicyConfig:
 
 def run_group_rl(command: str, model_dir: Path, prompts_path: Path, out: Path,
                  cfg: TuneGroupRLConfig, rewards: list[str], reward_weights: str | None = None,
-                 progress: Progress = None, eval_extra=None) -> dict:
-    """`eval_extra`: more measurements at each eval point (RLSession.eval_extra)."""
+                 progress: Progress = None, eval_extra=None,
+                 eval_prompts: Path | None = None) -> dict:
+    """`eval_extra`: more measurements at each eval point (RLSession.eval_extra);
+    `eval_prompts`: the held-out prompts' file (else cfg.eval_fraction of PROMPTS)."""
     if command not in ("grpo", "rloo"):
         raise ValueError(f"run_group_rl: command must be grpo or rloo, got {command!r}")
     if command == "rloo" and cfg.updates_per_rollout != 1:
         raise TuneError("rloo is on-policy REINFORCE: updates_per_rollout must be 1 (use grpo "
                         "for several clipped updates per rollout)")
     s = RLSession.open(command, model_dir, prompts_path, out, cfg, rewards, reward_weights,
-                       top_p=cfg.top_p, eval_extra=eval_extra)
+                       top_p=cfg.top_p, eval_extra=eval_extra, eval_prompts=eval_prompts)
     G, pad, order = cfg.group_size, s.pad_id, BatchOrder(len(s.train), cfg.batch_size, cfg.seed)
 
     def losses(model, step: int):

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..rundir import atomic_write_text
 from .run_record import run_record, write_run_record
+from .rl_eval import heldout_change
 
 
 def write_rl_record(directory: Path, name: str, command: str, base: Path, cfg, data: dict,
@@ -18,14 +19,17 @@ def write_rl_record(directory: Path, name: str, command: str, base: Path, cfg, d
     from ..audit.cards import _front_matter, _table
     from ..audit.real_facts import METHOD
 
-    record = write_run_record(directory, run_record(
-        command, base, cfg, {**data, "format": "prompts"}, metrics, saved, chat_kind, started,
-        output, history=history, rewards=rewards, backend=backend))
+    record = run_record(command, base, cfg, {**data, "format": "prompts"}, metrics, saved,
+                        chat_kind, started, output, history=history, rewards=rewards,
+                        backend=backend)
+    record["heldout_change"] = heldout_change(history[0], history[-1]) if history else None
+    record = write_run_record(directory, record)
     meta = {"base_model": str(base.resolve()),
             "library_name": "peft" if saved == "adapter" else "transformers",
             "tags": ["rlxf", command, *(["lora"] if cfg.lora else [])],
             "pipeline_tag": "text-generation"}
-    keys = sorted({k for point in history for k in point if k != "step"})
+    keys = sorted({k for point in history for k, v in point.items()
+                   if k != "step" and not isinstance(v, list)})
     lines = [f"# {name}", "",
              f"`rlxf {command}`: {METHOD[command]}, from `{base}` on the prompts of "
              f"`{data['file']}` (sha256 {data['sha256'][:12]}...). Saved: {saved}; chat format: "

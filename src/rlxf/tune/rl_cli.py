@@ -50,7 +50,8 @@ PPO_KEYS = {  # flags of `rlxf ppo` that set [ppo.ppo] keys
 
 
 def _run(command: str, model_dir: Path, prompts: Path, out: Path, config: Path | None,
-         reward: list[str], reward_weights: str | None, threads: int, flags: dict) -> None:
+         reward: list[str], reward_weights: str | None, eval_prompts: Path | None,
+         threads: int, flags: dict) -> None:
     from ..cli import _progress, _progress_factory, console
     from ..rewards.batch import RewardError
     from .common import TuneError
@@ -69,25 +70,40 @@ def _run(command: str, model_dir: Path, prompts: Path, out: Path, config: Path |
         with _progress() as progress:
             args = (model_dir, prompts, out, cfg, reward or [], reward_weights,
                     _progress_factory(progress))
-            record = run_ppo(*args) if command == "ppo" else run_group_rl(command, *args)
+            record = (run_ppo(*args, eval_prompts=eval_prompts) if command == "ppo" else
+                      run_group_rl(command, *args, eval_prompts=eval_prompts))
     except (TuneError, RewardError, OSError) as e:
         console.print(f"[red]error[/red] {escape(str(e))}")
         raise typer.Exit(1) from None
     first, last = record["heldout_reward"] or (None, None)
     console.print(f"[green]{command}[/green]: {record['saved']} -> {escape(record['out'])} "
                   f"({cfg.steps} steps; held-out reward {first} -> {last})")
+    change = record.get("heldout_change")
+    if change and change["change_ci95"]:
+        lo, hi = change["change_ci95"]
+        console.print(f"held-out reward change {change['change']:+.4f} [95% CI {lo:+.4f}, "
+                      f"{hi:+.4f}] over {change['n_prompts']} prompts x "
+                      f"{change['samples_per_prompt']} samples: "
+                      f"{'beyond noise' if change['beyond_noise'] else 'within noise'}")
 
 
 def _command(command: str, doc: str, options: dict):
     def run(model_dir: Path, prompts: Path, *, out: Path, config: Path | None,
-            reward: list[str], reward_weights: str | None, threads: int, **flags) -> None:
-        _run(command, model_dir, prompts, out, config, reward, reward_weights, threads, flags)
+            reward: list[str], reward_weights: str | None, eval_prompts: Path | None,
+            threads: int, **flags) -> None:
+        _run(command, model_dir, prompts, out, config, reward, reward_weights, eval_prompts,
+             threads, flags)
     shared = [p for p in _flags(options) if p.name != "fmt"]
     extra = [inspect.Parameter("reward", inspect.Parameter.KEYWORD_ONLY, annotation=list[str],
                                default=typer.Option(..., "--reward", help=REWARD_HELP)),
              inspect.Parameter("reward_weights", inspect.Parameter.KEYWORD_ONLY, annotation=str,
                                default=typer.Option(None, "--reward-weights",
-                                                    help="one weight per --reward, e.g. 1,0.5"))]
+                                                    help="one weight per --reward, e.g. 1,0.5")),
+             inspect.Parameter("eval_prompts", inspect.Parameter.KEYWORD_ONLY, annotation=Path,
+                               default=typer.Option(None, "--eval-prompts",
+                                                    help="held-out prompts from this file (same "
+                                                         "rows as PROMPTS) instead of "
+                                                         "--eval-fraction of PROMPTS"))]
     positional = [inspect.Parameter("model_dir", inspect.Parameter.POSITIONAL_OR_KEYWORD,
                                     default=MODEL_ARG, annotation=Path),
                   inspect.Parameter("prompts", inspect.Parameter.POSITIONAL_OR_KEYWORD,

@@ -39,10 +39,12 @@ class AdaptersOff:
 
 def run_ppo(model_dir: Path, prompts_path: Path, out: Path, cfg: TunePPOConfig,
             rewards: list[str], reward_weights: str | None = None,
-            progress: Progress = None, eval_extra=None) -> dict:
-    """`eval_extra`: more measurements at each eval point (RLSession.eval_extra)."""
+            progress: Progress = None, eval_extra=None,
+            eval_prompts: Path | None = None) -> dict:
+    """`eval_extra`: more measurements at each eval point (RLSession.eval_extra);
+    `eval_prompts`: the held-out prompts' file (else cfg.eval_fraction of PROMPTS)."""
     s = RLSession.open("ppo", model_dir, prompts_path, out, cfg, rewards, reward_weights,
-                       eval_extra=eval_extra)
+                       eval_extra=eval_extra, eval_prompts=eval_prompts)
 
     def score(prompts, responses) -> list[float]:
         total = s.score(prompts, responses).total

@@ -15,6 +15,7 @@ import torch
 
 from ..models.build import load_tokenizer
 from ..models.chat import ChatFormat, chat_format
+from ..models.fused_ops import fuse_activations
 from ..models.logprobs import group_response_logprobs
 from ..models.lora import reference_of
 from ..models.rollout_backend import Samples, TransformersBackend
@@ -27,7 +28,7 @@ from .common import (Output, TuneError, check_model_dir, context_limit, disable_
                      prepare, save_model, trainable_parameters)
 from .prompts import PromptRow, load_prompts, split_heldout
 from .rl_card import write_rl_record
-from .rl_eval import eval_point, nanmean, response_entropy
+from .rl_eval import eval_point, nanmean, prompt_level, response_entropy
 
 
 class RowIds(list):
@@ -52,6 +53,15 @@ def tensorboard(directory: Path, name: str):
     board = TensorBoardTracker(name, directory)
     board.start()
     return Tracker([board])
+
+
+def _encode(chat: ChatFormat, rows: list[PromptRow]) -> list[RowIds]:
+    encoded = []
+    for r in rows:
+        ids = RowIds(prompt_ids(chat, r.prompt))
+        ids.row = r
+        encoded.append(ids)
+    return encoded
 
 
 @dataclass
@@ -80,46 +90,58 @@ class RLSession:
     @classmethod
     def open(cls, command: str, model_dir: Path, prompts_path: Path, out: Path, cfg,
              rewards: list[str], reward_weights: str | None, top_p: float = 1.0,
-             eval_extra=None) -> "RLSession":
-        """Every input read and checked, then (inputs good) OUT.partial/ claimed."""
+             eval_extra=None, eval_prompts: Path | None = None) -> "RLSession":
+        """Every input read and checked, then (inputs good) OUT.partial/ claimed. The held-out
+        prompts are `eval_prompts`' rows when given (e.g. a lab run's held-out split), else
+        cfg.eval_fraction of PROMPTS."""
         started = time.time()
         if out.exists():
             raise TuneError(f"{out}: already exists (choose another --out or remove it)")
         check_model_dir(model_dir)
         engine = Engine(cfg)
         rows = load_prompts(prompts_path)
+        eval_rows = load_prompts(eval_prompts) if eval_prompts else []
         sources = RewardSources(rewards, reward_weights)
         tok = load_tokenizer(model_dir)
         chat = chat_format(tok)
         from transformers import AutoModelForCausalLM
         policy = AutoModelForCausalLM.from_pretrained(model_dir.resolve())
         limit = context_limit(policy, cfg.max_length) - cfg.max_new_tokens
-        encoded = []
-        for r in rows:
-            ids = RowIds(prompt_ids(chat, r.prompt))
-            ids.row = r
-            encoded.append(ids)
+        encoded = _encode(chat, rows)
         fitting = [ids for ids in encoded if len(ids) <= limit]
         if not fitting:
             raise TuneError(f"{prompts_path}: no prompt leaves room for max_new_tokens "
                             f"({cfg.max_new_tokens}) within max_length ({cfg.max_length})")
-        train, heldout = split_heldout(fitting, cfg.eval_fraction, cfg.seed)
+        if eval_prompts:
+            train, heldout = fitting, [ids for ids in _encode(chat, eval_rows)
+                                       if len(ids) <= limit]
+            if not heldout:
+                raise TuneError(f"{eval_prompts}: no prompt leaves room for max_new_tokens "
+                                f"({cfg.max_new_tokens}) within max_length ({cfg.max_length})")
+        else:
+            train, heldout = split_heldout(fitting, cfg.eval_fraction, cfg.seed)
         output = Output(out, {"command": command, "model": str(model_dir.resolve()),
                               "prompts": sha256_file(prompts_path),
+                              **({"eval_prompts": sha256_file(eval_prompts)}
+                                 if eval_prompts else {}),
                               "rewards": [_spec_fingerprint(s) for s in rewards],
                               "reward_weights": sources.weights,
                               "config": cfg.model_dump(mode="json")}, engine)
         disable_dropout(policy)
+        fuse_activations(policy)  # same function, one kernel (models/fused_ops.py)
         policy = prepare(policy, cfg)
         reference = None
         if cfg.lora is None:
             reference = AutoModelForCausalLM.from_pretrained(model_dir.resolve()).eval()
             reference.to(engine.device)
             disable_dropout(reference)
+            fuse_activations(reference)
             reference.requires_grad_(False)
         counts = {"file": str(prompts_path), "sha256": sha256_file(prompts_path),
                   "prompts": len(rows), "train": len(train), "heldout": len(heldout),
-                  "skipped_too_long": len(encoded) - len(fitting)}
+                  "skipped_too_long": len(encoded) - len(fitting),
+                  **({"eval_file": str(eval_prompts), "eval_prompts": len(eval_rows)}
+                     if eval_prompts else {})}
         backend = TransformersBackend(cfg.max_new_tokens, cfg.temperature, top_p,
                                       tok.pad_token_id, tuple(chat.stop_ids))
         return cls(command, model_dir, prompts_path, cfg, sources, tok, chat, policy,
@@ -165,9 +187,11 @@ class RLSession:
         point = eval_point(self.sources, scored, samples.responses, samples.truncated, logp,
                            ref, mask.float(), response_entropy(self.policy, repeated,
                                                                samples.responses, pad))
+        point.update(prompt_level(scored.total, k))
         if self.eval_extra is not None:
             point.update(self.eval_extra(batch, scored))
-        tracker.log({f"eval/{k}": v for k, v in point.items() if v is not None}, step)
+        tracker.log({f"eval/{k}": v for k, v in point.items() if isinstance(v, (int, float))},
+                    step)
         self.last_eval = point
         return point
 
@@ -200,7 +224,7 @@ class RLSession:
                                           history, saved, self.chat.kind, self.backend.name,
                                           self.started, self.output))
         out = self.output.finish(write)
-        return {**record, "out": str(out),
+        return {**record, "out": str(out), "heldout_change": record.get("heldout_change"),
                 "heldout_reward": [nanmean([history[0].get("reward/mean")]),
                                    nanmean([history[-1].get("reward/mean")])]
                 if history else None}

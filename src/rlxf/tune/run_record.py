@@ -68,7 +68,8 @@ def training_json(record: dict) -> dict:
         legacy.update({"rollout_backend": out.get("rollout_backend"),
                        "rewards": inputs["rewards"],
                        "eval": {"first": history[0] if history else None,
-                                "last": history[-1] if history else None}})
+                                "last": history[-1] if history else None},
+                       "heldout_change": record.get("heldout_change")})
     return legacy
 
 
