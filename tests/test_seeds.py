@@ -73,6 +73,19 @@ def test_seeds_run_each_seed_and_the_report_pools_them_with_intervals(tiny_run, 
     for metric, pair in report["seeds"]["headline"].items():
         assert pair["change"]["n"]["seeds"] == 2, metric
 
+    # The same seeds as Ray tasks on a one-machine cluster: each task runs its member's `rlxf
+    # run` (every stage is up to date, so it only checks them) and writes its log; nothing else
+    # changes, and the pooled report is the same.
+    for log in (run / "seeds" / "logs").iterdir():
+        log.unlink()
+    before = _stage_files(run), (member / "ledger.jsonl").read_text()
+    proc = rlxf("run", TINY, "--seeds", "2", "--out", run, "--ray", "local")
+    assert "2 seeds on Ray (local, " in proc.stdout
+    assert (_stage_files(run), (member / "ledger.jsonl").read_text()) == before
+    for s in (1, 2):
+        assert "up to date" in (run / "seeds" / "logs" / f"seed={s}.log").read_text()
+    assert numbers(run / "report" / "report.json")["failure_modes"] == report["failure_modes"]
+
 
 def test_report_pools_seed_members_listed_in_seeds_json(tmp_path):
     """Fast, no training: two fake runs, the second listed as RUN/seeds/seed=2; the report
@@ -108,3 +121,24 @@ def test_seeds_with_until_is_refused(tmp_path):
     proc = rlxf("run", TINY, "--seeds", "2", "--until", "sft", "--out", tmp_path / "r",
                 check=False)
     assert proc.returncode == 2 and "--until runs one seed" in proc.stderr
+
+
+def test_a_ray_task_runs_its_command_to_the_log_and_returns_its_exit_code(tmp_path):
+    """The Ray launcher on a one-machine cluster: the member's output lands in its log and a
+    failing member's exit code comes back (so `--seeds` reports it as failed)."""
+    import time
+
+    from rlxf.seeds import RayTasks
+    ray = RayTasks("local")
+    try:
+        assert ray.where.startswith("Ray (local, ")
+        log = tmp_path / "seed=3.log"
+        task = ray.start(["-c", "import os, sys; print('threads', os.environ['OMP_NUM_THREADS']);"
+                                " sys.exit(3)"], log, 1)
+        deadline = time.monotonic() + 120
+        while (rc := ray.poll(task)) is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        ray.close()
+    assert rc == 3
+    assert log.read_text().strip() == "threads 1"

@@ -52,6 +52,10 @@ def _progress() -> Progress:
                     transient=False)
 
 
+RAY_HELP = ("run the seeds as Ray tasks: 'auto' (this machine's cluster), 'ray://HOST:PORT', "
+            "or 'local' (start one here); RUN must be on a filesystem every node sees")
+
+
 @app.command()
 def run(config: Path = typer.Argument(..., help="TOML config (see examples/quickstart.toml)"),
         out: Path = typer.Option(..., "--out", help="run directory (created; resumed if it exists)"),
@@ -63,6 +67,7 @@ def run(config: Path = typer.Argument(..., help="TOML config (see examples/quick
                                        "seed, seed+1, ... each a whole run, in parallel; the "
                                        "report pools them with 95% intervals"),
         jobs: int = typer.Option(0, help="seeds run at once (0: all)"),
+        ray: str = typer.Option(None, "--ray", metavar="ADDRESS", help=RAY_HELP),
         seed: int = typer.Option(None, "--seed", hidden=True,
                                  help="one member of --seeds: this seed instead of the config's"),
         report: bool = typer.Option(True, "--report/--no-report", hidden=True)) -> None:
@@ -76,11 +81,12 @@ def run(config: Path = typer.Argument(..., help="TOML config (see examples/quick
         console.print(f"[red]--until {until!r}: not a stage; stages: {', '.join(STAGE_NAMES)}")
         raise typer.Exit(2)
     n = seeds or (1 if seed is not None else cfg.seeds)
-    if n > 1:
+    if n > 1 or ray:
         if until is not None:
-            console.print("[red]--until runs one seed: leave out --seeds (or set seeds = 1)")
+            console.print("[red]--until runs one seed, here: leave out --seeds (or set seeds = "
+                          "1) and --ray")
             raise typer.Exit(2)
-        _run_seeds("run", config, out, cfg.seed, n, jobs, threads)
+        _run_seeds("run", config, out, cfg.seed, n, jobs, threads, ray)
         return
     from .seeds import as_member
     cfg, text = as_member(cfg, config.read_text(), seed)
@@ -108,13 +114,18 @@ def _load(config: Path, load_config, *checks):
 
 
 def _run_seeds(command: str, config: Path, out: Path, seed: int, n: int, jobs: int,
-               threads: int) -> None:
-    """Every seed a process of its own (rlxf.seeds), a progress bar each, then the pooled
-    report of RUN."""
+               threads: int, ray: str | None = None) -> None:
+    """Every seed a process of its own (rlxf.seeds), here or a Ray task, a progress bar each,
+    then the pooled report of RUN."""
     from .pipeline import STAGE_NAMES
-    from .seeds import default_jobs, run_seeds, stages_done
+    from .seeds import LocalProcesses, RayTasks, default_jobs, run_seeds, stages_done
     all_at_once, per_job = default_jobs(n)
     jobs, threads = jobs or all_at_once, threads or per_job
+    try:
+        launcher = RayTasks(ray) if ray else LocalProcesses()
+    except (RuntimeError, ConnectionError) as e:
+        console.print(f"[red]--ray {ray}: {e}", highlight=False)
+        raise typer.Exit(2) from None
     with _progress() as progress:
         bars = {}
 
@@ -127,8 +138,11 @@ def _run_seeds(command: str, config: Path, out: Path, seed: int, n: int, jobs: i
                 progress.update(bars[m.seed], completed=min(done, len(STAGE_NAMES)),
                                 info=("done" if m.rc == 0 else f"failed (exit {m.rc})"
                                       if m.rc is not None else ""))
-        members = run_seeds(command, config, out, seed, n, jobs, threads,
-                            progress.console.print, poll)
+        try:
+            members = run_seeds(command, config, out, seed, n, jobs, threads,
+                                progress.console.print, poll, launcher)
+        finally:
+            launcher.close()
     failed = [m for m in members if m.rc != 0]
     if failed:
         console.print(f"[red]{len(failed)} of {n} seeds failed: "
@@ -147,6 +161,7 @@ def sweep(config: Path = typer.Argument(..., help="TOML config with a \\[sweep] 
                                     help="training seeds (default: the config's `seeds`): the "
                                          "sweep once per seed, in parallel, pooled"),
           jobs: int = typer.Option(0, help="seeds run at once (0: all)"),
+          ray: str = typer.Option(None, "--ray", metavar="ADDRESS", help=RAY_HELP),
           seed: int = typer.Option(None, "--seed", hidden=True),
           report: bool = typer.Option(True, "--report/--no-report", hidden=True)) -> None:
     """Over-optimisation sweep: the whole pipeline once, then the policy stage once per \\[sweep]
@@ -157,8 +172,8 @@ def sweep(config: Path = typer.Argument(..., help="TOML config with a \\[sweep] 
     from .sweep import members, run_sweep
     cfg = _load(config, load_config, preflight, members)
     n = seeds or (1 if seed is not None else cfg.seeds)
-    if n > 1:
-        _run_seeds("sweep", config, out, cfg.seed, n, jobs, threads)
+    if n > 1 or ray:
+        _run_seeds("sweep", config, out, cfg.seed, n, jobs, threads, ray)
         return
     from .seeds import as_member
     cfg, text = as_member(cfg, config.read_text(), seed)

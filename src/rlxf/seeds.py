@@ -1,5 +1,6 @@
 """`rlxf run --seeds N` (and `rlxf sweep --seeds N`): the experiment once per training seed,
-seed, seed+1, ..., seed+N-1, each a whole run of its own, in parallel local processes.
+seed, seed+1, ..., seed+N-1, each a whole run of its own, in parallel: local processes, or Ray
+tasks on a cluster (`--ray ADDRESS`; each task runs the same command on the node Ray picks).
 
 The first seed runs in RUN itself, so RUN keeps the layout of a one-seed run (and a one-seed
 run resumed with --seeds N keeps what it has); each other seed K runs in RUN/seeds/seed=K/, a
@@ -7,7 +8,8 @@ complete run directory. Nothing is shared between seeds: every stage's fingerpri
 seed (the world's knowledge base and held-out split are drawn from it too), so sharing a stage
 would change what the seeds mean. RUN/seeds/seeds.json lists the members; the report of RUN
 pools them (rlxf.audit.pooled, rlxf.audit.uncertainty). Each member is `rlxf run` (or `rlxf
-sweep`) in a process of its own, its output in RUN/seeds/logs/seed=K.log.
+sweep`) in a process of its own, its output in RUN/seeds/logs/seed=K.log. Under Ray, RUN must be
+on a filesystem every node sees (the members write there), and rlxf installed on every node.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ class Member:
     seed: int
     dir: Path
     log: Path
-    proc: subprocess.Popen | None = None
+    proc: object = None  # what the launcher returned: a Popen, or a Ray ObjectRef
     started: float = 0.0
     wall_s: float | None = None
     rc: int | None = None
@@ -63,39 +65,105 @@ def default_jobs(n: int) -> tuple[int, int]:
     return n, max(1, cores // n)
 
 
-def _command(command: str, config: Path, m: Member, threads: int) -> list[str]:
-    return [sys.executable, "-m", "rlxf", command, str(config), "--out", str(m.dir),
+def _arguments(command: str, config: Path, m: Member, threads: int) -> list[str]:
+    """`python -m rlxf ...` for one member, without the interpreter (a Ray node uses its own)."""
+    return ["-m", "rlxf", command, str(config), "--out", str(m.dir),
             "--seed", str(m.seed), "--threads", str(threads), "--no-report"]
+
+
+def _start(arguments: list[str], log: Path | str, threads: int) -> subprocess.Popen:
+    """`arguments` under this machine's Python, output to `log`, `threads` torch threads."""
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    with open(log, "w") as fh:
+        return subprocess.Popen([sys.executable, *arguments], stdout=fh,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+
+
+def run_logged(arguments: list[str], log: str, threads: int) -> int:
+    """One member to its end (what a Ray task runs on its node); its exit code."""
+    return _start(arguments, log, threads).wait()
+
+
+class LocalProcesses:
+    """Every member a child process of this one."""
+
+    where = "local processes"
+
+    def start(self, arguments: list[str], log: Path, threads: int) -> subprocess.Popen:
+        return _start(arguments, log, threads)
+
+    def poll(self, proc: subprocess.Popen) -> int | None:
+        return proc.poll()
+
+    def close(self) -> None:
+        pass
+
+
+class RayTasks:
+    """Every member a Ray task asking for `threads` CPUs, which runs `run_logged` on the node
+    Ray picks. `address` is ray.init's: "auto" (the cluster this machine is part of), "ray://
+    host:port" (Ray Client), or "local" (start a one-machine cluster here)."""
+
+    def __init__(self, address: str):
+        try:
+            import ray
+        except ImportError:
+            raise RuntimeError("--ray needs Ray: pip install 'rlxf[ray]'") from None
+        self.ray = ray
+        ray.init(address=None if address == "local" else address, include_dashboard=False,
+                 log_to_driver=False, configure_logging=False)
+        self.where = f"Ray ({address}, {ray.cluster_resources().get('CPU', 0):.0f} CPUs)"
+        self.remote = ray.remote(run_logged)
+
+    def start(self, arguments: list[str], log: Path, threads: int):
+        return self.remote.options(num_cpus=threads).remote(arguments, str(log), threads)
+
+    def poll(self, ref) -> int | None:
+        done, _ = self.ray.wait([ref], timeout=0)
+        if not done:
+            return None
+        try:
+            return self.ray.get(ref)
+        except self.ray.exceptions.RayError:  # the task or its node died: the member failed
+            return -1
+
+    def close(self) -> None:
+        self.ray.shutdown()
 
 
 def run_seeds(command: str, config: Path, out: Path, seed: int, n: int, jobs: int,
               threads: int, log: Callable[[str], None],
-              on_poll: Callable[[list[Member]], None] = lambda ms: None) -> list[Member]:
-    """Run every member (at most `jobs` at once), polling each second; a failed member does
-    not stop the others (their work is kept) but fails the whole at the end."""
+              on_poll: Callable[[list[Member]], None] = lambda ms: None,
+              launcher=None) -> list[Member]:
+    """Run every member (at most `jobs` at once) through `launcher` (default: local
+    processes), polling each second; a failed member does not stop the others (their work is
+    kept) but fails the whole at the end. Paths are made absolute: a Ray node has its own
+    working directory."""
+    launcher = launcher or LocalProcesses()
+    config, out = Path(config).resolve(), Path(out).resolve()
     members = plan(out, seed, n)
     (out / SEEDS_DIR / LOGS_DIR).mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / SEEDS_DIR / SEEDS_FILE, {
         "command": command, "seeds": [m.seed for m in members],
         "dirs": [os.path.relpath(m.dir, out) for m in members]})
     waiting, running = list(members), []
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    log(f"{n} seeds on {launcher.where}, at most {jobs} at once, {threads} threads each")
     while waiting or running:
         while waiting and len(running) < jobs:
             m = waiting.pop(0)
             m.dir.mkdir(parents=True, exist_ok=True)
-            with open(m.log, "w") as fh:
-                m.proc = subprocess.Popen(_command(command, config, m, threads), stdout=fh,
-                                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                          env=env)
+            m.proc = launcher.start(_arguments(command, config, m, threads), m.log, threads)
             m.started = time.perf_counter()
             running.append(m)
             log(f"seed {m.seed}: started ({m.dir}, log {m.log})")
         time.sleep(POLL_S)
         on_poll(members)
-        for m in [m for m in running if m.proc.poll() is not None]:
+        for m in list(running):
+            rc = launcher.poll(m.proc)
+            if rc is None:
+                continue
             running.remove(m)
-            m.rc, m.wall_s = m.proc.returncode, time.perf_counter() - m.started
+            m.rc, m.wall_s = rc, time.perf_counter() - m.started
             if m.rc == 0:
                 log(f"seed {m.seed}: done in {m.wall_s:.1f} s")
             else:
