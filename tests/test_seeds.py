@@ -80,7 +80,7 @@ def test_seeds_run_each_seed_and_the_report_pools_them_with_intervals(tiny_run, 
         log.unlink()
     before = _stage_files(run), (member / "ledger.jsonl").read_text()
     proc = rlxf("run", TINY, "--seeds", "2", "--out", run, "--ray", "local")
-    assert "2 seeds on Ray (local, " in proc.stdout
+    assert "2 seeds on Ray (local, " in proc.stdout + proc.stderr
     assert (_stage_files(run), (member / "ledger.jsonl").read_text()) == before
     for s in (1, 2):
         assert "up to date" in (run / "seeds" / "logs" / f"seed={s}.log").read_text()
