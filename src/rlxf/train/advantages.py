@@ -133,3 +133,55 @@ def overlong_filtered(mask: torch.Tensor, truncated: torch.Tensor) -> torch.Tens
     overlong filtering (Yu et al. 2025, §3.4; TRL mask_truncated_completions), so a reply that
     was cut is not punished for a length limit it never saw."""
     return mask * (~truncated.bool()).to(mask.dtype)[:, None]
+
+
+def process_advantages(step_rewards: list[list[float]], step_ends: list[list[int]],
+                       group_size: int, length: int, *, scale: bool = True,
+                       leave_one_out: bool = False, eps: float = 1e-4) -> torch.Tensor:
+    """Per-token advantages from per-step rewards (process supervision), (B, length).
+
+    step_rewards[i]: the rewards of response i's steps, in order; step_ends[i][j]: the token
+    position (exclusive) where step j of response i ends, increasing. Responses come in groups
+    of `group_size` consecutive rows (one prompt's group); a response with no steps gets 0.
+
+    GRPO with process supervision (Shao et al. 2024, DeepSeekMath §4.1.3): every step reward is
+    normalised by the mean and std of all step rewards of its group, r̃ = (r - mean) / (std +
+    eps) (std unbiased, eps = 1e-4 as `group_advantages`; scale=False keeps r - mean), and
+    token t's advantage is the sum of the normalised rewards of the steps ending after it,
+    Â_t = Σ_{j: end_j > t} r̃_j. Tokens after the last step's end get 0.
+    leave_one_out (rlxf's RLOO analogue, not from a paper): the baseline of response i's steps
+    is the mean of the other responses' step rewards, unscaled; with one step per response
+    both reduce to `group_advantages` and `rloo_advantages`."""
+    B = len(step_rewards)
+    if B % group_size or len(step_ends) != B:
+        raise ValueError(f"process_advantages: {B} responses, {len(step_ends)} step lists, "
+                         f"group_size {group_size}")
+    out = torch.zeros(B, length, dtype=torch.float64)
+    for g in range(0, B, group_size):
+        rows = range(g, g + group_size)
+        pooled = torch.tensor([r for i in rows for r in step_rewards[i]], dtype=torch.float64)
+        for i in rows:
+            if len(step_rewards[i]) != len(step_ends[i]):
+                raise ValueError(f"process_advantages: response {i} has "
+                                 f"{len(step_rewards[i])} rewards and {len(step_ends[i])} ends")
+            if not step_rewards[i]:
+                continue
+            r = torch.tensor(step_rewards[i], dtype=torch.float64)
+            if leave_one_out:
+                others = pooled.sum() - r.sum()
+                n_others = len(pooled) - len(r)
+                # RLOO-style: the baseline leaves this response's own steps out
+                normalised = r - (others / n_others if n_others else 0.0)
+            else:
+                # DeepSeekMath §4.1.3: (r - mean(R)) / std(R), R = all step rewards of the group
+                normalised = r - pooled.mean()
+                if scale:
+                    std = pooled.std() if len(pooled) > 1 else torch.tensor(0.0)
+                    normalised = normalised / (std + eps)
+            # Â_t = Σ_{j: end_j > t} r̃_j: a reverse cumulative sum over the steps
+            to_go = normalised.flip(0).cumsum(0).flip(0)
+            start = 0
+            for end, value in zip(step_ends[i], to_go.tolist()):
+                out[i, start:min(end, length)] = value
+                start = end
+    return out

@@ -411,7 +411,8 @@ def group_policy_loss(logprobs: torch.Tensor, old_logprobs: torch.Tensor,
     `importance_sampling_level`): the clipped surrogate with one advantage per response, an
     optional β·k3 KL to the reference per token, and one of four reductions.
 
-    logprobs, old_logprobs, ref_logprobs, mask: (B, T); advantages: (B,).
+    logprobs, old_logprobs, ref_logprobs, mask: (B, T); advantages: (B,) one per response, or
+    (B, T) one per token (process supervision, `advantages.process_advantages`).
 
     Importance ratio: "token" ρ_t = π/π_old per token (GRPO, Shao et al. 2024, eq. 3);
     "sequence" ρ = exp(mean_t log π/π_old), one per response (GSPO, Zheng et al. 2025, eq. 7).
@@ -441,8 +442,10 @@ def group_policy_loss(logprobs: torch.Tensor, old_logprobs: torch.Tensor,
         # GSPO (Zheng et al. 2025, eq. 7): s_i = exp(1/|o_i| Σ_t log π/π_old), one per response
         log_ratio = ((log_ratio * mask).sum(-1) / mask.sum(-1).clamp(min=1.0))[:, None]
     high = clip_low if clip_high is None else clip_high
-    per_token, was_clipped = _ratio_and_clipped(log_ratio, 0.0,
-                                                advantages.detach()[:, None], clip_low, high)
+    per_token_advantages = advantages.detach() if advantages.dim() == 2 else \
+        advantages.detach()[:, None]
+    per_token, was_clipped = _ratio_and_clipped(log_ratio, 0.0, per_token_advantages,
+                                                clip_low, high)
     per_token = per_token.expand_as(logprobs)
     kl = None
     if kl_coef != 0.0:
@@ -470,9 +473,13 @@ def rloo_loss(logprobs: torch.Tensor, advantages: torch.Tensor, mask: torch.Tens
     """REINFORCE with the leave-one-out baseline, at the sequence level (one action = one response).
 
     logprobs: (B, T) log π_θ of the sampled tokens; advantages: (B,) from
-    `advantages.rloo_advantages(...).flatten()` (already containing any KL penalty); mask: (B, T).
+    `advantages.rloo_advantages(...).flatten()` (already containing any KL penalty), or (B, T)
+    per-token advantages (process supervision); mask: (B, T).
 
-    RLOO (Ahmadian et al. 2024, eq. 8): -1/B Σ_i Â_i log π_θ(y_i | x), log π_θ(y|x) = Σ_t log π_θ(a_t|s_t)."""
+    RLOO (Ahmadian et al. 2024, eq. 8): -1/B Σ_i Â_i log π_θ(y_i | x), log π_θ(y|x) = Σ_t log π_θ(a_t|s_t);
+    per token: -1/B Σ_i Σ_t Â_it log π_θ(a_t|s_t)."""
+    if advantages.dim() == 2:
+        return -(advantages.detach() * logprobs * mask.to(logprobs.dtype)).sum(1).mean()
     seq_logprobs = (logprobs * mask.to(logprobs.dtype)).sum(dim=1)
     # REINFORCE: -mean_i(Â_i · log π(y_i | x))
     return -(advantages.detach() * seq_logprobs).mean()
