@@ -7,7 +7,10 @@
   2. reward   -- every source on the decoded completions; their weighted sum
   3. advantage-- GRPO: (r - group mean) / group std, batch std or 1; RLOO: leave-one-out (KL in
                  the reward) or REINFORCE++-baseline; DAPO's dynamic sampling drops groups
-                 whose rewards are all equal, overlong filtering masks truncated completions
+                 whose rewards are all equal, overlong filtering masks truncated completions.
+                 With a process reward model (`prm:`), per token: each step's reward
+                 normalised over the group's steps, summed over the steps from the token's
+                 own to the last (DeepSeekMath's process supervision)
   4. optimise -- GRPO: μ updates of `group_policy_loss` (loss_type, token or sequence ratio,
                  ε_low/ε_high, β·k3); RLOO: one REINFORCE update
 The optimizer, schedule, exact checkpoints and eval points are the shared policy loop's
@@ -23,7 +26,7 @@ import torch
 from ..config import PolicyConfig, TuneGroupRLConfig
 from ..models.logprobs import group_response_logprobs
 from ..train.advantages import (batch_scaled_advantages, group_advantages, groups_with_signal,
-                                overlong_filtered, rloo_advantages)
+                                overlong_filtered, process_advantages, rloo_advantages)
 from ..train.group_rl import fill_unscored
 from ..train.loop import BatchOrder
 from ..train.losses import group_policy_loss, rloo_loss
@@ -47,6 +50,29 @@ def _advantages(cfg: TuneGroupRLConfig, command: str, scores: torch.Tensor,
     return group_advantages(grouped, scale=cfg.scale_rewards == "group").flatten()
 
 
+def _step_advantages(cfg: TuneGroupRLConfig, command: str, steps: tuple[list, list],
+                     seq_kl: torch.Tensor, G: int, length: int) -> torch.Tensor:
+    """(B, length) per-token advantages from step rewards and their token ends."""
+    rewards, ends = steps
+    if command == "rloo":
+        # the KL penalty is part of the reward, at the end (the last step), as for outcomes
+        rewards = [r[:-1] + [r[-1] - cfg.beta * kl] if r else r
+                   for r, kl in zip(rewards, seq_kl.tolist())]
+    return process_advantages(rewards, ends, G, length, scale=cfg.scale_rewards == "group",
+                              leave_one_out=command == "rloo").float()
+
+
+def _check_process(cfg: TuneGroupRLConfig, command: str, rewards: list[str]) -> None:
+    if not any(spec.startswith("prm:") for spec in rewards):
+        return
+    if command == "grpo" and cfg.scale_rewards == "batch":
+        raise TuneError("a prm: reward credits each step; scale_rewards = \"batch\" is not "
+                        "built for step rewards (use \"group\" or \"none\")")
+    if command == "rloo" and cfg.baseline != "loo":
+        raise TuneError("a prm: reward credits each step; rloo's baseline = \"batch\" is not "
+                        "built for step rewards (use \"loo\")")
+
+
 def loop_config(cfg, **extra) -> PolicyConfig:
     """The shared policy loop's settings from a command's config."""
     return PolicyConfig(**cfg.model_dump(include={"steps", "lr", "warmup_steps",
@@ -66,6 +92,7 @@ def run_group_rl(command: str, model_dir: Path, prompts_path: Path, out: Path,
     if command == "rloo" and cfg.updates_per_rollout != 1:
         raise TuneError("rloo is on-policy REINFORCE: updates_per_rollout must be 1 (use grpo "
                         "for several clipped updates per rollout)")
+    _check_process(cfg, command, rewards)
     s = RLSession.open(command, model_dir, prompts_path, out, cfg, rewards, reward_weights,
                        top_p=cfg.top_p, eval_extra=eval_extra, eval_prompts=eval_prompts)
     G, pad, order = cfg.group_size, s.pad_id, BatchOrder(len(s.train), cfg.batch_size, cfg.seed)
@@ -79,6 +106,7 @@ def run_group_rl(command: str, model_dir: Path, prompts_path: Path, out: Path,
                          samples.truncated)
         raw = torch.tensor(scored.total, dtype=torch.float32)
         unscored = torch.isnan(raw)
+        steps = s.step_credit(samples.responses, scored)
         scores = fill_unscored(raw.view(-1, G)).flatten()
         ref, mask = s.ref_logprobs(prompts, samples.responses)
         mask = mask.float()
@@ -108,8 +136,13 @@ def run_group_rl(command: str, model_dir: Path, prompts_path: Path, out: Path,
                 seq_kl[rows] = ((old - ref) * mask).sum(1)
                 metrics["kl/train"] = seq_kl[rows].mean().item()
                 # 3. advantages within each prompt's group (all groups, then the kept ones)
-                advantages = _advantages(cfg, command, scores, seq_kl, G)[rows]
-                advantages = torch.where(unscored, 0.0, advantages)
+                if steps is None:
+                    advantages = _advantages(cfg, command, scores, seq_kl, G)[rows]
+                    advantages = torch.where(unscored, 0.0, advantages)
+                else:
+                    advantages = _step_advantages(cfg, command, steps, seq_kl, G,
+                                                  mask.shape[1])[rows]
+                    advantages = torch.where(unscored[:, None], 0.0, advantages)
             # 4. optimise
             if command == "grpo":
                 out_ = group_policy_loss(logprobs, old, advantages, mask,

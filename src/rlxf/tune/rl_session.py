@@ -22,6 +22,7 @@ from ..models.rollout_backend import Samples, TransformersBackend
 from ..rewards.batch import RewardBatch
 from ..rewards.combine import RewardSources, Scored
 from ..rewards.encoding import prompt_ids
+from ..rewards.steps import token_step_ends
 from ..rundir import atomic_write_json, sha256_file
 from ..train.engine import Engine
 from .common import (Output, TuneError, check_model_dir, context_limit, disable_dropout,
@@ -163,6 +164,16 @@ class RLSession:
               truncated: list[bool] | None = None) -> Scored:
         """Every reward source on the decoded responses; `prompts` one per response."""
         return self.sources(self.batch(prompts, responses, truncated))
+
+    def step_credit(self, responses: list[list[int]], scored: Scored
+                    ) -> tuple[list[list[float]], list[list[int]]] | None:
+        """(step rewards, step ends as token positions) per response, when a process reward
+        model scored the steps (rewards/steps.py); else None."""
+        if scored.steps is None:
+            return None
+        ends = [token_step_ends(self.chat.decode, ids, self.chat.decode(ids), st.char_ends)
+                for ids, st in zip(responses, scored.steps)]
+        return [st.rewards for st in scored.steps], ends
 
     def batch(self, prompts: list[RowIds], responses: list[list[int]],
               truncated: list[bool] | None = None) -> RewardBatch:
