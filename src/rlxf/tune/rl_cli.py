@@ -16,7 +16,9 @@ from .cli import MODEL_ARG, _flags, command_config
 
 REWARD_HELP = ("reward source (repeatable): path/file.py:function or package.module:function "
                "(TRL's reward-function signature), a reward-model directory, judge:FILE.toml "
-               "(AI judge, \\[feedback.ai] keys), gold:RUN_DIR (a lab run's gold judge)")
+               "(AI judge, \\[feedback.ai] keys), gold:RUN_DIR (a lab run's gold judge), "
+               "prm:PATH (a process reward model: a PRM directory, steps = lines, or a lab "
+               "run's process PRM; grpo/rloo credit each step)")
 SAMPLING = {
     "max_new_tokens": (int, typer.Option(None)), "temperature": (float, typer.Option(None)),
     "eval_fraction": (float, typer.Option(None, help="share of PROMPTS held out")),
