@@ -21,8 +21,9 @@ from ..feedback.record import read_records
 from ..models.build import load_causal_lm
 from ..models.generate import sample_responses
 from ..models.reward_heads import GROUPS_DIR, GroupRewardModel
+from ..models.reward_scores import score as scalar_score
 from ..models.tokenizer import prompt_ids, response_ids
-from ..train.reward import head_pair_batch, score as scalar_score
+from ..train.reward import head_pair_batch
 from ..world.corpus import sample_family_balanced
 from ..world.judge import score as gold_score
 from .context import StageContext

@@ -9,14 +9,15 @@ from typing import Callable
 import torch
 
 from ..config import TrainConfig
+from ..models.batching import device_of
 from ..models.fused_ops import fuse_activations
-from ..models.logprobs import response_batch
 from ..models.last_layer import pair_last_hidden
+from ..models.reward_scores import at_least_fp32, head_rewards
 from ..models.shared_prefix import applies_to
 from .engine import Engine
 from .losses import (bradley_terry_loss, plackett_luce_loss, plackett_luce_weak_order_loss,
                      reward_model_loss)
-from .loop import BatchOrder, Checkpointer, StepCallback, device_of
+from .loop import BatchOrder, Checkpointer, StepCallback
 
 Pair = tuple[list[int], list[int], list[int]]  # prompt ids, chosen ids, rejected ids
 Ranking = tuple[list[int], list[list[int]]]  # prompt ids, response ids best first (k ≥ 2)
@@ -26,19 +27,6 @@ WeakRanking = tuple[list[int], list[list[int]], list[int]]
 HeadPair = tuple[int, list[int], list[int], list[int]]  # head index, prompt, chosen, rejected
 # (model, batch of examples, pad id) -> (loss, share of the batch ranked right)
 BatchLoss = Callable[[object, list, int], tuple[torch.Tensor, torch.Tensor]]
-
-
-def at_least_fp32(x: torch.Tensor) -> torch.Tensor:
-    """Rewards under bf16 autocast come out of the head in bf16; losses see fp32 (float64 kept)."""
-    return x.to(torch.promote_types(x.dtype, torch.float32))
-
-
-def head_rewards(model, prompts: list[list[int]], responses: list[list[int]], pad_id: int
-                 ) -> torch.Tensor:
-    """(N, K) rewards of every head, one forward over N sequences."""
-    ids, mask, _ = response_batch(prompts, responses, pad_id)
-    device = device_of(model)
-    return at_least_fp32(model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits)
 
 
 def pair_rewards(model, pairs: list[Pair], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -102,23 +90,6 @@ def head_pair_batch(model, pairs: list[HeadPair], pad_id: int):
     rows = torch.arange(len(pairs), device=heads.device)
     chosen, rejected = rewards[rows, heads], rewards[rows + len(pairs), heads]
     return bradley_terry_loss(chosen, rejected), (chosen > rejected).float().mean()
-
-
-@torch.no_grad()
-def score_heads(model, prompts: list[list[int]], responses: list[list[int]], pad_id: int,
-                batch_size: int = 256) -> list[list[float]]:
-    """[response][head] rewards."""
-    model.eval()
-    out: list[list[float]] = []
-    for b in range(0, len(prompts), batch_size):
-        out.extend(head_rewards(model, prompts[b: b + batch_size], responses[b: b + batch_size],
-                                pad_id).tolist())
-    return out
-
-
-def score(model, prompts: list[list[int]], responses: list[list[int]], pad_id: int,
-          batch_size: int = 256) -> list[float]:
-    return [row[0] for row in score_heads(model, prompts, responses, pad_id, batch_size)]
 
 
 def train_reward_model(model, pairs: list, cfg: TrainConfig, pad_id: int, seed: int,
