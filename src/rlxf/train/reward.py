@@ -4,16 +4,21 @@ they train (one head per aspect or per annotator group)."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Callable
 
 import torch
+from transformers import AutoModelForSequenceClassification
 
-from ..config import TrainConfig
+from ..config import RewardConfig, TrainConfig
 from ..models.batching import device_of
+from ..models.build import load_reward_model
 from ..models.fused_ops import fuse_activations
 from ..models.last_layer import pair_last_hidden
 from ..models.reward_scores import at_least_fp32, head_rewards
 from ..models.shared_prefix import applies_to
+from ..rundir import atomic_write_json
 from .engine import Engine
 from .losses import (bradley_terry_loss, plackett_luce_loss, plackett_luce_weak_order_loss,
                      reward_model_loss)
@@ -113,3 +118,27 @@ def train_reward_model(model, pairs: list, cfg: TrainConfig, pad_id: int, seed: 
 
     return engine.run(model, losses, ckpt, on_step=on_step,
                       items_per_step=("throughput/pairs_per_s", cfg.batch_size))
+
+
+def train_or_load(backbone: Path, ckpt_dir: Path, examples: list, cfg: RewardConfig, pad: int,
+                  seed: int, progress: Callable[[str, int], StepCallback] | None = None,
+                  label: str = "reward", num_labels: int = 1, batch_loss: BatchLoss | None = None
+                  ) -> tuple[object, dict]:
+    """A reward model with `num_labels` heads on the causal LM in `backbone`, checkpointed under
+    `ckpt_dir`; one finished before a crash is loaded, not retrained (`ckpt_dir`/final keeps the
+    final model, result.json its training result). `progress(label, steps)` is asked for a
+    step callback only when it trains."""
+    done = ckpt_dir / "final"
+    if (done / "config.json").exists():
+        model = load_reward_model(done)
+        return model, json.loads((ckpt_dir / "result.json").read_text())
+    torch.manual_seed(seed)
+    model = AutoModelForSequenceClassification.from_pretrained(backbone, num_labels=num_labels)
+    model.config.pad_token_id = pad
+    result = train_reward_model(model, examples, cfg, pad, seed,
+                                Checkpointer(ckpt_dir, cfg.checkpoint_every),
+                                progress(label, cfg.steps) if progress else None,
+                                cfg.center_coefficient, batch_loss)
+    model.save_pretrained(done)
+    atomic_write_json(ckpt_dir / "result.json", result)
+    return model, result
