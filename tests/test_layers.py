@@ -118,7 +118,6 @@ def test_the_graph_sees_relative_absolute_and_function_level_imports():
     assert _cycles({("a", "b"): [], ("b", "c"): []}) == []
 
 
-@pytest.mark.xfail(strict=True, reason="re-layering in progress (issue 14 item 7)")
 def test_no_cycle_between_packages():
     edges = import_graph()
     cycles = _cycles(edges)
@@ -136,7 +135,6 @@ def test_lower_layers_never_import_the_pipeline(lower):
     assert not bad, f"{lower}/ imports the pipeline layer:\n" + _describe(edges, bad)
 
 
-@pytest.mark.xfail(strict=True, reason="re-layering in progress (issue 14 item 7)")
 def test_tune_does_not_import_cli():
     edges = import_graph()
     assert not edges.get(("tune", "cli")), _describe(edges, [("tune", "cli")])
