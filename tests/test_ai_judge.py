@@ -15,9 +15,10 @@ from rlxf.feedback.ai_judge import (JudgeError, LocalLMJudge, OpenAIJudge, PairI
                                     judge_pairs, judge_ratings)
 from rlxf.feedback.constitution import (Constitution, ConstitutionError, load_constitution,
                                         pairwise_messages, parse_ratings, parse_verdict,
-                                        rating_messages, render_text)
+                                        rating_messages)
 from rlxf.feedback.judge_cache import CACHE_FILE, JudgeCache, JudgeCacheError
 from rlxf.feedback.record import FeedbackRecord
+from rlxf.models.chat import render_text
 from rlxf.models.tokenizer import build_word_tokenizer
 from rlxf.world.vocab import world_vocabulary
 

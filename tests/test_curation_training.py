@@ -1,18 +1,18 @@
 """Partial and tied rankings as the annotation app exports them are trained on: the reward
-stage turns them into weak-order examples (stages/reward.preference_rankings) and a tiny
+stage turns them into weak-order examples (train/reward_data.preference_rankings) and a tiny
 reward model trained on them with Plackett-Luce learns their order (train/reward.py)."""
 
 import json
-from types import SimpleNamespace
 
 import torch
 from transformers import AutoModelForSequenceClassification, GPT2Config
 
 from rlxf.config import TrainConfig
+from rlxf.feedback.record import read_records
 from rlxf.models.tokenizer import build_word_tokenizer, prompt_ids, response_ids
-from rlxf.stages.reward import preference_rankings
 from rlxf.train.loop import Checkpointer
 from rlxf.train.reward import plackett_luce_batch, train_reward_model
+from rlxf.train.reward_data import preference_rankings
 
 
 def exported(i, responses, ranking, ties=None):
@@ -30,9 +30,8 @@ def test_a_partial_ranking_2_0_of_four_and_a_tie_train_a_reward_model(tmp_path):
     (tmp_path / "feedback").mkdir()
     (tmp_path / "feedback" / "feedback.jsonl").write_text(
         "".join(json.dumps(r) + "\n" for r in records))
-    ctx = SimpleNamespace(run=SimpleNamespace(stage_dir=lambda name: tmp_path / name), seed=0,
-                          config=SimpleNamespace(reward=SimpleNamespace(heldout_fraction=0.0)))
-    train, heldout = preference_rankings(ctx, SimpleNamespace(tokenizer=tok))
+    train, heldout = preference_rankings(read_records(tmp_path / "feedback" / "feedback.jsonl"),
+                                         tok, seed=0, heldout_fraction=0.0)
     assert heldout == []
     ids = {w: response_ids(tok, w) for w in ("good", "ok", "bad", "worse")}
     p = prompt_ids(tok, "which is best ?")

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from rlxf.audit.lab_crosscheck import crosscheck, lab_settings
 from rlxf.cli import app
 from rlxf.rundir import RunDir, read_jsonl
-from rlxf.stages.context import load_world
+from rlxf.world.saved import load_world
 
 
 def cli(*args):

@@ -23,10 +23,11 @@ from rlxf.feedback.record import RecordError
 from rlxf.data.training_data import load_demonstrations, load_preferences
 from rlxf.models.build import load_tokenizer
 from rlxf.models.chat import chat_format
+from rlxf.models.reward_scores import score
 from rlxf.train.dpo import pair_logprobs, reference_logprobs, train_dpo
 from rlxf.train.loop import Checkpointer
 from rlxf.train.losses import dpo_loss
-from rlxf.train.reward import bradley_terry_batch, pair_rewards, score
+from rlxf.train.reward import bradley_terry_batch, pair_rewards
 from rlxf.tune.common import disable_dropout, encode_demonstrations, encode_pairs
 from rlxf.tune.recipes import run_reward
 

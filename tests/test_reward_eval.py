@@ -109,7 +109,7 @@ def test_conservative_rewards_by_hand():
 
 
 def test_shuffled_tokens_keep_the_words_and_eos():
-    from rlxf.stages.reward import shuffled_tokens
+    from rlxf.eval.reward_metrics import shuffled_tokens
     rng = random.Random(0)
     ids = [5, 6, 7, 8, 9, 2]
     out = shuffled_tokens(ids, rng)

@@ -8,10 +8,11 @@ from transformers import AutoModelForSequenceClassification, GPT2Config
 from rlxf.feedback.record import FeedbackRecord
 from rlxf.models.reward_heads import (ASPECTS_DIR, AspectRewardModel, GroupRewardModel,
                                       load_aspect_model, load_group_model)
+from rlxf.models.reward_scores import score_heads
 from rlxf.models.tokenizer import build_word_tokenizer
 from rlxf.stages.reward_groups import best_of_n_choices, group_labels, zscores
 from rlxf.train.losses import bradley_terry_loss
-from rlxf.train.reward import head_pair_batch, score_heads
+from rlxf.train.reward import head_pair_batch
 
 TOK = build_word_tokenizer(["a", "b", "c", "d"])
 

@@ -42,7 +42,7 @@ def _rows(path):
 
 def test_grpo_against_the_lab_gold_judge_raises_held_out_gold(tmp_path):
     from rlxf.rundir import RunDir
-    from rlxf.stages.context import load_world
+    from rlxf.world.saved import load_world
     from rlxf.world.judge import score
 
     run = _lab_run_to_sft(tmp_path)

@@ -6,10 +6,9 @@ import os
 from pathlib import Path
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from . import quiet
+from .console import console, progress_bars, progress_factory
 from .data.cli import data_app
 from .serve.cli import serve
 from .server.cli import annotate_app
@@ -29,27 +28,6 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
 @app.callback()
 def _before_every_command() -> None:
     quiet.capture_warnings()
-
-
-console = Console(stderr=True, soft_wrap=True)  # paths and errors stay on one line
-
-
-def _progress_factory(progress: Progress):
-    def factory(description: str, total: int):
-        task = progress.add_task(description, total=total, info="")
-
-        def update(step: int, metrics: dict) -> None:
-            info = "  ".join(f"{k}={v:.3f}" for k, v in metrics.items()
-                             if isinstance(v, float))
-            progress.update(task, completed=step, info=info)
-        return update
-    return factory
-
-
-def _progress() -> Progress:
-    return Progress(TextColumn("{task.description:<14}"), BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn(), TextColumn("{task.fields[info]}"), console=console,
-                    transient=False)
 
 
 RAY_HELP = ("run the seeds as Ray tasks: 'auto' (this machine's cluster), 'ray://HOST:PORT', "
@@ -94,8 +72,8 @@ def run(config: Path = typer.Argument(..., help="TOML config (see examples/quick
     quiet.log_to(out)
     import torch
     torch.set_num_threads(threads or os.cpu_count() or 1)
-    with _progress() as progress:
-        rd = run_pipeline(cfg, text, out, _progress_factory(progress),
+    with progress_bars() as progress:
+        rd = run_pipeline(cfg, text, out, progress_factory(progress),
                           progress.console.print, until)
     if until is None and report:
         _write_report(rd.root)
@@ -126,7 +104,7 @@ def _run_seeds(command: str, config: Path, out: Path, seed: int, n: int, jobs: i
     except (RuntimeError, ConnectionError) as e:
         console.print(f"[red]--ray {ray}: {e}", highlight=False)
         raise typer.Exit(2) from None
-    with _progress() as progress:
+    with progress_bars() as progress:
         bars = {}
 
         def poll(members):
@@ -181,8 +159,8 @@ def sweep(config: Path = typer.Argument(..., help="TOML config with a \\[sweep] 
     quiet.log_to(out)
     import torch
     torch.set_num_threads(threads or os.cpu_count() or 1)
-    with _progress() as progress:
-        path = run_sweep(cfg, text, out, _progress_factory(progress), progress.console.print)
+    with progress_bars() as progress:
+        path = run_sweep(cfg, text, out, progress_factory(progress), progress.console.print)
     console.print(f"sweep: {path}")
     if report:
         _write_report(out)

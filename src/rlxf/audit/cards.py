@@ -11,9 +11,9 @@ did not disclose.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from ..model_card import front_matter, markdown_table
 from ..rundir import RunDir, atomic_write_text
 from .facts import (TYPE_WORDS, judged_by, loss_sentence, policy_sentence, recorded,
                     responses_sentence, source_phrase, why_unknown)
@@ -57,48 +57,7 @@ def card_paths(run_dir: Path, records: dict) -> dict[str, str]:
 
 # --- YAML front matter ----------------------------------------------------------------------
 
-def _scalar(v) -> str:
-    # JSON scalars are valid YAML; strings are always quoted so "1e-3" or "no" stay strings.
-    return json.dumps(v, ensure_ascii=False)
-
-
-def _yaml(obj, indent: int = 0) -> list[str]:
-    pad = " " * indent
-    lines = []
-    if isinstance(obj, dict):
-        for k, v in obj.items():
-            if isinstance(v, (dict, list)) and v:
-                lines.append(f"{pad}{k}:")
-                lines += _yaml(v, indent + 2)
-            else:  # a scalar, or an empty container in flow style
-                lines.append(f"{pad}{k}: {_scalar(v)}")
-    else:
-        for v in obj:
-            if isinstance(v, dict) and v:
-                sub = _yaml(v, indent + 2)
-                lines.append(f"{pad}- {sub[0].lstrip()}")
-                lines += sub[1:]
-            else:
-                lines.append(f"{pad}- {_scalar(v)}")
-    return lines
-
-
-def _front_matter(meta: dict) -> str:
-    return "---\n" + "\n".join(_yaml(meta)) + "\n---\n"
-
-
 # --- shared pieces ----------------------------------------------------------------------------
-
-def _md(text) -> str:
-    return str(text).replace("\n", " ").replace("|", "\\|")
-
-
-def _table(header: list[str], rows: list[list]) -> list[str]:
-    if not rows:
-        return [f"_{NULL} nothing to show_", ""]
-    return (["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-            + ["| " + " | ".join(_md(c) for c in r) + " |" for r in rows] + [""])
-
 
 def _present_types(fb_rec: dict | None) -> str | None:
     """"300 pairwise preferences, 720 ratings" from the feedback stage's recorded facts."""
@@ -230,7 +189,7 @@ def model_card(report: dict, stage: str, rec: dict, records: dict) -> str:
                             else "trained on demonstrations only")
                 if stage in ("pretrain", "sft")
                 else _feedback_source(report, records.get("feedback")))
-    lines = [_front_matter(meta),
+    lines = [front_matter(meta),
              f"# {run} · {stage}: {role}", "",
              f"Trained by rlxf in run `{run}`. Base model: "
              + ("none (random initialisation)" if stage == "pretrain" else
@@ -242,7 +201,7 @@ def model_card(report: dict, stage: str, rec: dict, records: dict) -> str:
               "defines every metric)." if name else
               "Accuracy on held-out comparisons, against the annotators' majority and against "
               "the gold judge."), ""]
-    lines += _table(["metric", "value", "why null"], rows)
+    lines += markdown_table(["metric", "value", "why null"], rows)
     if stage == "policy":
         lines += ["## Failure modes", ""]
         lines += [f"- **{m['title']}** ({m['number_label']}: {num(m['number'])}): "
@@ -302,7 +261,7 @@ def datasheet(report: dict, rec: dict) -> str:
              "## Composition", ""]
     by_type = [[f"{TYPE_WORDS[t][1]} (records)", num(facts["types"].get(t, 0))]
                for t in (TYPE_WORDS if facts else ())]
-    lines += _table(["quantity", "value"], [
+    lines += markdown_table(["quantity", "value"], [
         ["comparisons (pairwise items)", num(fb.get("n_comparisons"))],
         ["judgements (records of every type)", num(fb.get("n_judgements"))], *by_type,
         ["annotators", num(fb.get("n_annotators"))],
@@ -331,7 +290,7 @@ def datasheet(report: dict, rec: dict) -> str:
                   "the response with the higher gold utility under its group's 3H weights, "
                   "plus its biases, with Bradley–Terry noise (docs/WORLD.md).", ""]
     lines += ["## Agreement and quality", ""]
-    lines += _table(["measure", "value"], [
+    lines += markdown_table(["measure", "value"], [
         [k, num(fb.get(k))] for k in ("agreement/raw", "agreement/krippendorff_alpha",
                                       "aggregation/majority_accuracy_gold",
                                       "aggregation/dawid_skene_accuracy_gold",
@@ -368,7 +327,7 @@ def datasheet(report: dict, rec: dict) -> str:
     lines += ["## Flagged annotators", ""]
     by_id = {a["id"]: a for a in people}
     flags = fb.get("flags") or []
-    lines += _table(["annotator", "word", "agreement there", "others there", "p-value",
+    lines += markdown_table(["annotator", "word", "agreement there", "others there", "p-value",
                      "true poisoner"],
                     [[f["annotator"], f["word"], num(f["agreement"]), num(f["others_agreement"]),
                       f"{f['p_value']:.1e}",

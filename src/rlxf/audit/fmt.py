@@ -3,7 +3,7 @@ Markdown, the cards and `rlxf compare` print the same number the same way)."""
 
 from __future__ import annotations
 
-NULL = "—"
+from ..model_card import NULL  # noqa: F401 -- one glyph for a missing value, cards included
 
 
 def num(v, digits: int = 3) -> str:

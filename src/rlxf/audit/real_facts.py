@@ -6,26 +6,15 @@ support a sentence the item is "not disclosed" with the reason; where the item c
 the command (DPO trains no reward model) it is "not applicable". Nothing here speaks of the lab
 world: a real run has no simulated annotators and no gold judge.
 
-METHOD is the one wording of what each command trains; the model cards the commands write
-(tune/common.py, tune/rl_card.py) use it too.
+METHOD (rlxf/model_card.py) is the one wording of what each command trains; the model cards the
+commands write (tune/common.py, tune/rl_card.py) use it too.
 """
 
 from __future__ import annotations
 
+from ..model_card import ASPECTS_METHOD, METHOD
 from .facts import TYPE_WORDS, _join
 
-METHOD = {
-    "sft": "supervised fine-tuning (loss on the response tokens)",
-    "reward": "a Bradley-Terry reward model (scalar head read where "
-              "AutoModelForSequenceClassification reads)",
-    "dpo": "Direct Preference Optimisation against the base as reference",
-    "kto": "KTO (desirable / undesirable examples) against the base as reference",
-    "grpo": "GRPO-family RL (group-relative advantages, clipped surrogate)",
-    "rloo": "RLOO (REINFORCE with a leave-one-out baseline)",
-    "ppo": "PPO (value head, per-token KL penalty to the reference, GAE; the value head "
-           "is not saved)",
-}
-ASPECTS_METHOD = "a multi-aspect regression reward model (one output per rating aspect)"
 RL_COMMANDS = ("grpo", "rloo", "ppo")
 PREFERENCE_COMMANDS = ("reward", "dpo", "kto")
 FORMAT_WORDS = {

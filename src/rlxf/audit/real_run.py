@@ -15,9 +15,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ..model_card import METHOD
 from ..rundir import RunDir
 from .disclosure import summary
-from .real_facts import METHOD, is_rl, missing_record_disclosure, real_disclosure
+from .real_facts import is_rl, missing_record_disclosure, real_disclosure
 from .report import SCHEMA_VERSION, _clean
 
 NO_GOLD = "a real run has no known gold preference (the lab pipeline, `rlxf run`, has one)"

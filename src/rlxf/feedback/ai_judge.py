@@ -42,9 +42,10 @@ import openai
 import torch
 
 from ..models.build import load_causal_lm, load_tokenizer
+from ..models.chat import render_text
 from ..models.logprobs import response_batch, sequence_logprobs
 from .constitution import (RATING_SCALE, Constitution, pairwise_messages, parse_ratings,
-                           parse_verdict, rating_messages, render_text)
+                           parse_verdict, rating_messages)
 from .judge_cache import JudgeCache, request_key
 from .record import FeedbackRecord
 

@@ -242,12 +242,6 @@ def rating_messages(c: Constitution, prompt: str, response: str,
     return [_system(c), {"role": "user", "content": user}]
 
 
-def render_text(messages: list[dict]) -> str:
-    """A chat request as plain text, for a local LM without a chat template."""
-    return "\n\n".join(f"{m['role'].upper()}:\n{m['content']}" for m in messages) + \
-        "\n\nASSISTANT:\n"
-
-
 # ---- parsing the judge's answer ----------------------------------------------------------------
 
 _VERDICT = re.compile(r"^VERDICT:\s*(A|B|TIE)$", re.IGNORECASE)

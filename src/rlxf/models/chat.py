@@ -23,10 +23,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..feedback.constitution import render_text
 from . import tokenizer as lab
 
 Messages = list[dict]  # [{"role": "system"|"user"|"assistant", "content": str}]
+
+
+def render_text(messages: list[dict]) -> str:
+    """A chat request as plain text, for a local LM without a chat template."""
+    return "\n\n".join(f"{m['role'].upper()}:\n{m['content']}" for m in messages) + \
+        "\n\nASSISTANT:\n"
 
 
 class ChatTemplateError(ValueError):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ..train.loop import pad_right
+from .batching import pad_right
 from .shared_prefix import applies_to, group_token_logprobs
 
 

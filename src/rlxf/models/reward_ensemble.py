@@ -10,8 +10,8 @@ from pathlib import Path
 from statistics import mean, pstdev
 from typing import Literal
 
-from ..train import reward as rm
 from .build import load_reward_model
+from .reward_scores import score
 
 MEMBERS_DIR = "members"  # reward/model is member 0; reward/members/1, /2, ... the others
 Conservative = Literal["mean", "mean_minus_std", "worst_case"]
@@ -52,7 +52,7 @@ class RewardEnsemble:
     def member_scores(self, prompts: list[list[int]], responses: list[list[int]], pad_id: int
                       ) -> list[list[float]]:
         """[member][response] rewards."""
-        return [rm.score(m, prompts, responses, pad_id) for m in self.models]
+        return [score(m, prompts, responses, pad_id) for m in self.models]
 
     def score(self, prompts: list[list[int]], responses: list[list[int]], pad_id: int
               ) -> tuple[list[float], list[float] | None]:

@@ -9,8 +9,8 @@ import json
 from pathlib import Path
 
 from ..rundir import atomic_write_json
-from ..train.reward import score_heads
 from .build import load_reward_model
+from .reward_scores import score_heads
 
 HEADS_FILE = "heads.json"
 ASPECTS_DIR = "aspects"  # reward/aspects: the multi-objective model (and the cost model)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..train.loop import pad_right
+from .batching import pad_right
 from .kv_cache import cache_kwargs, returned_cache
 
 

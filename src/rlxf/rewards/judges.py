@@ -59,7 +59,7 @@ class GoldReward:
 
     def __init__(self, run_dir: Path):
         from ..rundir import RunDir
-        from ..stages.context import load_world
+        from ..world.saved import load_world
         if not (run_dir / "world" / "world.json").exists():
             raise RewardError(f"--reward gold:{run_dir}: not a lab run directory (no "
                               "world/world.json; `rlxf run` writes one)")

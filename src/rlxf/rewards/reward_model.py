@@ -12,7 +12,7 @@ import torch
 from ..models.build import load_tokenizer
 from ..models.chat import chat_format
 from ..models.lora import is_adapter_dir
-from ..train.loop import pad_right
+from ..models.batching import pad_right
 from .batch import RewardBatch, RewardError
 from .encoding import prompt_ids, response_ids
 

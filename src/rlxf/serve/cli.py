@@ -34,7 +34,7 @@ def serve(path: Path = typer.Argument(..., metavar="MODEL_OR_RUN_DIR",
     import torch
     import uvicorn
 
-    from ..cli import console
+    from ..console import console
     from .app import create_app
     from .model import ChatModel
     torch.set_num_threads(threads or os.cpu_count() or 1)

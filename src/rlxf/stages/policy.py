@@ -34,9 +34,9 @@ from ..train.group_rl import train_group_rl
 from ..train.kto import reference_example_logprobs, train_kto
 from ..train.loop import Checkpointer
 from ..train.ppo import PolicyWithValue, train_ppo
+from ..train.reward_data import preference_pairs
 from ..world.corpus import sample_family_balanced
 from .context import StageContext
-from .reward import preference_pairs
 from .tracking import Tracker
 
 HISTORY_KEYS = ("reward/proxy", "gold/utility", "kl/to_sft", "length/tokens", "rate/sycophancy",
@@ -47,10 +47,19 @@ HISTORY_KEYS = ("reward/proxy", "gold/utility", "kl/to_sft", "length/tokens", "r
 BON_FILE = "bon.json"  # in policy/: present when the policy is SFT + best-of-n
 
 
+def labelled_pairs(ctx: StageContext, world, records=None) -> list:
+    """Every majority-labelled comparison of the feedback, the reward model's train split then
+    its held-out split, as (prompt ids, chosen ids, rejected ids)."""
+    if records is None:
+        records = read_records(ctx.run.stage_dir("feedback") / "feedback.jsonl")
+    train, heldout = preference_pairs(records, world.tokenizer, ctx.seed,
+                                      ctx.config.reward.heldout_fraction)
+    return [pair for _, pair in train + heldout]
+
+
 def _dpo_family(ctx: StageContext, world, policy, reference, reward_model, evaluate, on_step):
     cfg, pad = ctx.config.policy, world.tokenizer.pad_token_id
-    train, heldout = preference_pairs(ctx, world)
-    pairs = [pair for _, pair in train + heldout]  # DPO learns from every labelled comparison
+    pairs = labelled_pairs(ctx, world)  # DPO learns from every labelled comparison
     ref_chosen, ref_rejected = reference_logprobs(reference, pairs, pad)
     result = train_dpo(policy, pairs, ref_chosen, ref_rejected, cfg, pad, ctx.seed,
                        Checkpointer(ctx.ckpt, cfg.checkpoint_every), on_step, evaluate)
@@ -74,8 +83,7 @@ def kto_examples(ctx: StageContext, world) -> tuple[list, str]:
                      sum(v) > len(v) / 2)
                     for i, v in votes.items() if sum(v) != len(v) / 2]
         return examples, "binary records (majority label per item)"
-    train, heldout = preference_pairs(ctx, world)
-    pairs = [pair for _, pair in train + heldout]
+    pairs = labelled_pairs(ctx, world, records)
     return ([(p, c, True) for p, c, _ in pairs] + [(p, r, False) for p, _, r in pairs],
             "comparisons (chosen: desirable, rejected: undesirable)")
 

@@ -14,10 +14,11 @@ from ..feedback.aspects import ASPECTS, aspect_pairs
 from ..feedback.record import read_records
 from ..models.reward_heads import ASPECTS_DIR, AspectRewardModel
 from ..models.tokenizer import prompt_ids, response_ids
-from ..train.reward import head_pair_batch
+from ..eval.reward_metrics import heldout_metrics
+from ..train.reward import head_pair_batch, train_or_load
+from ..train.reward_data import is_heldout
 from ..world.judge import score as gold_score
 from .context import StageContext
-from .reward import heldout_metrics, is_heldout, train_model
 
 NO_ASPECTS = ("[reward] aspects = true, but the feedback has no aspect labels: rating records "
               "with helpful / harmless / honest ratings (or an alias in "
@@ -82,8 +83,9 @@ def run_aspects(ctx: StageContext, world, heldout_rows) -> dict:
     heads = list(ASPECTS)
     examples = [(heads.index(p.aspect), prompt_ids(tok, p.prompt), response_ids(tok, p.better),
                  response_ids(tok, p.worse)) for p in train]
-    model, result = train_model(ctx, examples, pad, "aspects", "reward aspects", ctx.seed + 7,
-                                num_labels=len(heads), batch_loss=head_pair_batch)
+    model, result = train_or_load(ctx.model_dir("sft"), ctx.ckpt / "aspects", examples, cfg, pad,
+                                  ctx.seed + 7, ctx.progress, "reward aspects",
+                                  num_labels=len(heads), batch_loss=head_pair_batch)
     weights = cfg.aspect_weights.model_dump() if cfg.aspect_weights else dict(world.weights)
     aspect_model = AspectRewardModel(model, heads, weights)
     aspect_model.save(ctx.out / ASPECTS_DIR, tok)

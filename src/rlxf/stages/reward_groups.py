@@ -21,12 +21,13 @@ from ..feedback.record import read_records
 from ..models.build import load_causal_lm
 from ..models.generate import sample_responses
 from ..models.reward_heads import GROUPS_DIR, GroupRewardModel
+from ..models.reward_scores import score as scalar_score
 from ..models.tokenizer import prompt_ids, response_ids
-from ..train.reward import head_pair_batch, score as scalar_score
+from ..train.reward import head_pair_batch, train_or_load
+from ..train.reward_data import is_heldout
 from ..world.corpus import sample_family_balanced
 from ..world.judge import score as gold_score
 from .context import StageContext
-from .reward import is_heldout, train_model
 
 UNKNOWN = "?"
 
@@ -99,9 +100,10 @@ def run_groups(ctx: StageContext, world, scalar_model) -> dict:
     if not train:
         raise ValueError("reward: [reward] group_conditioned = true, but no pairwise item has a "
                          "group majority to train on")
-    model, result = train_model(ctx, [ex for *_, ex in train], pad, "groups", "reward groups",
-                                ctx.seed + 11, num_labels=len(groups),
-                                batch_loss=head_pair_batch)
+    model, result = train_or_load(ctx.model_dir("sft"), ctx.ckpt / "groups",
+                                  [ex for *_, ex in train], cfg, pad, ctx.seed + 11, ctx.progress,
+                                  "reward groups", num_labels=len(groups),
+                                  batch_loss=head_pair_batch)
     conditioned = GroupRewardModel(model, groups)
     conditioned.save(ctx.out / GROUPS_DIR, tok)
     weights = group_weights(ctx)

@@ -10,12 +10,13 @@ import torch
 from accelerate import Accelerator
 
 from ..config import PolicyConfig
+from ..models.batching import device_of
 from ..models.fused_ops import fuse_activations
 from ..models.logprobs import response_batch, sequence_logprobs
 from ..models.shared_prefix import applies_to, pair_response_logprobs
 from .engine import Engine
 from .losses import cdpo_loss, dpo_loss, ipo_loss, robust_dpo_loss
-from .loop import BatchOrder, Checkpointer, StepCallback, device_of
+from .loop import BatchOrder, Checkpointer, StepCallback
 from .policy_loop import optimise
 from .reward import Pair
 

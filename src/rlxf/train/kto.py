@@ -11,10 +11,11 @@ import torch
 from accelerate import Accelerator
 
 from ..config import PolicyConfig
+from ..models.batching import device_of
 from ..models.logprobs import response_batch, sequence_logprobs
 from .engine import Engine
 from .losses import kto_loss
-from .loop import BatchOrder, Checkpointer, StepCallback, device_of
+from .loop import BatchOrder, Checkpointer, StepCallback
 from .policy_loop import optimise
 
 Example = tuple[list[int], list[int], bool]  # prompt ids, response ids, desirable

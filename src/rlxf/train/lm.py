@@ -6,8 +6,9 @@ import torch
 
 from ..config import TrainConfig
 from ..models.fused_ops import fuse_activations
+from ..models.batching import pad_right
 from .engine import Engine
-from .loop import BatchOrder, Checkpointer, StepCallback, pad_right
+from .loop import BatchOrder, Checkpointer, StepCallback
 
 
 def lm_batch(examples: list[tuple[list[int], int | list[int]]], pad_id: int):

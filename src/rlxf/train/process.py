@@ -11,10 +11,11 @@ import torch
 import torch.nn.functional as F
 
 from ..config import TrainConfig
+from ..models.batching import device_of
 from ..models.logprobs import response_batch
+from ..models.reward_scores import at_least_fp32
 from .engine import Engine
-from .loop import BatchOrder, Checkpointer, device_of
-from .reward import at_least_fp32
+from .loop import BatchOrder, Checkpointer
 
 Example = tuple[list[int], list[int], float]  # prompt ids, response (prefix) ids, label in {0, 1}
 

@@ -4,19 +4,25 @@ they train (one head per aspect or per annotator group)."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Callable
 
 import torch
+from transformers import AutoModelForSequenceClassification
 
-from ..config import TrainConfig
+from ..config import RewardConfig, TrainConfig
+from ..models.batching import device_of
+from ..models.build import load_reward_model
 from ..models.fused_ops import fuse_activations
-from ..models.logprobs import response_batch
 from ..models.last_layer import pair_last_hidden
+from ..models.reward_scores import at_least_fp32, head_rewards
 from ..models.shared_prefix import applies_to
+from ..rundir import atomic_write_json
 from .engine import Engine
 from .losses import (bradley_terry_loss, plackett_luce_loss, plackett_luce_weak_order_loss,
                      reward_model_loss)
-from .loop import BatchOrder, Checkpointer, StepCallback, device_of
+from .loop import BatchOrder, Checkpointer, StepCallback
 
 Pair = tuple[list[int], list[int], list[int]]  # prompt ids, chosen ids, rejected ids
 Ranking = tuple[list[int], list[list[int]]]  # prompt ids, response ids best first (k ≥ 2)
@@ -26,19 +32,6 @@ WeakRanking = tuple[list[int], list[list[int]], list[int]]
 HeadPair = tuple[int, list[int], list[int], list[int]]  # head index, prompt, chosen, rejected
 # (model, batch of examples, pad id) -> (loss, share of the batch ranked right)
 BatchLoss = Callable[[object, list, int], tuple[torch.Tensor, torch.Tensor]]
-
-
-def at_least_fp32(x: torch.Tensor) -> torch.Tensor:
-    """Rewards under bf16 autocast come out of the head in bf16; losses see fp32 (float64 kept)."""
-    return x.to(torch.promote_types(x.dtype, torch.float32))
-
-
-def head_rewards(model, prompts: list[list[int]], responses: list[list[int]], pad_id: int
-                 ) -> torch.Tensor:
-    """(N, K) rewards of every head, one forward over N sequences."""
-    ids, mask, _ = response_batch(prompts, responses, pad_id)
-    device = device_of(model)
-    return at_least_fp32(model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits)
 
 
 def pair_rewards(model, pairs: list[Pair], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -104,23 +97,6 @@ def head_pair_batch(model, pairs: list[HeadPair], pad_id: int):
     return bradley_terry_loss(chosen, rejected), (chosen > rejected).float().mean()
 
 
-@torch.no_grad()
-def score_heads(model, prompts: list[list[int]], responses: list[list[int]], pad_id: int,
-                batch_size: int = 256) -> list[list[float]]:
-    """[response][head] rewards."""
-    model.eval()
-    out: list[list[float]] = []
-    for b in range(0, len(prompts), batch_size):
-        out.extend(head_rewards(model, prompts[b: b + batch_size], responses[b: b + batch_size],
-                                pad_id).tolist())
-    return out
-
-
-def score(model, prompts: list[list[int]], responses: list[list[int]], pad_id: int,
-          batch_size: int = 256) -> list[float]:
-    return [row[0] for row in score_heads(model, prompts, responses, pad_id, batch_size)]
-
-
 def train_reward_model(model, pairs: list, cfg: TrainConfig, pad_id: int, seed: int,
                        ckpt: Checkpointer, on_step: StepCallback | None = None,
                        center_coefficient: float = 0.0,
@@ -142,3 +118,27 @@ def train_reward_model(model, pairs: list, cfg: TrainConfig, pad_id: int, seed: 
 
     return engine.run(model, losses, ckpt, on_step=on_step,
                       items_per_step=("throughput/pairs_per_s", cfg.batch_size))
+
+
+def train_or_load(backbone: Path, ckpt_dir: Path, examples: list, cfg: RewardConfig, pad: int,
+                  seed: int, progress: Callable[[str, int], StepCallback] | None = None,
+                  label: str = "reward", num_labels: int = 1, batch_loss: BatchLoss | None = None
+                  ) -> tuple[object, dict]:
+    """A reward model with `num_labels` heads on the causal LM in `backbone`, checkpointed under
+    `ckpt_dir`; one finished before a crash is loaded, not retrained (`ckpt_dir`/final keeps the
+    final model, result.json its training result). `progress(label, steps)` is asked for a
+    step callback only when it trains."""
+    done = ckpt_dir / "final"
+    if (done / "config.json").exists():
+        model = load_reward_model(done)
+        return model, json.loads((ckpt_dir / "result.json").read_text())
+    torch.manual_seed(seed)
+    model = AutoModelForSequenceClassification.from_pretrained(backbone, num_labels=num_labels)
+    model.config.pad_token_id = pad
+    result = train_reward_model(model, examples, cfg, pad, seed,
+                                Checkpointer(ckpt_dir, cfg.checkpoint_every),
+                                progress(label, cfg.steps) if progress else None,
+                                cfg.center_coefficient, batch_loss)
+    model.save_pretrained(done)
+    atomic_write_json(ckpt_dir / "result.json", result)
+    return model, result

@@ -13,8 +13,8 @@ import torch
 
 from ..data.training_data import Rated
 from ..models.chat import ChatFormat
+from ..models.reward_scores import head_rewards
 from ..train.losses import rating_regression_loss
-from ..train.reward import head_rewards
 from .common import Encoded, _example, _fit
 
 RatedIds = tuple[list[int], list[int], list[float]]  # prompt, response, ratings (NaN: none)

@@ -38,7 +38,7 @@ def _overrides(**flags) -> dict:
 
 def command_config(command: str, config: Path | None, flags: dict):
     """The command's table of the --config TOML with the flags on top; exit 2 if invalid."""
-    from ..cli import console
+    from ..console import console
     from ..config import ConfigError, load_tune_config
     try:
         return getattr(load_tune_config(config, {command: _overrides(**flags)}), command)
@@ -50,7 +50,7 @@ def command_config(command: str, config: Path | None, flags: dict):
 
 def _run(command: str, model_dir: Path, data: Path, out: Path, config: Path | None,
          fmt: str, threads: int, flags: dict) -> None:
-    from ..cli import _progress_factory, console
+    from ..console import console, progress_factory
     from ..feedback.record import RecordError
     from .common import TuneError
     from .kto import run_kto
@@ -66,7 +66,7 @@ def _run(command: str, model_dir: Path, data: Path, out: Path, config: Path | No
         with Progress(TextColumn("{task.description:<8}"), BarColumn(), MofNCompleteColumn(),
                       TimeElapsedColumn(), TextColumn("{task.fields[info]}"),
                       console=console) as progress:
-            record = recipe(model_dir, data, out, cfg, fmt, _progress_factory(progress))
+            record = recipe(model_dir, data, out, cfg, fmt, progress_factory(progress))
     except (TuneError, RecordError, OSError) as e:
         console.print(f"[red]error[/red] {escape(str(e))}")
         raise typer.Exit(1) from None
@@ -159,7 +159,7 @@ def merge(adapter_dir: Path = typer.Argument(..., help="a LoRA adapter directory
           base: Path = typer.Option(None, help="the base model, if it moved since training")
           ) -> None:
     """Fold a LoRA adapter into its base model: a plain Hugging Face model directory."""
-    from ..cli import console
+    from ..console import console
     from ..models.lora import is_adapter_dir, merge_adapter
     if not is_adapter_dir(adapter_dir):
         console.print(f"[red]error[/red] {escape(str(adapter_dir))}: not a LoRA adapter "
@@ -192,7 +192,7 @@ def score(model_dir: Path = typer.Argument(..., help="a reward model directory (
     forward (AutoModelForSequenceClassification) reads it."""
     import torch
 
-    from ..cli import console
+    from ..console import console
     from ..feedback.record import RecordError
     from .common import TuneError
     from .score import score_file

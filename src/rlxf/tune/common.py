@@ -235,8 +235,7 @@ def write_record(directory: Path, name: str, command: str, base: Path, cfg: Tune
                  data: dict, metrics: dict, saved: str, chat_kind: str, started: float,
                  output: Output, data_facts: dict | None = None) -> dict:
     """The run's ledger record and rlxf_training.json (tune/run_record.py), and the card."""
-    from ..audit.cards import _front_matter, _table
-    from ..audit.real_facts import ASPECTS_METHOD, METHOD
+    from ..model_card import ASPECTS_METHOD, METHOD, front_matter, markdown_table
     from .run_record import run_record, write_run_record
 
     record = write_run_record(directory, run_record(
@@ -257,13 +256,13 @@ def write_record(directory: Path, name: str, command: str, base: Path, cfg: Tune
              f"(sha256 {data['sha256'][:12]}..., {data['format']} format). Saved: {saved}"
              f"{' (LoRA r=%d, alpha=%g)' % (cfg.lora.r, cfg.lora.alpha) if cfg.lora else ''}; "
              f"chat format: {chat_kind} (docs/REAL_MODELS.md).", "",
-             "## Data", "", *_table(["count", "value"], [[k, v] for k, v in data.items()
+             "## Data", "", *markdown_table(["count", "value"], [[k, v] for k, v in data.items()
                                                           if k not in ("file", "sha256")]),
-             "## Training", "", *_table(["option", "value"],
+             "## Training", "", *markdown_table(["option", "value"],
                                         [[k, json.dumps(v)] for k, v in record["config"].items()]),
              "## Metrics (training, not held out)", "",
-             *_table(["metric", "value"], [[k, v] for k, v in record["metrics"].items()]),
+             *markdown_table(["metric", "value"], [[k, v] for k, v in record["metrics"].items()]),
              "Nothing here was evaluated on held-out data or against a known gold preference; "
              "the lab world (`rlxf run`) is where rlxf measures what training did.", ""]
-    atomic_write_text(directory / "README.md", _front_matter(meta) + "\n" + "\n".join(lines))
+    atomic_write_text(directory / "README.md", front_matter(meta) + "\n" + "\n".join(lines))
     return record

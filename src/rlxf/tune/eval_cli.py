@@ -40,7 +40,7 @@ def eval_command(
     the run directory RUN (docs/EVAL.md)."""
     import torch
 
-    from ..cli import console
+    from ..console import console
     from ..eval.policy_vs_reference import EvalOptions
     from ..rewards.batch import RewardError
     from .common import TuneError

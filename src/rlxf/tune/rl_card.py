@@ -16,8 +16,7 @@ def write_rl_record(directory: Path, name: str, command: str, base: Path, cfg, d
                     rewards: list[dict], metrics: dict, history: list[dict], saved: str,
                     chat_kind: str, backend: str, started: float, output) -> dict:
     """The run's ledger record and rlxf_training.json (tune/run_record.py), and the card."""
-    from ..audit.cards import _front_matter, _table
-    from ..audit.real_facts import METHOD
+    from ..model_card import METHOD, front_matter, markdown_table
 
     record = run_record(command, base, cfg, {**data, "format": "prompts"}, metrics, saved,
                         chat_kind, started, output, history=history, rewards=rewards,
@@ -34,18 +33,18 @@ def write_rl_record(directory: Path, name: str, command: str, base: Path, cfg, d
              f"`rlxf {command}`: {METHOD[command]}, from `{base}` on the prompts of "
              f"`{data['file']}` (sha256 {data['sha256'][:12]}...). Saved: {saved}; chat format: "
              f"{chat_kind}; rollouts: {backend}.", "",
-             "## Rewards", "", *_table(["source", "kind", "weight"],
+             "## Rewards", "", *markdown_table(["source", "kind", "weight"],
                                        [[r["name"], r["kind"], r["weight"]] for r in rewards]),
-             "## Data", "", *_table(["count", "value"], [[k, v] for k, v in data.items()
+             "## Data", "", *markdown_table(["count", "value"], [[k, v] for k, v in data.items()
                                                           if k not in ("file", "sha256")]),
-             "## Options", "", *_table(["option", "value"],
+             "## Options", "", *markdown_table(["option", "value"],
                                        [[k, json.dumps(v)] for k, v in record["config"].items()]),
              f"## Held-out prompts ({data['heldout']}; every point in history.json)", "",
-             *(_table(["metric", "first", "last"],
+             *(markdown_table(["metric", "first", "last"],
                       [[k, history[0].get(k), history[-1].get(k)] for k in ["step"] + keys])
                if history and data["heldout"] else ["No prompts were held out.", ""]),
              "The held-out reward is the reward the policy was trained on: it shows the "
              "optimisation worked, not that the model is better; the lab world (`rlxf run`) is "
              "where rlxf measures that against a known gold judge.", ""]
-    atomic_write_text(directory / "README.md", _front_matter(meta) + "\n" + "\n".join(lines))
+    atomic_write_text(directory / "README.md", front_matter(meta) + "\n" + "\n".join(lines))
     return record

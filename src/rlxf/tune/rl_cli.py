@@ -54,7 +54,7 @@ PPO_KEYS = {  # flags of `rlxf ppo` that set [ppo.ppo] keys
 def _run(command: str, model_dir: Path, prompts: Path, out: Path, config: Path | None,
          reward: list[str], reward_weights: str | None, eval_prompts: Path | None,
          threads: int, flags: dict) -> None:
-    from ..cli import _progress, _progress_factory, console
+    from ..console import console, progress_bars, progress_factory
     from ..rewards.batch import RewardError
     from .common import TuneError
     from .rl import run_group_rl
@@ -69,9 +69,9 @@ def _run(command: str, model_dir: Path, prompts: Path, out: Path, config: Path |
     import torch
     torch.set_num_threads(threads or os.cpu_count() or 1)
     try:
-        with _progress() as progress:
+        with progress_bars() as progress:
             args = (model_dir, prompts, out, cfg, reward or [], reward_weights,
-                    _progress_factory(progress))
+                    progress_factory(progress))
             record = (run_ppo(*args, eval_prompts=eval_prompts) if command == "ppo" else
                       run_group_rl(command, *args, eval_prompts=eval_prompts))
     except (TuneError, RewardError, OSError) as e:

@@ -71,7 +71,7 @@ def score_file(model_dir: Path, data: Path, out: Path, batch_size: int = 16,
                max_length: int = 2048,
                progress: Callable[[int, int], None] | None = None) -> dict:
     from ..models.chat import chat_format
-    from ..train.reward import score_heads
+    from ..models.reward_scores import score_heads
 
     if out.exists():
         raise TuneError(f"{out}: already exists (choose another --out or remove it)")
