@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from ..train.loop import pad_right
+from ..models.batching import pad_right
 from .batch import RewardBatch, RewardError, messages_of
 from .steps import lab_step_ends, text_step_ends
 
