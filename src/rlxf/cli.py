@@ -46,6 +46,10 @@ def run(config: Path = typer.Argument(..., help="TOML config (see examples/quick
                                        "report pools them with 95% intervals"),
         jobs: int = typer.Option(0, help="seeds run at once (0: all)"),
         ray: str = typer.Option(None, "--ray", metavar="ADDRESS", help=RAY_HELP),
+        reuse: Path = typer.Option(None, "--reuse", metavar="RUN",
+                                   help="copy each stage that RUN completed with the same "
+                                        "fingerprint (config slice and inputs) instead of "
+                                        "recomputing it; with --seeds, seed by seed"),
         seed: int = typer.Option(None, "--seed", hidden=True,
                                  help="one member of --seeds: this seed instead of the config's"),
         report: bool = typer.Option(True, "--report/--no-report", hidden=True)) -> None:
@@ -58,13 +62,17 @@ def run(config: Path = typer.Argument(..., help="TOML config (see examples/quick
     if until is not None and until not in STAGE_NAMES:
         console.print(f"[red]--until {until!r}: not a stage; stages: {', '.join(STAGE_NAMES)}")
         raise typer.Exit(2)
+    if reuse is not None and not (reuse / "ledger.jsonl").is_file():
+        console.print(f"[red]--reuse {reuse}: not a run directory (no ledger.jsonl)",
+                      highlight=False)
+        raise typer.Exit(2)
     n = seeds or (1 if seed is not None else cfg.seeds)
     if n > 1 or ray:
         if until is not None:
             console.print("[red]--until runs one seed, here: leave out --seeds (or set seeds = "
                           "1) and --ray")
             raise typer.Exit(2)
-        _run_seeds("run", config, out, cfg.seed, n, jobs, threads, ray)
+        _run_seeds("run", config, out, cfg.seed, n, jobs, threads, ray, reuse)
         return
     from .seeds import as_member
     cfg, text = as_member(cfg, config.read_text(), seed)
@@ -74,7 +82,7 @@ def run(config: Path = typer.Argument(..., help="TOML config (see examples/quick
     torch.set_num_threads(threads or os.cpu_count() or 1)
     with progress_bars() as progress:
         rd = run_pipeline(cfg, text, out, progress_factory(progress),
-                          progress.console.print, until)
+                          progress.console.print, until, reuse)
     if until is None and report:
         _write_report(rd.root)
 
@@ -92,7 +100,7 @@ def _load(config: Path, load_config, *checks):
 
 
 def _run_seeds(command: str, config: Path, out: Path, seed: int, n: int, jobs: int,
-               threads: int, ray: str | None = None) -> None:
+               threads: int, ray: str | None = None, reuse: Path | None = None) -> None:
     """Every seed a process of its own (rlxf.seeds), here or a Ray task, a progress bar each,
     then the pooled report of RUN."""
     from .pipeline import STAGE_NAMES
@@ -118,7 +126,7 @@ def _run_seeds(command: str, config: Path, out: Path, seed: int, n: int, jobs: i
                                       if m.rc is not None else ""))
         try:
             members = run_seeds(command, config, out, seed, n, jobs, threads,
-                                progress.console.print, poll, launcher)
+                                progress.console.print, poll, launcher, reuse)
         finally:
             launcher.close()
     failed = [m for m in members if m.rc != 0]
@@ -149,6 +157,10 @@ def sweep(config: Path = typer.Argument(..., help="TOML config with a \\[sweep] 
     from .pipeline import preflight
     from .sweep import members, run_sweep
     cfg = _load(config, load_config, preflight, members)
+    if reuse is not None and not (reuse / "ledger.jsonl").is_file():
+        console.print(f"[red]--reuse {reuse}: not a run directory (no ledger.jsonl)",
+                      highlight=False)
+        raise typer.Exit(2)
     n = seeds or (1 if seed is not None else cfg.seeds)
     if n > 1 or ray:
         _run_seeds("sweep", config, out, cfg.seed, n, jobs, threads, ray)

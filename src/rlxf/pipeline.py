@@ -143,9 +143,14 @@ def preflight(config: RunConfig) -> None:
 
 
 def run_pipeline(config: RunConfig, config_text: str, out: Path, progress: ProgressFactory,
-                 log: Callable[[str], None], until: str | None = None) -> RunDir:
+                 log: Callable[[str], None], until: str | None = None,
+                 reuse: Path | None = None) -> RunDir:
+    """`reuse`: another run directory whose completed stages are copied instead of recomputed
+    wherever their fingerprint is this run's (same config slice, same inputs)."""
     preflight(config)
     run = RunDir(out)
+    source = RunDir(reuse) if reuse is not None and Path(reuse).resolve() != run.root.resolve() \
+        else None
     run.root.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run.root / "config.toml", config_text)
     for stage in STAGES:
@@ -160,6 +165,9 @@ def run_pipeline(config: RunConfig, config_text: str, out: Path, progress: Progr
         if run.is_complete(stage.name, fp):
             run.ensure_ledgered(stage.name)
             log(f"[dim]{stage.name:<9} up to date, skipped[/dim]")
+        elif source is not None and source.is_complete(stage.name, fp):
+            run.adopt(stage.name, source)
+            log(f"[dim]{stage.name:<9} same as in {source.root}, copied[/dim]")
         else:
             partial, ckpt = run.begin(stage.name, fp)
             started = datetime.now(timezone.utc).isoformat(timespec="seconds")

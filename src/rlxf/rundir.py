@@ -159,6 +159,17 @@ class RunDir:
         shutil.rmtree(self.ckpt_dir(stage), ignore_errors=True)
         return record
 
+    def adopt(self, stage: str, source: "RunDir") -> dict:
+        """Take `source`'s completed stage instead of recomputing it (the caller checked that its
+        fingerprint, i.e. config slice and inputs, is this run's): its files are copied, not
+        linked, so deleting the source later loses nothing here. The record keeps the source's
+        timing (what the stage cost) and says where it came from."""
+        partial = self.partial_dir(stage)
+        shutil.rmtree(partial, ignore_errors=True)
+        shutil.copytree(source.stage_dir(stage), partial)
+        record = {k: v for k, v in source.record(stage).items() if k != "output_hash"}
+        return self.commit(stage, {**record, "reused_from": str(source.root.resolve())})
+
     def append_ledger(self, record: dict) -> None:
         line = json.dumps(record, sort_keys=True) + "\n"
         self.root.mkdir(parents=True, exist_ok=True)

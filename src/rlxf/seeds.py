@@ -65,10 +65,20 @@ def default_jobs(n: int) -> tuple[int, int]:
     return n, max(1, cores // n)
 
 
-def _arguments(command: str, config: Path, m: Member, threads: int) -> list[str]:
-    """`python -m rlxf ...` for one member, without the interpreter (a Ray node uses its own)."""
+def _arguments(command: str, config: Path, m: Member, threads: int,
+               reuse: Path | None = None) -> list[str]:
+    """`python -m rlxf ...` for one member, without the interpreter (a Ray node uses its own);
+    `reuse`: the member of another --seeds run with the same seed, whose stages it may copy."""
     return ["-m", "rlxf", command, str(config), "--out", str(m.dir),
-            "--seed", str(m.seed), "--threads", str(threads), "--no-report"]
+            "--seed", str(m.seed), "--threads", str(threads), "--no-report",
+            *(["--reuse", str(reuse)] if reuse is not None else [])]
+
+
+def reuse_dirs(reuse: Path | None, seed: int, n: int) -> dict[int, Path]:
+    """Seed -> the run directory of that seed in the --seeds run `reuse` (laid out by `plan`)."""
+    if reuse is None:
+        return {}
+    return {m.seed: m.dir for m in plan(Path(reuse).resolve(), seed, n) if m.dir.is_dir()}
 
 
 def _start(arguments: list[str], log: Path | str, threads: int) -> subprocess.Popen:
@@ -134,7 +144,7 @@ class RayTasks:
 def run_seeds(command: str, config: Path, out: Path, seed: int, n: int, jobs: int,
               threads: int, log: Callable[[str], None],
               on_poll: Callable[[list[Member]], None] = lambda ms: None,
-              launcher=None) -> list[Member]:
+              launcher=None, reuse: Path | None = None) -> list[Member]:
     """Run every member (at most `jobs` at once) through `launcher` (default: local
     processes), polling each second; a failed member does not stop the others (their work is
     kept) but fails the whole at the end. Paths are made absolute: a Ray node has its own
@@ -142,6 +152,7 @@ def run_seeds(command: str, config: Path, out: Path, seed: int, n: int, jobs: in
     launcher = launcher or LocalProcesses()
     config, out = Path(config).resolve(), Path(out).resolve()
     members = plan(out, seed, n)
+    sources = reuse_dirs(reuse, seed, n)
     (out / SEEDS_DIR / LOGS_DIR).mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / SEEDS_DIR / SEEDS_FILE, {
         "command": command, "seeds": [m.seed for m in members],
@@ -152,7 +163,8 @@ def run_seeds(command: str, config: Path, out: Path, seed: int, n: int, jobs: in
         while waiting and len(running) < jobs:
             m = waiting.pop(0)
             m.dir.mkdir(parents=True, exist_ok=True)
-            m.proc = launcher.start(_arguments(command, config, m, threads), m.log, threads)
+            m.proc = launcher.start(_arguments(command, config, m, threads, sources.get(m.seed)),
+                                   m.log, threads)
             m.started = time.perf_counter()
             running.append(m)
             log(f"seed {m.seed}: started ({m.dir}, log {m.log})")

@@ -427,10 +427,12 @@ def _stages_section(records: dict) -> list[dict]:
     out = []
     for s in [*STAGE_ORDER, *[s for s in _ordered(records) if s not in STAGE_ORDER]]:
         rec = records.get(s)
-        out.append({"stage": s, "status": "done" if rec else "not run",
+        status = "not run" if not rec else "reused" if rec.get("reused_from") else "done"
+        out.append({"stage": s, "status": status,
                     "started": rec.get("started") if rec else None,
                     "wall_s": rec.get("wall_s") if rec else None,
-                    "counts": rec.get("counts") if rec else None})
+                    "counts": rec.get("counts") if rec else None,
+                    **({"reused_from": rec["reused_from"]} if status == "reused" else {})})
     return out
 
 
