@@ -30,6 +30,8 @@ def _before_every_command() -> None:
     quiet.capture_warnings()
 
 
+REUSE_HELP = ("copy each stage that RUN completed with the same fingerprint (config slice and "
+              "inputs) instead of recomputing it; with --seeds, seed by seed")
 RAY_HELP = ("run the seeds as Ray tasks: 'auto' (this machine's cluster), 'ray://HOST:PORT', "
             "or 'local' (start one here); RUN must be on a filesystem every node sees")
 
@@ -46,10 +48,7 @@ def run(config: Path = typer.Argument(..., help="TOML config (see examples/quick
                                        "report pools them with 95% intervals"),
         jobs: int = typer.Option(0, help="seeds run at once (0: all)"),
         ray: str = typer.Option(None, "--ray", metavar="ADDRESS", help=RAY_HELP),
-        reuse: Path = typer.Option(None, "--reuse", metavar="RUN",
-                                   help="copy each stage that RUN completed with the same "
-                                        "fingerprint (config slice and inputs) instead of "
-                                        "recomputing it; with --seeds, seed by seed"),
+        reuse: Path = typer.Option(None, "--reuse", metavar="RUN", help=REUSE_HELP),
         seed: int = typer.Option(None, "--seed", hidden=True,
                                  help="one member of --seeds: this seed instead of the config's"),
         report: bool = typer.Option(True, "--report/--no-report", hidden=True)) -> None:
@@ -62,10 +61,7 @@ def run(config: Path = typer.Argument(..., help="TOML config (see examples/quick
     if until is not None and until not in STAGE_NAMES:
         console.print(f"[red]--until {until!r}: not a stage; stages: {', '.join(STAGE_NAMES)}")
         raise typer.Exit(2)
-    if reuse is not None and not (reuse / "ledger.jsonl").is_file():
-        console.print(f"[red]--reuse {reuse}: not a run directory (no ledger.jsonl)",
-                      highlight=False)
-        raise typer.Exit(2)
+    _check_reuse(reuse)
     n = seeds or (1 if seed is not None else cfg.seeds)
     if n > 1 or ray:
         if until is not None:
@@ -85,6 +81,13 @@ def run(config: Path = typer.Argument(..., help="TOML config (see examples/quick
                           progress.console.print, until, reuse)
     if until is None and report:
         _write_report(rd.root)
+
+
+def _check_reuse(reuse: Path | None) -> None:
+    if reuse is not None and not (reuse / "ledger.jsonl").is_file():
+        console.print(f"[red]--reuse {reuse}: not a run directory (no ledger.jsonl)",
+                      highlight=False)
+        raise typer.Exit(2)
 
 
 def _load(config: Path, load_config, *checks):
@@ -148,6 +151,7 @@ def sweep(config: Path = typer.Argument(..., help="TOML config with a \\[sweep] 
                                          "sweep once per seed, in parallel, pooled"),
           jobs: int = typer.Option(0, help="seeds run at once (0: all)"),
           ray: str = typer.Option(None, "--ray", metavar="ADDRESS", help=RAY_HELP),
+          reuse: Path = typer.Option(None, "--reuse", metavar="RUN", help=REUSE_HELP),
           seed: int = typer.Option(None, "--seed", hidden=True),
           report: bool = typer.Option(True, "--report/--no-report", hidden=True)) -> None:
     """Over-optimisation sweep: the whole pipeline once, then the policy stage once per \\[sweep]
@@ -157,13 +161,10 @@ def sweep(config: Path = typer.Argument(..., help="TOML config with a \\[sweep] 
     from .pipeline import preflight
     from .sweep import members, run_sweep
     cfg = _load(config, load_config, preflight, members)
-    if reuse is not None and not (reuse / "ledger.jsonl").is_file():
-        console.print(f"[red]--reuse {reuse}: not a run directory (no ledger.jsonl)",
-                      highlight=False)
-        raise typer.Exit(2)
+    _check_reuse(reuse)
     n = seeds or (1 if seed is not None else cfg.seeds)
     if n > 1 or ray:
-        _run_seeds("sweep", config, out, cfg.seed, n, jobs, threads, ray)
+        _run_seeds("sweep", config, out, cfg.seed, n, jobs, threads, ray, reuse)
         return
     from .seeds import as_member
     cfg, text = as_member(cfg, config.read_text(), seed)
@@ -172,7 +173,8 @@ def sweep(config: Path = typer.Argument(..., help="TOML config with a \\[sweep] 
     import torch
     torch.set_num_threads(threads or os.cpu_count() or 1)
     with progress_bars() as progress:
-        path = run_sweep(cfg, text, out, progress_factory(progress), progress.console.print)
+        path = run_sweep(cfg, text, out, progress_factory(progress), progress.console.print,
+                         reuse)
     console.print(f"sweep: {path}")
     if report:
         _write_report(out)

@@ -43,9 +43,9 @@ def _link_shared(root: Path, member: Path, stages: tuple[str, ...]) -> None:
 
 
 def run_sweep(config: RunConfig, config_text: str, out: Path, progress: ProgressFactory,
-              log: Callable[[str], None]) -> Path:
+              log: Callable[[str], None], reuse: Path | None = None) -> Path:
     plan = members(config)  # a config without [sweep] values fails before any work
-    run_pipeline(config, config_text, out, progress, log)
+    run_pipeline(config, config_text, out, progress, log, reuse=reuse)
     parameter = "policy.ppo.kl_coef" if config.sweep.kl_coef else "policy.bon_n"
     rows = []
     for name, value, member_cfg in plan:
