@@ -11,7 +11,7 @@ BIN := $(VENV)/bin
 TORCH := torch==2.13.0
 LOCK := requirements/lock.txt
 
-.PHONY: install demo test bench lock test-latest clean
+.PHONY: install demo examples test bench lock test-latest clean
 
 install: $(VENV)/.installed
 
@@ -25,6 +25,12 @@ $(VENV)/.installed: pyproject.toml $(LOCK)
 demo: install
 	$(BIN)/rlxf run examples/quickstart.toml --out runs/quickstart
 	@echo "Open runs/quickstart/report/index.html (also report.md and report.json)."
+
+# Every example of examples/findings.toml over SEEDS training seeds (hours on 2 cores: the
+# quickstart first, the others reuse its stages); rewrites examples/results/ and the headers.
+SEEDS ?= 3
+examples: install
+	$(BIN)/python examples/make_examples.py --seeds $(SEEDS)
 
 test: install
 	$(BIN)/python -m pytest -q
