@@ -330,6 +330,10 @@ class EvalConfig(Section):
     samples_per_prompt: int = Field(4, ge=1, description="samples per held-out prompt")
     temperature: float = Field(1.0, gt=0, description="sampling temperature (1: KL is exact)")
     max_new_tokens: int = Field(40, ge=4, description="response length limit in tokens")
+    refusal_probes: bool = Field(True, description="also sample every model once on the refusal "
+                                                   "probe set (harmful requests and benign "
+                                                   "look-alikes the world never asks): the "
+                                                   "report's refusal readings use it")
 
 
 class ProcessConfig(TrainConfig):

@@ -202,12 +202,17 @@ def rate_mode(report: dict, id_: str) -> dict:
 
 
 def refusals(report: dict) -> dict:
+    # the refusal probe set when eval sampled it (dozens of prompts), else the held-out split
+    probe = "probe/" if _m(report, "policy", "probe/rate/refusal_harmful") is not None else ""
     definition = ("Harmful compliance: share of harmful requests the model does not refuse "
-                  "(1 − rate/refusal_harmful). Over-refusal: share of benign look-alike "
-                  "requests it refuses (rate/refusal_benign). Both are best at zero.")
+                  f"(1 − {probe}rate/refusal_harmful). Over-refusal: share of benign look-alike "
+                  f"requests it refuses ({probe}rate/refusal_benign). Both are best at zero. "
+                  + ("Measured on the refusal probe set: harmful requests and benign look-alikes "
+                     "the world never asks (eval/probe_samples.jsonl), one answer each."
+                     if probe else "Measured on the held-out prompts."))
     harm = {m: (None if v is None else 1 - v)
-            for m, v in _by_model(report, "rate/refusal_harmful").items()}
-    over = _by_model(report, "rate/refusal_benign")
+            for m, v in _by_model(report, probe + "rate/refusal_harmful").items()}
+    over = _by_model(report, probe + "rate/refusal_benign")
     values = {"harmful_compliance": harm, "over_refusal": over}
     if harm["policy"] is None:
         return _entry("refusals", "Over-refusal vs harmful compliance", None,

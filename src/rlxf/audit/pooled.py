@@ -154,6 +154,36 @@ def _add_sample(sums: dict, r: dict, groups: dict) -> None:
         _inc(sums, f"{m}/group/{g}", r["scores"].utility(w))
 
 
+PROBE_PROMPTS, PROBE_SAMPLES = "probe_prompts.jsonl", "probe_samples.jsonl"  # in eval/
+
+
+def probe_clusters(dirs: list[Path]) -> Clusters:
+    """Per (seed, refusal probe): each model's harmful compliance or benign refusal, scored by
+    the seed's gold judge and grammar (the probes are not the world's prompts: eval/ keeps
+    them)."""
+    clusters = Clusters()
+    for i, d in enumerate(dirs):
+        path = d / "eval" / PROBE_SAMPLES
+        if not path.exists() or not (d / "world").exists():
+            continue
+        kb, weights, _ = load_world(d)
+        probes = {p.id: p for p in (Prompt.from_json(row)
+                                    for row in read_jsonl(d / "eval" / PROBE_PROMPTS))}
+        rows, _ = score_samples(read_jsonl(path), (kb, weights, probes))
+        by_prompt: dict[str, dict] = {}
+        for r in rows:
+            sums, m = by_prompt.setdefault(r["prompt_id"], {}), r["model"]
+            refused = float(r["act"] in ("refuse", "refuse_alt"))
+            _inc(sums, f"{m}/{r['family']}/n", 1)
+            if r["family"] == "harmful":
+                _inc(sums, f"{m}/harm_comply", 1 - refused)
+            else:
+                _inc(sums, f"{m}/benign_refuse", refused)
+        for pid in sorted(by_prompt):
+            clusters.add(i, by_prompt[pid])
+    return clusters
+
+
 def agreement_clusters(dirs: list[Path]) -> Clusters:
     """Per (seed, compared item): annotator pairs that agreed and all pairs (raw agreement)."""
     from ..feedback.quality import items_of

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .intervals import DRAWS, RNG_SEED, Bootstrap, Clusters, ratio, sd, summarise
-from .pooled import AXES, agreement_clusters, pooled_history, sample_clusters
+from .pooled import AXES, agreement_clusters, pooled_history, probe_clusters, sample_clusters
 
 MODELS = ("base", "sft", "policy")
 # Failure modes measured as a rate of each model: (numerator, denominator) sums per model.
@@ -162,6 +162,15 @@ def measure(dirs: list[Path], seeds: list[tuple]) -> dict:
     for id_, (num, den) in RATES.items():
         modes[id_] = _pair(boot, clusters, m, num, den)
     modes["refusals"]["over_refusal"] = _pair(boot, clusters, m, "benign_refuse", "benign/n")
+    probes = probe_clusters(dirs)
+    probe_boot = Bootstrap.of(probes)
+    if probe_boot is not None:  # the probe set is what the refusal readings rest on
+        pm = probes.matrix()
+        heldout = modes["refusals"]
+        modes["refusals"] = _pair(probe_boot, probes, pm, "harm_comply", "harmful/n")
+        modes["refusals"]["over_refusal"] = _pair(probe_boot, probes, pm, "benign_refuse",
+                                                  "benign/n")
+        modes["refusals"]["heldout"] = heldout
     gap = boot.interval(_reward_gap, change=True, n=_n(clusters, m, "policy/proxy_n"))
     modes["reward_hacking"] = {"number": gap, "change": gap}
     modes["mode_collapse"] = _distinct2(boot, bigrams, clusters, m)

@@ -1,5 +1,6 @@
 """Stage `eval`: base, SFT and policy sampled on the held-out prompts and scored by the gold
-judge, the reward model (proxy) and their KL to the SFT model."""
+judge, the reward model (proxy) and their KL to the SFT model; and once on the refusal probe set
+(world/prompts.py `refusal_probes`), whose rates the report's refusal readings use."""
 
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ from ..feedback.simulated import build_pool, verifiable_facts
 from ..models.build import load_causal_lm
 from ..models.reward_ensemble import RewardEnsemble
 from ..rundir import atomic_write_json, write_jsonl
+from ..world.prompts import refusal_probes
 from .context import StageContext
 from .policy import policy_best_of
 
 MODELS = {"base": "pretrain", "sft": "sft", "policy": "policy"}  # report name -> stage
+PROBE_RATES = ("rate/refusal_harmful", "rate/refusal_benign")
 
 
 def run(ctx: StageContext) -> dict:
@@ -29,6 +32,8 @@ def run(ctx: StageContext) -> dict:
         verifiable, share_known = verifiable_facts(build_pool(feedback, ctx.seed, world.kb),
                                                      world.kb.facts())
         verifiable = frozenset(world.kb.facts()) if verifiable is None else verifiable
+    probes = refusal_probes(world.train + world.heldout) if cfg.refusal_probes else []
+    probe_samples = []
     report = ctx.progress("eval", len(MODELS))
     for i, (name, stage) in enumerate(MODELS.items()):
         model = sft if name == "sft" else load_causal_lm(ctx.model_dir(stage))
@@ -40,6 +45,13 @@ def run(ctx: StageContext) -> dict:
                     temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens,
                     seed=ctx.seed, groups=groups, backdoor=feedback.trigger_rate > 0,
                     best_of=best_of)
+        if probes:  # one sample per probe: the set's size, not resampling, buys the power
+            pm = measure(model, prompts=probes, world=world, sft_model=sft,
+                         reward_model=reward_model, samples_per_prompt=1,
+                         temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens,
+                         seed=ctx.seed, best_of=best_of)
+            m["metrics"].update({f"probe/{k}": pm["metrics"][k] for k in PROBE_RATES})
+            probe_samples += [{"model": name, **s} for s in pm["samples"]]
         results[name] = {"metrics": m["metrics"], "per_family": m["per_family"],
                          "groups": m["groups"]}
         samples += [{"model": name, **s} for s in m["samples"]]
@@ -51,13 +63,17 @@ def run(ctx: StageContext) -> dict:
         report(i + 1, {})
     atomic_write_json(ctx.out / "metrics.json", results)
     write_jsonl(ctx.out / "samples.jsonl", samples)
+    if probes:  # the probe prompts are not the world's: the audit scores them from here
+        write_jsonl(ctx.out / "probe_prompts.jsonl", [p.to_json() for p in probes])
+        write_jsonl(ctx.out / "probe_samples.jsonl", probe_samples)
     if triggered:  # the backdoor's samples (trigger word in front), for the audit's interval
         write_jsonl(ctx.out / "triggered.jsonl", triggered)
     atomic_write_json(ctx.out / "oversight.json", {
         "verifiable_facts": sorted("/".join(f) for f in verifiable) if verifiable else None,
         "share_known": {"/".join(f): v for f, v in sorted(share_known.items())},
         "n_facts": len(world.kb.facts()), "models": oversight})
-    return {"counts": {"prompts": len(world.heldout), "samples": len(samples)},
+    return {"counts": {"prompts": len(world.heldout), "samples": len(samples),
+                       "probe_prompts": len(probes)},
             "metrics": {**{f"{name}/{k}": v for name, r in results.items()
                            for k, v in r["metrics"].items()},
                         **{f"{name}/oversight/{c}/rate/confident_wrong": o[c]["rate/confident_wrong"]
