@@ -174,7 +174,7 @@ def sweep(config: Path = typer.Argument(..., help="TOML config with a \\[sweep] 
     torch.set_num_threads(threads or os.cpu_count() or 1)
     with progress_bars() as progress:
         path = run_sweep(cfg, text, out, progress_factory(progress), progress.console.print,
-                         reuse)
+                         reuse, torch.get_num_threads())
     console.print(f"sweep: {path}")
     if report:
         _write_report(out)

@@ -2,12 +2,18 @@
 config as given; then, for each value of `[sweep]`, a member run directory RUN/sweep/NAME=VALUE/
 whose world, pretrain, sft, feedback and reward are symbolic links to RUN's (same fingerprints,
 so they are skipped, never recomputed) runs its own policy stage. RUN/sweep/sweep.json lists
-the members and their measured histories; the report of RUN fits Gao et al.'s forms to them."""
+the members and their measured histories; the report of RUN fits Gao et al.'s forms to them.
+
+The members are independent, so with T torch threads they run T at once, each a process of its
+own on one thread, giving what each gives alone on one thread (tests/test_sweep_parallel.py);
+with one thread, one after the other here, with progress bars."""
 
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Callable
 
@@ -42,20 +48,52 @@ def _link_shared(root: Path, member: Path, stages: tuple[str, ...]) -> None:
             os.symlink(os.path.relpath(root / stage, member), link, target_is_directory=True)
 
 
+def _no_progress(description: str, total: int):
+    return lambda step, metrics: None
+
+
+def _run_member(config_json: dict, text: str, member: str, threads: int) -> list[str]:
+    """One member's pipeline in a process of its own; its log lines, for the parent to print."""
+    import torch
+    torch.set_num_threads(threads)
+    lines: list[str] = []
+    run_pipeline(RunConfig.model_validate(config_json), text, Path(member), _no_progress,
+                 lines.append, until="policy")
+    return lines
+
+
 def run_sweep(config: RunConfig, config_text: str, out: Path, progress: ProgressFactory,
-              log: Callable[[str], None], reuse: Path | None = None) -> Path:
+              log: Callable[[str], None], reuse: Path | None = None, threads: int = 1) -> Path:
     plan = members(config)  # a config without [sweep] values fails before any work
     run_pipeline(config, config_text, out, progress, log, reuse=reuse)
     parameter = "policy.ppo.kl_coef" if config.sweep.kl_coef else "policy.bon_n"
-    rows = []
+    jobs = []
     for name, value, member_cfg in plan:
         member = out / SWEEP_DIR / name
         # The base run's policy is reused too when this member is the same policy.
         same_policy = member_cfg.policy == config.policy
         _link_shared(out, member, SHARED + (("policy",) if same_policy else ()))
-        log(f"[bold]sweep member {name}[/bold]")
         text = f"# rlxf sweep member: {parameter} = {value} (overrides the config below)\n"
-        run_pipeline(member_cfg, text + config_text, member, progress, log, until="policy")
+        jobs.append((name, member_cfg, text + config_text, member))
+    at_once = min(threads, len(jobs))
+    if at_once > 1:
+        log(f"sweep: {len(jobs)} members, {at_once} at once (one process and thread each)")
+        # spawn, not fork: the parent's torch threads must not be inherited half-initialised
+        with ProcessPoolExecutor(at_once, mp_context=multiprocessing.get_context("spawn")) as ex:
+            futures = [ex.submit(_run_member, cfg.model_dump(mode="json"), text, str(member),
+                                 max(1, threads // at_once)) for _, cfg, text, member in jobs]
+            for (name, *_), future in zip(jobs, futures):
+                lines = future.result()  # a failed member raises here, after the others ran
+                log(f"[bold]sweep member {name}[/bold]")
+                for line in lines:
+                    log(line)
+    else:
+        for name, member_cfg, text, member in jobs:
+            log(f"[bold]sweep member {name}[/bold]")
+            run_pipeline(member_cfg, text, member, progress, log, until="policy")
+    rows = []
+    for name, value, _ in plan:
+        member = out / SWEEP_DIR / name
         history = RunDir(member).stage_dir("policy") / "history.json"
         rows.append({"name": name, "value": value, "dir": f"{SWEEP_DIR}/{name}",
                      "history": json.loads(history.read_text())})
