@@ -37,6 +37,7 @@ from ..train.ppo import PolicyWithValue, train_ppo
 from ..train.reward_data import preference_pairs
 from ..world.corpus import sample_family_balanced
 from .context import StageContext
+from .hparams import train_hparams
 from .tracking import Tracker
 
 HISTORY_KEYS = ("reward/proxy", "gold/utility", "kl/to_sft", "length/tokens", "rate/sycophancy",
@@ -61,7 +62,7 @@ def _dpo_family(ctx: StageContext, world, policy, reference, reward_model, evalu
     cfg, pad = ctx.config.policy, world.tokenizer.pad_token_id
     pairs = labelled_pairs(ctx, world)  # DPO learns from every labelled comparison
     ref_chosen, ref_rejected = reference_logprobs(reference, pairs, pad)
-    result = train_dpo(policy, pairs, ref_chosen, ref_rejected, cfg, pad, ctx.seed,
+    result = train_dpo(policy, pairs, ref_chosen, ref_rejected, train_hparams(cfg), pad, ctx.seed,
                        Checkpointer(ctx.ckpt, cfg.checkpoint_every), on_step, evaluate)
     return result, {"pairs": len(pairs)}
 
@@ -92,7 +93,7 @@ def _kto(ctx: StageContext, world, policy, reference, reward_model, evaluate, on
     cfg, pad = ctx.config.policy, world.tokenizer.pad_token_id
     examples, source = kto_examples(ctx, world)
     ref_logps = reference_example_logprobs(reference, examples, pad)
-    result = train_kto(policy, reference, examples, ref_logps, cfg, pad, ctx.seed,
+    result = train_kto(policy, reference, examples, ref_logps, train_hparams(cfg), pad, ctx.seed,
                        Checkpointer(ctx.ckpt, cfg.checkpoint_every), on_step, evaluate)
     result["kto/label_source"] = source
     return result, {"examples": len(examples),

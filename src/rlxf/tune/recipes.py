@@ -12,7 +12,7 @@ from typing import Callable
 
 import torch
 
-from ..config import PolicyConfig, TuneDPOConfig, TuneRewardConfig, TuneSFTConfig
+from ..config import TuneDPOConfig, TuneRewardConfig, TuneSFTConfig
 from ..data.training_data import load_demonstrations, load_preferences, load_ratings
 from ..models.reward_heads import HEADS_FILE
 from ..rundir import atomic_write_json
@@ -166,11 +166,7 @@ def run_dpo(model_dir: Path, data: Path, out: Path, cfg: TuneDPOConfig, fmt: str
     with engine.accelerator.autocast(), reference_of(policy):
         ref_chosen, ref_rejected = reference_logprobs(policy, enc.items, tok.pad_token_id,
                                                       batch_size=cfg.batch_size)
-    loop_cfg = PolicyConfig(**cfg.model_dump(include={"steps", "batch_size", "lr",
-                                                      "warmup_steps", "checkpoint_every",
-                                                      "beta", "grad_accum", "precision",
-                                                      "device"}))
-    result = train_dpo(policy, enc.items, ref_chosen, ref_rejected, loop_cfg,
+    result = train_dpo(policy, enc.items, ref_chosen, ref_rejected, train_hparams(cfg),
                        tok.pad_token_id, cfg.seed, output.checkpointer(cfg.checkpoint_every),
                        _progress(progress, engine, "dpo", cfg.steps),
                        accelerator=engine.accelerator)
