@@ -147,8 +147,8 @@ def _group_rl(ctx: StageContext, world, policy, reference, reward_model, evaluat
         reward_fn = ensemble_reward_fn(ctx, reward_model, tok)
     cost_fn = harm_cost_fn(ctx, pad) if cfg.safe.cost_threshold is not None else None
     prompts = [prompt_ids(tok, p.text) for p in world.train]
-    result = train_group_rl(policy, reference, prompts, reward_fn, cfg, pad, tok.eos_token_id,
-                            ctx.config.eval.max_new_tokens, ctx.seed,
+    result = train_group_rl(policy, reference, prompts, reward_fn, train_hparams(cfg), pad,
+                            tok.eos_token_id, ctx.config.eval.max_new_tokens, ctx.seed,
                             Checkpointer(ctx.ckpt, cfg.checkpoint_every), on_step, evaluate,
                             cost_fn=cost_fn)
     return result, {"train_prompts": len(prompts), **judge_stats}
@@ -163,7 +163,7 @@ def _ppo(ctx: StageContext, world, policy, reference, reward_model, evaluate, on
     prompts = [prompt_ids(tok, p.text) for p in pool]
     model = PolicyWithValue(policy)  # `evaluate` measures `policy`: the same LM
     result = train_ppo(model, reference, prompts, ensemble_reward_fn(ctx, reward_model, tok),
-                       cfg, pad_id=tok.pad_token_id, eos_id=tok.eos_token_id,
+                       train_hparams(cfg), pad_id=tok.pad_token_id, eos_id=tok.eos_token_id,
                        max_new_tokens=ctx.config.eval.max_new_tokens, seed=ctx.seed,
                        ckpt=Checkpointer(ctx.ckpt, cfg.checkpoint_every), on_step=on_step,
                        evaluate=evaluate)
