@@ -140,3 +140,10 @@ def test_tune_imports_neither_cli_nor_audit(above):
     # tune/ prints through rlxf/console.py and builds its cards with rlxf/model_card.py
     edges = import_graph()
     assert not edges.get(("tune", above)), _describe(edges, [("tune", above)])
+
+
+def test_train_takes_its_own_hyperparameters_not_the_config_schema():
+    # train/hparams.py; the lab's stages and tune/ adapt their configs (stages/hparams.py,
+    # tune/hparams.py), so a library caller of train/ needs no pydantic config
+    edges = import_graph()
+    assert not edges.get(("train", "config")), _describe(edges, [("train", "config")])

@@ -37,6 +37,7 @@ from ..train.ppo import PolicyWithValue, train_ppo
 from ..train.reward_data import preference_pairs
 from ..world.corpus import sample_family_balanced
 from .context import StageContext
+from .hparams import train_hparams
 from .tracking import Tracker
 
 HISTORY_KEYS = ("reward/proxy", "gold/utility", "kl/to_sft", "length/tokens", "rate/sycophancy",
@@ -61,7 +62,7 @@ def _dpo_family(ctx: StageContext, world, policy, reference, reward_model, evalu
     cfg, pad = ctx.config.policy, world.tokenizer.pad_token_id
     pairs = labelled_pairs(ctx, world)  # DPO learns from every labelled comparison
     ref_chosen, ref_rejected = reference_logprobs(reference, pairs, pad)
-    result = train_dpo(policy, pairs, ref_chosen, ref_rejected, cfg, pad, ctx.seed,
+    result = train_dpo(policy, pairs, ref_chosen, ref_rejected, train_hparams(cfg), pad, ctx.seed,
                        Checkpointer(ctx.ckpt, cfg.checkpoint_every), on_step, evaluate)
     return result, {"pairs": len(pairs)}
 
@@ -92,7 +93,7 @@ def _kto(ctx: StageContext, world, policy, reference, reward_model, evaluate, on
     cfg, pad = ctx.config.policy, world.tokenizer.pad_token_id
     examples, source = kto_examples(ctx, world)
     ref_logps = reference_example_logprobs(reference, examples, pad)
-    result = train_kto(policy, reference, examples, ref_logps, cfg, pad, ctx.seed,
+    result = train_kto(policy, reference, examples, ref_logps, train_hparams(cfg), pad, ctx.seed,
                        Checkpointer(ctx.ckpt, cfg.checkpoint_every), on_step, evaluate)
     result["kto/label_source"] = source
     return result, {"examples": len(examples),
@@ -146,8 +147,8 @@ def _group_rl(ctx: StageContext, world, policy, reference, reward_model, evaluat
         reward_fn = ensemble_reward_fn(ctx, reward_model, tok)
     cost_fn = harm_cost_fn(ctx, pad) if cfg.safe.cost_threshold is not None else None
     prompts = [prompt_ids(tok, p.text) for p in world.train]
-    result = train_group_rl(policy, reference, prompts, reward_fn, cfg, pad, tok.eos_token_id,
-                            ctx.config.eval.max_new_tokens, ctx.seed,
+    result = train_group_rl(policy, reference, prompts, reward_fn, train_hparams(cfg), pad,
+                            tok.eos_token_id, ctx.config.eval.max_new_tokens, ctx.seed,
                             Checkpointer(ctx.ckpt, cfg.checkpoint_every), on_step, evaluate,
                             cost_fn=cost_fn)
     return result, {"train_prompts": len(prompts), **judge_stats}
@@ -162,7 +163,7 @@ def _ppo(ctx: StageContext, world, policy, reference, reward_model, evaluate, on
     prompts = [prompt_ids(tok, p.text) for p in pool]
     model = PolicyWithValue(policy)  # `evaluate` measures `policy`: the same LM
     result = train_ppo(model, reference, prompts, ensemble_reward_fn(ctx, reward_model, tok),
-                       cfg, pad_id=tok.pad_token_id, eos_id=tok.eos_token_id,
+                       train_hparams(cfg), pad_id=tok.pad_token_id, eos_id=tok.eos_token_id,
                        max_new_tokens=ctx.config.eval.max_new_tokens, seed=ctx.seed,
                        ckpt=Checkpointer(ctx.ckpt, cfg.checkpoint_every), on_step=on_step,
                        evaluate=evaluate)

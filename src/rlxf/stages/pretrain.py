@@ -13,6 +13,7 @@ from ..train.loop import Checkpointer
 from ..world.corpus import WEB, sample_family_balanced, web_response
 from ..world.grammar import render
 from .context import StageContext
+from .hparams import train_hparams
 
 
 def run(ctx: StageContext) -> dict:
@@ -36,7 +37,7 @@ def run(ctx: StageContext) -> dict:
         raise ValueError(f"[pretrain.model] max_length = {cfg.model.max_length} is shorter than "
                          f"{too_long} documents; raise it")
     model = build_causal_lm(cfg.model, tok, ctx.seed)
-    result = train_lm(model, examples, cfg, tok.pad_token_id, ctx.seed,
+    result = train_lm(model, examples, train_hparams(cfg), tok.pad_token_id, ctx.seed,
                       Checkpointer(ctx.ckpt, cfg.checkpoint_every),
                       ctx.progress("pretrain", cfg.steps))
     model.save_pretrained(ctx.out / "model")

@@ -22,6 +22,7 @@ from ..world.multihop import (WORDS, judge_steps, multihop_prompts, render_steps
                               split_multihop, write_steps)
 from ..world.vocab import world_vocabulary
 from .context import StageContext
+from .hparams import train_hparams
 
 
 def _tokens(tok, text: str) -> list[int]:
@@ -83,7 +84,7 @@ def run(ctx: StageContext) -> dict:
     models, results = {}, {}
     for name, examples in (("orm", outcome), ("prm", process)):
         model = _build(cfg, tok, ctx.seed)
-        results[name] = train_classifier(model, examples, cfg, pad, ctx.seed,
+        results[name] = train_classifier(model, examples, train_hparams(cfg), pad, ctx.seed,
                                          Checkpointer(ctx.ckpt / name, cfg.checkpoint_every),
                                          ctx.progress(f"process {name}", cfg.steps))
         model.save_pretrained(ctx.out / name)

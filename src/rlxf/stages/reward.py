@@ -15,6 +15,7 @@ from ..rundir import atomic_write_json
 from ..train.reward import plackett_luce_batch, train_or_load
 from ..train.reward_data import preference_pairs, preference_rankings
 from .context import StageContext
+from .hparams import train_hparams
 from .reward_aspects import run_aspects
 from .reward_groups import run_groups
 
@@ -24,8 +25,9 @@ def _train_member(ctx: StageContext, examples, pad: int, index: int, batch_loss=
     """Member `index` of the ensemble: head initialisation and data order differ per member."""
     cfg = ctx.config.reward
     label = "reward" if cfg.ensemble == 1 else f"reward {index + 1}/{cfg.ensemble}"
-    return train_or_load(ctx.model_dir("sft"), ctx.ckpt / f"member-{index}", examples, cfg, pad,
-                         ctx.seed + 1000 * index, ctx.progress, label, batch_loss=batch_loss)
+    return train_or_load(ctx.model_dir("sft"), ctx.ckpt / f"member-{index}", examples,
+                         train_hparams(cfg), pad, ctx.seed + 1000 * index, ctx.progress, label,
+                         batch_loss=batch_loss)
 
 
 def run(ctx: StageContext) -> dict:

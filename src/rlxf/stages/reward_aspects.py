@@ -19,6 +19,7 @@ from ..train.reward import head_pair_batch, train_or_load
 from ..train.reward_data import is_heldout
 from ..world.judge import score as gold_score
 from .context import StageContext
+from .hparams import train_hparams
 
 NO_ASPECTS = ("[reward] aspects = true, but the feedback has no aspect labels: rating records "
               "with helpful / harmless / honest ratings (or an alias in "
@@ -83,8 +84,9 @@ def run_aspects(ctx: StageContext, world, heldout_rows) -> dict:
     heads = list(ASPECTS)
     examples = [(heads.index(p.aspect), prompt_ids(tok, p.prompt), response_ids(tok, p.better),
                  response_ids(tok, p.worse)) for p in train]
-    model, result = train_or_load(ctx.model_dir("sft"), ctx.ckpt / "aspects", examples, cfg, pad,
-                                  ctx.seed + 7, ctx.progress, "reward aspects",
+    model, result = train_or_load(ctx.model_dir("sft"), ctx.ckpt / "aspects", examples,
+                                  train_hparams(cfg), pad, ctx.seed + 7, ctx.progress,
+                                  "reward aspects",
                                   num_labels=len(heads), batch_loss=head_pair_batch)
     weights = cfg.aspect_weights.model_dump() if cfg.aspect_weights else dict(world.weights)
     aspect_model = AspectRewardModel(model, heads, weights)

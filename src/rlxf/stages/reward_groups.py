@@ -28,6 +28,7 @@ from ..train.reward_data import is_heldout
 from ..world.corpus import sample_family_balanced
 from ..world.judge import score as gold_score
 from .context import StageContext
+from .hparams import train_hparams
 
 UNKNOWN = "?"
 
@@ -101,9 +102,9 @@ def run_groups(ctx: StageContext, world, scalar_model) -> dict:
         raise ValueError("reward: [reward] group_conditioned = true, but no pairwise item has a "
                          "group majority to train on")
     model, result = train_or_load(ctx.model_dir("sft"), ctx.ckpt / "groups",
-                                  [ex for *_, ex in train], cfg, pad, ctx.seed + 11, ctx.progress,
-                                  "reward groups", num_labels=len(groups),
-                                  batch_loss=head_pair_batch)
+                                  [ex for *_, ex in train], train_hparams(cfg), pad,
+                                  ctx.seed + 11, ctx.progress, "reward groups",
+                                  num_labels=len(groups), batch_loss=head_pair_batch)
     conditioned = GroupRewardModel(model, groups)
     conditioned.save(ctx.out / GROUPS_DIR, tok)
     weights = group_weights(ctx)

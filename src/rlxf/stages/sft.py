@@ -13,6 +13,7 @@ from ..train.loop import Checkpointer
 from ..world.corpus import demonstration, sample_family_balanced
 from ..world.grammar import render
 from .context import StageContext
+from .hparams import train_hparams
 
 
 def tune_on_demonstrations(ctx: StageContext, tok, demos: list, start: Path, cfg: TrainConfig,
@@ -27,7 +28,7 @@ def tune_on_demonstrations(ctx: StageContext, tok, demos: list, start: Path, cfg
         pid = prompt_ids(tok, p.text)
         examples.append((pid + response_ids(tok, r), len(pid)))
     model = load_causal_lm(start)
-    result = train_lm(model, examples, cfg, tok.pad_token_id, ctx.seed,
+    result = train_lm(model, examples, train_hparams(cfg), tok.pad_token_id, ctx.seed,
                       Checkpointer(ctx.ckpt, cfg.checkpoint_every), ctx.progress(name, cfg.steps))
     model.save_pretrained(ctx.out / "model")
     tok.save_pretrained(ctx.out / "model")

@@ -9,12 +9,12 @@ from typing import Callable
 import torch
 from accelerate import Accelerator
 
-from ..config import PolicyConfig
 from ..models.batching import device_of
 from ..models.fused_ops import fuse_activations
 from ..models.logprobs import response_batch, sequence_logprobs
 from ..models.shared_prefix import applies_to, pair_response_logprobs
 from .engine import Engine
+from .hparams import DPOHparams
 from .losses import cdpo_loss, dpo_loss, ipo_loss, robust_dpo_loss
 from .loop import BatchOrder, Checkpointer, StepCallback
 from .policy_loop import optimise
@@ -26,7 +26,7 @@ PairLoss = Callable[..., tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
 PAIR_ALGORITHMS = ("dpo", "ipo", "cdpo", "robust")
 
 
-def pair_loss(cfg: PolicyConfig) -> PairLoss:
+def pair_loss(cfg: DPOHparams) -> PairLoss:
     """The DPO-family loss of `cfg.algorithm`, with its hyper-parameters bound."""
     a, beta, eps = cfg.algorithm, cfg.beta, cfg.label_smoothing
     if a == "dpo":
@@ -64,7 +64,7 @@ def reference_logprobs(model, pairs: list[Pair], pad_id: int, batch_size: int = 
 
 
 def train_dpo(policy, pairs: list[Pair], ref_chosen: torch.Tensor, ref_rejected: torch.Tensor,
-              cfg: PolicyConfig, pad_id: int, seed: int, ckpt: Checkpointer,
+              cfg: DPOHparams, pad_id: int, seed: int, ckpt: Checkpointer,
               on_step: StepCallback | None = None,
               evaluate: Callable[[int], dict] | None = None,
               accelerator: Accelerator | None = None) -> dict:

@@ -27,12 +27,12 @@ from typing import Callable
 import torch
 from accelerate import Accelerator
 
-from ..config import PolicyConfig
 from ..models.fused_ops import fuse_activations
 from ..models.group_sampling import sample_k_per_prompt
 from ..models.logprobs import group_response_logprobs
 from .advantages import group_advantages, masked_mean, rloo_advantages
 from .engine import Engine
+from .hparams import GroupRLHparams
 from .losses import grpo_loss, k3_kl, rloo_loss
 from .loop import BatchOrder, Checkpointer, StepCallback
 from .policy_loop import optimise
@@ -108,7 +108,7 @@ def rollout(policy, reference, prompts: list[list[int]], group_size: int, pad_id
 
 
 def train_group_rl(policy, reference, prompts: list[list[int]], reward_fn: RewardFn,
-                   cfg: PolicyConfig, pad_id: int, eos_id: int, max_new_tokens: int, seed: int,
+                   cfg: GroupRLHparams, pad_id: int, eos_id: int, max_new_tokens: int, seed: int,
                    ckpt: Checkpointer, on_step: StepCallback | None = None,
                    evaluate: Callable[[int], dict] | None = None,
                    cost_fn: CostFn | None = None,

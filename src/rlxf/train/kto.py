@@ -10,10 +10,10 @@ from typing import Callable
 import torch
 from accelerate import Accelerator
 
-from ..config import PolicyConfig
 from ..models.batching import device_of
 from ..models.logprobs import response_batch, sequence_logprobs
 from .engine import Engine
+from .hparams import KTOHparams
 from .losses import kto_loss
 from .loop import BatchOrder, Checkpointer, StepCallback
 from .policy_loop import optimise
@@ -40,7 +40,7 @@ def reference_example_logprobs(model, examples: list[Example], pad_id: int,
 
 
 def train_kto(policy, reference, examples: list[Example], ref_logps: torch.Tensor,
-              cfg: PolicyConfig, pad_id: int, seed: int, ckpt: Checkpointer,
+              cfg: KTOHparams, pad_id: int, seed: int, ckpt: Checkpointer,
               on_step: StepCallback | None = None,
               evaluate: Callable[[int], dict] | None = None,
               accelerator: Accelerator | None = None) -> dict:

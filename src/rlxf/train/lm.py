@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import torch
 
-from ..config import TrainConfig
 from ..models.fused_ops import fuse_activations
 from ..models.batching import pad_right
 from .engine import Engine
+from .hparams import Optimisation
 from .loop import BatchOrder, Checkpointer, StepCallback
 
 
@@ -49,7 +49,7 @@ def lm_loss(model, ids: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor,
     return torch.nn.functional.cross_entropy(logits, targets[keep], reduction=reduction)
 
 
-def train_lm(model, examples: list[tuple[list[int], int]], cfg: TrainConfig, pad_id: int,
+def train_lm(model, examples: list[tuple[list[int], int]], cfg: Optimisation, pad_id: int,
              seed: int, ckpt: Checkpointer, on_step: StepCallback | None = None,
              engine: Engine | None = None) -> dict:
     """The loss is the mean over the global batch's trained tokens (as TRL's SFTTrainer), also

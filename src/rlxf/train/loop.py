@@ -13,7 +13,7 @@ from typing import Callable
 
 import torch
 
-from ..config import TrainConfig
+from .hparams import Optimisation
 
 
 class BatchOrder:
@@ -36,7 +36,7 @@ class BatchOrder:
         return [self._perm(p // self.n)[p % self.n] for p in range(start, start + self.batch_size)]
 
 
-def lr_at(step: int, cfg: TrainConfig) -> float:
+def lr_at(step: int, cfg: Optimisation) -> float:
     """Linear warm-up, then cosine decay to 10% of the peak."""
     if step < cfg.warmup_steps:
         return cfg.lr * (step + 1) / cfg.warmup_steps

@@ -13,14 +13,14 @@ from typing import Callable
 import torch
 from accelerate import Accelerator
 
-from ..config import PolicyConfig
 from .engine import Engine, StepLosses, build_accelerator
+from .hparams import Optimisation
 from .loop import Checkpointer, StepCallback
 
 __all__ = ["StepLosses", "default_accelerator", "global_mean", "optimise", "shard"]
 
 
-def default_accelerator(cfg: PolicyConfig | None = None) -> Accelerator:
+def default_accelerator(cfg: Optimisation | None = None) -> Accelerator:
     """The processes `accelerate launch` set up (one otherwise), on cfg's device and precision
     (default: the launcher's device, fp32)."""
     return build_accelerator(getattr(cfg, "device", "auto"), getattr(cfg, "precision", "fp32"))
@@ -36,7 +36,7 @@ def global_mean(metrics: dict, accelerator: Accelerator) -> dict:
     return Engine(None, accelerator).global_mean(metrics)
 
 
-def optimise(policy: torch.nn.Module, cfg: PolicyConfig, ckpt: Checkpointer, losses: StepLosses,
+def optimise(policy: torch.nn.Module, cfg: Optimisation, ckpt: Checkpointer, losses: StepLosses,
              *, items_per_step: tuple[str, int], on_step: StepCallback | None = None,
              evaluate: Callable[[int], dict] | None = None,
              engine: Engine | None = None, ema_weight: float = 0.05) -> dict:

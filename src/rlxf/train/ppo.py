@@ -21,11 +21,11 @@ from typing import Callable
 import torch
 from accelerate import Accelerator
 
-from ..config import PolicyConfig
 from ..models.group_sampling import sample_k_per_prompt
 from ..models.logprobs import response_batch, token_logprobs
 from .advantages import gae, masked_mean, whiten
 from .engine import Engine
+from .hparams import PPOHparams
 from .loop import BatchOrder, Checkpointer, StepCallback
 from .losses import (AdaptiveKLController, FixedKLController, kl_penalised_rewards,
                      ppo_policy_loss, ppo_value_loss)
@@ -107,7 +107,7 @@ def collect_rollout(model: PolicyWithValue, reference, prompts: list[list[int]],
                    scores=torch.tensor(score(prompts, responses), dtype=torch.float32))
 
 
-def kl_controller(cfg: PolicyConfig, kl_coef: float | None = None):
+def kl_controller(cfg: PPOHparams, kl_coef: float | None = None):
     ppo = cfg.ppo
     value = ppo.kl_coef if kl_coef is None else kl_coef
     if ppo.kl_target is None:
@@ -120,7 +120,7 @@ def step_seed(seed: int, step: int) -> int:
 
 
 def train_ppo(model: PolicyWithValue, reference, prompts: list[list[int]], score: ScoreFn,
-              cfg: PolicyConfig, *, pad_id: int, eos_id: int | list[int], max_new_tokens: int,
+              cfg: PPOHparams, *, pad_id: int, eos_id: int | list[int], max_new_tokens: int,
               seed: int, ckpt: Checkpointer, on_step: StepCallback | None = None,
               evaluate: Callable[[int], dict] | None = None,
               accelerator: Accelerator | None = None) -> dict:

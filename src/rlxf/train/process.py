@@ -10,11 +10,11 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..config import TrainConfig
 from ..models.batching import device_of
 from ..models.logprobs import response_batch
 from ..models.reward_scores import at_least_fp32
 from .engine import Engine
+from .hparams import Optimisation
 from .loop import BatchOrder, Checkpointer
 
 Example = tuple[list[int], list[int], float]  # prompt ids, response (prefix) ids, label in {0, 1}
@@ -27,7 +27,7 @@ def classifier_logits(model, prompts: list[list[int]], responses: list[list[int]
     return model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits[:, 0]
 
 
-def train_classifier(model, examples: list[Example], cfg: TrainConfig, pad_id: int, seed: int,
+def train_classifier(model, examples: list[Example], cfg: Optimisation, pad_id: int, seed: int,
                      ckpt: Checkpointer, on_step=None, engine: Engine | None = None) -> dict:
     """Binary cross-entropy on the scalar head: -[y log σ(z) + (1-y) log(1-σ(z))], the mean
     over each micro-batch weighing 1 / grad_accum. Metrics are the last step's (no smoothing)."""

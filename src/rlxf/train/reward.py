@@ -11,7 +11,6 @@ from typing import Callable
 import torch
 from transformers import AutoModelForSequenceClassification
 
-from ..config import RewardConfig, TrainConfig
 from ..models.batching import device_of
 from ..models.build import load_reward_model
 from ..models.fused_ops import fuse_activations
@@ -20,6 +19,7 @@ from ..models.reward_scores import at_least_fp32, head_rewards
 from ..models.shared_prefix import applies_to
 from ..rundir import atomic_write_json
 from .engine import Engine
+from .hparams import Optimisation, RewardHparams
 from .losses import (bradley_terry_loss, plackett_luce_loss, plackett_luce_weak_order_loss,
                      reward_model_loss)
 from .loop import BatchOrder, Checkpointer, StepCallback
@@ -97,7 +97,7 @@ def head_pair_batch(model, pairs: list[HeadPair], pad_id: int):
     return bradley_terry_loss(chosen, rejected), (chosen > rejected).float().mean()
 
 
-def train_reward_model(model, pairs: list, cfg: TrainConfig, pad_id: int, seed: int,
+def train_reward_model(model, pairs: list, cfg: Optimisation, pad_id: int, seed: int,
                        ckpt: Checkpointer, on_step: StepCallback | None = None,
                        center_coefficient: float = 0.0,
                        batch_loss: BatchLoss | None = None, engine: Engine | None = None) -> dict:
@@ -120,7 +120,7 @@ def train_reward_model(model, pairs: list, cfg: TrainConfig, pad_id: int, seed: 
                       items_per_step=("throughput/pairs_per_s", cfg.batch_size))
 
 
-def train_or_load(backbone: Path, ckpt_dir: Path, examples: list, cfg: RewardConfig, pad: int,
+def train_or_load(backbone: Path, ckpt_dir: Path, examples: list, cfg: RewardHparams, pad: int,
                   seed: int, progress: Callable[[str, int], StepCallback] | None = None,
                   label: str = "reward", num_labels: int = 1, batch_loss: BatchLoss | None = None
                   ) -> tuple[object, dict]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from ..config import PolicyConfig, TuneKTOConfig
+from ..config import TuneKTOConfig
 from ..data.io import open_rows
 from ..data.training_data import detect_format, load_preferences
 from ..models.build import load_tokenizer
@@ -23,6 +23,7 @@ from ..train.kto import reference_example_logprobs, train_kto
 from ..train.engine import Engine
 from .common import (Output, TuneError, check_model_dir, context_limit, disable_dropout,
                      prepare, save_model, trainable_parameters, write_record)
+from .hparams import train_hparams
 from .recipes import Progress, _causal_lm
 from .rl_ppo import AdaptersOff
 
@@ -94,7 +95,7 @@ def run_kto(model_dir: Path, data: Path, out: Path, cfg: TuneKTOConfig, fmt: str
     examples = [(p, r[: limit - len(p)], d) for p, r, d in encoded if len(p) < limit]
     if len(examples) < 2:
         raise TuneError(f"{data}: fewer than 2 examples fit in max_length ({cfg.max_length})")
-    engine = Engine(cfg)
+    engine = Engine(train_hparams(cfg))
     output = Output(out, {"command": "kto", "model": str(model_dir.resolve()),
                           "data": sha256_file(data), "format": fmt,
                           "config": cfg.model_dump(mode="json")}, engine)
@@ -110,10 +111,7 @@ def run_kto(model_dir: Path, data: Path, out: Path, cfg: TuneKTOConfig, fmt: str
     with engine.accelerator.autocast(), reference_of(policy):
         ref_logps = reference_example_logprobs(policy, examples, pad,
                                                batch_size=cfg.batch_size)
-    loop_cfg = PolicyConfig(algorithm="kto", **cfg.model_dump(
-        include={"steps", "batch_size", "lr", "warmup_steps", "checkpoint_every", "beta",
-                 "grad_accum", "precision", "device"}))
-    result = train_kto(policy, reference, examples, ref_logps, loop_cfg, pad, cfg.seed,
+    result = train_kto(policy, reference, examples, ref_logps, train_hparams(cfg), pad, cfg.seed,
                        output.checkpointer(cfg.checkpoint_every),
                        progress and engine.is_main_process and progress("kto", cfg.steps),
                        accelerator=engine.accelerator)

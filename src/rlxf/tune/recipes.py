@@ -12,7 +12,7 @@ from typing import Callable
 
 import torch
 
-from ..config import PolicyConfig, TuneDPOConfig, TuneRewardConfig, TuneSFTConfig
+from ..config import TuneDPOConfig, TuneRewardConfig, TuneSFTConfig
 from ..data.training_data import load_demonstrations, load_preferences, load_ratings
 from ..models.reward_heads import HEADS_FILE
 from ..rundir import atomic_write_json
@@ -23,6 +23,7 @@ from ..train.lm import train_lm
 from ..train.reward import train_reward_model
 from ..train.engine import Engine
 from .aspects import encode_ratings, regression_batch
+from .hparams import train_hparams
 from .run_record import TRAINING_RECORD
 from .common import (Output, TuneError, check_lora_targets, check_model_dir,
                      context_limit, data_record, disable_dropout, encode_demonstrations,
@@ -70,7 +71,7 @@ def _begin(command: str, model_dir: Path, data: Path, out: Path, cfg, fmt: str, 
            encode, load_model):
     """1.-2. read the data and the model, encode, then (inputs good) claim OUT.partial/. The
     engine (processes, device, precision) comes first: only its main process writes."""
-    engine = Engine(cfg)
+    engine = Engine(train_hparams(cfg))
     tok, chat = _setup(model_dir, data, out)
     loaded = load_data(data, fmt)
     model = load_model(model_dir.resolve())
@@ -103,7 +104,7 @@ def run_sft(model_dir: Path, data: Path, out: Path, cfg: TuneSFTConfig, fmt: str
         "sft", model_dir, data, out, cfg, fmt, load_demonstrations, encode_demonstrations,
         _causal_lm)
     model = prepare(model, cfg)
-    result = train_lm(model, enc.items, cfg, tok.pad_token_id, cfg.seed,
+    result = train_lm(model, enc.items, train_hparams(cfg), tok.pad_token_id, cfg.seed,
                       output.checkpointer(cfg.checkpoint_every),
                       _progress(progress, engine, "sft", cfg.steps), engine=engine)
     return _finish(output, "sft", model, tok, chat, model_dir, data, loaded, enc, cfg, result,
@@ -143,7 +144,7 @@ def run_reward(model_dir: Path, data: Path, out: Path, cfg: TuneRewardConfig,
             atomic_write_json(output.work / HEADS_FILE, {"heads": aspects, "weights": None})
     disable_dropout(model)
     model = prepare(model, cfg, task="SEQ_CLS")
-    result = train_reward_model(model, enc.items, cfg, tok.pad_token_id, cfg.seed,
+    result = train_reward_model(model, enc.items, train_hparams(cfg), tok.pad_token_id, cfg.seed,
                                 output.checkpointer(cfg.checkpoint_every),
                                 _progress(progress, engine, "reward", cfg.steps),
                                 cfg.center_coefficient,
@@ -165,11 +166,7 @@ def run_dpo(model_dir: Path, data: Path, out: Path, cfg: TuneDPOConfig, fmt: str
     with engine.accelerator.autocast(), reference_of(policy):
         ref_chosen, ref_rejected = reference_logprobs(policy, enc.items, tok.pad_token_id,
                                                       batch_size=cfg.batch_size)
-    loop_cfg = PolicyConfig(**cfg.model_dump(include={"steps", "batch_size", "lr",
-                                                      "warmup_steps", "checkpoint_every",
-                                                      "beta", "grad_accum", "precision",
-                                                      "device"}))
-    result = train_dpo(policy, enc.items, ref_chosen, ref_rejected, loop_cfg,
+    result = train_dpo(policy, enc.items, ref_chosen, ref_rejected, train_hparams(cfg),
                        tok.pad_token_id, cfg.seed, output.checkpointer(cfg.checkpoint_every),
                        _progress(progress, engine, "dpo", cfg.steps),
                        accelerator=engine.accelerator)

@@ -23,7 +23,7 @@ from typing import Callable
 
 import torch
 
-from ..config import PolicyConfig, TuneGroupRLConfig
+from ..config import TuneGroupRLConfig
 from ..models.logprobs import group_response_logprobs
 from ..train.advantages import (batch_scaled_advantages, group_advantages, groups_with_signal,
                                 overlong_filtered, process_advantages, rloo_advantages)
@@ -32,6 +32,7 @@ from ..train.loop import BatchOrder
 from ..train.losses import group_policy_loss, rloo_loss
 from ..train.policy_loop import optimise
 from .common import TuneError
+from .hparams import train_hparams
 from .rl_session import RLSession, tensorboard
 
 Progress = Callable[[str, int], Callable[[int, dict], None]] | None
@@ -71,14 +72,6 @@ def _check_process(cfg: TuneGroupRLConfig, command: str, rewards: list[str]) -> 
     if command == "rloo" and cfg.baseline != "loo":
         raise TuneError("a prm: reward credits each step; rloo's baseline = \"batch\" is not "
                         "built for step rewards (use \"loo\")")
-
-
-def loop_config(cfg, **extra) -> PolicyConfig:
-    """The shared policy loop's settings from a command's config."""
-    return PolicyConfig(**cfg.model_dump(include={"steps", "lr", "warmup_steps",
-                                                  "checkpoint_every", "eval_every",
-                                                  "batch_size", "grad_accum", "precision",
-                                                  "device"}), **extra)
 
 
 def run_group_rl(command: str, model_dir: Path, prompts_path: Path, out: Path,
@@ -158,7 +151,7 @@ def run_group_rl(command: str, model_dir: Path, prompts_path: Path, out: Path,
 
     tracker = tensorboard(s.output.work / "tb", command)
     with tracker:
-        result = optimise(s.policy, loop_config(cfg), s.output.checkpointer(cfg.checkpoint_every),
+        result = optimise(s.policy, train_hparams(cfg), s.output.checkpointer(cfg.checkpoint_every),
                           losses, on_step=tracker.wrap(s.progress(progress and
                                                                   progress(command, cfg.steps))),
                           evaluate=lambda step: s.evaluate(step, tracker),

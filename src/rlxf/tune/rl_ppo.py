@@ -13,7 +13,7 @@ from typing import Callable
 from ..config import TunePPOConfig
 from ..models.lora import reference_of
 from ..train.ppo import PolicyWithValue, train_ppo
-from .rl import loop_config
+from .hparams import train_hparams
 from .rl_session import RLSession, tensorboard
 
 Progress = Callable[[str, int], Callable[[int, dict], None]] | None
@@ -57,11 +57,9 @@ def run_ppo(model_dir: Path, prompts_path: Path, out: Path, cfg: TunePPOConfig,
     torch.manual_seed(cfg.seed)  # the value head's initialisation (zeros today; kept explicit)
     model = PolicyWithValue(s.policy)
     reference = s.reference if s.reference is not None else AdaptersOff(s.policy)
-    policy_cfg = loop_config(cfg, algorithm="ppo", ppo=cfg.ppo.model_copy(
-        update={"temperature": cfg.temperature}))
     tracker = tensorboard(s.output.work / "tb", "ppo")
     with tracker:
-        result = train_ppo(model, reference, s.train, score, policy_cfg, pad_id=s.pad_id,
+        result = train_ppo(model, reference, s.train, score, train_hparams(cfg), pad_id=s.pad_id,
                            eos_id=list(s.chat.stop_ids), max_new_tokens=cfg.max_new_tokens,
                            seed=cfg.seed,
                            ckpt=s.output.checkpointer(cfg.checkpoint_every),

@@ -27,6 +27,7 @@ from ..rundir import atomic_write_json, sha256_file
 from ..train.engine import Engine
 from .common import (Output, TuneError, check_model_dir, context_limit, disable_dropout,
                      prepare, save_model, trainable_parameters)
+from .hparams import train_hparams
 from .prompts import PromptRow, load_prompts, split_heldout
 from .rl_card import write_rl_record
 from .rl_eval import eval_point, nanmean, prompt_level, response_entropy
@@ -99,7 +100,7 @@ class RLSession:
         if out.exists():
             raise TuneError(f"{out}: already exists (choose another --out or remove it)")
         check_model_dir(model_dir)
-        engine = Engine(cfg)
+        engine = Engine(train_hparams(cfg))
         rows = load_prompts(prompts_path)
         eval_rows = load_prompts(eval_prompts) if eval_prompts else []
         sources = RewardSources(rewards, reward_weights)
