@@ -1,7 +1,8 @@
 """`make examples`: run every example of examples/findings.toml over several training seeds and
 regenerate, from each run's report.json, its results file (examples/results/NAME.json: every
 finding with its interval and n, the seeds, the command, the commit) and the measured block of
-its header (examples/NAME.toml). The quickstart runs first; the others `--reuse` it, so the
+its header (examples/NAME.toml); then check the over-optimisation alarm against gold over every
+seed of every run (examples/results/alarm.json: lead or lag to the gold peak, false alarms). The quickstart runs first; the others `--reuse` it, so the
 stages they share with it (same world, pretraining, SFT: same fingerprint) are copied, seed by
 seed. Runs resume where they stopped (rlxf's run directories do).
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tomllib
@@ -93,7 +95,23 @@ def main(argv: list[str] | None = None) -> int:
                              "report.json").read_text())
         write(ex, results_of(ex, report, args))
         print(f"examples/results/{ex['name']}.json written", flush=True)
+    alarm(examples, a.runs)
     return 0
+
+
+def alarm(examples: list[dict], runs: Path) -> None:
+    """The over-optimisation alarm against gold (issue 18) over every seed of every example
+    run so far: lead or lag to the gold peak where gold fell, false alarms where it did not."""
+    from rlxf.audit.alarm_lab import table, validate
+    dirs = [EXAMPLES.parent / runs / ex["name"] for ex in examples]
+    done = [d for d in dirs if (d / "ledger.jsonl").exists()]
+    result = validate(done)
+    print(table(result), flush=True)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "alarm.json").write_text(json.dumps(
+        {"date": date.today().isoformat(), "commit": commit(),
+         "run_dirs": [os.path.relpath(d, EXAMPLES.parent) for d in done], **result},
+        indent=1, sort_keys=True) + "\n")
 
 
 if __name__ == "__main__":

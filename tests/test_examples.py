@@ -125,3 +125,18 @@ def test_every_header_quotes_its_results_file_digit_for_digit():
             assert lines == NOT_YET, f"{toml.name}: a measured block without {results.name}"
             continue
         assert lines == block(json.loads(results.read_text())), toml.name
+
+
+def test_the_alarm_is_checked_over_every_example_run_so_far(tmp_path, monkeypatch):
+    from test_overopt_alarm import point, write_policy
+    examples = tmp_path / "examples"
+    examples.mkdir()
+    monkeypatch.setattr(make_examples, "EXAMPLES", examples)
+    monkeypatch.setattr(make_examples, "RESULTS", examples / "results")
+    write_policy(tmp_path / "runs" / "ppo_overopt", [point(0, 0.7), point(10, 0.8, flattery=0.4),
+                                                     point(20, 0.6, flattery=0.5)])
+    make_examples.alarm([{"name": "ppo_overopt"}, {"name": "not_run_yet"}], Path("runs"))
+    saved = json.loads((examples / "results" / "alarm.json").read_text())
+    assert saved["run_dirs"] == ["runs/ppo_overopt"] and len(saved["runs"]) == 1
+    assert saved["summary"]["gold_falls"] == 1 and saved["summary"]["detected"] == 1
+    assert saved["summary"]["steps_after_gold_peak"] == [10]

@@ -132,3 +132,14 @@ def test_the_report_carries_the_alarm_in_json_markdown_and_html(tmp_path):
     assert "| verdict | fired at step 40 (√KL 2.000) on rate/flattery |" in md
     assert "over-optimisation alarm (no gold)" in render_html(report)
     assert build_report(tmp_path / "nothing")["overoptimisation"]["alarm"] is None
+
+
+def test_lab_check_reads_every_seed_of_a_seeds_run(tmp_path):
+    root = tmp_path / "run"
+    write_policy(root, [point(s, 0.7) for s in (0, 10, 20)])
+    write_policy(root / "seeds" / "seed=1", [point(0, 0.7), point(10, 0.8, flattery=0.4),
+                                            point(20, 0.6, flattery=0.5)])
+    (root / "seeds" / "seeds.json").write_text(json.dumps({"dirs": [".", "seeds/seed=1"]}))
+    result = alarm_lab.validate([root])
+    assert [r["run"] for r in result["runs"]] == [str(root), str(root / "seeds" / "seed=1")]
+    assert result["summary"]["gold_falls"] == 1 and result["summary"]["detected"] == 1

@@ -1,7 +1,7 @@
 """The over-optimisation alarm (rlxf.audit.overopt_alarm) checked against gold, in the lab only:
-for each run (a run directory, or each member of its `rlxf sweep`), where gold utility peaked,
-whether it fell, and where the alarm fired -- how many steps before (negative) or after the gold
-peak, and false alarms on runs whose gold did not fall. Takes any number of runs (seeds, sweep
+for each run (a run directory, each of its seeds, each member of its `rlxf sweep`), where gold
+utility peaked, whether it fell, and where the alarm fired -- how many steps before (negative)
+or after the gold peak, and false alarms on runs whose gold did not fall. Takes any number of runs (seeds, sweep
 members, examples), so the answer is a count over runs, not one anecdote.
 
     python -m rlxf.audit.alarm_lab RUN [RUN ...] [--gold-drop 0.03] [--json OUT]
@@ -19,6 +19,7 @@ from pathlib import Path
 
 from ..rundir import RunDir
 from .overopt_alarm import overopt_alarm
+from .pooled import seed_dirs
 
 GOLD_DROP = 0.03
 
@@ -50,15 +51,16 @@ def check_run(history: list[dict], n_prompts: int | None, name: str,
 
 def histories(run_dir: Path) -> list[tuple[str, list[dict], int | None]]:
     """(name, history, eval prompts) of a run directory's policy stage and of each sweep
-    member's."""
+    member's, for every seed of a `--seeds N` run."""
     out = []
-    dirs = [run_dir] + sorted(p for p in (run_dir / "sweep").glob("*=*") if p.is_dir())
+    dirs = [m for seed in seed_dirs(run_dir)
+            for m in [seed, *sorted(p for p in (seed / "sweep").glob("*=*") if p.is_dir())]]
     for d in dirs:
         rec = RunDir(d).latest().get("policy")
         path = d / "policy" / "history.json"
         if rec is None or not path.exists():
             continue
-        name = str(d if d == run_dir else run_dir / "sweep" / d.name)
+        name = str(d)
         out.append((name, json.loads(path.read_text()), rec["counts"].get("eval_prompts")))
     return out
 
