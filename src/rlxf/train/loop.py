@@ -67,7 +67,8 @@ def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
 @dataclass
 class Checkpointer:
     """Saves the training state through accelerate (`save_state`: model, optimizer, loss scaler,
-    RNG states) plus the step and the recipe's own state (`extra`, e.g. eval history) in
+    RNG states; under FSDP the model and optimizer as one shard per process, written by
+    torch.distributed.checkpoint) plus the step and the recipe's own state (`extra`, e.g. eval history) in
     `DIR/checkpoint/`. A checkpoint is written to `DIR/checkpoint.tmp/` and swapped in by
     renames, so a kill -9 at any moment leaves the last complete checkpoint readable."""
     directory: Path
@@ -89,8 +90,9 @@ class Checkpointer:
     def load(self, accelerator, model: torch.nn.Module) -> int:
         """Register `model` for checkpointing and restore the latest checkpoint if any (the
         optimizer must already be prepared by `accelerator`); returns the step to continue
-        from."""
-        accelerator.register_for_checkpointing(model)
+        from. A model prepared by `accelerator` (FSDP: sharded) is saved by it already."""
+        if all(m is not model for m in accelerator._models):
+            accelerator.register_for_checkpointing(model)
         path = self._readable()
         if path is None:
             return 0

@@ -56,9 +56,10 @@ def _finish(output: Output, command: str, model, tok, chat, model_dir: Path, dat
     """The main process saves the model and its card and renames OUT.partial to OUT; every
     process returns the record it wrote."""
     params = trainable_parameters(model)  # before a merge folds the adapters away
+    whole = output.engine.full_state_dict(model)  # FSDP: every process sends its shards
 
     def write(directory: Path) -> None:
-        saved = save_model(model, tok, directory, cfg.merge)
+        saved = save_model(model, tok, directory, cfg.merge, whole)
         write_record(directory, output.out.name, command, model_dir, cfg,
                      data_record(data, loaded, enc), {**result, **params}, saved, chat.kind,
                      started, output, loaded.facts)
@@ -70,7 +71,10 @@ def _begin(command: str, model_dir: Path, data: Path, out: Path, cfg, fmt: str, 
            encode, load_model):
     """1.-2. read the data and the model, encode, then (inputs good) claim OUT.partial/. The
     engine (processes, device, precision) comes first: only its main process writes."""
-    engine = Engine(cfg)
+    engine = Engine(cfg, recipe=command)
+    if engine.sharded and cfg.lora is not None:
+        raise TuneError("--lora under FSDP is not built (the adapters would be sharded with "
+                        "the frozen base); launch DDP (examples/accelerate/ddp_2gpu.yaml)")
     tok, chat = _setup(model_dir, data, out)
     loaded = load_data(data, fmt)
     model = load_model(model_dir.resolve())
