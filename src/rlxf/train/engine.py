@@ -239,14 +239,15 @@ class Engine:
         if self.sharded and evaluate:
             raise UnsupportedLaunch("evaluation during training (the lab's policy stage) runs "
                                     "on the main process alone, which FSDP cannot; launch DDP")
-        model.to(acc.device)
+        if not self.sharded:  # fully_shard places the shards (and FSDP's memory-efficient
+            model.to(acc.device)  # loading leaves other processes' weights on meta until then)
         # one run's objects: an Accelerator reused across runs (tests, a stage's members)
         # must not save or restore the previous run's optimizer and model
         acc.free_memory()
         acc._custom_objects.clear()
         params = [p for p in model.parameters() if p.requires_grad]
         if self.sharded:  # fully_shard swaps the parameters: the optimizer's are remapped
-            model, optimizer = acc.prepare(model, adamw(params, cfg.lr))
+            model, optimizer = acc.prepare(model, adamw(params, cfg.lr, acc.device.type))
             params = [p for p in model.parameters() if p.requires_grad]
         else:
             optimizer = acc.prepare_optimizer(adamw(params, cfg.lr))

@@ -49,13 +49,16 @@ STATE_FILE = "state.pt"  # inside a checkpoint directory: the step and the recip
 FUSED_ADAMW_DEVICES = ("cpu", "cuda")
 
 
-def adamw(params, lr: float) -> torch.optim.AdamW:
+def adamw(params, lr: float, device: str | None = None) -> torch.optim.AdamW:
     """AdamW without weight decay, on torch's fused kernel where the parameters' device has one
     (CPU does since torch 2.4; transformers' Trainer, hence TRL, defaults to it on torch >= 2.8):
     one pass over each parameter instead of ~10 per-tensor ops, the same update up to float
-    rounding (tests/test_loop_optimizer.py). Falls back to the per-tensor loop elsewhere."""
+    rounding (tests/test_loop_optimizer.py). Falls back to the per-tensor loop elsewhere.
+    `device`: the device type the parameters will train on, when they are not there yet (FSDP
+    places them when it shards; until then some processes hold them on the meta device)."""
     params = list(params)
-    fused = all(p.is_floating_point() and p.device.type in FUSED_ADAMW_DEVICES for p in params)
+    fused = all(p.is_floating_point() and (device or p.device.type) in FUSED_ADAMW_DEVICES
+                for p in params)
     return torch.optim.AdamW(params, lr=lr, weight_decay=0.0, fused=fused or None)
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Callable
 
 import torch
+from accelerate.utils import broadcast_object_list
 
 from ..config import PolicyConfig, TuneDPOConfig, TuneRewardConfig, TuneSFTConfig
 from ..data.training_data import load_demonstrations, load_preferences, load_ratings
@@ -162,13 +163,20 @@ def run_dpo(model_dir: Path, data: Path, out: Path, cfg: TuneDPOConfig, fmt: str
     output, engine, tok, chat, loaded, policy, enc = _begin(
         "dpo", model_dir, data, out, cfg, fmt, load_preferences, encode_pairs, _causal_lm)
     disable_dropout(policy)
-    policy = prepare(policy, cfg).to(engine.device)
+    policy = prepare(policy, cfg)
     # The reference is the starting model, whose log-probs never change: computed once, from
     # the policy itself before it trains -- with LoRA, with its adapters disabled (the base) --
-    # in the precision the policy trains in, so that the two agree exactly at step 0.
-    with engine.accelerator.autocast(), reference_of(policy):
-        ref_chosen, ref_rejected = reference_logprobs(policy, enc.items, tok.pad_token_id,
-                                                      batch_size=cfg.batch_size)
+    # in the precision the policy trains in, so that the two agree exactly at step 0. Under
+    # FSDP, before sharding, by the main process alone (with memory-efficient loading the only
+    # one holding the weights), which sends them to the others: no second model to shard.
+    ref_chosen = ref_rejected = None
+    if engine.is_main_process or not engine.sharded:
+        policy.to(engine.device)
+        with engine.accelerator.autocast(), reference_of(policy):
+            ref_chosen, ref_rejected = reference_logprobs(policy, enc.items, tok.pad_token_id,
+                                                          batch_size=cfg.batch_size)
+    if engine.sharded:
+        ref_chosen, ref_rejected = broadcast_object_list([ref_chosen, ref_rejected])
     loop_cfg = PolicyConfig(**cfg.model_dump(include={"steps", "batch_size", "lr",
                                                       "warmup_steps", "checkpoint_every",
                                                       "beta", "grad_accum", "precision",
