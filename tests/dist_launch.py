@@ -4,8 +4,10 @@ sft|reward|dpo` and tests/dpo_worker.py in one process, the same jobs in one two
 launch, and a two-process `rlxf sft` killed with SIGKILL after its first checkpoint, whose
 rerun is the first job of that launch; the same again under FSDP (launched with
 examples/accelerate/fsdp_cpu_2proc.yaml): a killed `rlxf sft`, then one launch that reruns it,
-runs `rlxf sft` and `rlxf dpo`, and tries `rlxf reward` and `rlxf sft --lora`, which FSDP
-refuses. Each launch runs its jobs in turn (tests/dist_jobs.py), so the start-up of a process
+runs `rlxf sft|reward|dpo`, and tries `rlxf kto` and `rlxf sft --lora`, which FSDP refuses.
+The one process also runs `rlxf reward|dpo --gradient-checkpointing`, which take the full
+forwards that a sharded model takes (not the shared-prefix / last-layer paths), as the FSDP
+jobs' baseline. Each launch runs its jobs in turn (tests/dist_jobs.py), so the start-up of a process
 (torch, transformers, accelerate: several seconds of imports) is paid by 13 processes (one
 alone, four launchers, eight workers), not by one per job and process."""
 
@@ -142,7 +144,11 @@ def launch_all(root: Path) -> Path:
 
     one, two, killed = root / "one", root / "two", root / "killed"
     fsdp, fsdp_killed = root / "fsdp", root / "fsdp-killed"
-    single = start(1, jobs(one, 1), one)  # beside the killed launches: 7 processes, 2 cores
+    full_forwards = [{"name": f"{r}-full", "argv": [*tune_argv(root, r, one / f"{r}-full", 1),
+                                                    "--gradient-checkpointing"]}
+                     for r in ("reward", "dpo")]
+    # beside the killed launches: 7 processes, 2 cores
+    single = start(1, [*jobs(one, 1), *full_forwards], one)
     proc = start(2, [{"name": "killed", "argv": tune_argv(root, "sft", killed, 2)}],
                  root / "killed-launch", subprocess.DEVNULL)
     fsdp_rerun = {"name": "killed", "argv": tune_argv(root, "sft", fsdp_killed, 2)}
@@ -154,11 +160,12 @@ def launch_all(root: Path) -> Path:
     # the killed job's rerun first, then every job as the single process ran them
     rerun = {"name": "killed", "argv": tune_argv(root, "sft", killed, 2)}
     check(start(2, [rerun, *jobs(two, 2)], two), two)
-    # under FSDP: the rerun, SFT and DPO, and two commands it refuses (exit 1, nothing written)
-    refused = [{"name": "reward", "argv": tune_argv(root, "reward", fsdp / "reward", 2),
-                "exit": 1},
+    # under FSDP: the rerun, SFT, RM and DPO, and two commands it refuses (exit 1, nothing
+    # written)
+    refused = [{"name": "kto", "argv": ["kto", str(root / "model"), str(root / "prefs.jsonl"),
+                                        "--out", str(fsdp / "kto"), *STEPS], "exit": 1},
                {"name": "lora", "argv": [*tune_argv(root, "sft", fsdp / "lora", 2), "--lora",
                                          "4,8"], "exit": 1}]
     check(start(2, [fsdp_rerun, *({"name": r, "argv": tune_argv(root, r, fsdp / r, 2)}
-                                  for r in ("sft", "dpo")), *refused], fsdp, fsdp=True), fsdp)
+                                  for r in RECIPES), *refused], fsdp, fsdp=True), fsdp)
     return root

@@ -30,7 +30,8 @@ above), checkpoints are accelerate's sharded ones (torch.distributed.checkpoint,
 process), and `full_state_dict` gathers the trained weights for the main process to save.
 Recipes see `fully_sharded(model)` (models/batching.py) and run the model's own forward, since
 FSDP gathers a block's parameters only in its forward hooks. Only `FSDP_RECIPES` are allowed:
-the others call parts of the model directly, or evaluate on the main process alone."""
+the others call parts of the model directly, or evaluate on the main process alone (not
+checked under FSDP yet)."""
 
 from __future__ import annotations
 
@@ -51,7 +52,7 @@ ACCELERATE_PRECISION = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}
 # accelerate modes that own the model (ZeRO, Megatron, XLA): the engine does not run them
 UNSUPPORTED = ("DEEPSPEED", "MEGATRON_LM", "XLA")
 # the recipes tested under FSDP (tests/test_fsdp.py); the others are refused there
-FSDP_RECIPES = ("sft", "dpo")
+FSDP_RECIPES = ("sft", "reward", "dpo")
 
 
 class UnsupportedLaunch(ValueError):
@@ -132,7 +133,7 @@ class Engine:
         if kind in UNSUPPORTED:
             raise UnsupportedLaunch(
                 f"accelerate launched {kind}, which rlxf's engine does not run; launch DDP "
-                "(--multi_gpu or examples/accelerate/ddp_2gpu.yaml) or FSDP2 for sft and dpo "
+                "(--multi_gpu or examples/accelerate/ddp_2gpu.yaml) or FSDP2 for sft, reward, dpo "
                 "(examples/accelerate/fsdp.yaml) instead (docs/SCALE.md)")
         self.sharded = kind == "FSDP"
         if self.sharded and self.accelerator.state.fsdp_plugin.fsdp_version != 2:
@@ -145,10 +146,10 @@ class Engine:
 
     def _check_shardable(self) -> None:
         if self.sharded and self.recipe not in FSDP_RECIPES:
+            names = f"{', '.join(FSDP_RECIPES[:-1])} and {FSDP_RECIPES[-1]}"
             raise UnsupportedLaunch(
-                f"FSDP is supported for {' and '.join(FSDP_RECIPES)}; got "
-                f"{self.recipe or 'another trainer'} (launch it with DDP: --multi_gpu or "
-                "examples/accelerate/ddp_2gpu.yaml; docs/SCALE.md)")
+                f"FSDP is supported for {names}; got {self.recipe or 'another trainer'} (launch "
+                "it with DDP: --multi_gpu or examples/accelerate/ddp_2gpu.yaml; docs/SCALE.md)")
 
     # --- what recipes use ---------------------------------------------------------------------
     @property
