@@ -8,10 +8,9 @@ not built for FSDP are refused before anything is written. The launches run once
 
 A sharded model runs its own forward (docs/SCALE.md, "FSDP"), so RM and DPO are compared with
 the one-process run that takes the same full forwards (`--gradient-checkpointing` turns the
-shared-prefix and last-layer paths off; recomputation does not change float64 results): the
-fast paths are the same function only up to round-off, and over 12 steps the parameters of the
-runs with and without them differ by more than 1e-6 (1.2e-5 for RM, 4.9e-7 for DPO, measured
-when this test was added)."""
+shared-prefix and last-layer paths off; recomputation does not change float64 results): over
+12 steps the parameters of the one-process runs with and without the fast paths differ by more
+than 1e-6 (1.2e-5 for RM, 4.9e-7 for DPO, measured when this test was added; docs/SCALE.md)."""
 
 import json
 from types import SimpleNamespace
