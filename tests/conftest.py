@@ -37,8 +37,8 @@ def tiny_run(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def dist_jobs(tmp_path_factory) -> Path:
     """The accelerate jobs (tests/dist_launch.py), launched once for the session: ROOT/one
-    (one process), ROOT/two (two processes), ROOT/killed (a two-process job killed and rerun).
-    Read only."""
+    (one process), ROOT/two (two processes), ROOT/killed (a two-process job killed and rerun),
+    ROOT/fsdp and ROOT/fsdp-killed (the same under FSDP). Read only."""
     from dist_launch import launch_all
     return launch_all(tmp_path_factory.mktemp("dist"))
 

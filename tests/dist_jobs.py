@@ -6,9 +6,11 @@ once, not once per job.
 
 Usage: dist_jobs.py JOBS.json, a list of {"name": NAME, "argv": [...]}: argv is an `rlxf`
 command line (run as `python -m rlxf ARGV` runs it, in this process) or ["dpo_worker", OUT,
-ALGORITHM] (tests/dpo_worker.py). Each job's stdout and stderr go to NAME.rankR.log beside
+ALGORITHM] (tests/dpo_worker.py); "exit", when given, is the exit code the job is expected to
+end with (a refusal), 0 otherwise. Each job's stdout and stderr go to NAME.rankR.log beside
 JOBS.json, R being this process's rank, so a test can read what one job printed. A job that
-fails ends the process with its exit code, the jobs after it not run."""
+ends otherwise than expected ends the process with exit code 1 (or its own, when not 0), the
+jobs after it not run."""
 
 import json
 import os
@@ -44,8 +46,8 @@ def main(jobs_file: str) -> None:
     for job in json.loads(jobs_file.read_text()):
         redirect_output(jobs_file.with_name(f"{job['name']}.rank{rank}.log"))
         code = run_job(job["argv"])
-        if code:
-            sys.exit(code)
+        if code != job.get("exit", 0):
+            sys.exit(code or 1)
 
 
 if __name__ == "__main__":

@@ -1,11 +1,15 @@
-"""The accelerate jobs of tests/test_tune_distributed.py and tests/test_policy_distributed.py,
-launched once per session (tests/conftest.py's `dist_jobs`): `rlxf sft|reward|dpo` and
-tests/dpo_worker.py in one process, the same jobs in one two-process launch, and a
-two-process `rlxf sft` killed with SIGKILL after its first checkpoint, whose rerun is the
-first job of that launch. Each launch runs its jobs in turn (tests/dist_jobs.py), so the
-start-up of a process (torch, transformers, accelerate: several seconds of imports) is paid
-by 7 processes (one alone, two launchers, four workers), not by 22 as when each test launched
-its own jobs."""
+"""The accelerate jobs of tests/test_tune_distributed.py, tests/test_policy_distributed.py and
+tests/test_fsdp.py, launched once per session (tests/conftest.py's `dist_jobs`): `rlxf
+sft|reward|dpo` and tests/dpo_worker.py in one process, the same jobs in one two-process
+launch, and a two-process `rlxf sft` killed with SIGKILL after its first checkpoint, whose
+rerun is the first job of that launch; the same again under FSDP (launched with
+examples/accelerate/fsdp_cpu_2proc.yaml): a killed `rlxf sft`, then one launch that reruns it,
+runs `rlxf sft|reward|dpo`, and tries `rlxf kto` and `rlxf sft --lora`, which FSDP refuses.
+The one process also runs `rlxf reward|dpo --gradient-checkpointing`, which take the full
+forwards that a sharded model takes (not the shared-prefix / last-layer paths), as the FSDP
+jobs' baseline. Each launch runs its jobs in turn (tests/dist_jobs.py), so the start-up of a process
+(torch, transformers, accelerate: several seconds of imports) is paid by 13 processes (one
+alone, four launchers, eight workers), not by one per job and process."""
 
 from __future__ import annotations
 
@@ -62,18 +66,26 @@ def tune_argv(root: Path, recipe: str, out: Path, processes: int) -> list[str]:
             "--config", str(root / "tune.toml"), *(["--grad-accum", "2"] if processes > 1 else [])]
 
 
-def command(processes: int, jobs: list[dict], folder: Path) -> list[str]:
-    """tests/dist_jobs.py on `jobs` (written to FOLDER/jobs.json), alone or launched."""
+FSDP_CONFIG = HERE.parent / "examples" / "accelerate" / "fsdp_cpu_2proc.yaml"
+
+
+def command(processes: int, jobs: list[dict], folder: Path, fsdp: bool = False) -> list[str]:
+    """tests/dist_jobs.py on `jobs` (written to FOLDER/jobs.json), alone or launched (with
+    `fsdp`, by the example FSDP config: two processes)."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "jobs.json").write_text(json.dumps(jobs))
     script = [str(HERE / "dist_jobs.py"), str(folder / "jobs.json")]
+    launch = [sys.executable, "-m", "accelerate.commands.launch"]
+    if fsdp:
+        return [*launch, "--config_file", str(FSDP_CONFIG), "--main_process_port",
+                str(_free_port()), *script]
     if processes == 1:
         return [sys.executable, *script]
     # --multi_gpu is accelerate's torchrun launcher; without a GPU each process joins a gloo
     # group. (`--cpu --num_processes 2` starts one process unless mpirun is configured.)
-    return [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes",
-            str(processes), "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend",
-            "no", "--main_process_port", str(_free_port()), *script]
+    return [*launch, "--multi_gpu", "--num_processes", str(processes), "--num_machines", "1",
+            "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port",
+            str(_free_port()), *script]
 
 
 def logs(folder: Path, name: str) -> str:
@@ -98,14 +110,32 @@ def kill_tree(proc: subprocess.Popen) -> None:
     psutil.wait_procs(workers, timeout=30)
 
 
-def start(processes: int, jobs: list[dict], folder: Path, output=subprocess.PIPE):
-    return subprocess.Popen(command(processes, jobs, folder), env=ENV, stdout=output,
+def start(processes: int, jobs: list[dict], folder: Path, output=subprocess.PIPE,
+          fsdp: bool = False):
+    return subprocess.Popen(command(processes, jobs, folder, fsdp), env=ENV, stdout=output,
                             stderr=output, text=True)
 
 
+def kill_at_first_checkpoint(proc: subprocess.Popen, out: Path) -> list[str]:
+    """SIGKILL a launch of one job writing OUT once its first checkpoint is complete; returns
+    the checkpoint's files (relative paths) as they were then."""
+    checkpoint = out.with_name(out.name + ".partial") / ".ckpt" / "checkpoint"
+    deadline = time.time() + 300
+    while not (checkpoint / "state.pt").exists() and proc.poll() is None and \
+            time.time() < deadline:
+        time.sleep(0.005)
+    assert proc.poll() is None, "the job ended before its first checkpoint appeared"
+    files = sorted(str(p.relative_to(checkpoint)) for p in checkpoint.rglob("*") if p.is_file())
+    kill_tree(proc)
+    assert not out.exists()
+    return files
+
+
 def launch_all(root: Path) -> Path:
-    """Every job, in ROOT/one (one process), ROOT/two (two processes) and ROOT/killed (the
-    killed and rerun `rlxf sft`); ROOT/killed-launch holds the killed launch's logs."""
+    """Every job, in ROOT/one (one process), ROOT/two (two processes), ROOT/killed (the
+    killed and rerun `rlxf sft`), ROOT/fsdp (two processes under FSDP) and ROOT/fsdp-killed;
+    ROOT/*killed-launch hold the killed launches' logs, ROOT/fsdp-checkpoint.json the files of
+    the FSDP checkpoint the kill left."""
     make_inputs(root)
 
     def jobs(folder: Path, processes: int) -> list[dict]:
@@ -113,18 +143,29 @@ def launch_all(root: Path) -> Path:
                 {"name": "dpo_worker", "argv": ["dpo_worker", str(folder / "dpo_worker.pt"), "dpo"]}]
 
     one, two, killed = root / "one", root / "two", root / "killed"
-    single = start(1, jobs(one, 1), one)  # beside the killed launch: 3 processes, 2 cores
+    fsdp, fsdp_killed = root / "fsdp", root / "fsdp-killed"
+    full_forwards = [{"name": f"{r}-full", "argv": [*tune_argv(root, r, one / f"{r}-full", 1),
+                                                    "--gradient-checkpointing"]}
+                     for r in ("reward", "dpo")]
+    # beside the killed launches: 7 processes, 2 cores
+    single = start(1, [*jobs(one, 1), *full_forwards], one)
     proc = start(2, [{"name": "killed", "argv": tune_argv(root, "sft", killed, 2)}],
                  root / "killed-launch", subprocess.DEVNULL)
-    state = killed.with_name("killed.partial") / ".ckpt" / "checkpoint" / "state.pt"
-    deadline = time.time() + 300
-    while not state.exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.005)
-    assert proc.poll() is None, "the job ended before its first checkpoint appeared"
-    kill_tree(proc)
-    assert not killed.exists()
+    fsdp_rerun = {"name": "killed", "argv": tune_argv(root, "sft", fsdp_killed, 2)}
+    fsdp_proc = start(2, [fsdp_rerun], root / "fsdp-killed-launch", subprocess.DEVNULL, fsdp=True)
+    kill_at_first_checkpoint(proc, killed)
+    (root / "fsdp-checkpoint.json").write_text(
+        json.dumps(kill_at_first_checkpoint(fsdp_proc, fsdp_killed)))
     check(single, one)
     # the killed job's rerun first, then every job as the single process ran them
     rerun = {"name": "killed", "argv": tune_argv(root, "sft", killed, 2)}
     check(start(2, [rerun, *jobs(two, 2)], two), two)
+    # under FSDP: the rerun, SFT, RM and DPO, and two commands it refuses (exit 1, nothing
+    # written)
+    refused = [{"name": "kto", "argv": ["kto", str(root / "model"), str(root / "prefs.jsonl"),
+                                        "--out", str(fsdp / "kto"), *STEPS], "exit": 1},
+               {"name": "lora", "argv": [*tune_argv(root, "sft", fsdp / "lora", 2), "--lora",
+                                         "4,8"], "exit": 1}]
+    check(start(2, [fsdp_rerun, *({"name": r, "argv": tune_argv(root, r, fsdp / r, 2)}
+                                  for r in RECIPES), *refused], fsdp, fsdp=True), fsdp)
     return root

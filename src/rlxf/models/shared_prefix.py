@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .batching import pad_right
+from .batching import fully_sharded, pad_right
 from .kv_cache import cache_kwargs, returned_cache
 
 
@@ -27,10 +27,10 @@ def applies_to(model) -> bool:
     turns the KV cache off in training). Others (peft-wrapped, checkpointed, untested
     architectures) take the two-full-forwards path, and so does a model wrapped for several
     processes (DistributedDataParallel: no `config`), whose gradients are synchronised only
-    through its own forward."""
+    through its own forward, or sharded by FSDP, which gathers parameters in that forward."""
     return (getattr(getattr(model, "config", None), "model_type", None) in TESTED
             and not hasattr(model, "get_base_model")
-            and not _checkpointing(model))
+            and not _checkpointing(model) and not fully_sharded(model))
 
 
 def _checkpointing(model) -> bool:

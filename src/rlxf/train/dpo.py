@@ -71,7 +71,7 @@ def train_dpo(policy, pairs: list[Pair], ref_chosen: torch.Tensor, ref_rejected:
     """`evaluate(step)` is called every cfg.eval_every steps (and at 0 and the end); its
     results form the history that the over-optimisation curve is drawn from. With several
     processes, each takes an equal share of every step's global batch of cfg.batch_size pairs."""
-    engine = Engine(cfg, accelerator)
+    engine = Engine(cfg, accelerator, recipe="dpo")
     loss_fn = pair_loss(cfg)
     fuse_activations(policy)  # same function, one kernel (models/fused_ops.py)
     order = BatchOrder(len(pairs), cfg.batch_size, seed)

@@ -21,24 +21,42 @@ processes × K micro-batches take the same step as one process with the whole ba
 Gradients are averaged once per update by one all-reduce over the flattened gradients rather than
 by DistributedDataParallel: recipes call parts of the model directly (the shared-prefix forward,
 the reward model's last layer), which DDP's forward hook would not see, and one reduction per
-update (not per micro-batch) is what accumulation wants anyway."""
+update (not per micro-batch) is what accumulation wants anyway.
+
+Under an FSDP launch (accelerate's FSDP plugin, version 2) the engine shards instead: the model
+and optimizer go through `accelerator.prepare` (`fully_shard` per transformer block), FSDP
+reduce-scatters the gradients in each backward (averaged over processes, as the all-reduce
+above), checkpoints are accelerate's sharded ones (torch.distributed.checkpoint, one shard per
+process), and `full_state_dict` gathers the trained weights for the main process to save.
+Recipes see `fully_sharded(model)` (models/batching.py) and run the model's own forward, since
+FSDP gathers a block's parameters only in its forward hooks. Only `FSDP_RECIPES` are allowed:
+the others call parts of the model directly, or evaluate on the main process alone (not
+checked under FSDP yet)."""
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Callable, Iterator
 
 import torch
 from accelerate import Accelerator
-from accelerate.state import AcceleratorState
+from accelerate.state import AcceleratorState, PartialState
+from accelerate.utils import DistributedType, FullyShardedDataParallelPlugin
 
 from .loop import Checkpointer, StepCallback, adamw, lr_at, set_lr
 
 StepLosses = Callable[[torch.nn.Module, int], Iterator[tuple[torch.Tensor, dict]]]
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 ACCELERATE_PRECISION = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}
-# accelerate modes that shard or own the model (FSDP, ZeRO): the engine keeps whole replicas
-UNSUPPORTED = ("FSDP", "DEEPSPEED", "MEGATRON_LM", "XLA")
+# accelerate modes that own the model (ZeRO, Megatron, XLA): the engine does not run them
+UNSUPPORTED = ("DEEPSPEED", "MEGATRON_LM", "XLA")
+# the recipes tested under FSDP (tests/test_fsdp.py); the others are refused there
+FSDP_RECIPES = ("sft", "reward", "dpo")
+
+
+class UnsupportedLaunch(ValueError):
+    """accelerate launched a mode (or a recipe under it) that the engine does not run."""
 
 
 def resolve_device(choice: str = "auto") -> str:
@@ -72,7 +90,28 @@ def build_accelerator(device: str = "auto", precision: str = "fp32") -> Accelera
                   (device == "cpu") != (getattr(state.get("device"), "type", "cpu") == "cpu")):
         # another run in this process chose differently; the process group itself is kept
         AcceleratorState._reset_state(reset_partial_state=False)
-    return Accelerator(cpu=device == "cpu", mixed_precision=mixed)
+    accelerator = Accelerator(cpu=device == "cpu", mixed_precision=mixed)
+    _fsdp_on_cpu(accelerator)
+    return accelerator
+
+
+def _launched_fsdp() -> bool:
+    return os.environ.get("ACCELERATE_USE_FSDP", "false").lower() == "true"
+
+
+def _fsdp_on_cpu(accelerator: Accelerator) -> None:
+    """accelerate runs FSDP on accelerators only: on the CPU it sets up a gloo group
+    (MULTI_CPU) and silently drops the FSDP plugin the launch configured, which would train
+    whole replicas. FSDP2 runs on CPU tensors over gloo, so the launch's plugin is put back."""
+    if accelerator.distributed_type != DistributedType.MULTI_CPU or not _launched_fsdp():
+        return
+    plugin = FullyShardedDataParallelPlugin()  # from the launch's FSDP_* environment
+    if accelerator.mixed_precision != "no":
+        plugin.set_mixed_precision(accelerator.mixed_precision)
+    accelerator.state.fsdp_plugin = plugin
+    accelerator.state.distributed_type = DistributedType.FSDP
+    # as accelerate does: each AcceleratorState() re-reads the type from the PartialState
+    PartialState._shared_state["distributed_type"] = DistributedType.FSDP
 
 
 def _mean(rows: list[dict]) -> dict:
@@ -81,20 +120,36 @@ def _mean(rows: list[dict]) -> dict:
 
 class Engine:
     """One training run's processes, device, precision and accumulation (from `cfg`'s
-    `device`, `precision`, `grad_accum`), and the loop (`run`)."""
+    `device`, `precision`, `grad_accum`), and the loop (`run`). `recipe` names the trainer,
+    so that an FSDP launch of one not in FSDP_RECIPES stops before anything is written."""
 
-    def __init__(self, cfg, accelerator: Accelerator | None = None, max_grad_norm: float = 1.0):
-        self.cfg = cfg
+    def __init__(self, cfg, accelerator: Accelerator | None = None, max_grad_norm: float = 1.0,
+                 recipe: str | None = None):
+        self.cfg, self.recipe = cfg, recipe
         self.grad_accum = getattr(cfg, "grad_accum", 1)
         self.accelerator = accelerator or build_accelerator(getattr(cfg, "device", "auto"),
                                                             getattr(cfg, "precision", "fp32"))
         kind = self.accelerator.distributed_type.value
         if kind in UNSUPPORTED:
-            raise ValueError(f"accelerate launched {kind}, which rlxf's engine does not run yet "
-                             "(parameters are not sharded); launch DDP (--multi_gpu or "
-                             "examples/accelerate/ddp_2gpu.yaml) instead (docs/SCALE.md)")
+            raise UnsupportedLaunch(
+                f"accelerate launched {kind}, which rlxf's engine does not run; launch DDP "
+                "(--multi_gpu or examples/accelerate/ddp_2gpu.yaml) or FSDP2 for sft, reward, dpo "
+                "(examples/accelerate/fsdp.yaml) instead (docs/SCALE.md)")
+        self.sharded = kind == "FSDP"
+        if self.sharded and self.accelerator.state.fsdp_plugin.fsdp_version != 2:
+            raise UnsupportedLaunch("accelerate launched FSDP version 1; rlxf's engine runs "
+                                    "FSDP2 only (fsdp_version: 2 in the launch config)")
+        if recipe is not None:
+            self._check_shardable()
         self.max_grad_norm = max_grad_norm
         self.items = 0  # counted by the recipe (tokens) or per step (items_per_step)
+
+    def _check_shardable(self) -> None:
+        if self.sharded and self.recipe not in FSDP_RECIPES:
+            names = f"{', '.join(FSDP_RECIPES[:-1])} and {FSDP_RECIPES[-1]}"
+            raise UnsupportedLaunch(
+                f"FSDP is supported for {names}; got {self.recipe or 'another trainer'} (launch "
+                "it with DDP: --multi_gpu or examples/accelerate/ddp_2gpu.yaml; docs/SCALE.md)")
 
     # --- what recipes use ---------------------------------------------------------------------
     @property
@@ -152,7 +207,7 @@ class Engine:
 
     # --- the loop -----------------------------------------------------------------------------
     def _average_gradients(self, params: list[torch.nn.Parameter]) -> None:
-        if self.num_processes == 1:
+        if self.num_processes == 1 or self.sharded:  # FSDP reduce-scattered them in backward
             return
         grads = [p.grad for p in params if p.grad is not None]
         if not grads:
@@ -181,13 +236,22 @@ class Engine:
         `history` the evaluations: `evaluate(step)` runs on the main process every
         cfg.eval_every steps and at 0 and the end."""
         cfg, acc = self.cfg, self.accelerator
-        model.to(acc.device)
+        self._check_shardable()
+        if self.sharded and evaluate:
+            raise UnsupportedLaunch("evaluation during training (the lab's policy stage) runs "
+                                    "on the main process alone, which FSDP cannot; launch DDP")
+        if not self.sharded:  # fully_shard places the shards (and FSDP's memory-efficient
+            model.to(acc.device)  # loading leaves other processes' weights on meta until then)
         # one run's objects: an Accelerator reused across runs (tests, a stage's members)
         # must not save or restore the previous run's optimizer and model
         acc.free_memory()
         acc._custom_objects.clear()
         params = [p for p in model.parameters() if p.requires_grad]
-        optimizer = acc.prepare_optimizer(adamw(params, cfg.lr))
+        if self.sharded:  # fully_shard swaps the parameters: the optimizer's are remapped
+            model, optimizer = acc.prepare(model, adamw(params, cfg.lr, acc.device.type))
+            params = [p for p in model.parameters() if p.requires_grad]
+        else:
+            optimizer = acc.prepare_optimizer(adamw(params, cfg.lr))
         start = ckpt.load(acc, model)
         evals: list[dict] = ckpt.extra.setdefault("history", []) if history else []
         ema: dict = ckpt.extra.get("ema", {})
@@ -221,6 +285,14 @@ class Engine:
         out = {**ema, "steps": cfg.steps, "resumed_from_step": start,
                name: self.items / elapsed if done and elapsed > 0 else None}
         return {**out, "history": evals} if history else out
+
+    def full_state_dict(self, model: torch.nn.Module) -> dict | None:
+        """Under FSDP, the trained model's whole state dict on the main process ({} on the
+        others; every process must call it: the shards are gathered); None when not sharded
+        (the model itself holds its whole parameters)."""
+        if not self.sharded:
+            return None
+        return self.accelerator.get_state_dict(model)
 
     def _step(self, model, params, optimizer, micro_losses) -> tuple[dict, int]:
         """Drive one step's generator: forward under autocast (the recipe runs inside `next`),

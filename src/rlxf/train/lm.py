@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from ..models.fused_ops import fuse_activations
-from ..models.batching import pad_right
+from ..models.batching import fully_sharded, pad_right
 from .engine import Engine
 from .hparams import Optimisation
 from .loop import BatchOrder, Checkpointer, StepCallback
@@ -38,13 +38,17 @@ def lm_loss(model, ids: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor,
     """Next-token cross-entropy over the trained tokens (labels != -100), their mean (what
     `model(labels=...).loss` computes) or sum, with the LM head and the softmax run only where a
     label is trained (SFT trains on the response alone, so the prompt's logits would be thrown
-    away). The logits are at least float32 under bf16 autocast."""
+    away). The logits are at least float32 under bf16 autocast. A model sharded by FSDP runs
+    its own forward (every position's logits): its blocks gather their parameters there."""
     device = model.get_output_embeddings().weight.device
     ids, mask, labels = ids.to(device), mask.to(device), labels.to(device)
-    hidden = backbone_of(model)(input_ids=ids, attention_mask=mask).last_hidden_state
     targets = labels[:, 1:]
     keep = targets != -100
-    logits = model.get_output_embeddings()(hidden[:, :-1][keep])
+    if fully_sharded(model):
+        logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1][keep]
+    else:
+        hidden = backbone_of(model)(input_ids=ids, attention_mask=mask).last_hidden_state
+        logits = model.get_output_embeddings()(hidden[:, :-1][keep])
     logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
     return torch.nn.functional.cross_entropy(logits, targets[keep], reduction=reduction)
 
@@ -55,7 +59,7 @@ def train_lm(model, examples: list[tuple[list[int], int]], cfg: Optimisation, pa
     """The loss is the mean over the global batch's trained tokens (as TRL's SFTTrainer), also
     with gradient accumulation and several processes: each micro-batch contributes its token
     sum divided by the global batch's token count."""
-    engine = engine or Engine(cfg)
+    engine = engine or Engine(cfg, recipe="sft")
     fuse_activations(model)  # same function, one kernel (models/fused_ops.py)
     order = BatchOrder(len(examples), cfg.batch_size, seed)
 

@@ -49,13 +49,16 @@ STATE_FILE = "state.pt"  # inside a checkpoint directory: the step and the recip
 FUSED_ADAMW_DEVICES = ("cpu", "cuda")
 
 
-def adamw(params, lr: float) -> torch.optim.AdamW:
+def adamw(params, lr: float, device: str | None = None) -> torch.optim.AdamW:
     """AdamW without weight decay, on torch's fused kernel where the parameters' device has one
     (CPU does since torch 2.4; transformers' Trainer, hence TRL, defaults to it on torch >= 2.8):
     one pass over each parameter instead of ~10 per-tensor ops, the same update up to float
-    rounding (tests/test_loop_optimizer.py). Falls back to the per-tensor loop elsewhere."""
+    rounding (tests/test_loop_optimizer.py). Falls back to the per-tensor loop elsewhere.
+    `device`: the device type the parameters will train on, when they are not there yet (FSDP
+    places them when it shards; until then some processes hold them on the meta device)."""
     params = list(params)
-    fused = all(p.is_floating_point() and p.device.type in FUSED_ADAMW_DEVICES for p in params)
+    fused = all(p.is_floating_point() and (device or p.device.type) in FUSED_ADAMW_DEVICES
+                for p in params)
     return torch.optim.AdamW(params, lr=lr, weight_decay=0.0, fused=fused or None)
 
 
@@ -67,7 +70,8 @@ def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
 @dataclass
 class Checkpointer:
     """Saves the training state through accelerate (`save_state`: model, optimizer, loss scaler,
-    RNG states) plus the step and the recipe's own state (`extra`, e.g. eval history) in
+    RNG states; under FSDP the model and optimizer as one shard per process, written by
+    torch.distributed.checkpoint) plus the step and the recipe's own state (`extra`, e.g. eval history) in
     `DIR/checkpoint/`. A checkpoint is written to `DIR/checkpoint.tmp/` and swapped in by
     renames, so a kill -9 at any moment leaves the last complete checkpoint readable."""
     directory: Path
@@ -89,8 +93,9 @@ class Checkpointer:
     def load(self, accelerator, model: torch.nn.Module) -> int:
         """Register `model` for checkpointing and restore the latest checkpoint if any (the
         optimizer must already be prepared by `accelerator`); returns the step to continue
-        from."""
-        accelerator.register_for_checkpointing(model)
+        from. A model prepared by `accelerator` (FSDP: sharded) is saved by it already."""
+        if all(m is not model for m in accelerator._models):
+            accelerator.register_for_checkpointing(model)
         path = self._readable()
         if path is None:
             return 0

@@ -52,6 +52,7 @@ def _run(command: str, model_dir: Path, data: Path, out: Path, config: Path | No
          fmt: str, threads: int, flags: dict) -> None:
     from ..console import console, progress_factory
     from ..feedback.record import RecordError
+    from ..train.engine import UnsupportedLaunch
     from .common import TuneError
     from .kto import run_kto
     from .recipes import run_dpo, run_reward, run_sft
@@ -67,7 +68,7 @@ def _run(command: str, model_dir: Path, data: Path, out: Path, config: Path | No
                       TimeElapsedColumn(), TextColumn("{task.fields[info]}"),
                       console=console) as progress:
             record = recipe(model_dir, data, out, cfg, fmt, progress_factory(progress))
-    except (TuneError, RecordError, OSError) as e:
+    except (TuneError, RecordError, UnsupportedLaunch, OSError) as e:
         console.print(f"[red]error[/red] {escape(str(e))}")
         raise typer.Exit(1) from None
     except KeyboardInterrupt:

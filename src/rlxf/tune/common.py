@@ -209,9 +209,11 @@ class Output:
         return self.out
 
 
-def save_model(model, tokenizer, directory: Path, merge: bool) -> str:
+def save_model(model, tokenizer, directory: Path, merge: bool,
+               state_dict: dict | None = None) -> str:
     """The adapter (or, with merge, the model with the adapter folded in) or the full model;
-    returns which was saved."""
+    returns which was saved. `state_dict`: the whole weights of a model sharded by FSDP
+    (Engine.full_state_dict), saved as a normal Hugging Face directory."""
     kind = "model"
     if hasattr(model, "peft_config"):
         if merge:
@@ -221,7 +223,7 @@ def save_model(model, tokenizer, directory: Path, merge: bool) -> str:
             kind = "adapter"
     if getattr(model.config, "use_cache", None) is False:
         model.config.use_cache = True  # checkpointing's setting is for training, not for users
-    model.save_pretrained(directory)
+    model.save_pretrained(directory, **({"state_dict": state_dict} if state_dict else {}))
     tokenizer.save_pretrained(directory)
     return kind
 

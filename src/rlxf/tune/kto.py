@@ -95,7 +95,7 @@ def run_kto(model_dir: Path, data: Path, out: Path, cfg: TuneKTOConfig, fmt: str
     examples = [(p, r[: limit - len(p)], d) for p, r, d in encoded if len(p) < limit]
     if len(examples) < 2:
         raise TuneError(f"{data}: fewer than 2 examples fit in max_length ({cfg.max_length})")
-    engine = Engine(train_hparams(cfg))
+    engine = Engine(train_hparams(cfg), recipe="kto")
     output = Output(out, {"command": "kto", "model": str(model_dir.resolve()),
                           "data": sha256_file(data), "format": fmt,
                           "config": cfg.model_dump(mode="json")}, engine)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Callable
 
 import torch
+from accelerate.utils import broadcast_object_list
 
 from ..config import TuneDPOConfig, TuneRewardConfig, TuneSFTConfig
 from ..data.training_data import load_demonstrations, load_preferences, load_ratings
@@ -57,9 +58,10 @@ def _finish(output: Output, command: str, model, tok, chat, model_dir: Path, dat
     """The main process saves the model and its card and renames OUT.partial to OUT; every
     process returns the record it wrote."""
     params = trainable_parameters(model)  # before a merge folds the adapters away
+    whole = output.engine.full_state_dict(model)  # FSDP: every process sends its shards
 
     def write(directory: Path) -> None:
-        saved = save_model(model, tok, directory, cfg.merge)
+        saved = save_model(model, tok, directory, cfg.merge, whole)
         write_record(directory, output.out.name, command, model_dir, cfg,
                      data_record(data, loaded, enc), {**result, **params}, saved, chat.kind,
                      started, output, loaded.facts)
@@ -71,7 +73,10 @@ def _begin(command: str, model_dir: Path, data: Path, out: Path, cfg, fmt: str, 
            encode, load_model):
     """1.-2. read the data and the model, encode, then (inputs good) claim OUT.partial/. The
     engine (processes, device, precision) comes first: only its main process writes."""
-    engine = Engine(train_hparams(cfg))
+    engine = Engine(train_hparams(cfg), recipe=command)
+    if engine.sharded and cfg.lora is not None:
+        raise TuneError("--lora under FSDP is not built (the adapters would be sharded with "
+                        "the frozen base); launch DDP (examples/accelerate/ddp_2gpu.yaml)")
     tok, chat = _setup(model_dir, data, out)
     loaded = load_data(data, fmt)
     model = load_model(model_dir.resolve())
@@ -159,13 +164,20 @@ def run_dpo(model_dir: Path, data: Path, out: Path, cfg: TuneDPOConfig, fmt: str
     output, engine, tok, chat, loaded, policy, enc = _begin(
         "dpo", model_dir, data, out, cfg, fmt, load_preferences, encode_pairs, _causal_lm)
     disable_dropout(policy)
-    policy = prepare(policy, cfg).to(engine.device)
+    policy = prepare(policy, cfg)
     # The reference is the starting model, whose log-probs never change: computed once, from
     # the policy itself before it trains -- with LoRA, with its adapters disabled (the base) --
-    # in the precision the policy trains in, so that the two agree exactly at step 0.
-    with engine.accelerator.autocast(), reference_of(policy):
-        ref_chosen, ref_rejected = reference_logprobs(policy, enc.items, tok.pad_token_id,
-                                                      batch_size=cfg.batch_size)
+    # in the precision the policy trains in, so that the two agree exactly at step 0. Under
+    # FSDP, before sharding, by the main process alone (with memory-efficient loading the only
+    # one holding the weights), which sends them to the others: no second model to shard.
+    ref_chosen = ref_rejected = None
+    if engine.is_main_process or not engine.sharded:
+        policy.to(engine.device)
+        with engine.accelerator.autocast(), reference_of(policy):
+            ref_chosen, ref_rejected = reference_logprobs(policy, enc.items, tok.pad_token_id,
+                                                          batch_size=cfg.batch_size)
+    if engine.sharded:
+        ref_chosen, ref_rejected = broadcast_object_list([ref_chosen, ref_rejected])
     result = train_dpo(policy, enc.items, ref_chosen, ref_rejected, train_hparams(cfg),
                        tok.pad_token_id, cfg.seed, output.checkpointer(cfg.checkpoint_every),
                        _progress(progress, engine, "dpo", cfg.steps),

@@ -56,6 +56,7 @@ def _run(command: str, model_dir: Path, prompts: Path, out: Path, config: Path |
          threads: int, flags: dict) -> None:
     from ..console import console, progress_bars, progress_factory
     from ..rewards.batch import RewardError
+    from ..train.engine import UnsupportedLaunch
     from .common import TuneError
     from .rl import run_group_rl
     from .rl_ppo import run_ppo
@@ -74,7 +75,7 @@ def _run(command: str, model_dir: Path, prompts: Path, out: Path, config: Path |
                     progress_factory(progress))
             record = (run_ppo(*args, eval_prompts=eval_prompts) if command == "ppo" else
                       run_group_rl(command, *args, eval_prompts=eval_prompts))
-    except (TuneError, RewardError, OSError) as e:
+    except (TuneError, RewardError, UnsupportedLaunch, OSError) as e:
         console.print(f"[red]error[/red] {escape(str(e))}")
         raise typer.Exit(1) from None
     first, last = record["heldout_reward"] or (None, None)

@@ -100,7 +100,7 @@ class RLSession:
         if out.exists():
             raise TuneError(f"{out}: already exists (choose another --out or remove it)")
         check_model_dir(model_dir)
-        engine = Engine(train_hparams(cfg))
+        engine = Engine(train_hparams(cfg), recipe=command)
         rows = load_prompts(prompts_path)
         eval_rows = load_prompts(eval_prompts) if eval_prompts else []
         sources = RewardSources(rewards, reward_weights)
