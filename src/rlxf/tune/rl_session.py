@@ -46,11 +46,14 @@ def _spec_fingerprint(spec: str) -> dict:
                              if target.endswith(".py") and Path(target).is_file() else {})}
 
 
-def tensorboard(directory: Path, name: str):
-    """TensorBoard event files in OUT/tb/ (training metrics every step, every eval point)."""
+def tensorboard(directory: Path, name: str, main: bool = True):
+    """TensorBoard event files in OUT/tb/ (training metrics every step, every eval point),
+    written by the main process only (under several processes the others log nothing)."""
     from accelerate.tracking import TensorBoardTracker
 
     from ..stages.tracking import Tracker
+    if not main:
+        return Tracker([])
     board = TensorBoardTracker(name, directory)
     board.start()
     return Tracker([board])
@@ -206,8 +209,11 @@ class RLSession:
         self.last_eval = point
         return point
 
-    def progress(self, show):
-        """A step callback for the progress bar that also shows the last held-out reward."""
+    def progress(self, progress, name: str):
+        """A step callback for the progress bar (the main process's: one per job) that also
+        shows the last held-out reward."""
+        show = progress and self.engine.is_main_process and progress(name, self.cfg.steps)
+
         def report(step: int, metrics: dict) -> None:
             if show:
                 shown = self.last_eval.get("reward/mean")
