@@ -112,3 +112,17 @@ def test_per_prompt_seeds_draw_the_same_groups_however_the_prompts_are_split(arc
                                **kwargs) != whole
     with pytest.raises(ValueError, match="3 seeds for 4 prompts"):
         sample_k_per_prompt(model, prompts, 3, seed=[1, 2, 3], **kwargs)
+
+
+@pytest.mark.parametrize("top_p", [1.0, 0.8])
+def test_generate_with_per_prompt_seeds_draws_what_the_cache_path_draws(top_p):
+    """The `generate` path with one seed per prompt (for peft-wrapped, checkpointed or untested
+    models) draws each token with the same `draw` and generators as the cache path: on a model
+    both can run, the same samples."""
+    from rlxf.models.group_sampling import _generate_per_prompt, prompt_seeds
+    model, prompts = _lm("llama"), _prompts(3)
+    kwargs = dict(temperature=1.0, max_new_tokens=30, pad_id=PAD, eos_id=EOS, top_p=top_p)
+    seeds = prompt_seeds(11, range(3))
+    cached = sample_groups(model, prompts, 4, seed=seeds, **kwargs)
+    assert _generate_per_prompt(model, prompts, 4, seeds, **kwargs) == cached
+    assert any(len(r) < 30 for r in cached) and len({tuple(r) for r in cached}) > 3  # <eos> too

@@ -20,7 +20,7 @@ from typing import Sequence
 import torch
 from transformers import StaticCache
 
-from .generate import cut_at_stop, sample_response_ids
+from .generate import cut_at_stop, left_padded, sample_response_ids
 from .kv_cache import cache_kwargs
 from .shared_prefix import applies_to
 
@@ -148,5 +148,32 @@ def sample_k_per_prompt(model, prompts: list[list[int]], k: int, *, temperature:
     if isinstance(seed, int):
         return sample_response_ids(model, [p for p in prompts for _ in range(k)], seed=seed,
                                    **kwargs)
-    return [r for p, s in zip(prompts, _per_prompt(seed, len(prompts)))
-            for r in sample_response_ids(model, [p] * k, seed=s, **kwargs)]
+    return _generate_per_prompt(model, prompts, k, _per_prompt(seed, len(prompts)), **kwargs)
+
+
+def _generate_per_prompt(model, prompts, k, seeds, *, temperature, max_new_tokens, pad_id,
+                         eos_id, top_p) -> list[list[int]]:
+    """transformers' `generate` with one generator per prompt: `draw` picks each token inside
+    a logits processor that leaves only that token, which greedy search then takes (generate's
+    own sampling would draw the whole batch from the global generator). Only the temperature
+    and top_p given apply, as on the cache path (not the model's generation_config)."""
+    from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList
+    generators = [torch.Generator().manual_seed(s) for s in seeds]
+
+    class DrawPerPrompt(LogitsProcessor):
+        def __call__(self, input_ids, scores):
+            token = draw(scores, temperature, generators, top_p)
+            return torch.full_like(scores, -float("inf")).scatter_(1, token[:, None], 0.0)
+
+    stops = eos_id if isinstance(eos_id, list) else [eos_id]
+    repeated = [p for p in prompts for _ in range(k)]
+    ids, mask = left_padded(repeated, pad_id)
+    device = next(model.parameters()).device
+    config = GenerationConfig(do_sample=False, max_new_tokens=max_new_tokens,
+                              pad_token_id=pad_id, eos_token_id=stops)
+    model.eval()
+    with torch.inference_mode():
+        out = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device),
+                             generation_config=config,
+                             logits_processor=LogitsProcessorList([DrawPerPrompt()]))
+    return cut_at_stop(out[:, ids.shape[1]:].tolist(), stops)
