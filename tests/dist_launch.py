@@ -153,7 +153,9 @@ def launch_all(root: Path) -> Path:
         return [*({"name": r, "argv": tune_argv(root, r, folder / r, processes)} for r in RECIPES),
                 *({"name": c, "argv": rl_argv(root, c, folder / c, processes)}
                   for c in RL_OPTIONS),
-                {"name": "dpo_worker", "argv": ["dpo_worker", str(folder / "dpo_worker.pt"), "dpo"]}]
+                {"name": "dpo_worker", "argv": ["dpo_worker", str(folder / "dpo_worker.pt"), "dpo"]},
+                {"name": "group_rl_worker",
+                 "argv": ["group_rl_worker", str(folder / "group_rl_worker.pt")]}]
 
     one, two, killed = root / "one", root / "two", root / "killed"
     single = start(1, jobs(one, 1), one)  # beside the killed launch: 3 processes, 2 cores
