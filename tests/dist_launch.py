@@ -1,11 +1,11 @@
 """The accelerate jobs of tests/test_tune_distributed.py and tests/test_policy_distributed.py,
-launched once per session (tests/conftest.py's `dist_jobs`): `rlxf sft|reward|dpo` and
-tests/dpo_worker.py in one process, the same jobs in one two-process launch, and a
-two-process `rlxf sft` killed with SIGKILL after its first checkpoint, whose rerun is the
-first job of that launch. Each launch runs its jobs in turn (tests/dist_jobs.py), so the
-start-up of a process (torch, transformers, accelerate: several seconds of imports) is paid
-by 7 processes (one alone, two launchers, four workers), not by 22 as when each test launched
-its own jobs."""
+launched once per session (tests/conftest.py's `dist_jobs`): `rlxf sft|reward|dpo|grpo|rloo`,
+tests/dpo_worker.py and tests/group_rl_worker.py in one process, the same jobs in one
+two-process launch, and a two-process `rlxf sft` killed with SIGKILL after its first
+checkpoint, whose rerun is the first job of that launch. Each launch runs its jobs in turn
+(tests/dist_jobs.py), so the start-up of a process (torch, transformers, accelerate: several
+seconds of imports) is paid by 7 processes (one alone, two launchers, four workers), not once
+per job and process as when each test launched its own jobs."""
 
 from __future__ import annotations
 
