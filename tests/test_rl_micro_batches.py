@@ -52,3 +52,12 @@ def test_two_micro_batches_take_the_step_of_one_batch(root, case):
     assert record["config"]["grad_accum"] == 2
     if "--dynamic-sampling" in options:  # the flat prompts' groups were dropped
         assert record["metrics"]["groups/kept"] < 1
+
+
+def test_a_batch_that_does_not_split_into_micro_batches_stops_before_any_work(root):
+    out = root / "uneven"
+    result = CliRunner().invoke(app, rl_argv(root, "grpo", out, grad_accum=3))
+    assert result.exit_code == 1
+    assert "batch_size 4 (prompts) does not split into 1 process(es) x grad_accum 3: make it a " \
+           "multiple of 3" in " ".join(result.output.split())
+    assert not out.exists() and not out.with_name("uneven.partial").exists()

@@ -103,6 +103,11 @@ class RLSession:
             raise TuneError(f"{out}: already exists (choose another --out or remove it)")
         check_model_dir(model_dir)
         engine = Engine(cfg)
+        split = engine.num_processes * engine.grad_accum
+        if cfg.batch_size % split:  # each prompt's group stays whole inside one micro-batch
+            raise TuneError(f"batch_size {cfg.batch_size} (prompts) does not split into "
+                            f"{engine.num_processes} process(es) x grad_accum "
+                            f"{engine.grad_accum}: make it a multiple of {split}")
         rows = load_prompts(prompts_path)
         eval_rows = load_prompts(eval_prompts) if eval_prompts else []
         sources = RewardSources(rewards, reward_weights)
