@@ -14,7 +14,10 @@
   4. optimise -- GRPO: μ updates of `group_policy_loss` (loss_type, token or sequence ratio,
                  ε_low/ε_high, β·k3); RLOO: one REINFORCE update
 The optimizer, schedule, exact checkpoints and eval points are the shared policy loop's
-(train/policy_loop.py)."""
+(train/policy_loop.py). Processes and `grad_accum` split the step's prompts into whole groups;
+each prompt samples from a seed of its own (its position in the batch), and what is the
+batch's -- the kept responses, DAPO's token count, the batch std -- is reduced over every
+process, so N processes x K micro-batches take the step of one batch (docs/SCALE.md)."""
 
 from __future__ import annotations
 
