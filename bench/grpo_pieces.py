@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.workload import build  # noqa: E402
 from rlxf.models.fused_ops import fuse_activations  # noqa: E402
 from rlxf.models.generate import sample_response_ids  # noqa: E402
-from rlxf.models.group_sampling import sample_groups  # noqa: E402
+from rlxf.models.group_sampling import prompt_seeds, sample_groups  # noqa: E402
 from rlxf.models.logprobs import group_response_logprobs, response_batch, token_logprobs  # noqa: E402
 
 
@@ -38,8 +38,11 @@ def main(model_name: str) -> None:
     kw = dict(temperature=1.0, max_new_tokens=32, seed=0, pad_id=w.pad_id, eos_id=w.eos_id)
     resp = sample_groups(m, prompts, 8, **kw)
     ids, att, _ = response_batch(repeated, resp, w.pad_id)
+    per_prompt = {**kw, "seed": prompt_seeds(0, range(len(prompts)))}  # GRPO's (any split)
     pieces = {"sampling, generate on repeated prompts": lambda: sample_response_ids(m, repeated, **kw),
-              "sampling, sample_groups": lambda: sample_groups(m, prompts, 8, **kw)}
+              "sampling, sample_groups": lambda: sample_groups(m, prompts, 8, **kw),
+              "sampling, sample_groups, a seed per prompt":
+                  lambda: sample_groups(m, prompts, 8, **per_prompt)}
     for name, f in pieces.items():
         print(f"{name:45s} {cpu_seconds(f):.3f}")
     with torch.no_grad():

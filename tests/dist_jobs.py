@@ -6,8 +6,9 @@ once, not once per job.
 
 Usage: dist_jobs.py JOBS.json, a list of {"name": NAME, "argv": [...]}: argv is an `rlxf`
 command line (run as `python -m rlxf ARGV` runs it, in this process) or ["dpo_worker", OUT,
-ALGORITHM] (tests/dpo_worker.py); "exit", when given, is the exit code the job is expected to
-end with (a refusal), 0 otherwise. Each job's stdout and stderr go to NAME.rankR.log beside
+ALGORITHM] (tests/dpo_worker.py) or ["group_rl_worker", OUT] (tests/group_rl_worker.py);
+"exit", when given, is the exit code the job is expected to end with (a refusal), 0 otherwise.
+Each job's stdout and stderr go to NAME.rankR.log beside
 JOBS.json, R being this process's rank, so a test can read what one job printed. A job that
 ends otherwise than expected ends the process with exit code 1 (or its own, when not 0), the
 jobs after it not run."""
@@ -16,6 +17,8 @@ import json
 import os
 import sys
 from pathlib import Path
+
+WORKERS = ("dpo_worker", "group_rl_worker")  # modules beside this file, run by their main()
 
 
 def redirect_output(path: Path) -> None:
@@ -28,9 +31,9 @@ def redirect_output(path: Path) -> None:
 
 
 def run_job(argv: list[str]) -> int:
-    if argv[0] == "dpo_worker":
-        from dpo_worker import main
-        main(*argv[1:])
+    if argv[0] in WORKERS:
+        import importlib
+        importlib.import_module(argv[0]).main(*argv[1:])
         return 0
     from rlxf.cli import app
     try:

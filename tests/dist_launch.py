@@ -1,15 +1,15 @@
 """The accelerate jobs of tests/test_tune_distributed.py, tests/test_policy_distributed.py and
 tests/test_fsdp.py, launched once per session (tests/conftest.py's `dist_jobs`): `rlxf
-sft|reward|dpo` and tests/dpo_worker.py in one process, the same jobs in one two-process
-launch, and a two-process `rlxf sft` killed with SIGKILL after its first checkpoint, whose
-rerun is the first job of that launch; the same again under FSDP (launched with
-examples/accelerate/fsdp_cpu_2proc.yaml): a killed `rlxf sft`, then one launch that reruns it,
-runs `rlxf sft|reward|dpo`, and tries `rlxf kto` and `rlxf sft --lora`, which FSDP refuses.
-The one process also runs `rlxf reward|dpo --gradient-checkpointing`, which take the full
-forwards that a sharded model takes (not the shared-prefix / last-layer paths), as the FSDP
-jobs' baseline. Each launch runs its jobs in turn (tests/dist_jobs.py), so the start-up of a process
-(torch, transformers, accelerate: several seconds of imports) is paid by 13 processes (one
-alone, four launchers, eight workers), not by one per job and process."""
+sft|reward|dpo|grpo|rloo`, tests/dpo_worker.py and tests/group_rl_worker.py in one process, the
+same jobs in one two-process launch, and a two-process `rlxf sft` killed with SIGKILL after its
+first checkpoint, whose rerun is the first job of that launch; the same again under FSDP
+(launched with examples/accelerate/fsdp_cpu_2proc.yaml): a killed `rlxf sft`, then one launch
+that reruns it, runs `rlxf sft|reward|dpo`, and tries `rlxf kto` and `rlxf sft --lora`, which
+FSDP refuses. The one process also runs `rlxf reward|dpo --gradient-checkpointing`, which take
+the full forwards that a sharded model takes (not the shared-prefix / last-layer paths), as the
+FSDP jobs' baseline. Each launch runs its jobs in turn (tests/dist_jobs.py), so the start-up of
+a process (torch, transformers, accelerate: several seconds of imports) is paid by 13 processes
+(one alone, four launchers, eight workers), not by one per job and process."""
 
 from __future__ import annotations
 
@@ -56,7 +56,48 @@ def make_inputs(root: Path) -> Path:
     (root / "tune.toml").write_text(CONFIG)
     for name, rows in (("sft.jsonl", sft), ("prefs.jsonl", prefs)):
         (root / name).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    make_rl_inputs(root, lines)
     return root
+
+
+# `rlxf grpo|rloo`: a prompt's reward is the share of even token ids in its completion, or a
+# flat 0.5 for the prompts marked flat, whose groups dynamic sampling drops
+REWARDS_PY = '''
+def even_unless_flat(prompts, completions, completion_ids, flat, **kwargs):
+    return [0.5 if f else sum(t % 2 == 0 for t in ids) / max(len(ids), 1)
+            for ids, f in zip(completion_ids, flat)]
+'''
+RL_PROMPTS, RL_BATCH = 8, 4
+RL_OPTIONS = {  # the batch-level statistics: dapo's token count, the batch std, dropped groups
+    "grpo": ["--beta", "0.04", "--scale-rewards", "batch", "--dynamic-sampling",
+             "--updates-per-rollout", "2"],
+    "rloo": ["--beta", "0.04", "--baseline", "batch", "--dynamic-sampling"]}
+
+
+def make_rl_inputs(root: Path, lines: list[str]) -> None:
+    """Prompts, held-out prompts and the reward function. The first step's batch positions
+    0, 1 and 2 hold flat prompts: dynamic sampling leaves one process (positions 0 and 2, of
+    two) or one micro-batch (positions 0 and 1, of two) with no group at all."""
+    from rlxf.train.loop import BatchOrder
+    texts = [" ".join(line.split()[:n]) for n in (3, 6) for line in lines]  # 10 distinct
+    flat = set(BatchOrder(RL_PROMPTS, RL_BATCH, 0).indices(0)[:3])
+    rows = [{"prompt": texts[i], "flat": i in flat} for i in range(RL_PROMPTS)]
+    (root / "prompts.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    held = [{"prompt": text, "flat": False} for text in texts[RL_PROMPTS:]]
+    (root / "eval.jsonl").write_text("".join(json.dumps(r) + "\n" for r in held))
+    (root / "rewards.py").write_text(REWARDS_PY)
+
+
+def rl_argv(root: Path, command: str, out: Path, grad_accum: int = 1,
+            options: list[str] | None = None) -> list[str]:
+    """`rlxf grpo|rloo` for 3 steps of 4 prompts x 3 completions on the inputs."""
+    return [command, str(root / "model"), str(root / "prompts.jsonl"), "--out", str(out),
+            "--reward", f"{root / 'rewards.py'}:even_unless_flat",
+            "--eval-prompts", str(root / "eval.jsonl"), "--steps", "3", "--batch-size",
+            str(RL_BATCH), "--group-size", "3", "--max-new-tokens", "4", "--lr", "1e-2",
+            "--warmup-steps", "0", "--eval-every", "2", "--eval-samples", "1", "--threads", "1",
+            "--device", "cpu", "--precision", "fp32", "--grad-accum", str(grad_accum),
+            *(RL_OPTIONS[command] if options is None else options)]
 
 
 def tune_argv(root: Path, recipe: str, out: Path, processes: int) -> list[str]:
@@ -140,7 +181,11 @@ def launch_all(root: Path) -> Path:
 
     def jobs(folder: Path, processes: int) -> list[dict]:
         return [*({"name": r, "argv": tune_argv(root, r, folder / r, processes)} for r in RECIPES),
-                {"name": "dpo_worker", "argv": ["dpo_worker", str(folder / "dpo_worker.pt"), "dpo"]}]
+                *({"name": c, "argv": rl_argv(root, c, folder / c, processes)}
+                  for c in RL_OPTIONS),
+                {"name": "dpo_worker", "argv": ["dpo_worker", str(folder / "dpo_worker.pt"), "dpo"]},
+                {"name": "group_rl_worker",
+                 "argv": ["group_rl_worker", str(folder / "group_rl_worker.pt")]}]
 
     one, two, killed = root / "one", root / "two", root / "killed"
     fsdp, fsdp_killed = root / "fsdp", root / "fsdp-killed"

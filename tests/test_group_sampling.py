@@ -86,3 +86,43 @@ def test_sampling_inside_a_bf16_autocast_draws_what_it_draws_outside(arch):
     with torch.autocast("cpu", dtype=torch.bfloat16):
         inside = sample_groups(model, prompts, 3, **kwargs)
     assert inside == outside
+
+
+@pytest.mark.parametrize("arch", ["gpt2", "llama", "peft"])
+def test_per_prompt_seeds_draw_the_same_groups_however_the_prompts_are_split(arch):
+    """Two processes each sampling half of a step's prompts (interleaved, as Engine.shard splits
+    them) draw what one process draws for all: each group comes from its prompt's own seed,
+    whatever else shares the batch -- on the cache path and on `generate`'s (a peft model)."""
+    from rlxf.models.group_sampling import prompt_seeds, sample_k_per_prompt
+    model = _lm("llama" if arch == "peft" else arch)
+    if arch == "peft":
+        from peft import LoraConfig, get_peft_model
+        model = get_peft_model(model, LoraConfig(r=2, target_modules=["q_proj"]))
+    prompts = _prompts(4)
+    kwargs = dict(temperature=1.0, max_new_tokens=10, pad_id=PAD, eos_id=EOS)
+    whole = sample_k_per_prompt(model, prompts, 3, seed=prompt_seeds(7, range(4)), **kwargs)
+    halves = [sample_k_per_prompt(model, prompts[r::2], 3, seed=prompt_seeds(7, range(4)[r::2]),
+                                  **kwargs) for r in (0, 1)]
+    for r, half in enumerate(halves):
+        for j, i in enumerate(range(4)[r::2]):
+            assert half[3 * j: 3 * j + 3] == whole[3 * i: 3 * i + 3]
+    assert len({tuple(x) for x in whole}) > 4  # they are samples, not one repeated answer
+    # another step's seeds draw other samples
+    assert sample_k_per_prompt(model, prompts, 3, seed=prompt_seeds(8, range(4)),
+                               **kwargs) != whole
+    with pytest.raises(ValueError, match="3 seeds for 4 prompts"):
+        sample_k_per_prompt(model, prompts, 3, seed=[1, 2, 3], **kwargs)
+
+
+@pytest.mark.parametrize("top_p", [1.0, 0.8])
+def test_generate_with_per_prompt_seeds_draws_what_the_cache_path_draws(top_p):
+    """The `generate` path with one seed per prompt (for peft-wrapped, checkpointed or untested
+    models) draws each token with the same `draw` and generators as the cache path: on a model
+    both can run, the same samples."""
+    from rlxf.models.group_sampling import _generate_per_prompt, prompt_seeds
+    model, prompts = _lm("llama"), _prompts(3)
+    kwargs = dict(temperature=1.0, max_new_tokens=30, pad_id=PAD, eos_id=EOS, top_p=top_p)
+    seeds = prompt_seeds(11, range(3))
+    cached = sample_groups(model, prompts, 4, seed=seeds, **kwargs)
+    assert _generate_per_prompt(model, prompts, 4, seeds, **kwargs) == cached
+    assert any(len(r) < 30 for r in cached) and len({tuple(r) for r in cached}) > 3  # <eos> too

@@ -105,3 +105,17 @@ def test_resumed_ppo_equals_an_uninterrupted_run(tmp_path):
     assert runs["resumed"][1]["resumed_from_step"] == 3
     for a, b in zip(runs["whole"][0].state_dict().values(), runs["resumed"][0].state_dict().values()):
         assert torch.equal(a, b)
+
+
+def test_ppo_on_several_processes_is_refused_saying_why(tmp_path):
+    """PPO's whitening, minibatches and rollout seed are the whole rollout's (docs/SCALE.md):
+    launched on two processes it stops before any work, naming them and what to use instead."""
+    from types import SimpleNamespace
+
+    from accelerate.utils import DistributedType
+    two = SimpleNamespace(num_processes=2, distributed_type=DistributedType.MULTI_CPU)
+    with pytest.raises(ValueError, match=r"one process, got 2: .*whitened over the whole "
+                                         r"rollout.*minibatch.*one seed.*use grpo or rloo"):
+        train_ppo(PolicyWithValue(tiny_lm()), tiny_lm(), [PROMPT], bandit_reward,
+                  ppo_config(0.1, 1), pad_id=PAD, eos_id=EOS, max_new_tokens=1, seed=0,
+                  ckpt=Checkpointer(tmp_path, 1000), accelerator=two)

@@ -17,6 +17,17 @@ def cut_at_stop(rows: list[list[int]], stops: list[int]) -> list[list[int]]:
 
 
 @torch.no_grad()
+def left_padded(prompts: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(ids, attention mask), left-padded: every prompt ends where generation starts."""
+    width = max(len(p) for p in prompts)
+    ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for i, p in enumerate(prompts):
+        ids[i, width - len(p):] = torch.tensor(p)
+        mask[i, width - len(p):] = 1
+    return ids, mask
+
+
 def sample_response_ids(model, prompts: list[list[int]], *, temperature: float,
                         max_new_tokens: int, seed: int, pad_id: int, eos_id: int | list[int],
                         batch_size: int = 256, top_p: float = 1.0) -> list[list[int]]:
@@ -28,12 +39,8 @@ def sample_response_ids(model, prompts: list[list[int]], *, temperature: float,
     out: list[list[int]] = []
     for b in range(0, len(prompts), batch_size):
         chunk = prompts[b: b + batch_size]
-        width = max(len(c) for c in chunk)
-        ids = torch.full((len(chunk), width), pad_id, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for i, c in enumerate(chunk):  # left padding: every prompt ends where generation starts
-            ids[i, width - len(c):] = torch.tensor(c)
-            mask[i, width - len(c):] = 1
+        ids, mask = left_padded(chunk, pad_id)
+        width = ids.shape[1]
         torch.manual_seed(seed * 7919 + b)
         device = next(model.parameters()).device
         gen = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device),

@@ -6,23 +6,50 @@ distinct prompt is prefilled once and its cache repeated k times; the cache is p
 (transformers' StaticCache, written in place); a token is drawn by inverting the CDF with one
 uniform per row. The distribution is generate's `do_sample=True, top_k=0, top_p=1` at the same
 temperature; `temperature=0` is greedy, which tests/test_group_sampling.py compares token for
-token with generate's greedy output."""
+token with generate's greedy output.
+
+A seed may be one int (one generator for the whole batch) or one int per prompt (`prompt_seeds`):
+then each prompt's group draws from its own generator, so a prompt's samples do not depend on
+which other prompts share its batch -- two processes each sampling half of a step's prompts
+draw what one process draws for all of them (train/group_rl.py, tune/rl.py)."""
 
 from __future__ import annotations
+
+from typing import Sequence
 
 import torch
 from transformers import StaticCache
 
-from .generate import cut_at_stop, sample_response_ids
+from .generate import cut_at_stop, left_padded, sample_response_ids
 from .kv_cache import cache_kwargs
 from .shared_prefix import applies_to
 
 
-def draw(logits: torch.Tensor, temperature: float, generator: torch.Generator,
-         top_p: float = 1.0) -> torch.Tensor:
+Seed = int | Sequence[int]
+
+
+def prompt_seeds(base: int, positions: Sequence[int]) -> list[int]:
+    """One seed per prompt from a step's seed and each prompt's position in the step's global
+    batch: the same prompt slot draws the same stream on whichever process samples it."""
+    return [base * 1_000_003 + p for p in positions]
+
+
+def _uniforms(rows: int, generator: torch.Generator | list[torch.Generator]) -> torch.Tensor:
+    """(rows, 1) uniforms: from one generator, or consecutive equal blocks of rows each from
+    its own generator (a prompt's group)."""
+    if isinstance(generator, torch.Generator):
+        return torch.rand(rows, 1, generator=generator)
+    block = rows // len(generator)
+    return torch.cat([torch.rand(block, 1, generator=g) for g in generator])
+
+
+def draw(logits: torch.Tensor, temperature: float,
+         generator: torch.Generator | list[torch.Generator], top_p: float = 1.0) -> torch.Tensor:
     """(N,) one token per row of (N, V) logits: softmax(logits / temperature) sampled by inverse
     CDF (a token of probability 0 is never drawn); argmax when temperature is 0. With top_p < 1
-    only the most probable tokens whose probabilities reach top_p can be drawn (nucleus)."""
+    only the most probable tokens whose probabilities reach top_p can be drawn (nucleus).
+    `generator`: one for all rows, or a list that splits the rows into equal consecutive blocks
+    (a prompt's group each)."""
     if temperature == 0:
         return logits.argmax(-1)
     probs = torch.softmax(logits.float() / temperature, -1)
@@ -33,7 +60,7 @@ def draw(logits: torch.Tensor, temperature: float, generator: torch.Generator,
         probs = probs.masked_fill(torch.zeros_like(outside).scatter(-1, order, outside), 0.0)
     cdf = probs.cumsum(-1)
     # the uniforms come from a CPU generator on every device: a seed draws the same tokens
-    u = torch.rand(cdf.shape[0], 1, generator=generator).to(cdf.device) * cdf[:, -1:]
+    u = _uniforms(cdf.shape[0], generator).to(cdf.device) * cdf[:, -1:]
     return torch.searchsorted(cdf, u, right=True)[:, 0].clamp(max=cdf.shape[1] - 1)
 
 
@@ -46,15 +73,16 @@ def _repeat_rows(cache: StaticCache, k: int) -> None:
 
 
 def sample_groups(model, prompts: list[list[int]], k: int, *, temperature: float,
-                  max_new_tokens: int, seed: int, pad_id: int, eos_id: int | list[int],
+                  max_new_tokens: int, seed: Seed, pad_id: int, eos_id: int | list[int],
                   top_p: float = 1.0) -> list[list[int]]:
     """k sampled responses per prompt (token ids), grouped by prompt (prompt i's are rows
     i·k ... i·k + k - 1), each cut after its first <eos> (kept) or at max_new_tokens; `eos_id`
     may list several stop tokens (a chat template's end of turn and <eos>).
-    Deterministic given `seed`, on the model's device and in the model's own dtype: a training
-    engine's mixed-precision autocast is switched off here, because under it a Llama's keys
-    leave the rotary embedding in fp32 and its values in bf16, which one preallocated cache
-    cannot hold (and sampling needs no autocast: nothing is backpropagated)."""
+    Deterministic given `seed` (one int, or one per prompt), on the model's device and in the
+    model's own dtype: a training engine's mixed-precision autocast is switched off here,
+    because under it a Llama's keys leave the rotary embedding in fp32 and its values in bf16,
+    which one preallocated cache cannot hold (and sampling needs no autocast: nothing is
+    backpropagated)."""
     device = next(model.parameters()).device
     with torch.inference_mode(), torch.autocast(device.type, enabled=False):
         return _sample_groups(model, prompts, k, device, temperature=temperature,
@@ -81,7 +109,8 @@ def _sample_groups(model, prompts, k, device, *, temperature, max_new_tokens, se
     _repeat_rows(cache, k)
     logits, mask = logits.repeat_interleave(k, 0), mask.repeat_interleave(k, 0)
     next_position = mask.sum(1)
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed) if isinstance(seed, int) else \
+        [torch.Generator().manual_seed(s) for s in _per_prompt(seed, n)]
     done = torch.zeros(n * k, dtype=torch.bool, device=device)
     tokens: list[torch.Tensor] = []
     for t in range(max_new_tokens):
@@ -97,15 +126,54 @@ def _sample_groups(model, prompts, k, device, *, temperature, max_new_tokens, se
     return cut_at_stop(torch.stack(tokens, 1).tolist(), stops.tolist())
 
 
+def _per_prompt(seeds: Sequence[int], n: int) -> list[int]:
+    if len(seeds) != n:
+        raise ValueError(f"{len(seeds)} seeds for {n} prompts: give one seed, or one per prompt")
+    return list(seeds)
+
+
 def sample_k_per_prompt(model, prompts: list[list[int]], k: int, *, temperature: float,
-                        max_new_tokens: int, seed: int, pad_id: int,
+                        max_new_tokens: int, seed: Seed, pad_id: int,
                         eos_id: int | list[int], top_p: float = 1.0) -> list[list[int]]:
     """k responses per prompt, grouped as `sample_groups` returns them: by `sample_groups` for
     the models whose KV-cache path is tested (`shared_prefix.applies_to`: plain GPT-2 and
     Llama), else (peft-wrapped, checkpointed, other architectures) by transformers' `generate` on
-    each prompt repeated k times. Both are deterministic given `seed`; they draw differently."""
-    kwargs = dict(temperature=temperature, max_new_tokens=max_new_tokens, seed=seed,
-                  pad_id=pad_id, eos_id=eos_id, top_p=top_p)
+    each prompt repeated k times (with one seed per prompt: one `generate` per prompt, since
+    `generate` draws from the global generator). Both are deterministic given `seed`; they draw
+    differently."""
+    kwargs = dict(temperature=temperature, max_new_tokens=max_new_tokens, pad_id=pad_id,
+                  eos_id=eos_id, top_p=top_p)
     if applies_to(model):
-        return sample_groups(model, prompts, k, **kwargs)
-    return sample_response_ids(model, [p for p in prompts for _ in range(k)], **kwargs)
+        return sample_groups(model, prompts, k, seed=seed, **kwargs)
+    if isinstance(seed, int):
+        return sample_response_ids(model, [p for p in prompts for _ in range(k)], seed=seed,
+                                   **kwargs)
+    return _generate_per_prompt(model, prompts, k, _per_prompt(seed, len(prompts)), **kwargs)
+
+
+def _generate_per_prompt(model, prompts, k, seeds, *, temperature, max_new_tokens, pad_id,
+                         eos_id, top_p) -> list[list[int]]:
+    """transformers' `generate` with one generator per prompt: `draw` picks each token inside
+    a logits processor that leaves only that token, which greedy search then takes (generate's
+    own sampling would draw the whole batch from the global generator). Only the temperature
+    and top_p given apply, as on the cache path (not the model's generation_config)."""
+    from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList
+    generators = [torch.Generator().manual_seed(s) for s in seeds]
+
+    class DrawPerPrompt(LogitsProcessor):
+        def __call__(self, input_ids, scores):
+            token = draw(scores, temperature, generators, top_p)
+            return torch.full_like(scores, -float("inf")).scatter_(1, token[:, None], 0.0)
+
+    stops = eos_id if isinstance(eos_id, list) else [eos_id]
+    repeated = [p for p in prompts for _ in range(k)]
+    ids, mask = left_padded(repeated, pad_id)
+    device = next(model.parameters()).device
+    config = GenerationConfig(do_sample=False, max_new_tokens=max_new_tokens,
+                              pad_token_id=pad_id, eos_token_id=stops)
+    model.eval()
+    with torch.inference_mode():
+        out = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device),
+                             generation_config=config,
+                             logits_processor=LogitsProcessorList([DrawPerPrompt()]))
+    return cut_at_stop(out[:, ids.shape[1]:].tolist(), stops)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from .group_sampling import sample_k_per_prompt
+from .group_sampling import Seed, sample_k_per_prompt
 
 
 @dataclass(frozen=True)
@@ -21,7 +21,7 @@ class Samples:
 class RolloutBackend(Protocol):
     name: str
 
-    def sample(self, model, prompts: list[list[int]], k: int, *, seed: int) -> Samples: ...
+    def sample(self, model, prompts: list[list[int]], k: int, *, seed: Seed) -> Samples: ...
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,8 @@ class TransformersBackend:
     stop_ids: tuple[int, ...]  # the chat template's end of turn and <eos>
     name: str = "transformers"
 
-    def sample(self, model, prompts: list[list[int]], k: int, *, seed: int) -> Samples:
+    def sample(self, model, prompts: list[list[int]], k: int, *, seed: Seed) -> Samples:
+        """`seed`: one int, or one per prompt (models/group_sampling.py)."""
         responses = sample_k_per_prompt(model, prompts, k, temperature=self.temperature,
                                         top_p=self.top_p, max_new_tokens=self.max_new_tokens,
                                         seed=seed, pad_id=self.pad_id,

@@ -108,17 +108,21 @@ def rloo_advantages(rewards: torch.Tensor) -> torch.Tensor:
     return rewards - (rewards.sum(dim=1, keepdim=True) - rewards) / (G - 1)
 
 
-def batch_scaled_advantages(rewards: torch.Tensor, eps: float = 1e-4) -> torch.Tensor:
+def batch_scaled_advantages(rewards: torch.Tensor, eps: float = 1e-4,
+                            batch_std: torch.Tensor | float | None = None) -> torch.Tensor:
     """REINFORCE++-baseline advantages, (P, G) -> (P, G): the group mean as the baseline, the
     whole batch's reward std as the scale, so easy prompts (small group std) are not up-weighted.
 
     REINFORCE++ (Hu 2025, §3, "baseline" variant; TRL scale_rewards="batch"):
-    Â_i = (r_i - mean(r_group)) / (std(r_batch) + eps), std unbiased over all P·G rewards."""
+    Â_i = (r_i - mean(r_group)) / (std(r_batch) + eps), std unbiased over all P·G rewards.
+    `batch_std`: the batch's std when `rewards` are only part of it (a micro-batch, or one
+    process's share); else the std of `rewards`."""
     if rewards.dim() != 2 or rewards.shape[1] < 2:
         raise ValueError(f"rewards must be (P, G) with G >= 2, got shape {tuple(rewards.shape)}")
     centred = rewards - rewards.mean(dim=1, keepdim=True)
+    std = rewards.flatten().std() if batch_std is None else batch_std
     # REINFORCE++-baseline: (r - mean_group) / (std_batch + eps)
-    return centred / (rewards.flatten().std() + eps)
+    return centred / (std + eps)
 
 
 def groups_with_signal(rewards: torch.Tensor) -> torch.Tensor:

@@ -16,8 +16,11 @@ Each step:
   4. optimise  -- GRPO: μ updates of the clipped surrogate + β·k3 KL per token (sequence mean);
                   RLOO: one REINFORCE update (the clipped ratio is 1 on-policy)
   5. dual step -- λ ← max(0, λ + η (E[c] - d)), kept in the checkpoint
-Resume is exact: prompts come from `BatchOrder`, sampling reseeds from (seed, step), and λ is
-saved with the model."""
+Resume is exact: prompts come from `BatchOrder`, each prompt's group is sampled from a seed of
+(seed, step, its position in the batch), and λ is saved with the model. The seeds also make the
+rollout independent of how the batch is split over processes and micro-batches; the advantages
+are within each group and the loss a mean over responses, so N processes × K micro-batches take
+the step of one batch (tests/test_engine.py)."""
 
 from __future__ import annotations
 
@@ -28,7 +31,7 @@ import torch
 from accelerate import Accelerator
 
 from ..models.fused_ops import fuse_activations
-from ..models.group_sampling import sample_k_per_prompt
+from ..models.group_sampling import Seed, prompt_seeds, sample_k_per_prompt
 from ..models.logprobs import group_response_logprobs
 from .advantages import group_advantages, masked_mean, rloo_advantages
 from .engine import Engine
@@ -97,7 +100,7 @@ class Rollout:
 
 @torch.no_grad()
 def rollout(policy, reference, prompts: list[list[int]], group_size: int, pad_id: int,
-            eos_id: int, max_new_tokens: int, seed: int) -> Rollout:
+            eos_id: int, max_new_tokens: int, seed: Seed) -> Rollout:
     responses = sample_k_per_prompt(policy, prompts, group_size, temperature=1.0,
                                     max_new_tokens=max_new_tokens, seed=seed, pad_id=pad_id,
                                     eos_id=eos_id)
@@ -126,10 +129,13 @@ def train_group_rl(policy, reference, prompts: list[list[int]], reward_fn: Rewar
 
     def losses(model, step: int):
         # 1. rollout (the unwrapped policy samples; the same seed on a resumed run)
-        micro = engine.micro_batches(order.indices(step))  # of prompts: each group stays whole
-        batch = [prompts[i] for part in micro for i in part]
-        seed_step = seed * 100_003 + step * engine.num_processes + engine.process_index
-        r = rollout(policy, reference, batch, G, pad_id, eos_id, max_new_tokens, seed_step)
+        # this process's micro-batches as positions in the step's global batch (each group
+        # stays whole); each prompt samples from its position's seed, so the split over
+        # processes and micro-batches does not change what is drawn
+        indices, micro = order.indices(step), engine.micro_batches(list(range(cfg.batch_size)))
+        positions = [pos for part in micro for pos in part]
+        r = rollout(policy, reference, [prompts[indices[pos]] for pos in positions], G, pad_id,
+                    eos_id, max_new_tokens, prompt_seeds(seed * 100_003 + step, positions))
         # 2. reward
         raw = torch.tensor(reward_fn(r.prompts, r.responses), dtype=torch.float32)
         unscored = torch.isnan(raw)

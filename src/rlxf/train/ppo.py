@@ -126,13 +126,19 @@ def train_ppo(model: PolicyWithValue, reference, prompts: list[list[int]], score
               accelerator: Accelerator | None = None) -> dict:
     """Each step is one rollout of cfg.batch_size prompts, through the shared policy loop
     (`optimise`). `evaluate(step)` is called every cfg.eval_every steps (and at 0 and the end);
-    its results, with the KL coefficient then, form the history. One process only: the
-    advantages are whitened over the whole rollout, which a shard does not see."""
+    its results, with the KL coefficient then, form the history. One process only: what PPO
+    computes over the whole rollout -- the advantage (and reward) whitening, the minibatches
+    (a seeded permutation of every episode), the KL controller's mean KL -- and its rollout's
+    one seed per step are not split over processes (docs/SCALE.md says what that would take)."""
     ppo = cfg.ppo
     engine = Engine(cfg, accelerator)
     if engine.num_processes != 1:
-        raise ValueError("ppo: runs in one process (its advantage whitening is over the whole "
-                         f"rollout); got {engine.num_processes}")
+        raise ValueError(
+            f"ppo: runs in one process, got {engine.num_processes}: its advantages (and with "
+            "whiten_rewards its rewards) are whitened over the whole rollout's tokens, each "
+            "minibatch is a seeded draw from every episode of the rollout, and the rollout is "
+            "sampled from one seed for the whole batch -- none of which a process's shard "
+            "reproduces (docs/SCALE.md); use grpo or rloo on several processes")
     if engine.grad_accum != 1:
         raise ValueError("ppo: grad_accum must be 1 (its minibatches are the unit of update; "
                          "use more [policy.ppo] minibatches for smaller ones)")

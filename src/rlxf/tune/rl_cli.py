@@ -78,6 +78,8 @@ def _run(command: str, model_dir: Path, prompts: Path, out: Path, config: Path |
     except (TuneError, RewardError, UnsupportedLaunch, OSError) as e:
         console.print(f"[red]error[/red] {escape(str(e))}")
         raise typer.Exit(1) from None
+    if int(os.environ.get("RANK", "0")) != 0:
+        return  # one job, one report (accelerate launch): the main process's
     first, last = record["heldout_reward"] or (None, None)
     console.print(f"[green]{command}[/green]: {record['saved']} -> {escape(record['out'])} "
                   f"({cfg.steps} steps; held-out reward {first} -> {last})")

@@ -57,14 +57,13 @@ def run_ppo(model_dir: Path, prompts_path: Path, out: Path, cfg: TunePPOConfig,
     torch.manual_seed(cfg.seed)  # the value head's initialisation (zeros today; kept explicit)
     model = PolicyWithValue(s.policy)
     reference = s.reference if s.reference is not None else AdaptersOff(s.policy)
-    tracker = tensorboard(s.output.work / "tb", "ppo")
+    tracker = tensorboard(s.output.work / "tb", "ppo", s.engine.is_main_process)
     with tracker:
         result = train_ppo(model, reference, s.train, score, train_hparams(cfg), pad_id=s.pad_id,
                            eos_id=list(s.chat.stop_ids), max_new_tokens=cfg.max_new_tokens,
                            seed=cfg.seed,
                            ckpt=s.output.checkpointer(cfg.checkpoint_every),
-                           on_step=tracker.wrap(s.progress(progress and
-                                                           progress("ppo", cfg.steps))),
+                           on_step=tracker.wrap(s.progress(progress, "ppo")),
                            evaluate=lambda step: s.evaluate(step, tracker),
                            accelerator=s.engine.accelerator)
     return s.finish(result)

@@ -47,11 +47,14 @@ def _spec_fingerprint(spec: str) -> dict:
                              if target.endswith(".py") and Path(target).is_file() else {})}
 
 
-def tensorboard(directory: Path, name: str):
-    """TensorBoard event files in OUT/tb/ (training metrics every step, every eval point)."""
+def tensorboard(directory: Path, name: str, main: bool = True):
+    """TensorBoard event files in OUT/tb/ (training metrics every step, every eval point),
+    written by the main process only (under several processes the others log nothing)."""
     from accelerate.tracking import TensorBoardTracker
 
     from ..stages.tracking import Tracker
+    if not main:
+        return Tracker([])
     board = TensorBoardTracker(name, directory)
     board.start()
     return Tracker([board])
@@ -101,6 +104,11 @@ class RLSession:
             raise TuneError(f"{out}: already exists (choose another --out or remove it)")
         check_model_dir(model_dir)
         engine = Engine(train_hparams(cfg), recipe=command)
+        split = engine.num_processes * engine.grad_accum
+        if cfg.batch_size % split:  # each prompt's group stays whole inside one micro-batch
+            raise TuneError(f"batch_size {cfg.batch_size} (prompts) does not split into "
+                            f"{engine.num_processes} process(es) x grad_accum "
+                            f"{engine.grad_accum}: make it a multiple of {split}")
         rows = load_prompts(prompts_path)
         eval_rows = load_prompts(eval_prompts) if eval_prompts else []
         sources = RewardSources(rewards, reward_weights)
@@ -207,8 +215,11 @@ class RLSession:
         self.last_eval = point
         return point
 
-    def progress(self, show):
-        """A step callback for the progress bar that also shows the last held-out reward."""
+    def progress(self, progress, name: str):
+        """A step callback for the progress bar (the main process's: one per job) that also
+        shows the last held-out reward."""
+        show = progress and self.engine.is_main_process and progress(name, self.cfg.steps)
+
         def report(step: int, metrics: dict) -> None:
             if show:
                 shown = self.last_eval.get("reward/mean")
