@@ -222,7 +222,7 @@ def test_documented_accelerate_configs_parse_with_accelerates_loader():
     from accelerate.commands.config.config_args import ClusterConfig
     configs = sorted((Path(__file__).parents[1] / "examples" / "accelerate").glob("*.yaml"))
     kinds = {ClusterConfig.from_yaml_file(str(c)).distributed_type.value for c in configs}
-    assert len(configs) == 5 and kinds == {"MULTI_GPU", "FSDP", "DEEPSPEED"}
+    assert len(configs) == 6 and kinds == {"MULTI_GPU", "FSDP", "DEEPSPEED"}
 
 
 def test_an_interrupted_command_resumes_to_the_same_weights(llama_dir, tmp_path, prefs_file):
