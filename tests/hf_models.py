@@ -50,6 +50,20 @@ def model_config(arch: str, tok):
     return {"llama": LlamaConfig, "qwen2": Qwen2Config, "mistral": MistralConfig}[arch](**small)
 
 
+def small_config(arch: str, vocab_size: int, **ids):
+    """A 16-wide, 2-layer Qwen2 (bias on q/k/v), Mistral (no sliding window) or Gemma (scaled
+    embeddings, tied head) config with grouped-query attention, for float64 checks of rlxf's
+    cache paths against plain forwards."""
+    small = dict(vocab_size=vocab_size, hidden_size=16, intermediate_size=32,
+                 num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1,
+                 max_position_embeddings=64, **ids)
+    if arch == "gemma":
+        return GemmaConfig(head_dim=8, **small)
+    if arch == "mistral":
+        return MistralConfig(sliding_window=None, **small)
+    return Qwen2Config(**small)
+
+
 def save_model_dir(path: Path, arch: str = "llama", seed: int = 0,
                    chat_template: bool = True) -> Path:
     """A random-weight `arch` model and its tokenizer in `path`, loadable by from_pretrained."""

@@ -1,5 +1,5 @@
 """models/group_sampling.py: the cache path conditions on the right context (greedy decoding
-equals transformers' generate token for token, GPT-2 and Llama, ragged left-padded prompts), the
+equals transformers' generate token for token, GPT-2, Llama, Qwen2, Mistral, Gemma, ragged left-padded prompts), the
 draw samples the softmax (frequencies, zero-probability tokens never drawn), groups, <eos> and
 seeds behave as documented."""
 
@@ -9,7 +9,9 @@ import random
 
 import pytest
 import torch
-from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
+from hf_models import small_config
+from transformers import (AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel, LlamaConfig,
+                          LlamaForCausalLM)
 
 from rlxf.models.group_sampling import draw, sample_groups
 
@@ -23,6 +25,9 @@ def _lm(arch: str):
                          resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, pad_token_id=PAD,
                          eos_token_id=EOS, bos_token_id=2)
         return GPT2LMHeadModel(cfg).double()
+    if arch != "llama":  # the other architectures whose cache path rlxf uses (shared_prefix)
+        cfg = small_config(arch, VOCAB, pad_token_id=PAD, eos_token_id=EOS, bos_token_id=2)
+        return AutoModelForCausalLM.from_config(cfg).double()
     cfg = LlamaConfig(vocab_size=VOCAB, hidden_size=16, intermediate_size=32, num_hidden_layers=2,
                       num_attention_heads=2, max_position_embeddings=64, pad_token_id=PAD,
                       eos_token_id=EOS, bos_token_id=2)
@@ -34,7 +39,7 @@ def _prompts(n: int = 3):
     return [[rng.randrange(3, VOCAB) for _ in range(rng.randint(2, 7))] for _ in range(n)]
 
 
-@pytest.mark.parametrize("arch", ["gpt2", "llama"])
+@pytest.mark.parametrize("arch", ["gpt2", "llama", "qwen2", "mistral", "gemma"])
 def test_greedy_equals_generate_greedy(arch):
     model, prompts = _lm(arch), _prompts()
     got = sample_groups(model, prompts, 2, temperature=0, max_new_tokens=10, seed=0,
@@ -74,7 +79,7 @@ def test_groups_seeds_and_eos():
     assert len({tuple(r) for r in a[:4]}) > 1  # a group's samples differ
 
 
-@pytest.mark.parametrize("arch", ["gpt2", "llama"])
+@pytest.mark.parametrize("arch", ["gpt2", "llama", "qwen2"])
 def test_sampling_inside_a_bf16_autocast_draws_what_it_draws_outside(arch):
     """The engine trains under bf16 autocast; a rollout sampled inside it once failed (a
     Llama's keys leave the rotary embedding in fp32, its values in bf16, and one preallocated

@@ -1,9 +1,9 @@
 """The shared-prefix pair forward is the same function as two full forwards: values and gradients
 agree in float64 (tolerance 1e-9) with an independent computation that runs prompt + response
-as one sequence, for GPT-2 and Llama (learned vs rotary positions), with prompts and responses of
+as one sequence, for GPT-2 and Llama (learned vs rotary positions), Qwen2, Mistral and Gemma, with prompts and responses of
 different lengths in one batch.
 
-Llama's gradients get a float32-level tolerance: its RMSNorm computes in float32 even in a float64
+The RMSNorm models' gradients (all but GPT-2) get a float32-level tolerance: RMSNorm computes in float32 even in a float64
 model, and the prompt's gradient is summed from both responses before that float32 backward here
 but after it in the reference (with identical responses the two agree to 1e-16)."""
 
@@ -13,14 +13,16 @@ import random
 
 import pytest
 import torch
-from transformers import (GPT2Config, GPT2ForSequenceClassification, GPT2LMHeadModel,
-                          LlamaConfig, LlamaForCausalLM)
+from hf_models import small_config
+from transformers import (AutoModelForCausalLM, GPT2Config, GPT2ForSequenceClassification,
+                          GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM, MistralConfig)
 
 from rlxf.models.shared_prefix import pair_hidden, pair_response_logprobs
 from rlxf.train.dpo import pair_logprobs
 from rlxf.train.reward import pair_rewards
 
 PAD, VOCAB, TOL = 0, 50, 1e-9
+ARCHS = ["gpt2", "llama", "qwen2", "mistral", "gemma"]
 
 
 def _lm(arch: str):
@@ -29,9 +31,12 @@ def _lm(arch: str):
         cfg = GPT2Config(vocab_size=VOCAB, n_positions=64, n_embd=16, n_layer=2, n_head=2,
                          resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, pad_token_id=PAD)
         return GPT2LMHeadModel(cfg).double()
-    cfg = LlamaConfig(vocab_size=VOCAB, hidden_size=16, intermediate_size=32, num_hidden_layers=2,
-                      num_attention_heads=2, max_position_embeddings=64, pad_token_id=PAD)
-    return LlamaForCausalLM(cfg).double()
+    if arch == "llama":
+        cfg = LlamaConfig(vocab_size=VOCAB, hidden_size=16, intermediate_size=32,
+                          num_hidden_layers=2, num_attention_heads=2, max_position_embeddings=64,
+                          pad_token_id=PAD)
+        return LlamaForCausalLM(cfg).double()
+    return AutoModelForCausalLM.from_config(small_config(arch, VOCAB, pad_token_id=PAD)).double()
 
 
 def _triples(n: int = 5, seed: int = 0):
@@ -50,7 +55,7 @@ def _full_logprob(model, prompt: list[int], response: list[int]) -> torch.Tensor
     return per_token[len(prompt) - 1:].sum()
 
 
-@pytest.mark.parametrize("arch", ["gpt2", "llama"])
+@pytest.mark.parametrize("arch", ARCHS)
 def test_pair_logprobs_equal_two_full_forwards_values_and_gradients(arch):
     prompts, a, b = _triples()
     model = _lm(arch)
@@ -95,7 +100,7 @@ def test_empty_response_is_refused():
         pair_hidden(model.base_model, [[1, 2]], [[]], [[3]], PAD)
 
 
-@pytest.mark.parametrize("arch", ["gpt2", "llama"])
+@pytest.mark.parametrize("arch", ARCHS)
 def test_lm_loss_is_the_token_mean_over_trained_tokens_of_the_full_logits(arch):
     """Reference: full float64 logits of every sequence alone (HF's own `loss` casts logits to
     float32, so it is not a float64 reference); the mean over all trained tokens of the batch."""
@@ -107,6 +112,19 @@ def test_lm_loss_is_the_token_mean_over_trained_tokens_of_the_full_logits(arch):
     want = -torch.stack([_full_logprob(model, p, r) for p, r in zip(prompts, a)]).sum() \
         / sum(len(r) for r in a)
     assert abs(lm_loss(model, ids, mask, labels) - want) < TOL
+
+
+def test_a_sliding_attention_window_takes_the_full_forward_path():
+    """A window changes what a position attends to; the cache path is not tested with one."""
+    from rlxf.models.shared_prefix import applies_to
+
+    windowed = AutoModelForCausalLM.from_config(MistralConfig(**{
+        **small_config("mistral", VOCAB).to_dict(), "sliding_window": 8}))
+    assert not applies_to(windowed)
+    assert applies_to(_lm("mistral")) and applies_to(_lm("qwen2"))
+    prompts, a, b = _triples(seed=5)
+    chosen, _ = pair_logprobs(windowed.double(), list(zip(prompts, a, b)), PAD)
+    assert abs(chosen[0] - _full_logprob(windowed, prompts[0], a[0])) < TOL
 
 
 def test_checkpointed_or_wrapped_models_take_the_full_forward_path():
@@ -123,7 +141,7 @@ def test_checkpointed_or_wrapped_models_take_the_full_forward_path():
     assert abs(chosen[0] - _full_logprob(model, prompts[0], a[0])) < 1e-6
 
 
-@pytest.mark.parametrize("arch", ["gpt2", "llama"])
+@pytest.mark.parametrize("arch", ARCHS)
 def test_group_token_logprobs_equal_full_forwards_per_token_values_and_gradients(arch):
     """GRPO's layout: k = 3 responses per prompt on consecutive rows, ragged lengths; every
     response token's log-prob against the full unpadded forward, and the gradient of a weighted
@@ -155,7 +173,7 @@ def test_group_token_logprobs_equal_full_forwards_per_token_values_and_gradients
         assert torch.allclose(got_grad[k], p.grad, atol=grad_tol, rtol=0), k
 
 
-@pytest.mark.parametrize("arch", ["gpt2", "llama"])
+@pytest.mark.parametrize("arch", ARCHS)
 def test_grpo_loss_and_gradients_on_either_logprob_path_equal_full_forwards(arch, monkeypatch):
     """train/group_rl.py's log-probs (models/logprobs.group_response_logprobs): the shared-prefix
     path and the full-forward fallback (gathered into the response layout) give the GRPO loss
@@ -201,3 +219,21 @@ def test_grpo_loss_and_gradients_on_either_logprob_path_equal_full_forwards(arch
         assert abs(got - want) < TOL, (shared, got, want)
         for k in want_grad:
             assert torch.allclose(got_grad[k], want_grad[k], atol=grad_tol, rtol=0), (shared, k)
+
+
+def test_dpo_reference_pass_runs_the_kernel_the_policy_trains_with():
+    """GPT-2's `gelu_new` (six ops) and the fused tanh-GELU the policy trains with round
+    differently in float32; the reference pass fuses too, so step 0's log-ratio is exactly 0."""
+    from transformers.activations import GELUTanh
+
+    from rlxf.models.fused_ops import fuse_activations
+    from rlxf.train.dpo import reference_logprobs
+
+    reference, policy = _lm("gpt2").float(), _lm("gpt2").float()
+    pairs = list(zip(*_triples(n=8, seed=9)))
+    ref_chosen, ref_rejected = reference_logprobs(reference, pairs, PAD)
+    assert all(isinstance(b.mlp.act, GELUTanh) for b in reference.transformer.h)
+    fuse_activations(policy)
+    with torch.no_grad():
+        chosen, rejected = pair_logprobs(policy, pairs, PAD)
+    assert torch.equal(chosen, ref_chosen) and torch.equal(rejected, ref_rejected)

@@ -520,7 +520,9 @@ class TuneTrainConfig(TrainConfig):
 
 
 class TuneSFTConfig(TuneTrainConfig):
-    pass
+    packing: bool = Field(False, description="pack examples into rows of max_length tokens "
+                          "(TRL's packing=True, best-fit decreasing): position ids restart per "
+                          "sequence, no attention across sequences; batch_size counts rows")
 
 
 class TuneRewardConfig(TuneTrainConfig):

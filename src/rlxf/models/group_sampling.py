@@ -136,11 +136,11 @@ def sample_k_per_prompt(model, prompts: list[list[int]], k: int, *, temperature:
                         max_new_tokens: int, seed: Seed, pad_id: int,
                         eos_id: int | list[int], top_p: float = 1.0) -> list[list[int]]:
     """k responses per prompt, grouped as `sample_groups` returns them: by `sample_groups` for
-    the models whose KV-cache path is tested (`shared_prefix.applies_to`: plain GPT-2 and
-    Llama), else (peft-wrapped, checkpointed, other architectures) by transformers' `generate` on
-    each prompt repeated k times (with one seed per prompt: one `generate` per prompt, since
-    `generate` draws from the global generator). Both are deterministic given `seed`; they draw
-    differently."""
+    the models whose KV-cache path is tested (`shared_prefix.applies_to`: plain GPT-2, Llama,
+    Qwen2, Mistral, Gemma), else (peft-wrapped, checkpointed, other architectures) by
+    transformers' `generate` on each prompt repeated k times (with one seed per prompt: one
+    batched `generate` whose tokens each prompt's own generator draws). Both are deterministic
+    given `seed`; they draw differently."""
     kwargs = dict(temperature=temperature, max_new_tokens=max_new_tokens, pad_id=pad_id,
                   eos_id=eos_id, top_p=top_p)
     if applies_to(model):

@@ -18,17 +18,22 @@ from .batching import fully_sharded, pad_right
 from .kv_cache import cache_kwargs, returned_cache
 
 
-# Architectures whose cache path is tested against full forwards (tests/test_shared_prefix.py).
-TESTED = ("gpt2", "llama")
+# Architectures whose cache path is tested against full forwards (tests/test_shared_prefix.py,
+# tests/test_group_sampling.py), without a sliding attention window (a window changes what a
+# position attends to; Qwen2 has none unless `use_sliding_window`, Mistral's default has one).
+TESTED = ("gpt2", "llama", "qwen2", "mistral", "gemma")
 
 
 def applies_to(model) -> bool:
-    """Plain transformers models of a tested architecture, without gradient checkpointing (which
-    turns the KV cache off in training). Others (peft-wrapped, checkpointed, untested
+    """Plain transformers models of a tested architecture (GPT-2, Llama, Qwen2, Mistral, Gemma;
+    no sliding window), without gradient checkpointing (which turns the KV cache off in
+    training). Others (peft-wrapped, checkpointed, untested
     architectures) take the two-full-forwards path, and so does a model wrapped for several
     processes (DistributedDataParallel: no `config`), whose gradients are synchronised only
     through its own forward, or sharded by FSDP, which gathers parameters in that forward."""
-    return (getattr(getattr(model, "config", None), "model_type", None) in TESTED
+    config = getattr(model, "config", None)
+    return (getattr(config, "model_type", None) in TESTED
+            and getattr(config, "sliding_window", None) is None
             and not hasattr(model, "get_base_model")
             and not _checkpointing(model) and not fully_sharded(model))
 

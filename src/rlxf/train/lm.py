@@ -9,15 +9,16 @@ from ..models.batching import fully_sharded, pad_right
 from .engine import Engine
 from .hparams import Optimisation
 from .loop import BatchOrder, Checkpointer, StepCallback
+from .packing import Packed, position_ids
 
 
 def lm_batch(examples: list[tuple[list[int], int | list[int]]], pad_id: int):
     """examples: (token ids, index of the first token that is trained on -- or a 0/1 mask over
-    the ids, for multi-turn SFT's assistant turns)."""
-    ids, mask = pad_right([ids for ids, _ in examples], pad_id)
+    the ids, for multi-turn SFT's assistant turns); or packed rows (train/packing.py)."""
+    ids, mask = pad_right([ex[0] for ex in examples], pad_id)
     labels = ids.clone()
     labels[mask == 0] = -100
-    for i, (_, trained) in enumerate(examples):
+    for i, (_, trained, *_) in enumerate(examples):
         if isinstance(trained, int):
             labels[i, :trained] = -100
         else:
@@ -34,23 +35,33 @@ def backbone_of(model):
 
 
 def lm_loss(model, ids: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor,
-            reduction: str = "mean") -> torch.Tensor:
+            reduction: str = "mean", position_ids: torch.Tensor | None = None) -> torch.Tensor:
     """Next-token cross-entropy over the trained tokens (labels != -100), their mean (what
     `model(labels=...).loss` computes) or sum, with the LM head and the softmax run only where a
     label is trained (SFT trains on the response alone, so the prompt's logits would be thrown
-    away). The logits are at least float32 under bf16 autocast. A model sharded by FSDP runs
-    its own forward (every position's logits): its blocks gather their parameters there."""
+    away). The logits are at least float32 under bf16 autocast. With `position_ids` (packed
+    rows, train/packing.py) no attention mask is passed: transformers then keeps each packed
+    sequence to itself (it reads the restarts of the position ids only without a KV cache). A
+    model sharded by FSDP runs its own forward (every position's logits): its blocks gather
+    their parameters there."""
     device = model.get_output_embeddings().weight.device
-    ids, mask, labels = ids.to(device), mask.to(device), labels.to(device)
+    ids, labels = ids.to(device), labels.to(device)
+    inputs = ({"attention_mask": mask.to(device)} if position_ids is None
+              else {"position_ids": position_ids.to(device)})
     targets = labels[:, 1:]
     keep = targets != -100
     if fully_sharded(model):
-        logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1][keep]
+        logits = model(input_ids=ids, use_cache=False, **inputs).logits[:, :-1][keep]
     else:
-        hidden = backbone_of(model)(input_ids=ids, attention_mask=mask).last_hidden_state
+        hidden = backbone_of(model)(input_ids=ids, use_cache=False, **inputs).last_hidden_state
         logits = model.get_output_embeddings()(hidden[:, :-1][keep])
     logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
     return torch.nn.functional.cross_entropy(logits, targets[keep], reduction=reduction)
+
+
+def packed_positions(rows: list, width: int) -> torch.Tensor | None:
+    """Position ids of packed rows (each sequence from 0), None for plain examples."""
+    return position_ids(rows, width) if rows and isinstance(rows[0], Packed) else None
 
 
 def train_lm(model, examples: list[tuple[list[int], int]], cfg: Optimisation, pad_id: int,
@@ -58,19 +69,22 @@ def train_lm(model, examples: list[tuple[list[int], int]], cfg: Optimisation, pa
              engine: Engine | None = None) -> dict:
     """The loss is the mean over the global batch's trained tokens (as TRL's SFTTrainer), also
     with gradient accumulation and several processes: each micro-batch contributes its token
-    sum divided by the global batch's token count."""
+    sum divided by the global batch's token count. `examples` may be packed rows
+    (train/packing.py: `pack`), cfg.batch_size rows a step, as TRL's `packing=True`."""
     engine = engine or Engine(cfg, recipe="sft")
     fuse_activations(model)  # same function, one kernel (models/fused_ops.py)
     order = BatchOrder(len(examples), cfg.batch_size, seed)
 
     def losses(model, step: int):
-        batches = [lm_batch([examples[i] for i in idx], pad_id)
-                   for idx in engine.micro_batches(order.indices(step))]
+        micro = engine.micro_batches(order.indices(step))
+        batches = [lm_batch([examples[i] for i in idx], pad_id) for idx in micro]
         counts = [int((labels[:, 1:] != -100).sum()) for _, _, labels in batches]
         total = engine.global_sum(sum(counts))
         engine.items += sum(int(mask.sum()) for _, mask, _ in batches)
-        for (ids, mask, labels), count in zip(batches, counts):
-            loss = lm_loss(model, ids, mask, labels, reduction="sum")
+        for (ids, mask, labels), idx, count in zip(batches, micro, counts):
+            loss = lm_loss(model, ids, mask, labels, reduction="sum",
+                           position_ids=packed_positions([examples[i] for i in idx],
+                                                         ids.shape[1]))
             # the metric is this micro-batch's token mean; the gradient's weight its tokens' share
             yield loss * (engine.num_processes / total), \
                 {"loss/lm": loss.item() / max(count, 1)}

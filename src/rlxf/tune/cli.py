@@ -135,7 +135,10 @@ def _command(command: str, data_help: str, doc: str, extra: dict | None = None):
 sft = _command("sft", "TRL SFT data (prompt/completion or messages), or preference data "
                       "(trains on the chosen response)",
                "Supervised fine-tuning of a local model on a dataset file (loss on response "
-               "tokens).")
+               "tokens).",
+               {"packing": (bool, typer.Option(None, "--packing", help="pack examples into rows "
+                                               "of max_length tokens (TRL's packing=True, "
+                                               "best-fit decreasing; --batch-size counts rows)"))})
 reward = _command("reward", PREFS_HELP + "; with --aspects, rating records",
                   "A Bradley-Terry reward model (scalar head on the model) from preference data "
                   "(rating records binarised into pairs), or with --aspects a regression head "

@@ -21,6 +21,7 @@ from ..models.chat import chat_format
 from ..models.lora import reference_of
 from ..train.dpo import reference_logprobs, train_dpo
 from ..train.lm import train_lm
+from ..train.packing import pack
 from ..train.reward import train_reward_model
 from ..train.engine import Engine
 from .aspects import encode_ratings, regression_batch
@@ -108,10 +109,14 @@ def run_sft(model_dir: Path, data: Path, out: Path, cfg: TuneSFTConfig, fmt: str
     output, engine, tok, chat, loaded, model, enc = _begin(
         "sft", model_dir, data, out, cfg, fmt, load_demonstrations, encode_demonstrations,
         _causal_lm)
+    # packed rows as long as the encoding's limit (TRL packs to max_length)
+    items = pack(enc.items, context_limit(model, cfg.max_length)) if cfg.packing else enc.items
     model = prepare(model, cfg)
-    result = train_lm(model, enc.items, train_hparams(cfg), tok.pad_token_id, cfg.seed,
+    result = train_lm(model, items, train_hparams(cfg), tok.pad_token_id, cfg.seed,
                       output.checkpointer(cfg.checkpoint_every),
                       _progress(progress, engine, "sft", cfg.steps), engine=engine)
+    if cfg.packing:
+        result["packed_rows"] = len(items)
     return _finish(output, "sft", model, tok, chat, model_dir, data, loaded, enc, cfg, result,
                    started)
 
