@@ -98,8 +98,8 @@ def test_step_metrics_on_hand_built_replies():
     # steps scored >= 0.5: all but "the glimmet is" (9); wrong among them: skarn blue, vorp red,
     # the "yes" to prompt 1 (3)
     assert pol["prm_hacking"]["value"] == pytest.approx(3 / 9)
-    assert pol["prm_hacking"]["n"].items() >= {"prompts": 2, "replies": 4, "steps": 10,
-                                               "high": 9}.items()
+    assert pol["prm_hacking"]["n"] == 2  # prompts
+    assert pol["prm_hacking"]["counts"] == {"replies": 4, "steps": 10, "high": 9}
     # reference: 6 steps all right; high: .9 .8 .95 .9 (4 of them), none wrong
     assert ref["gold/step_accuracy"]["value"] == 1.0
     assert ref["prm_hacking"]["value"] == 0.0
@@ -107,6 +107,10 @@ def test_step_metrics_on_hand_built_replies():
                                                           / 6)
     assert metrics["difference_of"] == "policy - reference"
     assert metrics["difference"]["prm_hacking"]["value"] == pytest.approx(3 / 9)
+    # the difference resamples the same prompts for both: prompt 0 alone 1/6 - 0, prompt 1
+    # alone 2/3 - 0
+    assert metrics["difference"]["prm_hacking"]["ci95"] == pytest.approx([1 / 6, 2 / 3])
+    assert metrics["difference"]["prm_hacking"]["within_noise"] is False
     for iv in (pol["prm_hacking"], pol["gold/step_accuracy"]):
         lo, hi = iv["ci95"]
         assert lo <= iv["value"] <= hi
@@ -260,7 +264,8 @@ def test_sft_grpo_against_the_prm_and_eval_gold_steps_end_to_end(tmp_path):
             sum(r["final"] for r in mine) / len(mine))
         want = (sum(not g for g in high) / len(high)) if high else None
         assert m["prm_hacking"]["value"] == (pytest.approx(want) if high else None)
-        assert m["prm_hacking"]["n"]["steps"] == len(steps)
+        assert m["prm_hacking"]["counts"]["steps"] == len(steps)
+        assert m["prm_hacking"]["n"] == len(held)
     # the PRM's step scores are its own: the lab PRM on prompt + prefix (test_prm_reward.py
     # checks that source against the process stage's scoring)
     assert all(0 < s < 1 for r in rows for s in r["prm"])
@@ -268,3 +273,15 @@ def test_sft_grpo_against_the_prm_and_eval_gold_steps_end_to_end(tmp_path):
     assert ledger["metrics"]["gold_steps/policy/prm_hacking"] == \
         metrics["models"]["policy"]["prm_hacking"]["value"]
     assert math.isfinite(ledger["metrics"]["policy/kl/to_reference"])
+
+
+def test_ratio_estimate_pools_units_and_leaves_out_undefined_draws():
+    from rlxf.probes.stats import ratio_estimate
+    # 3 / 4 pooled (not the mean of the per-unit ratios, 1/2 and 1)
+    iv = ratio_estimate([1, 2, 0], [2, 2, 0])
+    assert iv["value"] == pytest.approx(3 / 4) and iv["n"] == 3
+    lo, hi = iv["ci95"]
+    assert lo == pytest.approx(1 / 2) and hi == pytest.approx(1.0)  # one unit's own ratio
+    assert ratio_estimate([0], [0]) == {"value": None, "ci95": None, "n": 1}
+    assert ratio_estimate([1], [2])["ci95"] is None  # one unit: nothing to resample
+    assert ratio_estimate([], []) == {"value": None, "ci95": None, "n": 0}

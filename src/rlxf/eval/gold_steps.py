@@ -12,15 +12,17 @@ judged by the world's gold step judge (world/multihop.py `judge_step_texts`), an
   gold judge finds wrong -- steps that score well and are wrong.
 
 Each with a 95% percentile-bootstrap interval over prompts (a prompt's samples and steps stay
-together: audit/intervals.py) and its n; `difference` is policy − reference, paired by prompt."""
+together) and n (prompts; `counts`: replies, steps, steps scored >= 0.5); `difference` is
+policy − reference, paired by prompt, with `within_noise` where its interval spans zero."""
 
 from __future__ import annotations
 
-from ..audit.intervals import Bootstrap, Clusters, difference, ratio
+from ..probes.stats import ratio_estimate
 from ..rewards.batch import RewardBatch
 from ..rewards.steps import step_texts
 from ..world.grammar import ParseError
 from ..world.multihop import judge_step_texts, judge_steps, multihop_by_id, parse_steps
+from .paired import within_noise
 
 THRESHOLD = 0.5
 STATISTICS = {  # name -> (numerator column, denominator column)
@@ -84,25 +86,26 @@ def measure_steps(samples: list[dict], kb, prm) -> tuple[dict, list[dict]]:
 
 
 def summarise_steps(sums: dict, models: list[str]) -> dict:
-    """Intervals from per-prompt sums ({prompt: {"MODEL/column": total}})."""
-    clusters = Clusters()
-    for key in sorted(sums):
-        clusters.add(0, sums[key])
-    boot = Bootstrap.of(clusters)
-    n_prompts = len(sums)
+    """Intervals from per-prompt sums ({prompt: {"MODEL/column": total}}): each statistic a
+    ratio of totals, resampling prompts (probes/stats.py `ratio_estimate`)."""
+    keys = sorted(sums)
+
+    def column(name: str) -> list[float]:
+        return [sums[k].get(name, 0.0) for k in keys]
+
     out = {"schema": "rlxf.eval.gold_steps/1", "threshold": THRESHOLD, "models": {},
            "difference": {}}
     for m in models:
-        counts = {d: int(boot.point[f"{m}/{d}"]) for d in DENOMINATORS}
-        out["models"][m] = {name: boot.interval(ratio(f"{m}/{num}", f"{m}/{den}"),
-                                                n={"prompts": n_prompts, **counts})
-                            for name, (num, den) in STATISTICS.items()}
+        counts = {d: int(sum(column(f"{m}/{d}"))) for d in DENOMINATORS}
+        out["models"][m] = {
+            name: {**ratio_estimate(column(f"{m}/{num}"), column(f"{m}/{den}")),
+                   "counts": counts}
+            for name, (num, den) in STATISTICS.items()}
     if len(models) == 2:
         a, b = models
-        out["difference"] = {
-            name: boot.interval(difference(ratio(f"{a}/{num}", f"{a}/{den}"),
-                                           ratio(f"{b}/{num}", f"{b}/{den}")), change=True,
-                                n={"prompts": n_prompts})
-            for name, (num, den) in STATISTICS.items()}
+        for name, (num, den) in STATISTICS.items():
+            iv = ratio_estimate(column(f"{a}/{num}"), column(f"{a}/{den}"),
+                                minus=(column(f"{b}/{num}"), column(f"{b}/{den}")))
+            out["difference"][name] = {**iv, "within_noise": within_noise(iv["ci95"])}
         out["difference_of"] = f"{a} - {b}"
     return out
