@@ -73,6 +73,8 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--beta", type=float, default=0.0)
     ap.add_argument("--eval-samples", type=int, default=8, help="samples per held-out prompt")
+    ap.add_argument("--variant", default="", help="a name for this GRPO setting's directories "
+                    "in DIR (several settings share DIR's data and SFT)")
     ap.add_argument("--prepare-only", action="store_true",
                     help="only the files and the SFT (they need no process stage yet)")
     a = ap.parse_args()
@@ -100,16 +102,17 @@ def main() -> None:
                ["heldout"],
                "sft": _read(work / "eval-sft")["models"]["policy"], "seeds": {}}
     for seed in [int(s) for s in a.seeds.split(",")]:
+        name = f"{a.variant}-seed{seed}" if a.variant else f"seed{seed}"
         for source in ("prm", "orm"):
             log.run(["grpo", sft, data / "train.jsonl", "--reward", f"{source}:{run}",
-                     "--out", work / f"grpo-{source}-seed{seed}", "--seed", seed, *grpo])
-        out = work / f"eval-seed{seed}"
-        log.run(["eval", "--policy", work / f"grpo-prm-seed{seed}", "--reference",
-                 work / f"grpo-orm-seed{seed}", "--out", out, "--seed", seed, *evaluate])
+                     "--out", work / f"grpo-{source}-{name}", "--seed", seed, *grpo])
+        out = work / f"eval-{name}"
+        log.run(["eval", "--policy", work / f"grpo-prm-{name}", "--reference",
+                 work / f"grpo-orm-{name}", "--out", out, "--seed", seed, *evaluate])
         steps, metrics = _read(out), json.loads((out / "eval" / "metrics.json").read_text())
         results["seeds"][seed] = {
             "grpo_prm": steps["models"]["policy"], "grpo_orm": steps["models"]["reference"],
-            "prm_minus_orm": steps["difference"],
+            "prm_minus_orm": steps["difference"], "examples": _examples(out),
             "reward": {m: {k: v for k, v in ms.items() if k.startswith("reward/")}
                        for m, ms in metrics["models"].items()}}
         write(a, log, results)  # after every seed: an interrupted run keeps what it measured
@@ -126,6 +129,20 @@ def write(a, log: Log, results: dict) -> None:
     a.out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
     a.out.with_suffix(".md").write_text(markdown(report))
     print(markdown(report))
+
+
+def _examples(eval_dir: Path, prompts: int = 2) -> dict:
+    """Each model's first sampled reply to the first held-out prompts, with step verdicts."""
+    rows = [json.loads(line) for line in
+            (eval_dir / "eval" / "gold_steps.jsonl").read_text().splitlines()]
+    out = {}
+    for r in rows:
+        mine = out.setdefault(r["model"], {})
+        if r["prompt_index"] < prompts and r["prompt_id"] not in mine:
+            mine[r["prompt_id"]] = {"response": r["response"], "prm": [round(x, 3) for x in
+                                                                     r["prm"]],
+                                    "gold": r["gold"]}
+    return out
 
 
 def _read(eval_dir: Path) -> dict:
@@ -177,6 +194,15 @@ def markdown(report: dict) -> str:
         for model, name in (("policy", "GRPO, prm:RUN"), ("reference", "GRPO, orm:RUN")):
             lines.append(f"| {seed} | {name} | " + " | ".join(
                 _iv(r["reward"][model][k]) for k in sorted(r["reward"][model])) + " |")
+    lines += ["", "First sampled reply to the first two held-out questions (PRM score and "
+              "gold verdict per step):", ""]
+    for seed, r in res["seeds"].items():
+        for model, name in (("policy", "GRPO, prm:RUN"), ("reference", "GRPO, orm:RUN")):
+            for pid, ex in r["examples"].get(model, {}).items():
+                verdicts = ", ".join(f"{p:.2f} {'right' if g else 'wrong'}"
+                                     for p, g in zip(ex["prm"], ex["gold"]))
+                lines.append(f"- seed {seed}, {name}, `{pid}`: \"{ex['response']}\" "
+                             f"({verdicts or 'no step'})")
     held = res["process_stage_heldout"]
     lines += ["", "The lab run's own held-out check of its reward models (process/bon.json, "
               f"on the stage's best-of-n candidates): PRM step accuracy "
