@@ -226,6 +226,10 @@ def test_data_multihop_writes_the_process_split_demonstrations_and_an_extended_m
     old = AutoModelForCausalLM.from_pretrained(run / "sft" / "model")(ids).logits
     new = AutoModelForCausalLM.from_pretrained(out / "model")(ids).logits
     assert torch.allclose(old, new[..., : len(old_tok)], atol=1e-6)
+    # not a lab run: a message, nothing written
+    bad = cli("data", "multihop", tmp_path, "--out", tmp_path / "x")
+    assert bad.exit_code == 1 and "not a lab run directory" in bad.output
+    assert not (tmp_path / "x").exists()
     # a second export to the same place is refused; the first is kept
     again = cli("data", "multihop", run, "--out", out)
     assert again.exit_code == 1 and "already exists" in again.output
