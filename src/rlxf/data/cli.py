@@ -143,3 +143,29 @@ def prompts(
         _fail(str(e))
     console.print(f"[green]wrote[/green] {n} {split} prompts of {escape(str(run_dir))} -> "
                   f"{escape(str(out))}")
+
+
+@data_app.command("multihop", short_help="Write a lab run's multi-step questions as SFT rows, "
+                                         "prompt files and a start model for RL against its "
+                                         "PRM or ORM.")
+def multihop(
+        run_dir: Path = typer.Argument(..., metavar="RUN", help="a lab run directory whose "
+                                       "`process` stage ran ([process] enabled)"),
+        out: Path = typer.Option(..., "--out", help="the directory to write (new or empty)"),
+        n_demonstrations: int = typer.Option(2000, min=1, help="SFT rows, written by the "
+                                             "process stage's fallible reasoner"),
+        model: Path = typer.Option(None, help="the model to extend with the step format's "
+                                   "words (default RUN/sft/model)"),
+        seed: int = typer.Option(0)) -> None:
+    """OUT/sft.jsonl (prompt/completion rows in the step format, some steps wrong),
+    OUT/train.jsonl and OUT/heldout.jsonl (the process stage's split, as prompt files) and
+    OUT/model (the lab model whose tokenizer knows the step format's words): `rlxf sft
+    OUT/model OUT/sft.jsonl`, then `rlxf grpo SFT OUT/train.jsonl --reward prm:RUN` (or
+    orm:RUN), then `rlxf eval ... --gold-steps RUN` (docs/EVAL.md)."""
+    from .lab_multihop import export_multihop
+    try:
+        counts = export_multihop(run_dir, out, n_demonstrations=n_demonstrations, model=model,
+                                 seed=seed)
+    except ValueError as e:
+        _fail(str(e))
+    _summary(f"[green]wrote[/green] {escape(str(out))}", list(counts.items()))

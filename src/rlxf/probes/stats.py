@@ -24,3 +24,25 @@ def estimate(values: list[float], n_boot: int = N_BOOT, seed: int = 0) -> dict:
 def rate(flags: list[bool], n_boot: int = N_BOOT, seed: int = 0) -> dict:
     """The share of True flags, with its interval and n (see `estimate`)."""
     return estimate([float(f) for f in flags], n_boot, seed)
+
+
+def ratio_estimate(num: list[float], den: list[float], minus: tuple[list, list] | None = None,
+                   n_boot: int = N_BOOT, seed: int = 0) -> dict:
+    """Σ num / Σ den over independent units (e.g. prompts, each with its count of events and of
+    trials), or with `minus` = (num_b, den_b) on the same units the paired difference of two such
+    ratios; its 95% percentile-bootstrap interval resampling the units (draws where a
+    denominator totals 0 left out) and n, the number of units. value None when undefined."""
+    arrays = [np.asarray(a, dtype=np.float64) for a in (num, den, *(minus or ()))]
+    n = arrays[0].size
+
+    def stat(idx):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r = arrays[0][idx].sum(-1) / arrays[1][idx].sum(-1)
+            return r - arrays[2][idx].sum(-1) / arrays[3][idx].sum(-1) if minus else r
+    value = float(stat(np.arange(n))) if n else float("nan")
+    if not np.isfinite(value):
+        return {"value": None, "ci95": None, "n": n}
+    boot = stat(np.random.default_rng(seed).integers(0, n, size=(n_boot, n)))
+    boot = boot[np.isfinite(boot)]
+    ci = [float(x) for x in np.percentile(boot, [2.5, 97.5])] if n >= 2 and boot.size else None
+    return {"value": value, "ci95": ci, "n": n}

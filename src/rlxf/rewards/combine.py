@@ -2,7 +2,7 @@
 weighted sum the policy maximises.
 
 SPEC forms: `gold:RUN_DIR` (lab gold judge), `judge:FILE.toml` (AI judge), `prm:PATH` (process
-reward model: step rewards), a directory (reward model), `path/file.py:name` or
+reward model: step rewards), `orm:RUN_DIR` (a lab run's outcome reward model), a directory (reward model), `path/file.py:name` or
 `package.module:name` (reward function).
 
 Combination follows TRL's GRPOTrainer: reward = Σ_k w_k r_k over the sources that scored the
@@ -21,7 +21,7 @@ from pathlib import Path
 from .batch import RewardBatch, RewardError
 from .functions import FunctionReward
 from .judges import AIJudgeReward, GoldReward
-from .process_reward import ProcessRewardModel, StepScores
+from .process_reward import OutcomeRewardModel, ProcessRewardModel, StepScores
 from .reward_model import RewardModelReward
 
 
@@ -32,12 +32,14 @@ def parse_source(spec: str):
         return AIJudgeReward(Path(spec[len("judge:"):]))
     if spec.startswith("prm:"):
         return ProcessRewardModel(Path(spec[len("prm:"):]))
+    if spec.startswith("orm:"):
+        return OutcomeRewardModel(Path(spec[len("orm:"):]))
     if Path(spec).is_dir():
         return RewardModelReward(Path(spec))
     if ":" in spec:
         return FunctionReward(spec)
     raise RewardError(f"--reward {spec!r}: not a directory, gold:RUN_DIR, judge:FILE.toml, "
-                      "prm:PATH, file.py:function or package.module:function")
+                      "prm:PATH, orm:RUN_DIR, file.py:function or package.module:function")
 
 
 def parse_weights(text: str | None, n: int) -> list[float]:

@@ -36,6 +36,11 @@ def lab_step_ends(text: str) -> list[int]:
     return ends
 
 
+def step_texts(text: str, char_ends: list[int]) -> list[str]:
+    """Each step's text, stripped of the whitespace around it."""
+    return [text[a:b].strip() for a, b in zip([0, *char_ends[:-1]], char_ends)]
+
+
 def token_step_ends(decode: Callable[[list[int]], str], ids: list[int], text: str,
                     char_ends: list[int]) -> list[int]:
     """Each step's end as a token position (exclusive) in `ids` (`text` = decode(ids)): the

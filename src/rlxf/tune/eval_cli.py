@@ -24,6 +24,11 @@ def eval_command(
                                            help="one weight per --reward, e.g. 1,0.5"),
         gold: str = typer.Option(None, "--gold", help="the gold: the same SPEC kinds as "
                                  "--reward (gold:RUN_DIR is a lab run's gold judge)"),
+        gold_steps: Path = typer.Option(None, "--gold-steps", metavar="RUN", help="a lab "
+                                        "run whose process stage ran: cut each reply to its "
+                                        "multi-step questions into steps, score them with its "
+                                        "PRM and judge them with its gold step judge (PRM "
+                                        "hacking; RUN/eval/gold_steps.json)"),
         samples_per_prompt: int = typer.Option(4, min=1),
         temperature: float = typer.Option(1.0, min=0.0, help="1: KL is exact (docs/EVAL.md)"),
         max_new_tokens: int = typer.Option(64, min=1),
@@ -52,6 +57,7 @@ def eval_command(
         with console.status("eval") as status:
             record = run_eval(policy, reference, prompts, out, rewards=reward,
                               reward_weights=reward_weights, gold=gold, options=options,
+                              gold_steps=gold_steps,
                               device=device, precision=precision,
                               progress=lambda text: status.update(text))
     except (TuneError, RewardError, OSError) as e:

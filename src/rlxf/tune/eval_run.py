@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
+from ..eval.gold_steps import measure_steps
 from ..eval.metrics_contract import EvalMetrics
 from ..eval.policy_vs_reference import EvalOptions, evaluate
 from ..rundir import RunDir, atomic_write_json, sha256_file, sha256_json, write_jsonl
@@ -51,6 +52,7 @@ def _same_tokenizer(a, b, policy: Path, reference: Path) -> None:
 
 def run_eval(policy: Path, reference: Path, prompts: Path, out: Path, *, rewards: list[str],
              reward_weights: str | None, gold: str | None, options: EvalOptions,
+             gold_steps: Path | None = None,
              device: str = "cpu", precision: str = "fp32",
              progress: Callable[[str], None] | None = None) -> dict:
     from ..versions import versions
@@ -66,6 +68,7 @@ def run_eval(policy: Path, reference: Path, prompts: Path, out: Path, *, rewards
     rows = load_prompts(prompts)
     sources = RewardSources(rewards, reward_weights) if rewards else None
     gold_source = RewardSources([gold]) if gold else None
+    step_judge = _step_judge(gold_steps) if gold_steps else None
     tok = load_model_tokenizer(policy)
     _same_tokenizer(tok, load_model_tokenizer(reference), policy, reference)
     device = resolve_device(device)
@@ -76,28 +79,49 @@ def run_eval(policy: Path, reference: Path, prompts: Path, out: Path, *, rewards
     try:
         result = evaluate(policy_model, reference_model, tok, rows, rewards=sources,
                           gold=gold_source, options=options, progress=progress)
+        steps = measure_steps(result.samples, *step_judge) if step_judge else None
     except ValueError as e:
         raise TuneError(f"{prompts}: {e}") from None
     config = {**asdict(options), "device": device, "precision": precision, "dtype": dtype,
               "rewards": rewards, "reward_weights": sources.weights if sources else None,
-              "gold": gold}
+              "gold": gold, "gold_steps": str(gold_steps) if gold_steps else None}
     inputs = {"policy": model_hashes(policy), "reference": model_hashes(reference),
               "prompts": {"path": str(prompts.resolve()), "sha256": sha256_file(prompts)},
               "rewards": [_spec_fingerprint(s) for s in rewards],
-              "gold": _spec_fingerprint(gold) if gold else None}
+              "gold": _spec_fingerprint(gold) if gold else None,
+              "gold_steps": model_hashes(gold_steps / "process" / "prm") if gold_steps else None}
     run = RunDir(out)
     fingerprint = sha256_json({"stage": "eval", "config": config, "inputs": inputs})
     partial, _ = run.begin("eval", fingerprint)
     write_artifacts(partial, result)
+    metrics = headline(result.metrics)
+    if steps is not None:
+        atomic_write_json(partial / "gold_steps.json", steps[0])
+        write_jsonl(partial / "gold_steps.jsonl", steps[1])
+        metrics.update(step_headline(steps[0]))
     record = run.commit("eval", {
         "stage": "eval", "fingerprint": fingerprint, "config": config, "inputs": inputs,
-        "counts": result.counts, "metrics": headline(result.metrics),
+        "counts": result.counts, "metrics": metrics,
         "started": started, "wall_s": round(time.perf_counter() - t0, 3),
         "versions": versions()})
     for empty in (out / ".partial", out / ".ckpt"):  # a one-stage run keeps no scratch dirs
         if empty.is_dir() and not any(empty.iterdir()):
             empty.rmdir()
     return {**record, "out": str(out)}
+
+
+def _step_judge(run: Path) -> tuple:
+    """--gold-steps RUN: the lab run's world (its gold step judge) and process reward model."""
+    from ..rewards.process_reward import ProcessRewardModel
+    from ..world.saved import load_world
+    if not (run / "world" / "world.json").exists():
+        raise TuneError(f"--gold-steps {run}: not a lab run directory (no world/world.json)")
+    return load_world(RunDir(run)).kb, ProcessRewardModel(run)
+
+
+def step_headline(steps: dict) -> dict:
+    return {f"gold_steps/{m}/{k}": iv["value"] for m, ms in steps["models"].items()
+            for k, iv in ms.items()}
 
 
 def write_artifacts(directory: Path, result) -> None:

@@ -18,7 +18,8 @@ REWARD_HELP = ("reward source (repeatable): path/file.py:function or package.mod
                "(TRL's reward-function signature), a reward-model directory, judge:FILE.toml "
                "(AI judge, \\[feedback.ai] keys), gold:RUN_DIR (a lab run's gold judge), "
                "prm:PATH (a process reward model: a PRM directory, steps = lines, or a lab "
-               "run's process PRM; grpo/rloo credit each step)")
+               "run's process PRM; grpo/rloo credit each step), orm:RUN_DIR (a lab run's "
+               "process-stage outcome reward model)")
 SAMPLING = {
     "max_new_tokens": (int, typer.Option(None)), "temperature": (float, typer.Option(None)),
     "eval_fraction": (float, typer.Option(None, help="share of PROMPTS held out")),

@@ -97,6 +97,26 @@ def judge_steps(prompt: Prompt, r: StepResponse | None, kb: KnowledgeBase) -> St
     return StepGold(steps, r.answer == (kb.color[a] == kb.color[b]))
 
 
+def judge_step_texts(prompt: Prompt, steps: list[str], kb: KnowledgeBase) -> list[bool]:
+    """The gold step judge, one verdict per step text (a reply cut where a process reward model
+    cuts it, rewards/steps.py): a fact step is right as in `judge_steps`, a conclusion when its
+    answer is the truth, anything else is wrong. On a reply `parse_steps` reads this is exactly
+    `(*judge_steps(...).steps, judge_steps(...).final)`, the labels the PRM was trained on."""
+    a, b = pair_of(prompt)
+    truth = "yes" if kb.color[a] == kb.color[b] else "no"
+    out = []
+    for text in steps:
+        w = tuple(text.split())
+        fact = len(w) == 5 and w[0] == "the" and w[2] == "is" and w[4] == "." \
+            and w[1] in (a, b) and w[3] == kb.color[w[1]]
+        out.append(fact or w == tuple(CONCLUSION.format(v=truth).split()))
+    return out
+
+
+def multihop_by_id(kb: KnowledgeBase) -> dict[str, Prompt]:
+    return {p.id: p for p in multihop_prompts(kb)}
+
+
 def write_steps(prompt: Prompt, kb: KnowledgeBase, step_accuracy: float, consistency: float,
                 rng: random.Random) -> StepResponse:
     """A fallible reasoner: each step names the true color with `step_accuracy` (else another
