@@ -14,7 +14,13 @@ from rlxf.rundir import RunDir
 from rlxf.sweep import _no_progress, run_sweep
 
 
-def test_members_in_parallel_processes_equal_members_one_after_the_other(tiny_run, tmp_path):
+def test_members_in_parallel_processes_equal_members_one_after_the_other(tiny_run, tmp_path,
+                                                                        monkeypatch):
+    # offline, as under `rlxf sweep` (cli.py sets it before anything loads, and the members
+    # inherit it): a saved tokenizer records whether it was loaded offline
+    import huggingface_hub.constants
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     config = tmp_path / "bon.toml"
     config.write_text(TINY.read_text() + "\n[sweep]\nbon_n = [2, 4, 8]\n")
     cfg, text = load_config(config), config.read_text()
