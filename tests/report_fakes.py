@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from rlxf.audit.report import CONTRACT_METRICS, STAGE_ORDER  # noqa: F401 (STAGE_ORDER: for tests)
-from rlxf.rundir import RunDir, atomic_write_json, write_jsonl
+from rlxf.rundir import RunDir, atomic_write_json, read_jsonl, write_jsonl
 from rlxf.world.grammar import Response, render
 from rlxf.world.kb import build_kb
 from rlxf.world.prompts import all_prompts, split_prompts
@@ -210,9 +210,16 @@ class FakeRun:
         after = {"metrics": {**before["metrics"], "gold/utility": 0.5, "gold/harmless": 0.3,
                              "rate/refusal_harmful": 0.1, "kl/to_sft": 9.5},
                  "per_family": {**before["per_family"], "harmful": _family(0.9, 0.3, 1.0)}}
+        # the tuned model's samples: the policy's, but the factual prompt answered truly
+        samples = [{k: v for k, v in s.items() if k != "model"} for s in
+                   read_jsonl(self.run.stage_dir("eval") / "samples.jsonl")
+                   if s["model"] == "policy"]
+        factual = self.factual_heldout()
+        samples = [{**s, "response": self.true_answer(factual)} if s["prompt_id"] == factual.id
+                   else s for s in samples]
         self.commit("finetune", {"metrics.json": {"family": "factual", "before": {
             "metrics": before["metrics"], "per_family": before["per_family"]}, "after": after},
-            "demonstrations.jsonl": []},
+            "demonstrations.jsonl": [], "samples.jsonl": samples},
             {"finetune": {"enabled": True, "family": "factual", "steps": 50, "lr": 0.001}},
             {"demonstrations": 200, "domain_prompts": 12, "samples": 40}, {"loss/lm": 0.4})
 

@@ -137,6 +137,18 @@ def test_finetune_tunes_the_policy_on_one_family_and_measures_it_again(finished,
         assert v["before"] == pytest.approx(policy["metrics"][k], rel=1e-5), k
         assert v["after"] == pytest.approx(data["after"]["metrics"][k], rel=1e-5), k
     assert tax["overall"]["kl/to_sft"]["delta"] != 0
+    # the pooled deltas (one seed here), from the samples rescored by the gold judge, are the
+    # eval metrics' deltas; the tuned family and the rest split the prompts between them
+    for ax, metric in (("utility", "gold/utility"), ("helpful", "gold/helpful"),
+                       ("harmless", "gold/harmless"), ("honest", "gold/honest")):
+        iv = tax["intervals"]["overall"][ax]
+        assert iv["value"] == pytest.approx(tax["overall"][metric]["delta"], abs=1e-5), ax
+        assert iv["within_noise"] == (iv["ci95"][0] <= 0 <= iv["ci95"][1]), ax
+    n = {s: tax["intervals"][s]["utility"]["n"] for s in ("overall", "tuned", "others")}
+    assert n["overall"]["prompts"] == n["tuned"]["prompts"] + n["others"]["prompts"]
+    assert n["overall"]["samples"] == len(samples) and n["overall"]["seeds"] == 1
+    assert tax["intervals"]["tuned"]["utility"]["value"] == pytest.approx(
+        tax["per_family"]["factual"]["utility"]["delta"], abs=1e-5)
 
 
 def test_bad_config_fails_before_any_work(tmp_path):

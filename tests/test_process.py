@@ -8,6 +8,7 @@ import random
 
 import pytest
 
+from rlxf.audit.process_bon import process_clusters, process_intervals
 from rlxf.config import parse_config
 from rlxf.pipeline import run_pipeline
 from rlxf.stages import process
@@ -88,3 +89,22 @@ def test_process_stage_trains_both_models_and_compares_at_equal_n(tmp_path):
     assert (out / "orm" / "config.json").exists() and (out / "prm" / "config.json").exists()
     assert result["counts"]["step_labels"] == 3 * 100
     assert "prm/n4/rate/right_answer_wrong_reasoning" in result["metrics"]
+    # per held-out question, the sums the audit pools over seeds: their ratios are bon.json's
+    rows = [json.loads(line) for line in
+            (out / process.PER_PROMPT_FILE).read_text().splitlines()]
+    assert len(rows) == result["counts"]["prompts/heldout"]
+    assert sum(r["draws"] for r in rows) == result["counts"]["bon_draws"] == 3 * len(rows)
+
+    def total(col):
+        return sum(r[col] for r in rows)
+    for key, r in bon.items():
+        assert total(f"{key}/final") / total("draws") == pytest.approx(r["accuracy/final"])
+        assert total(f"{key}/steps_right") / total(f"{key}/steps") == pytest.approx(
+            r["accuracy/steps"])
+        assert total(f"{key}/rawr") / total("draws") == pytest.approx(
+            r["rate/right_answer_wrong_reasoning"])
+    assert out.name == "process"  # the stage's partial dir: out.parent reads as a run dir
+    pooled = process_intervals(process_clusters([out.parent]), 4)["accuracy/final"]
+    assert pooled["prm_minus_orm"]["value"] == pytest.approx(
+        bon["prm/n4"]["accuracy/final"] - bon["orm/n4"]["accuracy/final"])
+    assert pooled["prm"]["n"]["prompts"] == len(rows) and pooled["prm"]["n"]["seeds"] == 1

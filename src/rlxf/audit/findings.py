@@ -59,7 +59,8 @@ def finding(report: dict, spec: dict) -> dict:
     return {**base, "value": node, "ci95": None, "n": None}
 
 
-def _n_text(n) -> str:
+def n_text(n) -> str:
+    """' (n: 3 seeds × 40 prompts)' for an interval's n; '' without one."""
     if not isinstance(n, dict):
         return ""
     parts = [f"{n[k]} {k if n[k] != 1 else k[:-1]}"
@@ -77,7 +78,7 @@ def line(f: dict) -> str:
         def fmt(v):
             return signed(v, 3) if "within_noise" in f else f"{v:.3f}"
     text = NULL if f["value"] is None else reading(f, fmt)
-    return f"{f['label']}: {text}{_n_text(f['n'])}"
+    return f"{f['label']}: {text}{n_text(f['n'])}"
 
 
 # The block of an example not measured yet: says so instead of quoting numbers.

@@ -17,6 +17,7 @@ from ..world.belief import confident_wrong, fact_of
 from ..world.grammar import try_parse
 from ..world.kb import KnowledgeBase
 from ..world.prompts import Prompt
+from .process_bon import PER_PROMPT_FILE, process_clusters, process_intervals
 
 CLASSES = ("verifiable", "unverifiable")
 RATE = "rate/confident_wrong"
@@ -33,15 +34,21 @@ def _pool(fb_rec: dict | None) -> dict:
             for g in groups}
 
 
-def _process(run_dir: Path, records: dict, notes: dict) -> dict | None:
-    """Best-of-n with the outcome vs the process reward model (stage `process`)."""
+def _process(run_dir: Path, records: dict, notes: dict, dirs: list[Path]) -> dict | None:
+    """Best-of-n with the outcome vs the process reward model (stage `process`): RUN's numbers,
+    and `intervals` at the largest n pooled over the seeds (audit/process_bon.py)."""
     rec = records.get("process")
     if rec is None or not rec.get("counts", {}).get("responses"):
         notes["process"] = ("stage process has not run" if rec is None else
                             "[process] enabled is false: process supervision was not measured")
         return None
     data = json.loads((run_dir / "process" / "bon.json").read_text())
-    return {**data, "counts": rec["counts"]}
+    n = max(int(k.rsplit("/n", 1)[1]) for k in data["bon"])
+    intervals = process_intervals(process_clusters(dirs), n)
+    if not intervals:
+        notes["process.intervals"] = (f"no process/{PER_PROMPT_FILE} (a run from before it was "
+                                      "written): no per-question numbers to draw from")
+    return {**data, "counts": rec["counts"], "intervals": intervals or None}
 
 
 N_BOOT = 2000  # bootstrap resamples of the held-out prompts for the rise's 95% interval
@@ -87,10 +94,12 @@ def rise_interval(diffs: dict[str, list[float]], n_boot: int = N_BOOT, seed: int
     return {c: [sorted(v)[lo], sorted(v)[hi]] for c, v in draws.items()}
 
 
-def build_oversight(run_dir: Path, records: dict) -> dict:
+def build_oversight(run_dir: Path, records: dict, dirs: list[Path] | None = None) -> dict:
+    """`dirs`: the run's seeds (pooled.seed_dirs), RUN first; just RUN when not given (the
+    process intervals pool them; the rest is RUN's)."""
     fb = records.get("feedback")
     notes: dict = {}
-    process = _process(run_dir, records, notes)
+    process = _process(run_dir, records, notes, dirs or [run_dir])
     out: dict = {"process": process, "groups": _pool(fb), "feedback": dict.fromkeys(FEEDBACK_KEYS),
                  "models": {}, "rise": dict.fromkeys((*CLASSES, "gap")), "rise_ci95": None,
                  "n_facts": None,

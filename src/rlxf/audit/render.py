@@ -8,7 +8,9 @@ from __future__ import annotations
 import html
 
 from . import plots
+from .findings import n_text
 from .fmt import NULL, num, pct, signed
+from .intervals import reading
 from .report import AXES, CONTRACT_METRICS
 
 SECTIONS = (("summary", "At a glance"), ("disclosure", "Disclosure (Casper et al. §5)"),
@@ -278,10 +280,30 @@ def _interval(ci: list | None) -> str:
     return NULL if not ci else f"[{signed(ci[0], 3)}, {signed(ci[1], 3)}]"
 
 
-def _oversight_tables(o: dict) -> list[tuple[list[str], list[list[str]]]]:
-    """Confident-but-wrong per model on verifiable / unverifiable prompts, and its rise."""
-    if not o.get("models"):
+def _pooled(iv: dict | None, digits: int = 3) -> str:
+    """A pooled change or level in a cell: value [interval], within / beyond noise (n: ...)."""
+    if not iv:
+        return NULL
+    return reading(iv, lambda v: signed(v, digits)) + n_text(iv.get("n"))
+
+
+def _process_tables(process: dict | None) -> list[tuple[list[str], list[list[str]]]]:
+    """Best-of-n with the process vs the outcome reward model at the largest n, pooled."""
+    iv = (process or {}).get("intervals")
+    if not iv:
         return []
+    names = {"accuracy/final": "final-answer accuracy", "accuracy/steps": "step accuracy",
+             "rate/right_answer_wrong_reasoning": "right answer, wrong reasoning"}
+    return [([f"best-of-{iv['best_of']}", "outcome RM (ORM)", "process RM (PRM)", "PRM − ORM"],
+             [[label, _pooled(iv[k]["orm"]), _pooled(iv[k]["prm"]),
+               _pooled(iv[k]["prm_minus_orm"])] for k, label in names.items() if k in iv])]
+
+
+def _oversight_tables(o: dict) -> list[tuple[list[str], list[list[str]]]]:
+    """Best-of-n with PRM vs ORM; confident-but-wrong per model on verifiable / unverifiable
+    prompts, and its rise."""
+    if not o.get("models"):
+        return _process_tables(o.get("process"))
     rows = [[m, c, num(v.get("n")), num(v.get("rate/confident_wrong")), num(v.get("rate/wrong")),
              num(v.get("rate/confident"))]
             for m, by_class in o["models"].items() for c, v in by_class.items()]
@@ -293,7 +315,8 @@ def _oversight_tables(o: dict) -> list[tuple[list[str], list[list[str]]]]:
              [[c, signed(rise.get(c), 3), _interval(ci.get(c)),
                num((ci.get("n_prompts") or {}).get(c))]
               for c in ("verifiable", "unverifiable", "gap")]),
-            *([(["annotator feedback", "value"], fb)] if fb else [])]
+            *([(["annotator feedback", "value"], fb)] if fb else []),
+            *_process_tables(o.get("process"))]
 
 
 def _alignment_tax_tables(a: dict) -> list[tuple[list[str], list[list[str]]]]:
@@ -310,9 +333,16 @@ def _alignment_tax_tables(a: dict) -> list[tuple[list[str], list[list[str]]]]:
            for f, v in a["per_family"].items()]
     title = (f"fine-tuned on {a.get('family')} ({num(train.get('n_demonstrations'))} "
              f"demonstrations, {num(train.get('steps'))} steps)")
+    axes = ("utility", "helpful", "harmless", "honest")
+    scopes = {"overall": "every held-out prompt", "tuned": f"{a.get('family')} (tuned on)",
+              "others": "the other families"}
+    pooled = [[label, *(_pooled(a["intervals"][s].get(ax)) for ax in axes)]
+              for s, label in scopes.items() if s in (a.get("intervals") or {})]
+    seeds = a.get("seeds") or 1
     return [([title, "before", "after", "Δ"], rows),
-            (["family", "samples", *(f"{ax} {w}" for ax in ("utility", "helpful", "harmless",
-                                                            "honest")
+            *([([f"gold Δ after − before ({seeds} seed{'s' if seeds != 1 else ''})",
+                 *axes], pooled)] if pooled else []),
+            (["family", "samples", *(f"{ax} {w}" for ax in axes
                                      for w in ("before", "after", "Δ"))], fam)]
 
 

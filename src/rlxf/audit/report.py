@@ -538,8 +538,8 @@ def build_report(run_dir: Path) -> dict:
     report["failure_modes"] = attach_intervals(
         build_failure_modes(report, surface, surface_why, trigger), measured["modes"])
     report["cards"] = card_paths(run_dir, records)
-    report["oversight"] = build_oversight(run_dir, records)
-    report["alignment_tax"] = build_alignment_tax(run_dir, records)
+    report["oversight"] = build_oversight(run_dir, records, dirs)
+    report["alignment_tax"] = build_alignment_tax(run_dir, records, dirs)
     if model_eval is not None:
         _join_model_world_eval(report, run_dir, {**records, "eval": model_eval})
     return _clean(report)

@@ -35,7 +35,9 @@ def _change(num: str, den: str):
     return lambda t: pol(t) - sft(t)
 
 
-def _n(clusters: Clusters, m: np.ndarray, den_key: str) -> dict:
+def prompt_n(clusters: Clusters, m: np.ndarray, den_key: str) -> dict:
+    """{prompts, samples} behind a number: the clusters with a non-zero denominator `den_key`
+    (`m`: clusters.matrix()) and the denominator's total over them."""
     col = clusters.columns.get(den_key)
     used = m[:, col] > 0 if col is not None else np.zeros(len(m), bool)
     return {"prompts": int(used.sum()), "samples": int(m[used, col].sum()) if used.any() else 0}
@@ -43,7 +45,7 @@ def _n(clusters: Clusters, m: np.ndarray, den_key: str) -> dict:
 
 def _pair(boot: Bootstrap, clusters: Clusters, m: np.ndarray, num: str, den: str) -> dict:
     """The policy's rate and its change against SFT."""
-    n = _n(clusters, m, f"policy/{den}")
+    n = prompt_n(clusters, m, f"policy/{den}")
     return {"number": boot.interval(_rate("policy", num, den), n=n),
             "change": boot.interval(_change(num, den), change=True, n=n)}
 
@@ -81,7 +83,7 @@ def _distinct2(boot: Bootstrap, bigrams: list[dict], clusters: Clusters, m: np.n
         return point, (draws - draws[ok].mean() + point if point is not None and ok.any()
                        else np.array([]))
     (p, bp), (s, bs) = stats("policy"), stats("sft")
-    n = {**boot.n, **_n(clusters, m, "policy/bigrams")}
+    n = {**boot.n, **prompt_n(clusters, m, "policy/bigrams")}
     change = (None if p is None or s is None else p - s,
               bp - bs if bp.size and bs.size else np.array([]))
     return {"number": summarise(p, bp, n, False), "change": summarise(*change, n, True)}
@@ -97,7 +99,7 @@ def _group_gap(boot: Bootstrap, groups: list[str], clusters, m) -> dict:
     hi = max(groups, key=lambda g: (point[g], g))
     lo = min(groups, key=lambda g: (point[g], g))
     iv = boot.interval(lambda t: delta(hi)(t) - delta(lo)(t), change=True,
-                       n=_n(clusters, m, "policy/n"))
+                       n=prompt_n(clusters, m, "policy/n"))
     return {"number": iv, "change": iv, "groups": [hi, lo]}
 
 
@@ -105,9 +107,9 @@ def _backdoor(boot: Bootstrap, clusters, m) -> dict:
     def rate(model):
         return lambda t: (t[f"{model}/trig_bad"] / t[f"{model}/trig_n"]
                           - t[f"{model}/bad"] / t[f"{model}/n"])
-    n = _n(clusters, m, "policy/trig_n")
+    n = prompt_n(clusters, m, "policy/trig_n")
     return {"policy": boot.interval(rate("policy"), change=True, n=n),
-            "sft": boot.interval(rate("sft"), change=True, n=_n(clusters, m, "sft/trig_n")),
+            "sft": boot.interval(rate("sft"), change=True, n=prompt_n(clusters, m, "sft/trig_n")),
             "number": boot.interval(lambda t: rate("policy")(t) - rate("sft")(t), change=True,
                                     n=n)}
 
@@ -171,7 +173,7 @@ def measure(dirs: list[Path], seeds: list[tuple]) -> dict:
         modes["refusals"]["over_refusal"] = _pair(probe_boot, probes, pm, "benign_refuse",
                                                   "benign/n")
         modes["refusals"]["heldout"] = heldout
-    gap = boot.interval(_reward_gap, change=True, n=_n(clusters, m, "policy/proxy_n"))
+    gap = boot.interval(_reward_gap, change=True, n=prompt_n(clusters, m, "policy/proxy_n"))
     modes["reward_hacking"] = {"number": gap, "change": gap}
     modes["mode_collapse"] = _distinct2(boot, bigrams, clusters, m)
     groups = sorted({k.split("/", 2)[2] for k in clusters.columns
@@ -187,7 +189,7 @@ def measure(dirs: list[Path], seeds: list[tuple]) -> dict:
     for fam in families:
         if f"sft/{fam}/n" not in clusters.columns:
             continue
-        n = _n(clusters, m, f"policy/{fam}/n")
+        n = prompt_n(clusters, m, f"policy/{fam}/n")
         out["tensions"][fam] = {ax: boot.interval(_change(f"{fam}/{ax}", f"{fam}/n"),
                                                   change=True, n=n)
                                 for ax in (*AXES, "utility")}

@@ -14,7 +14,7 @@ import torch
 from transformers import AutoModelForSequenceClassification, GPT2Config
 
 from ..models.tokenizer import build_word_tokenizer, prompt_ids
-from ..rundir import atomic_write_json
+from ..rundir import atomic_write_json, write_jsonl
 from ..train.bon import best_of_n
 from ..train.loop import Checkpointer
 from ..train.process import classifier_scores, process_score, train_classifier
@@ -46,6 +46,18 @@ def _build(cfg, tok, seed: int):
                         pad_token_id=tok.pad_token_id)
     torch.manual_seed(seed)
     return AutoModelForSequenceClassification.from_config(config)
+
+
+PER_PROMPT_FILE = "bon_prompts.jsonl"  # in process/: one row of sums per held-out question
+
+
+def _add_pick(sums: dict, key: str, g) -> None:
+    """One best-of-n pick's gold verdicts into its question's sums (KEY/final, KEY/steps_right,
+    KEY/steps, KEY/rawr: right answer, wrong reasoning); _selection_metrics's ratios of them."""
+    for col, v in (("final", float(g.final)), ("steps_right", float(sum(g.steps))),
+                   ("steps", float(len(g.steps))),
+                   ("rawr", float(g.right_answer_wrong_reasoning))):
+        sums[f"{key}/{col}"] = sums.get(f"{key}/{col}", 0.0) + v
 
 
 def _selection_metrics(golds) -> dict:
@@ -109,18 +121,27 @@ def run(ctx: StageContext) -> dict:
     prm = [process_score(z) for z in per_cand]
     golds = [g for _, _, g in cands]
     bon = {}
+    # per held-out question, additive sums of what each selector picked: the audit pools them
+    # over seeds and bootstraps questions (audit/process_bon.py)
+    per_prompt = {p.id: {"draws": 0.0} for p in heldout}
+    for p, _ in draws:
+        per_prompt[p.id]["draws"] += 1
     for n in cfg.bon_n:
         for name, scores in (("orm", orm), ("prm", prm)):
             s = torch.tensor(scores, dtype=torch.float64).view(len(draws), n_max)[:, :n]
             pick = best_of_n(s).tolist()
-            bon[f"{name}/n{n}"] = _selection_metrics(
-                [golds[d * n_max + k] for d, k in enumerate(pick)])
+            picked = [golds[d * n_max + k] for d, k in enumerate(pick)]
+            bon[f"{name}/n{n}"] = _selection_metrics(picked)
+            for (p, _), g in zip(draws, picked):
+                _add_pick(per_prompt[p.id], f"{name}/n{n}", g)
     # How well each model agrees with the gold labels it was trained to predict, held out.
     held = {"orm/accuracy_final": mean((z > 0) == g.final for z, g in zip(orm, golds)),
             "prm/accuracy_steps": mean((z > 0) == right for z, right in zip(
                 step_logits, [x for g in golds for x in (*g.steps, g.final)]))}
     atomic_write_json(ctx.out / "bon.json", {"bon": bon, "heldout": held,
                                              "prm_score": "min over steps of sigmoid(logit)"})
+    write_jsonl(ctx.out / PER_PROMPT_FILE, [{"prompt_id": pid, **sums}
+                                            for pid, sums in sorted(per_prompt.items())])
     return {"counts": {"prompts/train": len(train), "prompts/heldout": len(heldout),
                        "responses": cfg.n_responses, "step_labels": len(process),
                        "bon_draws": len(draws)},
