@@ -10,6 +10,7 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from rlxf.audit.findings import BEGIN, END, NOT_YET, block, finding, lookup, quoted, rewrite
@@ -56,8 +57,31 @@ def test_a_number_with_its_interval_stored_beside_it_reads_as_a_change():
     assert finding(report, spec)["ci95"] is None
 
 
-def test_every_manifest_path_the_tiny_run_has_resolves_there(tiny_run):
+def _optional_stage_report(tmp_path: Path) -> dict:
+    """A report with the sections of the optional stages finetune and process (the tiny run
+    has them off): the fake run's alignment tax, and oversight read from a process stage's
+    files (bon.json, per-question sums)."""
+    from report_fakes import make_run
+    from test_stage_intervals import _process_rows
+
+    from rlxf.audit.oversight import build_oversight
+    from rlxf.audit.report import build_report
+    from rlxf.rundir import write_jsonl
+    make_run(tmp_path / "tax", until="finetune")
+    report = build_report(tmp_path / "tax")
+    proc = tmp_path / "process"
+    (proc / "process").mkdir(parents=True)
+    rows = _process_rows(np.random.default_rng(0), 0.2, n_questions=8)
+    write_jsonl(proc / "process" / "bon_prompts.jsonl", rows)
+    (proc / "process" / "bon.json").write_text(json.dumps({"bon": {
+        f"{s}/n{n}": {} for s in ("orm", "prm") for n in (1, 4)}}))
+    report["oversight"] = build_oversight(proc, {"process": {"counts": {"responses": 1}}})
+    return report
+
+
+def test_every_manifest_path_the_tiny_run_has_resolves_there(tiny_run, tmp_path):
     report = _report(tiny_run)
+    optional = _optional_stage_report(tmp_path)
     checked = 0
     for ex in make_examples.manifest():
         assert (EXAMPLES / ex["config"]).is_file(), ex["name"]
@@ -65,7 +89,14 @@ def test_every_manifest_path_the_tiny_run_has_resolves_there(tiny_run):
             if spec["path"][0] in ("seeds", "failure_modes"):  # sections every run has
                 finding(report, spec)
                 checked += 1
-    assert checked >= 15
+            elif spec["path"][:2] in (["alignment_tax", "intervals"],
+                                      ["oversight", "process"]):  # the optional stages'
+                f = finding(optional, spec)
+                assert f["value"] is not None and f["n"]["seeds"] == 1, spec["label"]
+                if spec["path"][-1] != "orm" and spec["path"][-1] != "prm":
+                    assert "within_noise" in f, spec["label"]  # a change, read as one
+                checked += 1
+    assert checked >= 27
 
 
 def test_results_from_a_run_become_the_header_block_and_stay_there(tiny_run, tmp_path):
