@@ -62,6 +62,7 @@ def _optional_stage_report(tmp_path: Path) -> dict:
     has them off): the fake run's alignment tax, and oversight read from a process stage's
     files (bon.json, per-question sums)."""
     from report_fakes import make_run
+    from test_bon_sweep_intervals import _seed_run
     from test_stage_intervals import _process_rows
 
     from rlxf.audit.oversight import build_oversight
@@ -76,6 +77,8 @@ def _optional_stage_report(tmp_path: Path) -> dict:
     (proc / "process" / "bon.json").write_text(json.dumps({"bon": {
         f"{s}/n{n}": {} for s in ("orm", "prm") for n in (1, 4)}}))
     report["oversight"] = build_oversight(proc, {"process": {"counts": {"responses": 1}}})
+    _seed_run(tmp_path / "sweep", np.random.default_rng(0))  # a best-of-n sweep's samples
+    report["overoptimisation"] = build_report(tmp_path / "sweep")["overoptimisation"]
     return report
 
 
@@ -89,14 +92,18 @@ def test_every_manifest_path_the_tiny_run_has_resolves_there(tiny_run, tmp_path)
             if spec["path"][0] in ("seeds", "failure_modes"):  # sections every run has
                 finding(report, spec)
                 checked += 1
-            elif spec["path"][:2] in (["alignment_tax", "intervals"],
-                                      ["oversight", "process"]):  # the optional stages'
+            elif spec["path"][:2] in (["alignment_tax", "intervals"], ["oversight", "process"],
+                                      ["overoptimisation", "sweep"]):  # optional stages, sweeps
                 f = finding(optional, spec)
                 assert f["value"] is not None and f["n"]["seeds"] == 1, spec["label"]
-                if spec["path"][-1] != "orm" and spec["path"][-1] != "prm":
+                if spec["path"][-1] not in ("orm", "prm", "kl_measured"):
                     assert "within_noise" in f, spec["label"]  # a change, read as one
                 checked += 1
-    assert checked >= 27
+    assert checked >= 30
+    sweep = next(ex for ex in make_examples.manifest() if ex["name"] == "bon_sweep")
+    assert make_examples.command(sweep, Path("runs"), 3) == [
+        "rlxf", "sweep", "examples/bon_sweep.toml", "--out", "runs/bon_sweep", "--seeds", "3",
+        "--reuse", "runs/quickstart"]
 
 
 def test_results_from_a_run_become_the_header_block_and_stay_there(tiny_run, tmp_path):

@@ -74,4 +74,6 @@ def test_report_fits_a_best_of_n_sweep(tmp_path):
     assert gold["peak_sqrt_kl"] == pytest.approx(1.25, abs=1e-3)  # α/(2β) = 0.5/0.4
     check = {c["n"]: c["relative_error"] for c in oo["sweep"]["bon_kl_check"]}
     assert check[16] == pytest.approx(-0.1, abs=1e-6)
+    # members from before policy/bon_samples.jsonl: no per-prompt intervals, and a note says why
+    assert oo["sweep"]["intervals"] is None and "bon_samples" in oo["sweep"]["notes"]["intervals"]
     assert "Gao et al. fit" in render_markdown(report)

@@ -285,3 +285,19 @@ def test_ppo_run_and_best_of_n_sweep_share_the_upstream_stages(finished, tmp_pat
     assert [p["value"] for p in report["sweep"]["points"]] == [None, 2, 4, 8]
     assert report["fit"]["sweep"]["form"] == "bon" and report["fit"]["sweep"]["n_points"] == 3
     assert {c["n"] for c in report["sweep"]["bon_kl_check"]} == {2, 4, 8}
+    # per prompt, SFT's and best-of-n's eval samples: pooled (one seed), they give the sweep's
+    # own points, now with intervals
+    samples = [json.loads(line) for line in
+               (member / "policy" / "bon_samples.jsonl").read_text().splitlines()]
+    assert {s["step"] for s in samples} == {0, 1} and {s["best_of"] for s in samples} == {1, 4}
+    iv = report["sweep"]["intervals"]
+    assert [p["n"] for p in iv["points"]] == [2, 4, 8] and iv["largest"]["n"] == 8
+    sft_gold = report["sweep"]["points"][0]["reward_gold"]
+    checks = {c["n"]: c for c in report["sweep"]["bon_kl_check"]}
+    for point, p in zip(report["sweep"]["points"][1:], iv["points"]):
+        assert p["gold_change"]["value"] == pytest.approx(point["reward_gold"] - sft_gold,
+                                                          abs=1e-5)
+        assert p["kl_measured"]["value"] == pytest.approx(checks[p["n"]]["kl_measured"],
+                                                          rel=1e-4)
+        assert p["gold_change"]["n"]["prompts"] == len({s["prompt_id"] for s in samples})
+        assert p["gold_change"]["n"]["seeds"] == 1

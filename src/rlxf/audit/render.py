@@ -208,6 +208,13 @@ def section_tables(report: dict) -> dict[str, list[tuple[list[str], list[list[st
                 ["best-of-n n", "KL measured", "log n − (n−1)/n", "relative error"],
                 [[num(c["n"]), num(c["kl_measured"]), num(c["kl_analytic"]),
                   num(c["relative_error"])] for c in sweep["bon_kl_check"]]))
+        if sweep.get("intervals"):
+            t["overoptimisation"].append((
+                [f"best-of-n, {sweep.get('seeds')} seed(s)", "gold utility − SFT's",
+                 "KL measured", "log n − (n−1)/n", "measured / analytic − 1"],
+                [[num(p["n"]), _pooled(p["gold_change"]), _pooled(p["kl_measured"]),
+                  num(p["kl_analytic"]), _pooled(p["relative_error"])]
+                 for p in sweep["intervals"]["points"]]))
     t["groups"] = [(["group", "annotators", "weights (help/harmless/honest)", "gold utility SFT",
                      "gold utility policy"],
                     [[g, num(v.get("n_annotators")),

@@ -26,6 +26,7 @@ from .disclosure import build_disclosure, summary
 from .failure_modes import attach_intervals, build_failure_modes
 from .oversight import build_oversight
 from .alignment_tax import build_alignment_tax
+from .bon_sweep import attach_bon_intervals
 from .gao_fit import fit_points
 from .overopt_alarm import overopt_alarm
 from .pooled import (load_world, mean_of, pooled_eval_metrics, pooled_history, scored_samples,
@@ -289,6 +290,8 @@ def _sweep_section(run_dir: Path, dirs: list[Path]) -> dict | None:
 def _overoptimisation_section(run_dir: Path, records: dict, dirs: list[Path]) -> dict:
     rec = records.get("policy")
     sweep = _sweep_section(run_dir, dirs)
+    if sweep is not None and sweep["parameter"] == "policy.bon_n":
+        attach_bon_intervals(sweep, dirs)
     if rec is None:
         return {"points": [], "fit": None, "sweep": sweep, "alarm": None,
                 "notes": {"points": _not_run("policy"), "fit": _not_run("policy"),

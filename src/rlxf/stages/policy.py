@@ -27,7 +27,7 @@ from ..models.build import load_causal_lm
 from ..models.reward_ensemble import RewardEnsemble
 from ..models.reward_heads import load_aspect_model
 from ..models.tokenizer import decode_response, prompt_ids, response_ids
-from ..rundir import atomic_write_json
+from ..rundir import atomic_write_json, write_jsonl
 from ..train.bon import bon_kl
 from ..train.dpo import PAIR_ALGORITHMS, reference_logprobs, train_dpo
 from ..train.group_rl import train_group_rl
@@ -46,6 +46,7 @@ HISTORY_KEYS = ("reward/proxy", "gold/utility", "kl/to_sft", "length/tokens", "r
                 # gold-free signals of over-optimisation (audit/overopt_alarm.py)
                 "reward/uncertainty", "reward/length_correlation")
 BON_FILE = "bon.json"  # in policy/: present when the policy is SFT + best-of-n
+BON_SAMPLES_FILE = "bon_samples.jsonl"  # in policy/ beside it: SFT's and best-of-n's eval samples
 
 
 def labelled_pairs(ctx: StageContext, world, records=None) -> list:
@@ -174,11 +175,15 @@ def _bon(ctx: StageContext, world, policy, reference, reward_model, evaluate, on
     """No training: measure SFT (step 0) and SFT + best-of-n (step 1) on the eval prompts; the
     policy's model is SFT's, and policy/bon.json tells the eval stage to sample it best-of-n."""
     n = ctx.config.policy.bon_n
-    history = []
+    history, samples = [], []
     for step, best_of in ((0, 1), (1, n)):
-        history.append({"step": step, "best_of": best_of, **evaluate(step, best_of)})
+        kept: list[dict] = []
+        history.append({"step": step, "best_of": best_of, **evaluate(step, best_of, kept)})
+        samples += [{"step": step, "best_of": best_of, **s} for s in kept]
         on_step(step + 1, {})
     atomic_write_json(ctx.out / BON_FILE, {"n": n})
+    # per prompt, for the sweep's intervals over seeds and prompts (audit/bon_sweep.py)
+    write_jsonl(ctx.out / BON_SAMPLES_FILE, samples)
     return ({"history": history, "bon/n": n, "kl/bon_analytic": bon_kl(n),
              "kl/bon_estimate": history[-1].get("kl/to_sft")}, {})
 
@@ -202,7 +207,8 @@ def run(ctx: StageContext) -> dict:
         else None
 
     with Tracker.for_stage(ctx, f"policy-{cfg.algorithm}") as tracker:
-        def evaluate(step: int, best_of: int = 1) -> dict:
+        def evaluate(step: int, best_of: int = 1, keep: list | None = None) -> dict:
+            """The eval point's metrics; its samples go into `keep` when given."""
             # Same prompts and sampling seed at every step: common random numbers make the
             # curve's differences reflect the policy, not the draw.
             out = measure(policy, prompts=eval_prompts, world=world, sft_model=reference,
@@ -211,6 +217,8 @@ def run(ctx: StageContext) -> dict:
                           max_new_tokens=ctx.config.eval.max_new_tokens, seed=ctx.seed,
                           best_of=best_of)
             m = out["metrics"]
+            if keep is not None:
+                keep += out["samples"]
             point = {k: m[k] for k in HISTORY_KEYS + ("kl/bon_analytic",) if k in m}
             if point.get("reward/uncertainty", 0) is None:  # one reward model: no spread
                 del point["reward/uncertainty"]
