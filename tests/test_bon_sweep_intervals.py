@@ -107,7 +107,7 @@ def test_the_report_shows_the_pooled_sweep(tmp_path):
     assert [p["n"] for p in sweep["intervals"]["points"]] == [2, 8]
     assert "intervals" not in sweep["notes"]
     for text in (render_markdown(report), render_html(report)):
-        assert "best-of-n, 1 seed(s)" in text and "measured / analytic − 1" in text
+        assert "best-of-n, 1 seed" in text and "measured / analytic − 1" in text
 
 
 def test_the_stage_and_the_audit_name_the_same_file():

@@ -210,7 +210,7 @@ def section_tables(report: dict) -> dict[str, list[tuple[list[str], list[list[st
                   num(c["relative_error"])] for c in sweep["bon_kl_check"]]))
         if sweep.get("intervals"):
             t["overoptimisation"].append((
-                [f"best-of-n, {sweep.get('seeds')} seed(s)", "gold utility − SFT's",
+                [f"best-of-n, {_seeds(sweep.get('seeds'))}", "gold utility − SFT's",
                  "KL measured", "log n − (n−1)/n", "measured / analytic − 1"],
                 [[num(p["n"]), _pooled(p["gold_change"]), _pooled(p["kl_measured"]),
                   num(p["kl_analytic"]), _pooled(p["relative_error"])]
@@ -288,10 +288,17 @@ def _interval(ci: list | None) -> str:
 
 
 def _pooled(iv: dict | None, digits: int = 3) -> str:
-    """A pooled change or level in a cell: value [interval], within / beyond noise (n: ...)."""
+    """A pooled change (signed, with within / beyond noise) or level in a cell: value
+    [interval] (n: ...)."""
     if not iv:
         return NULL
-    return reading(iv, lambda v: signed(v, digits)) + n_text(iv.get("n"))
+    change = "within_noise" in iv
+    return reading(iv, lambda v: signed(v, digits) if change else num(v, digits)) + n_text(
+        iv.get("n"))
+
+
+def _seeds(k) -> str:
+    return f"{k} seed{'' if k == 1 else 's'}"
 
 
 def _process_tables(process: dict | None) -> list[tuple[list[str], list[list[str]]]]:
@@ -347,7 +354,7 @@ def _alignment_tax_tables(a: dict) -> list[tuple[list[str], list[list[str]]]]:
               for s, label in scopes.items() if s in (a.get("intervals") or {})]
     seeds = a.get("seeds") or 1
     return [([title, "before", "after", "Δ"], rows),
-            *([([f"gold Δ after − before ({seeds} seed{'s' if seeds != 1 else ''})",
+            *([([f"gold Δ after − before ({_seeds(seeds)})",
                  *axes], pooled)] if pooled else []),
             (["family", "samples", *(f"{ax} {w}" for ax in axes
                                      for w in ("before", "after", "Δ"))], fam)]
