@@ -116,3 +116,18 @@ def test_the_report_reads_each_members_fall_and_its_difference_from_the_first(tm
     # each point is the member's last measured point on the seeds' mean curve
     assert second["reward_gold"] == pytest.approx((MEMBER[0][-1] + MEMBER[1][-1]) / 2)
     assert "gold_lost" in section["notes"]
+
+
+def test_markdown_shows_each_members_fall_with_its_interval(tmp_path):
+    from report_fakes import make_run
+
+    from rlxf.audit.render import render_markdown
+    from rlxf.audit.report import build_report
+    root = tmp_path / "run"
+    make_run(root)
+    _write_sweep(root, {0.0: CONTROL[0], 1.0: MEMBER[0]})
+    md = render_markdown(build_report(root))
+    # one seed: no interval; λ = 1 lost 0.04, λ = 0 lost 0.20 (by hand), 0.16 less
+    assert "| sweep: policy.uncertainty_penalty | gold lost since its peak [95%] |" in md
+    assert "| 0.000 | -0.200 | -0.200 | — |" in md
+    assert "| 1.000 | -0.040 | -0.040 | 0.160 |" in md
