@@ -131,3 +131,26 @@ def test_markdown_shows_each_members_fall_with_its_interval(tmp_path):
     assert "| sweep: policy.uncertainty_penalty | gold lost since its peak [95%] |" in md
     assert "| 0.000 | -0.200 | -0.200 | — |" in md
     assert "| 1.000 | -0.040 | -0.040 | 0.160 |" in md
+
+
+def test_the_examples_findings_read_the_sweeps_numbers(tmp_path):
+    """examples/findings.toml's grpo_conservative paths resolve on a λ sweep's report, each to
+    the member's reading (here one seed, so no interval)."""
+    import sys
+    from pathlib import Path
+
+    from report_fakes import make_run
+
+    from rlxf.audit.findings import finding
+    from rlxf.audit.report import build_report
+    sys.path.insert(0, str(Path(__file__).parents[1] / "examples"))
+    import make_examples
+    root = tmp_path / "run"
+    make_run(root)
+    _write_sweep(root, {0.0: CONTROL[0], 1.0: MEMBER[0]})
+    report = build_report(root)
+    ex = next(e for e in make_examples.manifest() if e["name"] == "grpo_conservative")
+    assert ex["command"] == "sweep"
+    values = [finding(report, spec)["value"] for spec in ex["findings"]]
+    # λ = 0: 0.60 − 0.80; λ = 1: 0.74 − 0.78; their difference; λ = 0 on parsable answers
+    assert values == pytest.approx([-0.20, -0.04, 0.16, -0.20])
