@@ -147,10 +147,11 @@ def test_the_examples_findings_read_the_sweeps_numbers(tmp_path):
     import make_examples
     root = tmp_path / "run"
     make_run(root)
-    _write_sweep(root, {0.0: CONTROL[0], 1.0: MEMBER[0]})
+    _write_sweep(root, {0.0: CONTROL[0], 1.0: MEMBER[0], 4.0: CONTROL[1]})
     report = build_report(root)
     ex = next(e for e in make_examples.manifest() if e["name"] == "grpo_conservative")
     assert ex["command"] == "sweep"
     values = [finding(report, spec)["value"] for spec in ex["findings"]]
-    # λ = 0: 0.60 − 0.80; λ = 1: 0.74 − 0.78; their difference; λ = 0 on parsable answers
-    assert values == pytest.approx([-0.20, -0.04, 0.16, -0.20])
+    # λ = 0: 0.60 − 0.80; λ = 1: 0.74 − 0.78 and the difference; λ = 4: 0.70 − 0.76 and the
+    # difference; λ = 0 on parsable answers
+    assert values == pytest.approx([-0.20, -0.04, 0.16, -0.06, 0.14, -0.20])
