@@ -155,8 +155,9 @@ def sweep(config: Path = typer.Argument(..., help="TOML config with a \\[sweep] 
           seed: int = typer.Option(None, "--seed", hidden=True),
           report: bool = typer.Option(True, "--report/--no-report", hidden=True)) -> None:
     """Over-optimisation sweep: the whole pipeline once, then the policy stage once per \\[sweep]
-    value (KL coefficients or best-of-n values) sharing every upstream stage; the report fits
-    Gao et al.'s curves to gold and proxy against sqrt(KL)."""
+    value (KL coefficients, best-of-n values or λ of the reward mean - λ·std) sharing every
+    upstream stage; the report fits Gao et al.'s curves to gold and proxy against sqrt(KL) and
+    gives each RL member's gold lost since its peak."""
     from .config import load_config
     from .pipeline import preflight
     from .sweep import members, run_sweep

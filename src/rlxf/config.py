@@ -388,18 +388,24 @@ class TrackingConfig(Section):
 
 class SweepConfig(Section):
     """`rlxf sweep`: the policy stage once per value, sharing every upstream stage (Gao et al.'s
-    over-optimisation curves). Give one of the two lists; no stage's result depends on it."""
+    over-optimisation curves). Give one of the three lists; no stage's result depends on it."""
     kl_coef: list[float] = Field(default_factory=list, description="PPO KL coefficients "
                                  "([policy.ppo] kl_coef per member; algorithm = \"ppo\")")
     bon_n: list[int] = Field(default_factory=list, description="best-of-n values (each member "
                                                                "is algorithm = \"bon\")")
+    uncertainty_penalty: list[float] = Field(
+        default_factory=list, description="λ of the conservative reward mean − λ·std (each "
+        "member is [policy] reward = \"mean_minus_std\" with that λ; 0 is the plain mean; "
+        "algorithm grpo, rloo or ppo with [reward] ensemble >= 2)")
 
     @model_validator(mode="after")
     def _one_list(self) -> "SweepConfig":
-        if self.kl_coef and self.bon_n:
-            raise ValueError("give kl_coef or bon_n, not both")
-        if any(v < 0 for v in self.kl_coef) or any(n < 1 for n in self.bon_n):
-            raise ValueError("kl_coef values must be >= 0 and bon_n values >= 1")
+        if sum(bool(v) for v in (self.kl_coef, self.bon_n, self.uncertainty_penalty)) > 1:
+            raise ValueError("give one of kl_coef, bon_n or uncertainty_penalty, not several")
+        if any(v < 0 for v in self.kl_coef + self.uncertainty_penalty) or \
+                any(n < 1 for n in self.bon_n):
+            raise ValueError("kl_coef and uncertainty_penalty values must be >= 0 and bon_n "
+                             "values >= 1")
         return self
 
 
@@ -443,6 +449,11 @@ class RunConfig(Section):
         if p.reward in ("mean_minus_std", "worst_case") and self.reward.ensemble < 2:
             raise ValueError(f'policy.reward = "{p.reward}" needs a reward ensemble: set '
                              "[reward] ensemble >= 2")
+        if self.sweep.uncertainty_penalty and (self.reward.ensemble < 2 or p.algorithm not in
+                                               ("grpo", "rloo", "ppo")):
+            raise ValueError("[sweep] uncertainty_penalty sweeps the reward mean − λ·std: it "
+                             "needs [reward] ensemble >= 2 and [policy] algorithm grpo, rloo or "
+                             "ppo")
         # No rule-based stand-in for the cost: without the harmless head there is no safe RL.
         if p.safe.cost_threshold is not None and not self.reward.aspects:
             raise ValueError("[policy.safe] cost_threshold needs a cost model: the harmless "

@@ -37,7 +37,20 @@ def members(config: RunConfig) -> list[tuple[str, float | int, RunConfig]]:
     if sweep.bon_n:
         return [(f"bon_n={n}", n, config.model_copy(update={"policy": policy.model_copy(
             update={"algorithm": "bon", "bon_n": n})})) for n in sweep.bon_n]
-    raise ValueError("[sweep]: give kl_coef = [...] or bon_n = [...] to sweep over")
+    if sweep.uncertainty_penalty:  # λ = 0 is the plain mean: the unpenalised control
+        return [(f"uncertainty_penalty={v:g}", v, config.model_copy(update={
+            "policy": policy.model_copy(update={"reward": "mean_minus_std",
+                                                "uncertainty_penalty": v})}))
+            for v in sweep.uncertainty_penalty]
+    raise ValueError("[sweep]: give kl_coef = [...], bon_n = [...] or uncertainty_penalty = "
+                     "[...] to sweep over")
+
+
+def parameter(config: RunConfig) -> str:
+    """The config key the sweep varies, as sweep.json names it."""
+    sweep = config.sweep
+    return ("policy.ppo.kl_coef" if sweep.kl_coef else "policy.bon_n" if sweep.bon_n
+            else "policy.uncertainty_penalty")
 
 
 def _link_shared(root: Path, member: Path, stages: tuple[str, ...]) -> None:
@@ -66,14 +79,14 @@ def run_sweep(config: RunConfig, config_text: str, out: Path, progress: Progress
               log: Callable[[str], None], reuse: Path | None = None, threads: int = 1) -> Path:
     plan = members(config)  # a config without [sweep] values fails before any work
     run_pipeline(config, config_text, out, progress, log, reuse=reuse)
-    parameter = "policy.ppo.kl_coef" if config.sweep.kl_coef else "policy.bon_n"
+    varied = parameter(config)
     jobs = []
     for name, value, member_cfg in plan:
         member = out / SWEEP_DIR / name
         # The base run's policy is reused too when this member is the same policy.
         same_policy = member_cfg.policy == config.policy
         _link_shared(out, member, SHARED + (("policy",) if same_policy else ()))
-        text = f"# rlxf sweep member: {parameter} = {value} (overrides the config below)\n"
+        text = f"# rlxf sweep member: {varied} = {value} (overrides the config below)\n"
         jobs.append((name, member_cfg, text + config_text, member))
     at_once = min(threads, len(jobs))
     if at_once > 1:
@@ -97,5 +110,5 @@ def run_sweep(config: RunConfig, config_text: str, out: Path, progress: Progress
         history = RunDir(member).stage_dir("policy") / "history.json"
         rows.append({"name": name, "value": value, "dir": f"{SWEEP_DIR}/{name}",
                      "history": json.loads(history.read_text())})
-    atomic_write_json(out / SWEEP_DIR / SWEEP_FILE, {"parameter": parameter, "members": rows})
+    atomic_write_json(out / SWEEP_DIR / SWEEP_FILE, {"parameter": varied, "members": rows})
     return out / SWEEP_DIR / SWEEP_FILE

@@ -203,6 +203,14 @@ def section_tables(report: dict) -> dict[str, list[tuple[list[str], list[list[st
               num(plots.sqrt_kl(p["kl"])), num(p["reward_proxy"]), num(p["reward_gold"]),
               num(p.get("rate/sycophancy")), num(p.get("rate/anthropomorphic"))]
              for p in sweep["points"]]))
+        lost = [p for p in sweep["points"] if p.get("gold_lost") is not None]
+        if lost:  # an RL sweep: how far each member's gold fell from its peak, over seeds
+            t["overoptimisation"].append((
+                [f"sweep: {sweep['parameter']}", "gold lost since its peak [95%]",
+                 "gold (parsable) lost [95%]", "lost − first member's [95%]"],
+                [[num(p["value"]), *(_iv(p.get(k)) for k in
+                                     ("gold_lost", "gold_lost_parsed", "gold_lost_vs_first"))]
+                 for p in lost]))
         if sweep.get("bon_kl_check"):
             t["overoptimisation"].append((
                 ["best-of-n n", "KL measured", "log n − (n−1)/n", "relative error"],
@@ -281,6 +289,11 @@ def _reward_head_tables(rm: dict) -> list[tuple[list[str], list[list[str]]]]:
 
 def _with_ci(v, ci: list | None) -> str:
     return num(v) + ("" if ci is None else " " + _interval(ci))
+
+
+def _iv(iv: dict | None) -> str:
+    """An interval node ({value, ci95, ...}) as "value [lo, hi]"; null as NULL."""
+    return NULL if not iv else _with_ci(iv["value"], iv.get("ci95"))
 
 
 def _interval(ci: list | None) -> str:

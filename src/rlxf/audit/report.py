@@ -32,7 +32,7 @@ from .overopt_alarm import overopt_alarm
 from .pooled import (load_world, mean_of, pooled_eval_metrics, pooled_history, scored_samples,
                      seed_dirs)
 from .surface import summarise
-from .uncertainty import measure
+from .uncertainty import curve_lost, measure
 
 SCHEMA_VERSION = "1"
 SCHEMA_PATH = Path(__file__).with_name("report.schema.json")
@@ -254,17 +254,26 @@ def _sweep_section(run_dir: Path, dirs: list[Path]) -> dict | None:
     data = _read_json(path)
     others = [_read_json(d / "sweep" / "sweep.json") for d in dirs[1:]
               if (d / "sweep" / "sweep.json").exists()]
+    by_seed = {}  # member name -> its history in each seed, in seed order
     for m in data["members"]:
         same = [o_m["history"] for o in others for o_m in o["members"] if o_m["name"] == m["name"]]
-        m["history"] = _mean_history([m["history"], *same])
+        by_seed[m["name"]] = [m["history"], *same]
+        m["history"] = _mean_history(by_seed[m["name"]])
     bon = data["parameter"] == "policy.bon_n"
     points, check = [], []
-    for m in data["members"]:
+    control = by_seed[data["members"][0]["name"]]
+    for i, m in enumerate(data["members"]):
         last = m["history"][-1]
-        point = {"value": m["value"], "run": m["dir"], **_points([last])[0],
+        point = {"id": m["name"], "value": m["value"], "run": m["dir"], **_points([last])[0],
                  "rate/sycophancy": last.get("rate/sycophancy"),
                  "rate/anthropomorphic": last.get("rate/anthropomorphic"),
                  "length/tokens": last.get("length/tokens")}
+        if not bon:  # each member's own over-optimisation, and against the first member's
+            own = by_seed[m["name"]]
+            point["gold_lost"] = curve_lost(own, "gold/utility")
+            point["gold_lost_parsed"] = curve_lost(own, "gold/utility_parsed")
+            point["gold_lost_vs_first"] = (curve_lost(own, "gold/utility", control)
+                                           if i else None)
         if bon:  # Gao et al. put best-of-n at its analytic KL; the measured one is beside it
             point["kl_measured"], point["kl"] = point["kl"], last.get("kl/bon_analytic")
             if point["kl"]:
@@ -278,6 +287,11 @@ def _sweep_section(run_dir: Path, dirs: list[Path]) -> dict | None:
     fit, why = fit_points("bon" if bon else "rl", [baseline, *points])
     out = {"parameter": data["parameter"], "points": [baseline, *points], "fit": fit,
            "seeds": 1 + len(others), "notes": {"fit": why} if why else {}}
+    if not bon:
+        out["notes"]["gold_lost"] = (
+            "each member's gold utility at its last eval point minus its highest, on the seeds' "
+            "mean curve, with a bootstrap over seeds; gold_lost_vs_first: that minus the first "
+            "member's, the same seeds drawn for both (above zero: this member lost less)")
     if bon:
         out["bon_kl_check"] = check
         out["notes"]["bon_kl_check"] = (

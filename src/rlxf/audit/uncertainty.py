@@ -114,31 +114,45 @@ def _backdoor(boot: Bootstrap, clusters, m) -> dict:
                                     n=n)}
 
 
-def _curve_stats(histories: list[list[dict]], key: str) -> dict | None:
-    """Gold lost since its peak on the seeds' mean curve (last − max over common steps), with a
-    bootstrap over seeds (the policy stage keeps means per eval point, not per prompt)."""
+def _curves(histories: list[list[dict]], key: str) -> np.ndarray | None:
+    """(seeds, steps) values of `key` at the steps every seed measured; None under 2 steps."""
     steps = sorted(set.intersection(*({h["step"] for h in hist if h.get(key) is not None}
                                       for hist in histories))) if histories else []
     if len(steps) < 2:
         return None
-    g = np.array([[next(h[key] for h in hist if h["step"] == s) for s in steps]
-                  for hist in histories])
+    return np.array([[next(h[key] for h in hist if h["step"] == s) for s in steps]
+                     for hist in histories])
+
+
+def curve_lost(histories: list[list[dict]], key: str,
+               control: list[list[dict]] | None = None) -> dict | None:
+    """Gold lost since its peak on the seeds' mean curve (last − max over common steps), with a
+    bootstrap over seeds (the policy stage keeps means per eval point, not per prompt). With
+    `control` (another policy's histories in the same seed order, e.g. a sweep's first member),
+    the difference: lost − control's lost, each draw taking the same seeds for both (paired)."""
+    g = _curves(histories, key)
+    c = _curves(control, key) if control is not None else None
+    if g is None or (control is not None and (c is None or len(c) != len(g))):
+        return None
     rng = np.random.default_rng(RNG_SEED)
     k = len(histories)
     w = rng.multinomial(k, [1 / k] * k, size=DRAWS) / k
 
     def lost(curves):
         return curves[..., -1] - curves.max(-1)
-    n = {"seeds": k, "eval_points": len(steps)}
-    point = float(lost(g.mean(0)))
-    boot = lost(w @ g) if k > 1 else np.array([])
+
+    def reading(mean_of):  # the seeds' weights -> the reading on their mean curves
+        return lost(mean_of(g)) - (lost(mean_of(c)) if c is not None else 0.0)
+    n = {"seeds": k, "eval_points": g.shape[1]}
+    point = float(reading(lambda x: x.mean(0)))
+    boot = reading(lambda x: w @ x) if k > 1 else np.array([])
     return summarise(point, boot, n, True)
 
 
 def overoptimisation(dirs: list[Path]) -> dict:
     hist = pooled_history(dirs)
-    out = {"number": _curve_stats(hist, "gold/utility"),
-           "parsed": _curve_stats(hist, "gold/utility_parsed")}
+    out = {"number": curve_lost(hist, "gold/utility"),
+           "parsed": curve_lost(hist, "gold/utility_parsed")}
     rates = [[h.get("world/parse_rate") for h in hs] for hs in hist]
     if rates and all(r and None not in (r[0], r[-1]) for r in rates):
         out["parse_rate"] = {"first": float(np.mean([r[0] for r in rates])),
