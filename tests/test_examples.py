@@ -92,8 +92,11 @@ def test_every_manifest_path_the_tiny_run_has_resolves_there(tiny_run, tmp_path)
             if spec["path"][0] in ("seeds", "failure_modes"):  # sections every run has
                 finding(report, spec)
                 checked += 1
-            elif spec["path"][:2] in (["alignment_tax", "intervals"], ["oversight", "process"],
-                                      ["overoptimisation", "sweep"]):  # optional stages, sweeps
+            elif spec["path"][:3] in (["alignment_tax", "intervals"] + spec["path"][2:3],
+                                      ["oversight", "process"] + spec["path"][2:3],
+                                      ["overoptimisation", "sweep", "intervals"]):
+                # optional stages and the best-of-n sweep (the λ sweep's paths:
+                # tests/test_sweep_conservative.py)
                 f = finding(optional, spec)
                 assert f["value"] is not None and f["n"]["seeds"] == 1, spec["label"]
                 if spec["path"][-1] not in ("orm", "prm", "kl_measured"):
