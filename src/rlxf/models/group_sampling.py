@@ -20,6 +20,7 @@ from typing import Sequence
 import torch
 from transformers import StaticCache
 
+from .decode_step import decode_step
 from .generate import cut_at_stop, left_padded, sample_response_ids
 from .kv_cache import cache_kwargs
 from .shared_prefix import applies_to
@@ -52,7 +53,9 @@ def draw(logits: torch.Tensor, temperature: float,
     (a prompt's group each)."""
     if temperature == 0:
         return logits.argmax(-1)
-    probs = torch.softmax(logits.float() / temperature, -1)
+    # x / 1.0 is x: at temperature 1 the division is skipped (the same probabilities)
+    probs = torch.softmax(logits.float() / temperature if temperature != 1 else logits.float(),
+                          -1)
     if top_p < 1.0:
         ranked, order = probs.sort(-1, descending=True)
         # a token is outside the nucleus when the tokens ranked above it already reach top_p
@@ -113,12 +116,16 @@ def _sample_groups(model, prompts, k, device, *, temperature, max_new_tokens, se
         [torch.Generator().manual_seed(s) for s in _per_prompt(seed, n)]
     done = torch.zeros(n * k, dtype=torch.bool, device=device)
     tokens: list[torch.Tensor] = []
+    lean = decode_step(model, cache, mask)  # None: the model's own forward (models/decode_step.py)
     for t in range(max_new_tokens):
         token = draw(logits, temperature, generator, top_p).masked_fill(done, pad_id)
         tokens.append(token)
         done |= torch.isin(token, stops)
         if done.all() or t == max_new_tokens - 1:
             break
+        if lean is not None:
+            logits = lean(token, width + t, next_position + t)
+            continue
         mask[:, width + t] = 1
         logits = model(input_ids=token[:, None], attention_mask=mask,
                        position_ids=(next_position + t)[:, None], use_cache=True,
