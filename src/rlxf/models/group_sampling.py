@@ -3,8 +3,10 @@
 Why: on small models much of `generate`'s time is its own per-token bookkeeping, and its default
 cache grows by concatenation (a copy of every layer's keys and values at every token). Here each
 distinct prompt is prefilled once and its cache repeated k times; the cache is preallocated
-(transformers' StaticCache, written in place); a token is drawn by inverting the CDF with one
-uniform per row. The distribution is generate's `do_sample=True, top_k=0, top_p=1` at the same
+(transformers' StaticCache, written in place); after the prefill each token runs through
+models/decode_step.py's lean forward where it applies (GPT-2, Llama, Qwen2, Mistral: the same
+logits without the model's per-call bookkeeping), else the model's forward; a token is drawn by
+inverting the CDF with one uniform per row. The distribution is generate's `do_sample=True, top_k=0, top_p=1` at the same
 temperature; `temperature=0` is greedy, which tests/test_group_sampling.py compares token for
 token with generate's greedy output.
 
