@@ -59,6 +59,31 @@ def main(model_name: str) -> None:
     m.eval()
     print(f"{'sampling, sample_groups, fused GELU':45s} "
           f"{cpu_seconds(lambda: sample_groups(m, prompts, 8, **kw)):.3f}")
+    # each token through the model's forward (before models/decode_step.py) and through the
+    # lean step, as `rlxf grpo` samples (a seed per prompt, fused GELU), alternated
+    lean, forward = (lambda: sample_groups(m, prompts, 8, **per_prompt)), \
+        _through_forward(lambda: sample_groups(m, prompts, 8, **per_prompt))
+    times = {"lean": [], "forward": []}
+    for _ in range(3):
+        times["forward"].append(cpu_seconds(forward))
+        times["lean"].append(cpu_seconds(lean))
+    print(f"{'sampling, per-token model forward (3 runs)':45s} "
+          f"{' '.join(f'{t:.3f}' for t in times['forward'])}")
+    print(f"{'sampling, per-token lean step (3 runs)':45s} "
+          f"{' '.join(f'{t:.3f}' for t in times['lean'])}")
+
+
+def _through_forward(f):
+    """`f` with group sampling's lean per-token step switched off (the model's forward)."""
+    import rlxf.models.group_sampling as group_sampling
+
+    def run():
+        lean, group_sampling.decode_step = group_sampling.decode_step, lambda *a: None
+        try:
+            return f()
+        finally:
+            group_sampling.decode_step = lean
+    return run
 
 
 if __name__ == "__main__":

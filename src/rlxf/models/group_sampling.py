@@ -3,8 +3,10 @@
 Why: on small models much of `generate`'s time is its own per-token bookkeeping, and its default
 cache grows by concatenation (a copy of every layer's keys and values at every token). Here each
 distinct prompt is prefilled once and its cache repeated k times; the cache is preallocated
-(transformers' StaticCache, written in place); a token is drawn by inverting the CDF with one
-uniform per row. The distribution is generate's `do_sample=True, top_k=0, top_p=1` at the same
+(transformers' StaticCache, written in place); after the prefill each token runs through
+models/decode_step.py's lean forward where it applies (GPT-2, Llama, Qwen2, Mistral: the same
+logits without the model's per-call bookkeeping), else the model's forward; a token is drawn by
+inverting the CDF with one uniform per row. The distribution is generate's `do_sample=True, top_k=0, top_p=1` at the same
 temperature; `temperature=0` is greedy, which tests/test_group_sampling.py compares token for
 token with generate's greedy output.
 
@@ -20,6 +22,7 @@ from typing import Sequence
 import torch
 from transformers import StaticCache
 
+from .decode_step import decode_step
 from .generate import cut_at_stop, left_padded, sample_response_ids
 from .kv_cache import cache_kwargs
 from .shared_prefix import applies_to
@@ -52,7 +55,9 @@ def draw(logits: torch.Tensor, temperature: float,
     (a prompt's group each)."""
     if temperature == 0:
         return logits.argmax(-1)
-    probs = torch.softmax(logits.float() / temperature, -1)
+    # x / 1.0 is x: at temperature 1 the division is skipped (the same probabilities)
+    probs = torch.softmax(logits.float() / temperature if temperature != 1 else logits.float(),
+                          -1)
     if top_p < 1.0:
         ranked, order = probs.sort(-1, descending=True)
         # a token is outside the nucleus when the tokens ranked above it already reach top_p
@@ -113,12 +118,16 @@ def _sample_groups(model, prompts, k, device, *, temperature, max_new_tokens, se
         [torch.Generator().manual_seed(s) for s in _per_prompt(seed, n)]
     done = torch.zeros(n * k, dtype=torch.bool, device=device)
     tokens: list[torch.Tensor] = []
+    lean = decode_step(model, cache, mask)  # None: the model's own forward (models/decode_step.py)
     for t in range(max_new_tokens):
         token = draw(logits, temperature, generator, top_p).masked_fill(done, pad_id)
         tokens.append(token)
         done |= torch.isin(token, stops)
         if done.all() or t == max_new_tokens - 1:
             break
+        if lean is not None:
+            logits = lean(token, width + t, next_position + t)
+            continue
         mask[:, width + t] = 1
         logits = model(input_ids=token[:, None], attention_mask=mask,
                        position_ids=(next_position + t)[:, None], use_cache=True,
