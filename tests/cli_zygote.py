@@ -24,6 +24,21 @@ import rlxf.audit.report  # noqa: F401  (imported for the children)
 import rlxf.cli  # noqa: F401
 import rlxf.pipeline  # noqa: F401
 import rlxf.sweep  # noqa: F401
+# The stages, which rlxf.pipeline imports only when one runs (an up-to-date run needs no torch).
+import rlxf.model_world.eval  # noqa: F401,E402
+import rlxf.model_world.feedback  # noqa: F401,E402
+import rlxf.model_world.policy  # noqa: F401,E402
+import rlxf.model_world.reward  # noqa: F401,E402
+import rlxf.model_world.world  # noqa: F401,E402
+import rlxf.stages.evaluate  # noqa: F401,E402
+import rlxf.stages.feedback  # noqa: F401,E402
+import rlxf.stages.finetune  # noqa: F401,E402
+import rlxf.stages.policy  # noqa: F401,E402
+import rlxf.stages.pretrain  # noqa: F401,E402
+import rlxf.stages.process  # noqa: F401,E402
+import rlxf.stages.reward  # noqa: F401,E402
+import rlxf.stages.sft  # noqa: F401,E402
+import rlxf.stages.world  # noqa: F401,E402
 
 # What rlxf imports only inside the functions that need them (so `rlxf --help` stays fast),
 # but nearly every `rlxf run` child would import again (~8 s of CPU each): the feedback

@@ -192,25 +192,33 @@ def launch_all(root: Path) -> Path:
     full_forwards = [{"name": f"{r}-full", "argv": [*tune_argv(root, r, one / f"{r}-full", 1),
                                                     "--gradient-checkpointing"]}
                      for r in ("reward", "dpo")]
-    # beside the killed launches: 7 processes, 2 cores
+    # beside the killed launches: 7 processes; each rerun launch starts as soon as its killed
+    # launch is gone, beside the single process and the other launch (no core waits for the
+    # slowest phase; the jobs share no file)
     single = start(1, [*jobs(one, 1), *full_forwards], one)
     proc = start(2, [{"name": "killed", "argv": tune_argv(root, "sft", killed, 2)}],
                  root / "killed-launch", subprocess.DEVNULL)
     fsdp_rerun = {"name": "killed", "argv": tune_argv(root, "sft", fsdp_killed, 2)}
     fsdp_proc = start(2, [fsdp_rerun], root / "fsdp-killed-launch", subprocess.DEVNULL, fsdp=True)
     kill_at_first_checkpoint(proc, killed)
-    (root / "fsdp-checkpoint.json").write_text(
-        json.dumps(kill_at_first_checkpoint(fsdp_proc, fsdp_killed)))
-    check(single, one)
     # the killed job's rerun first, then every job as the single process ran them
     rerun = {"name": "killed", "argv": tune_argv(root, "sft", killed, 2)}
-    check(start(2, [rerun, *jobs(two, 2)], two), two)
+    launches = [(single, one), (start(2, [rerun, *jobs(two, 2)], two), two)]
+    (root / "fsdp-checkpoint.json").write_text(
+        json.dumps(kill_at_first_checkpoint(fsdp_proc, fsdp_killed)))
     # under FSDP: the rerun, SFT, RM and DPO, and two commands it refuses (exit 1, nothing
     # written)
     refused = [{"name": "kto", "argv": ["kto", str(root / "model"), str(root / "prefs.jsonl"),
                                         "--out", str(fsdp / "kto"), *STEPS], "exit": 1},
                {"name": "lora", "argv": [*tune_argv(root, "sft", fsdp / "lora", 2), "--lora",
                                          "4,8"], "exit": 1}]
-    check(start(2, [fsdp_rerun, *({"name": r, "argv": tune_argv(root, r, fsdp / r, 2)}
-                                  for r in RECIPES), *refused], fsdp, fsdp=True), fsdp)
+    launches.append((start(2, [fsdp_rerun, *({"name": r, "argv": tune_argv(root, r, fsdp / r, 2)}
+                                             for r in RECIPES), *refused], fsdp, fsdp=True), fsdp))
+    try:
+        for launch, folder in launches:
+            check(launch, folder)
+    finally:  # a failed launch leaves none of the others running
+        for launch, _ in launches:
+            if launch.poll() is None:
+                kill_tree(launch)
     return root

@@ -4,11 +4,12 @@ resume after kill -9 in the middle of a training stage."""
 import json
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
-from tiny_runs import TINY, copy_run, numbers, rlxf, rlxf_started
+from tiny_runs import ENV, TINY, copy_run, numbers, rlxf, rlxf_started
 
 from rlxf.pipeline import STAGE_NAMES
 
@@ -58,6 +59,22 @@ def test_rerun_skips_finished_stages(finished, tmp_path):
     proc = rlxf("run", TINY, "--out", out)
     assert proc.stderr.count("up to date, skipped") == 9
     assert (out / "ledger.jsonl").read_text() == before
+
+
+def test_an_up_to_date_run_loads_no_stage_code(finished, tmp_path):
+    # what a --seeds member checked again does, in a fresh process (the suite's CLI processes
+    # fork from one that has imported everything): no stage runs, so no torch or transformers
+    out = copy_run(finished, tmp_path / "again")
+    code = ("import sys\nfrom rlxf.cli import app\n"
+            "try:\n    app(sys.argv[1:], prog_name='rlxf')\n"
+            "except SystemExit as e:\n    assert not e.code, e.code\n"
+            "print('loaded:', [m for m in ('torch', 'transformers') if m in sys.modules])")
+    proc = subprocess.run([sys.executable, "-c", code, "run", str(TINY), "--out", str(out),
+                           "--threads", "1", "--no-report"], env=ENV, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stderr.count("up to date, skipped") == 9
+    assert proc.stdout.strip().splitlines()[-1] == "loaded: []"
 
 
 def test_kill_9_mid_stage_then_resume_gives_the_same_numbers(finished, tmp_path):

@@ -74,11 +74,10 @@ def run(config: Path = typer.Argument(..., help="TOML config (see examples/quick
     cfg, text = as_member(cfg, config.read_text(), seed)
     out.mkdir(parents=True, exist_ok=True)
     quiet.log_to(out)
-    import torch
-    torch.set_num_threads(threads or os.cpu_count() or 1)
     with progress_bars() as progress:
         rd = run_pipeline(cfg, text, out, progress_factory(progress),
-                          progress.console.print, until, reuse)
+                          progress.console.print, until, reuse,
+                          threads=threads or os.cpu_count() or 1)
     if until is None and report:
         _write_report(rd.root)
 

@@ -4,22 +4,19 @@ unchanged, each resumed from its checkpoint when it was interrupted."""
 from __future__ import annotations
 
 import functools
+import importlib
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from .config import RunConfig
 from .rundir import RunDir, atomic_write_text, sha256_json
-from .model_world import eval as model_eval
-from .model_world import feedback as model_feedback
-from .model_world import policy as model_policy
-from .model_world import reward as model_reward
-from .model_world import world as model_world
-from .stages import evaluate, feedback, finetune, policy, pretrain, process, reward, sft, world
-from .stages.context import ProgressFactory, StageContext
 from .versions import versions
+
+if TYPE_CHECKING:
+    from .stages.context import ProgressFactory, StageContext
 
 
 def _no_files(config: RunConfig) -> dict:
@@ -73,6 +70,16 @@ def _policy_files(config: RunConfig) -> dict:
             "ai_judge": ai.model_dump(mode="json", exclude={"constitution", "workers"})}
 
 
+def _lazy(module: str, function: str = "run") -> Callable[[StageContext], dict]:
+    """rlxf.MODULE.FUNCTION, imported when the stage runs: the stages import torch and
+    transformers (seconds of CPU), which a run whose stages are all up to date never needs (a
+    finished run rerun, a --seeds member checked again)."""
+    def run(ctx: StageContext) -> dict:
+        return getattr(importlib.import_module(f".{module}", __package__), function)(ctx)
+    run.__qualname__ = f"{module}.{function}"
+    return run
+
+
 @dataclass(frozen=True)
 class Stage:
     name: str
@@ -85,29 +92,37 @@ class Stage:
 
 
 def _world_files(config: RunConfig) -> dict:
-    return model_world.world_files(config)
+    if not config.world.is_model:  # the lab world reads no outside file
+        return {}
+    from .model_world.world import world_files
+    return world_files(config)
 
 
 def _reward_files(config: RunConfig) -> dict:
-    return model_world.reward_files(config)
+    if not config.reward.model:  # no outside reward model to fingerprint
+        return {}
+    from .model_world.world import reward_files
+    return reward_files(config)
 
 
 STAGES = (
-    Stage("world", world.run, (), ("seed", "world"), _world_files, model_world.run_world),
-    Stage("pretrain", pretrain.run, ("world",), ("seed", "pretrain")),
-    Stage("sft", sft.run, ("world", "pretrain"), ("seed", "sft")),
-    Stage("feedback", feedback.run, ("world", "sft"), ("seed", "feedback", "eval.max_new_tokens"),
-          _feedback_files, model_feedback.run),
-    Stage("reward", reward.run, ("world", "sft", "feedback"), ("seed", "reward"), _reward_files,
-          model_reward.run),
-    Stage("policy", policy.run, ("world", "sft", "feedback", "reward"),
+    Stage("world", _lazy("stages.world"), (), ("seed", "world"), _world_files,
+          _lazy("model_world.world", "run_world")),
+    Stage("pretrain", _lazy("stages.pretrain"), ("world",), ("seed", "pretrain")),
+    Stage("sft", _lazy("stages.sft"), ("world", "pretrain"), ("seed", "sft")),
+    Stage("feedback", _lazy("stages.feedback"), ("world", "sft"),
+          ("seed", "feedback", "eval.max_new_tokens"), _feedback_files,
+          _lazy("model_world.feedback")),
+    Stage("reward", _lazy("stages.reward"), ("world", "sft", "feedback"), ("seed", "reward"),
+          _reward_files, _lazy("model_world.reward")),
+    Stage("policy", _lazy("stages.policy"), ("world", "sft", "feedback", "reward"),
           ("seed", "policy", "reward.heldout_fraction", "eval"), _policy_files,
-          model_policy.run),
-    Stage("eval", evaluate.run, ("world", "pretrain", "sft", "reward", "policy"),
+          _lazy("model_world.policy")),
+    Stage("eval", _lazy("stages.evaluate"), ("world", "pretrain", "sft", "reward", "policy"),
           ("seed", "eval", "feedback.annotators", "feedback.trigger_rate"), _no_files,
-          model_eval.run),
-    Stage("process", process.run, ("world",), ("seed", "process")),
-    Stage("finetune", finetune.run, ("world", "sft", "reward", "policy", "eval"),
+          _lazy("model_world.eval")),
+    Stage("process", _lazy("stages.process"), ("world",), ("seed", "process")),
+    Stage("finetune", _lazy("stages.finetune"), ("world", "sft", "reward", "policy", "eval"),
           ("seed", "finetune", "eval")),
 )
 STAGE_NAMES = tuple(s.name for s in STAGES)
@@ -144,9 +159,10 @@ def preflight(config: RunConfig) -> None:
 
 def run_pipeline(config: RunConfig, config_text: str, out: Path, progress: ProgressFactory,
                  log: Callable[[str], None], until: str | None = None,
-                 reuse: Path | None = None) -> RunDir:
+                 reuse: Path | None = None, threads: int | None = None) -> RunDir:
     """`reuse`: another run directory whose completed stages are copied instead of recomputed
-    wherever their fingerprint is this run's (same config slice, same inputs)."""
+    wherever their fingerprint is this run's (same config slice, same inputs). `threads`: torch
+    threads, set before the first stage that runs (torch is not loaded when none does)."""
     preflight(config)
     run = RunDir(out)
     source = RunDir(reuse) if reuse is not None and Path(reuse).resolve() != run.root.resolve() \
@@ -170,6 +186,11 @@ def run_pipeline(config: RunConfig, config_text: str, out: Path, progress: Progr
             log(f"[dim]{stage.name:<9} same as in {source.root}, copied[/dim]")
         else:
             partial, ckpt = run.begin(stage.name, fp)
+            from .stages.context import StageContext
+            if threads:
+                import torch
+                torch.set_num_threads(threads)
+                threads = None
             started = datetime.now(timezone.utc).isoformat(timespec="seconds")
             t0 = time.perf_counter()
             result = runner(StageContext(run=run, config=config, out=partial, ckpt=ckpt,

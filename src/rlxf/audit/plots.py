@@ -37,6 +37,9 @@ def svg(name: str, draw, *args) -> str:
     """`draw(*args)` -> Figure, as an inline <svg> element whose ids are salted by `name`."""
     with _style(name):
         fig = draw(*args)
+        # tight_layout has placed everything; the placeholder engine it leaves would make
+        # savefig draw the whole figure an extra time before drawing it to the SVG
+        fig.set_layout_engine(None)
         buf = io.StringIO()
         fig.savefig(buf, format="svg", metadata={"Date": None})
     text = buf.getvalue()
