@@ -156,6 +156,17 @@ def test_lora_saves_adapter_and_value_head_and_a_run_starts_from_that_head(setup
         (first / "value_head.safetensors").read_bytes()).hexdigest()
 
 
+def test_lora_merge_saves_the_merged_model_and_the_value_head(setup, tmp_path):
+    root, model, prompts = setup
+    out = tmp_path / "merged"
+    result = cli(*ppo_args(root, model, prompts, out, steps=1), "--lora", LORA, "--merge")
+    assert result.exit_code == 0, result.output
+    assert "merged + value head" in " ".join(result.output.split())
+    assert json.loads((out / "rlxf_training.json").read_text())["saved"] == "merged"
+    assert (out / "model.safetensors").exists() and not (out / "adapter_config.json").exists()
+    assert load_file(out / "value_head.safetensors")["weight"].shape == (1, HIDDEN)
+
+
 def test_kill_9_mid_run_then_resume_gives_the_same_policy_and_value_head(setup, tmp_path):
     """`rlxf ppo` killed with SIGKILL once a checkpoint is on disk and rerun ends with the
     policy, the value head and the eval points of a run that was never interrupted."""
