@@ -571,6 +571,9 @@ class TunePPOConfig(TuneRLConfig):
     terminal reward and a per-token KL penalty to the reference ([ppo.ppo]: train/ppo.py)."""
     ppo: PPOConfig = Field(default_factory=PPOConfig, description="PPO's options ([ppo.ppo]); "
                            "its temperature is replaced by the table's")
+    value_head: str | None = Field(None, description="start the critic from this value head (a "
+                                   "`rlxf ppo` OUT or its value_head.safetensors; its hidden size "
+                                   "must be the model's) instead of zeros")
 
 
 class TuneGroupRLConfig(TuneRLConfig):

@@ -290,7 +290,17 @@ def _training(rec: dict):
               if "parameters/trainable" in m and "parameters/total" in m else "")
     return (f"`rlxf {rec.get('stage')}`: {method(rec)}, from the base model "
             f"{rec['inputs'].get('base_model')}; {_lora(cfg)}; {', '.join(knobs)}{params}; "
-            f"saved: {out.get('saved', '?')}; chat format: {out.get('chat_format', '?')}"), ""
+            f"saved: {out.get('saved', '?')}{_value_head(out)}; "
+            f"chat format: {out.get('chat_format', '?')}"), ""
+
+
+def _value_head(out: dict) -> str:
+    head = out.get("value_head")  # rlxf ppo's critic (tune/value_head.py)
+    if not head:
+        return ""
+    init = head["initialised_from"]
+    return (f" and its value head {head['file']} ({head['module']} on the last hidden state, "
+            f"initialised from {'zeros' if init == 'zeros' else init['file']})")
 
 
 def _unasked(rec: dict):

@@ -82,7 +82,8 @@ def _run(command: str, model_dir: Path, prompts: Path, out: Path, config: Path |
     if int(os.environ.get("RANK", "0")) != 0:
         return  # one job, one report (accelerate launch): the main process's
     first, last = record["heldout_reward"] or (None, None)
-    console.print(f"[green]{command}[/green]: {record['saved']} -> {escape(record['out'])} "
+    saved = record["saved"] + (" + value head" if record.get("value_head") else "")
+    console.print(f"[green]{command}[/green]: {saved} -> {escape(record['out'])} "
                   f"({cfg.steps} steps; held-out reward {first} -> {last})")
     change = record.get("heldout_change")
     if change and change["change_ci95"]:
@@ -127,9 +128,13 @@ grpo = _command("grpo", "GRPO-family RL (GRPO, Dr. GRPO, DAPO, GSPO options) of 
 rloo = _command("rloo", "RLOO (REINFORCE, leave-one-out or REINFORCE++ baseline) of a local "
                         "model against reward functions, reward models or judges.",
                 GROUP_OPTIONS)
+VALUE_HEAD = {"value_head": (str, typer.Option(
+    None, "--value-head", help="start the critic from a saved value head: a `rlxf ppo` OUT or "
+                               "its value_head.safetensors (default: zeros)"))}
 ppo = _command("ppo", "PPO (value head, KL penalty to the reference, GAE) of a local model "
-                      "against reward functions, reward models or judges.",
-               {**SAMPLING, **PPO_KEYS})
+                      "against reward functions, reward models or judges; OUT gets the policy "
+                      "and its value head (value_head.safetensors).",
+               {**SAMPLING, **PPO_KEYS, **VALUE_HEAD})
 
 
 def register(app: typer.Typer) -> None:

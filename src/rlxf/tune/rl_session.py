@@ -95,10 +95,12 @@ class RLSession:
     @classmethod
     def open(cls, command: str, model_dir: Path, prompts_path: Path, out: Path, cfg,
              rewards: list[str], reward_weights: str | None, top_p: float = 1.0,
-             eval_extra=None, eval_prompts: Path | None = None) -> "RLSession":
+             eval_extra=None, eval_prompts: Path | None = None,
+             inputs: dict | None = None) -> "RLSession":
         """Every input read and checked, then (inputs good) OUT.partial/ claimed. The held-out
         prompts are `eval_prompts`' rows when given (e.g. a lab run's held-out split), else
-        cfg.eval_fraction of PROMPTS."""
+        cfg.eval_fraction of PROMPTS. `inputs`: the command's other input files (name: {file,
+        sha256}), in the fingerprint, so that a changed file never resumes a run."""
         started = time.time()
         if out.exists():
             raise TuneError(f"{out}: already exists (choose another --out or remove it)")
@@ -136,7 +138,7 @@ class RLSession:
                                  if eval_prompts else {}),
                               "rewards": [_spec_fingerprint(s) for s in rewards],
                               "reward_weights": sources.weights,
-                              "config": cfg.model_dump(mode="json")}, engine)
+                              "config": cfg.model_dump(mode="json"), **(inputs or {})}, engine)
         disable_dropout(policy)
         fuse_activations(policy)  # same function, one kernel (models/fused_ops.py)
         policy = prepare(policy, cfg)
@@ -232,8 +234,10 @@ class RLSession:
         return [{**d, **_spec_fingerprint(spec)}
                 for d, spec in zip(self.sources.describe(), self.sources.specs)]
 
-    def finish(self, result: dict) -> dict:
-        """history.json, the model (or adapter), record and card; OUT.partial/ -> OUT."""
+    def finish(self, result: dict, value_head: Callable[[Path], dict] | None = None) -> dict:
+        """history.json, the model (or adapter), record and card; OUT.partial/ -> OUT.
+        `value_head(OUT.partial)`: PPO's critic saved beside the model; what it returns (what
+        the file is) goes into the record and the card."""
         history = result.pop("history")
         params = trainable_parameters(self.policy)  # before a merge folds the adapters away
         record: dict = {}
@@ -241,11 +245,12 @@ class RLSession:
         def write(work: Path) -> None:  # on the main process only (Output.finish)
             atomic_write_json(work / "history.json", history)
             saved = save_model(self.policy, self.tokenizer, work, self.cfg.merge)
+            head = value_head(work) if value_head is not None else None
             record.update(write_rl_record(work, self.output.out.name, self.command,
                                           self.model_dir, self.cfg, self.counts,
                                           self.rewards(), {**result, **params},
                                           history, saved, self.chat.kind, self.backend.name,
-                                          self.started, self.output))
+                                          self.started, self.output, value_head=head))
         out = self.output.finish(write)
         return {**record, "out": str(out), "heldout_change": record.get("heldout_change"),
                 "heldout_reward": [nanmean([history[0].get("reward/mean")]),

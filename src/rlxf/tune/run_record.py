@@ -27,10 +27,12 @@ PRECISION_WORDS = {"no": "fp32"}  # accelerate's "no mixed precision": parameter
 def run_record(command: str, base: Path, cfg, data: dict, metrics: dict, saved: str,
                chat_kind: str, started: float, output, *,
                data_facts: dict | None = None, history: list[dict] | None = None,
-               rewards: list[dict] | None = None, backend: str | None = None) -> dict:
+               rewards: list[dict] | None = None, backend: str | None = None,
+               value_head: dict | None = None) -> dict:
     """The command's ledger record. `data`: the data file (file, sha256, format) and its
     counts; `data_facts`: what its rows were (training_data.Loaded.facts) or None; `history`:
     the held-out eval points of an RL command; `rewards`: its reward sources and weights;
+    `value_head`: `rlxf ppo`'s saved critic (tune/value_head.py `describe`);
     `output`: the command's tune.common.Output (its fingerprint, and the engine that resolved
     the device, the precision and the processes)."""
     accelerator = output.engine.accelerator
@@ -48,7 +50,8 @@ def run_record(command: str, base: Path, cfg, data: dict, metrics: dict, saved: 
         "metrics": {k: v for k, v in metrics.items() if not isinstance(v, (list, dict))},
         "history": history or [],
         "output": {"saved": saved, "chat_format": chat_kind,
-                   **({"rollout_backend": backend} if backend else {})},
+                   **({"rollout_backend": backend} if backend else {}),
+                   **({"value_head": value_head} if value_head else {})},
         "started": datetime.fromtimestamp(started, timezone.utc).isoformat(timespec="seconds"),
         "wall_s": round(time.time() - started, 3),
         "versions": versions(LIBRARIES),
@@ -70,6 +73,8 @@ def training_json(record: dict) -> dict:
                        "eval": {"first": history[0] if history else None,
                                 "last": history[-1] if history else None},
                        "heldout_change": record.get("heldout_change")})
+    if "value_head" in out:  # rlxf ppo
+        legacy["value_head"] = out["value_head"]
     return legacy
 
 
