@@ -7,9 +7,14 @@ from __future__ import annotations
 
 import html
 import json
+import os
+import subprocess
+import sys
+import time
 from statistics import mean
 
 import jsonschema
+import pytest
 from tiny_runs import TINY, copy_run, numbers, rlxf, tree_digest
 
 from rlxf.audit.report import SCHEMA_PATH
@@ -123,22 +128,98 @@ def test_seeds_with_until_is_refused(tmp_path):
     assert proc.returncode == 2 and "--until runs one seed" in proc.stderr
 
 
-def test_a_ray_task_runs_its_command_to_the_log_and_returns_its_exit_code(tmp_path):
+@pytest.fixture(scope="module")
+def ray_local():
+    """The Ray launcher on a one-machine cluster started here, as `--ray local` starts one: with
+    Ray's token authentication, which ray.init() turns on (in os.environ too) for a new cluster."""
+    from rlxf.seeds import RayTasks
+    mode = os.environ.get("RAY_AUTH_MODE")
+    ray = RayTasks("local")
+    yield ray
+    ray.close()
+    if mode is None:  # leave later tests the environment they had
+        os.environ.pop("RAY_AUTH_MODE", None)
+
+
+def _wait(ray, task) -> int | None:
+    deadline = time.monotonic() + 120
+    while (rc := ray.poll(task)) is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return rc
+
+
+def test_a_ray_task_runs_its_command_to_the_log_and_returns_its_exit_code(ray_local, tmp_path):
     """The Ray launcher on a one-machine cluster: the member's output lands in its log and a
     failing member's exit code comes back (so `--seeds` reports it as failed)."""
-    import time
-
-    from rlxf.seeds import RayTasks
-    ray = RayTasks("local")
-    try:
-        assert ray.where.startswith("Ray (local, ")
-        log = tmp_path / "seed=3.log"
-        task = ray.start(["-c", "import os, sys; print('threads', os.environ['OMP_NUM_THREADS']);"
-                                " sys.exit(3)"], log, 1)
-        deadline = time.monotonic() + 120
-        while (rc := ray.poll(task)) is None and time.monotonic() < deadline:
-            time.sleep(0.2)
-    finally:
-        ray.close()
-    assert rc == 3
+    assert ray_local.where.startswith("Ray (local, ")
+    log = tmp_path / "seed=3.log"
+    task = ray_local.start(["-c", "import os, sys; print('threads', os.environ['OMP_NUM_THREADS']);"
+                                  " sys.exit(3)"], log, 1)
+    assert _wait(ray_local, task) == 3
     assert log.read_text().strip() == "threads 1"
+
+
+def test_ray_host_port_of_a_token_cluster_says_to_set_ray_auth_mode_and_then_connects(
+        ray_local, tmp_path):
+    """A cluster with token authentication (what `ray start --head` starts whenever a token
+    exists, e.g. the ~/.ray/auth_token any earlier ray.init() leaves): Ray sends no token to an
+    explicit HOST:PORT, so `rlxf run --ray HOST:PORT` stops at once with what to set instead of
+    Ray's bare "Failed to connect"; with RAY_AUTH_MODE=token, as it says, the same address works."""
+    address = ray_local.ray.get_runtime_context().gcs_address
+    env = {k: v for k, v in os.environ.items() if k != "RAY_AUTH_MODE"}
+    env["RAY_gcs_server_port_wait_time_s"] = "1"  # one connection try, not Ray's ~20 s of retries
+    proc = subprocess.run([sys.executable, "-m", "rlxf", "run", str(TINY), "--seeds", "2",
+                           "--ray", address, "--out", str(tmp_path / "run"), "--threads", "1"],
+                          env=env, capture_output=True, text=True, timeout=300)
+    said = " ".join((proc.stdout + proc.stderr).split())  # the console wraps long lines
+    assert proc.returncode == 2, said
+    assert f"--ray {address}: the cluster at {address} uses token authentication" in said
+    assert "export RAY_AUTH_MODE=token, and the cluster's token in ~/.ray/auth_token" in said
+    assert not (tmp_path / "run" / "seeds").exists()  # no member started
+
+    env["RAY_AUTH_MODE"] = "token"
+    connects = ("import sys, time\n"
+                "from rlxf.seeds import RayTasks\n"
+                "ray = RayTasks(sys.argv[1])\n"
+                "print(ray.where)\n"
+                "task = ray.start(['-c', 'print(42)'], sys.argv[2], 1)\n"
+                "while (rc := ray.poll(task)) is None:\n"
+                "    time.sleep(0.2)\n"
+                "print('exit', rc)\n"
+                "ray.close()\n")
+    proc = subprocess.run([sys.executable, "-c", connects, address, str(tmp_path / "task.log")],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == [ray_local.where.replace("local", address), "exit 0"]
+    assert (tmp_path / "task.log").read_text() == "42\n"
+
+
+@pytest.mark.parametrize("mode, address, says", [
+    (None, "10.0.0.1:6379", "Ray sends no token to an address given explicitly: "
+                            "export RAY_AUTH_MODE=token"),
+    ("", "10.0.0.1:6379", "but RAY_AUTH_MODE='' here: export RAY_AUTH_MODE=token"),
+    ("disabled", "auto", "but RAY_AUTH_MODE='disabled' here: export RAY_AUTH_MODE=token"),
+    ("token", "10.0.0.1:6379", "has no token, or not the cluster's: put the cluster's token in "
+                               "~/.ray/auth_token, a file named by RAY_AUTH_TOKEN_PATH"),
+    (None, "auto", "has no token, or not the cluster's"),  # auto would have sent one it found
+])
+def test_a_refused_token_says_what_to_set_from_ray_auth_mode(monkeypatch, mode, address, says):
+    """No Ray: which advice each RAY_AUTH_MODE gets, and which of Ray's errors are a refused
+    token (ray.init's ConnectionError carries the GCS client's AuthenticationError as text)."""
+    from rlxf.ray_connect import token_help, token_refused
+    if mode is None:
+        monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
+    else:
+        monkeypatch.setenv("RAY_AUTH_MODE", mode)
+    assert says in token_help(address)
+
+    def ray_init_error(gcs_error: str) -> ConnectionError:
+        try:
+            raise ConnectionError(f"Failed to connect to Ray cluster at {address}") \
+                from RuntimeError(f"Failed to connect to GCS. Last connection error: {gcs_error}")
+        except ConnectionError as e:
+            return e
+    assert token_refused(ray_init_error("ray.exceptions.AuthenticationError: RPC error: "
+                                        "InvalidAuthToken: Authentication token is missing"))
+    assert not token_refused(ray_init_error("ray.exceptions.RpcError: Timed out while waiting "
+                                            "for GCS to become available."))

@@ -32,8 +32,10 @@ def _before_every_command() -> None:
 
 REUSE_HELP = ("copy each stage that RUN completed with the same fingerprint (config slice and "
               "inputs) instead of recomputing it; with --seeds, seed by seed")
-RAY_HELP = ("run the seeds as Ray tasks: 'auto' (this machine's cluster), 'ray://HOST:PORT', "
-            "or 'local' (start one here); RUN must be on a filesystem every node sees")
+RAY_HELP = ("run the seeds as Ray tasks: 'auto' (this machine's cluster), 'HOST:PORT' (as "
+            "`ray start --head` prints it), 'ray://HOST:PORT', or 'local' (start one here); RUN "
+            "must be on a filesystem every node sees; a cluster with token authentication needs "
+            "RAY_AUTH_MODE=token for HOST:PORT and ray://")
 
 
 @app.command()

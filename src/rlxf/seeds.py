@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from .ray_connect import connect
 from .rundir import atomic_write_json
 
 SEEDS_DIR = "seeds"
@@ -111,8 +112,9 @@ class LocalProcesses:
 
 class RayTasks:
     """Every member a Ray task asking for `threads` CPUs, which runs `run_logged` on the node
-    Ray picks. `address` is ray.init's: "auto" (the cluster this machine is part of), "ray://
-    host:port" (Ray Client), or "local" (start a one-machine cluster here)."""
+    Ray picks. `address` is ray.init's: "auto" (the cluster this machine is part of), "host:port"
+    (what `ray start --head` prints), "ray://host:port" (Ray Client), or "local" (start a
+    one-machine cluster here); a cluster with token authentication: rlxf.ray_connect."""
 
     def __init__(self, address: str):
         try:
@@ -120,8 +122,7 @@ class RayTasks:
         except ImportError:
             raise RuntimeError("--ray needs Ray: pip install 'rlxf[ray]'") from None
         self.ray = ray
-        ray.init(address=None if address == "local" else address, include_dashboard=False,
-                 log_to_driver=False, configure_logging=False)
+        connect(ray, address)
         self.where = f"Ray ({address}, {ray.cluster_resources().get('CPU', 0):.0f} CPUs)"
         self.remote = ray.remote(run_logged)
 
