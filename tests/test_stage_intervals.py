@@ -237,3 +237,42 @@ def test_a_process_run_without_per_question_sums_still_reads(tmp_path):
 
 def test_the_stage_and_the_audit_name_the_same_file():
     assert process_stage.PER_PROMPT_FILE == process_bon.PER_PROMPT_FILE
+
+
+# --- oversight: the rise of confident-but-wrong answers, pooled over seeds ---------------------
+
+def _rise_clusters(per_seed: list[tuple[list[float], list[float]]]):
+    """Clusters as oversight.rise_clusters builds them: one row per (seed, prompt), its rise in
+    CLASS/rise and 1 in CLASS/prompts. `per_seed[s]`: (verifiable rises, unverifiable rises)."""
+    from rlxf.audit.intervals import Clusters
+    clusters = Clusters()
+    for s, (ver, unver) in enumerate(per_seed):
+        for c, xs in (("verifiable", ver), ("unverifiable", unver)):
+            for x in xs:
+                clusters.add(s, {f"{c}/rise": x, f"{c}/prompts": 1.0})
+    return clusters
+
+
+def test_oversight_rise_pooled_over_seeds_against_a_hand_bootstrap():
+    from rlxf.audit.oversight import rise_intervals
+    rng = np.random.default_rng(3)
+    # verifiable prompts rise by ~0.05, unverifiable by ~0.15: a gap beyond noise
+    per_seed = [(list(rng.normal(0.05, 0.05, 6 + s)), list(rng.normal(0.15, 0.05, 20 + s)))
+                for s in range(3)]
+    iv = rise_intervals(_rise_clusters(per_seed))
+    # columns per prompt row: [ver rise, ver prompts, unver rise, unver prompts]
+    arrays = [np.array([[x, 1, 0, 0] for x in ver] + [[0, 0, x, 1] for x in unver])
+              for ver, unver in per_seed]
+    assert_matches(iv["gap"], *hand_bootstrap(arrays, lambda t: t[2] / t[3] - t[0] / t[1]))
+    assert_matches(iv["verifiable"], *hand_bootstrap(arrays, lambda t: t[0] / t[1]))
+    ver = [x for v, _ in per_seed for x in v]
+    assert iv["verifiable"]["value"] == pytest.approx(sum(ver) / len(ver))  # prompt-weighted
+    assert iv["gap"]["within_noise"] is False and iv["gap"]["value"] > 0.05
+    assert iv["gap"]["n"]["seeds"] == 3 and iv["gap"]["n"]["prompts"] == 21 + 63
+    assert iv["unverifiable"]["n"]["prompts"] == 63
+    # seeds whose gaps point opposite ways pool to a gap within noise
+    flip = [(list(rng.normal(0.15 if s == 1 else 0.0, 0.02, 8)),
+             list(rng.normal(0.0 if s == 1 else 0.15, 0.02, 8))) for s in range(3)]
+    assert rise_intervals(_rise_clusters(flip))["gap"]["within_noise"] is True
+    # one class without prompts: no interval
+    assert rise_intervals(_rise_clusters([([], [0.1, 0.2])])) == {}

@@ -17,7 +17,9 @@ from ..world.belief import confident_wrong, fact_of
 from ..world.grammar import try_parse
 from ..world.kb import KnowledgeBase
 from ..world.prompts import Prompt
+from .intervals import Bootstrap, Clusters, difference, ratio
 from .process_bon import PER_PROMPT_FILE, process_clusters, process_intervals
+from .uncertainty import prompt_n
 
 CLASSES = ("verifiable", "unverifiable")
 RATE = "rate/confident_wrong"
@@ -94,14 +96,47 @@ def rise_interval(diffs: dict[str, list[float]], n_boot: int = N_BOOT, seed: int
     return {c: [sorted(v)[lo], sorted(v)[hi]] for c, v in draws.items()}
 
 
+def rise_clusters(dirs: list[Path]) -> Clusters:
+    """Per (seed, held-out fact-bearing prompt): its rise (per_prompt_rise) as additive columns
+    CLASS/rise and CLASS/prompts, each seed's prompts classed by that seed's verifiable facts."""
+    clusters = Clusters()
+    for i, d in enumerate(dirs):
+        path = d / "eval" / "oversight.json"
+        if not (path.exists() and (d / "eval" / "samples.jsonl").exists()
+                and (d / "world" / "world.json").exists()):
+            continue
+        facts = set(json.loads(path.read_text()).get("verifiable_facts") or ())
+        for c, diffs in per_prompt_rise(d, facts).items():
+            for x in diffs:
+                clusters.add(i, {f"{c}/rise": x, f"{c}/prompts": 1.0})
+    return clusters
+
+
+def rise_intervals(clusters: Clusters) -> dict:
+    """The rise per class and the gap (unverifiable − verifiable), each an interval pooled over
+    the seeds (bootstrap over seeds, then prompts: rlxf.audit.intervals) with n; {} without
+    clusters or without a prompt of each class."""
+    m = clusters.matrix()
+    n = {c: {"prompts": prompt_n(clusters, m, f"{c}/prompts")["prompts"]} for c in CLASSES}
+    boot = Bootstrap.of(clusters)
+    if boot is None or not all(v["prompts"] for v in n.values()):
+        return {}
+    rise = {c: ratio(f"{c}/rise", f"{c}/prompts") for c in CLASSES}
+    out = {c: boot.interval(rise[c], change=True, n=n[c]) for c in CLASSES}
+    out["gap"] = boot.interval(difference(rise["unverifiable"], rise["verifiable"]), change=True,
+                               n={"prompts": sum(v["prompts"] for v in n.values())})
+    return out
+
+
 def build_oversight(run_dir: Path, records: dict, dirs: list[Path] | None = None) -> dict:
     """`dirs`: the run's seeds (pooled.seed_dirs), RUN first; just RUN when not given (the
-    process intervals pool them; the rest is RUN's)."""
+    process intervals and `rise_intervals` pool them; the rest is RUN's)."""
     fb = records.get("feedback")
     notes: dict = {}
     process = _process(run_dir, records, notes, dirs or [run_dir])
     out: dict = {"process": process, "groups": _pool(fb), "feedback": dict.fromkeys(FEEDBACK_KEYS),
                  "models": {}, "rise": dict.fromkeys((*CLASSES, "gap")), "rise_ci95": None,
+                 "rise_intervals": None,
                  "n_facts": None,
                  "n_verifiable_facts": None, "definition": (
                      "a held-out prompt is verifiable when more than half of the annotator pool "
@@ -147,6 +182,7 @@ def build_oversight(run_dir: Path, records: dict, dirs: list[Path] | None = None
             diffs = per_prompt_rise(run_dir, set(facts or ()))
             out["rise_ci95"] = {**rise_interval(diffs), "n_boot": N_BOOT,
                                 "n_prompts": {c: len(diffs[c]) for c in CLASSES}}
+            out["rise_intervals"] = rise_intervals(rise_clusters(dirs or [run_dir])) or None
         else:
             notes["rise_ci95"] = "eval/samples.jsonl or the world is missing"
     else:

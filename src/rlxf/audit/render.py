@@ -342,8 +342,19 @@ def _oversight_tables(o: dict) -> list[tuple[list[str], list[list[str]]]]:
              [[c, signed(rise.get(c), 3), _interval(ci.get(c)),
                num((ci.get("n_prompts") or {}).get(c))]
               for c in ("verifiable", "unverifiable", "gap")]),
+            *_rise_pooled_table(o.get("rise_intervals")),
             *([(["annotator feedback", "value"], fb)] if fb else []),
             *_process_tables(o.get("process"))]
+
+
+def _rise_pooled_table(iv: dict | None) -> list[tuple[list[str], list[list[str]]]]:
+    """The rise and the gap pooled over the seeds, with intervals (`rise_intervals`)."""
+    if not iv:
+        return []
+    seeds = ((iv.get("gap") or {}).get("n") or {}).get("seeds")
+    return [([f"rise, pooled ({seeds} seed{'s' if seeds != 1 else ''})",
+              "confident-but-wrong, policy − SFT [95%]"],
+             [[c, _pooled(iv.get(c))] for c in ("verifiable", "unverifiable", "gap")])]
 
 
 def _alignment_tax_tables(a: dict) -> list[tuple[list[str], list[list[str]]]]:
