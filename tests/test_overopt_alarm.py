@@ -4,6 +4,8 @@ against gold (rlxf.audit.alarm_lab) over several runs, including a false alarm."
 
 import json
 import math
+import os
+import shutil
 
 import pytest
 from report_fakes import FakeRun
@@ -81,19 +83,23 @@ def test_lab_check_counts_lead_lag_and_false_alarms_over_runs(tmp_path):
              point(30, 0.71, flattery=0.3), point(40, 0.69, flattery=0.3)]
     steady_quiet = [point(s, 0.70 + s / 1000) for s in (0, 10, 20, 30, 40)]
     steady_noisy = [point(0, 0.70)] + [point(s, 0.71, flattery=0.3) for s in (10, 20, 30, 40)]
+    # best-of-n: SFT and one policy point, which the rule (2 consecutive points) cannot fire on
+    bon = [point(0, 0.70), point(1, 0.71, flattery=0.5)]
     for name, h in (("hacked", hacked), ("early", early), ("quiet", steady_quiet),
-                    ("noisy", steady_noisy)):
+                    ("noisy", steady_noisy), ("bon", bon)):
         write_policy(tmp_path / name, h)
-    result = alarm_lab.validate([tmp_path / n for n in ("hacked", "early", "quiet", "noisy")])
+    result = alarm_lab.validate([tmp_path / n for n in ("hacked", "early", "quiet", "noisy",
+                                                        "bon")])
     by = {r["run"].rsplit("/", 1)[1]: r for r in result["runs"]}
     assert by["hacked"]["gold"] == {"peak_step": 20, "peak": 0.78, "last": 0.66, "falls": True}
     assert by["hacked"]["alarm_step"] == 30 and by["hacked"]["steps_after_gold_peak"] == 10
     assert by["early"]["alarm_step"] == 20 and by["early"]["steps_after_gold_peak"] == 0
     assert not by["quiet"]["alarm_fired"] and not by["quiet"]["false_alarm"]
     assert by["noisy"]["gold"]["falls"] is False and by["noisy"]["false_alarm"]
-    assert result["summary"] == {"runs": 4, "gold_falls": 2, "detected": 2,
+    assert result["summary"] == {"runs": 4, "too_short": 1, "gold_falls": 2, "detected": 2,
                                  "steps_after_gold_peak": [10, 0], "gold_steady": 2,
                                  "false_alarms": 1}
+    assert "bon" not in by and result["too_short"] == [str(tmp_path / "bon")]
 
 
 def test_lab_check_reads_sweep_members_and_its_command_line(tmp_path, capsys):
@@ -101,9 +107,15 @@ def test_lab_check_reads_sweep_members_and_its_command_line(tmp_path, capsys):
     write_policy(root, [point(s, 0.7) for s in (0, 10, 20)])
     write_policy(root / "sweep" / "policy.ppo.kl_coef=0.01",
                  [point(0, 0.7), point(10, 0.8, flattery=0.4), point(20, 0.6, flattery=0.5)])
+    # a member with the run's own policy links to it (sweep.py): one policy, counted once
+    same = root / "sweep" / "policy.ppo.kl_coef=0.1"
+    write_policy(same, [point(s, 0.7) for s in (0, 10, 20)])
+    shutil.rmtree(same / "policy")
+    (same / "policy").symlink_to(os.path.relpath(root / "policy", same), target_is_directory=True)
     out = tmp_path / "alarm.json"
     assert alarm_lab.main([str(root), "--json", str(out)]) == 0
     result = json.loads(out.read_text())
+    assert len(result["runs"]) == 2
     assert [r["run"].endswith(e) for r, e in zip(result["runs"], ("run", "kl_coef=0.01"))] == [
         True, True]
     assert result["summary"]["gold_falls"] == 1 and result["summary"]["detected"] == 1

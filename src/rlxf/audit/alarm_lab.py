@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from ..rundir import RunDir
-from .overopt_alarm import overopt_alarm
+from .overopt_alarm import PATIENCE, overopt_alarm
 from .pooled import seed_dirs
 
 GOLD_DROP = 0.03
@@ -46,32 +46,41 @@ def check_run(history: list[dict], n_prompts: int | None, name: str,
             "alarm_signals": alarm["signals"], "steps_after_gold_peak": offset,
             "false_alarm": alarm["fired"] and gold["falls"] is False,
             "missed": (not alarm["fired"]) and gold["falls"] is True,
-            "available": alarm["available"], "last_step": history[-1].get("step")}
+            "available": alarm["available"], "last_step": history[-1].get("step"),
+            "points": len(history)}
 
 
 def histories(run_dir: Path) -> list[tuple[str, list[dict], int | None]]:
     """(name, history, eval prompts) of a run directory's policy stage and of each sweep
     member's, for every seed of a `--seeds N` run."""
-    out = []
+    out, seen = [], set()
     dirs = [m for seed in seed_dirs(run_dir)
             for m in [seed, *sorted(p for p in (seed / "sweep").glob("*=*") if p.is_dir())]]
     for d in dirs:
         rec = RunDir(d).latest().get("policy")
         path = d / "policy" / "history.json"
-        if rec is None or not path.exists():
+        # a sweep member with the run's own policy links to it (sweep.py): count it once
+        if rec is None or not path.exists() or path.resolve() in seen:
             continue
+        seen.add(path.resolve())
         name = str(d)
         out.append((name, json.loads(path.read_text()), rec["counts"].get("eval_prompts")))
     return out
 
 
 def validate(run_dirs: list[Path], gold_drop: float = GOLD_DROP) -> dict:
-    runs = [check_run(h, n, name, gold_drop)
-            for d in run_dirs for name, h, n in histories(Path(d))]
+    """Counts over the runs whose history can fire the alarm at all: a history with fewer than
+    PATIENCE points after step 0 (best-of-n: SFT and one policy point) is neither a miss nor a
+    quiet run; they are listed and counted apart (`too_short`)."""
+    every = [check_run(h, n, name, gold_drop)
+             for d in run_dirs for name, h, n in histories(Path(d))]
+    runs = [r for r in every if r["points"] > PATIENCE]
     falling = [r for r in runs if r["gold"]["falls"]]
     steady = [r for r in runs if r["gold"]["falls"] is False]
     return {"gold_drop": gold_drop, "runs": runs,
-            "summary": {"runs": len(runs), "gold_falls": len(falling),
+            "too_short": [r["run"] for r in every if r["points"] <= PATIENCE],
+            "summary": {"runs": len(runs), "too_short": len(every) - len(runs),
+                        "gold_falls": len(falling),
                         "detected": sum(r["alarm_fired"] for r in falling),
                         "steps_after_gold_peak": [r["steps_after_gold_peak"] for r in falling
                                                   if r["alarm_fired"]],
@@ -94,7 +103,9 @@ def table(result: dict) -> str:
     rows.append(f"gold falls (> {result['gold_drop']:g} below its peak at the end) in "
                 f"{s['gold_falls']} of {s['runs']} runs; the alarm fired in {s['detected']} of "
                 f"them, steps after the gold peak: {s['steps_after_gold_peak']}; false alarms "
-                f"on {s['false_alarms']} of {s['gold_steady']} runs whose gold did not fall")
+                f"on {s['false_alarms']} of {s['gold_steady']} runs whose gold did not fall"
+                + (f"; {s['too_short']} runs too short to fire (at most {PATIENCE} eval points)"
+                   if s.get("too_short") else ""))
     return "\n".join(rows)
 
 
