@@ -66,6 +66,24 @@ def test_step_logits_equal_the_models_forward(arch):
                 torch.testing.assert_close(a.values, b.values, rtol=0, atol=1e-12)
 
 
+def test_gpt2_step_logits_are_bitwise_the_forwards_in_float32():
+    """The lab's models are GPT-2: in float32 the lean step computes the forward's logits bit for
+    bit, so sampling through it leaves every lab number unchanged (not only to rounding)."""
+    model, prompts, k, new = _model("gpt2").float(), _prompts(4), 4, 12
+    gen = torch.Generator().manual_seed(1)
+    with torch.inference_mode():
+        ours, mask_ours, width, start = _prefilled(model, prompts, k, new)
+        theirs, mask, _, _ = _prefilled(model, prompts, k, new)
+        step = decode_step(model, ours, mask_ours)
+        for t in range(new):
+            token = torch.randint(3, 40, (len(prompts) * k,), generator=gen)
+            mask[:, width + t] = 1
+            want = model(input_ids=token[:, None], attention_mask=mask,
+                         position_ids=(start + t)[:, None], use_cache=True,
+                         **cache_kwargs(model, theirs)).logits[:, -1]
+            assert torch.equal(step(token, width + t, start + t), want)
+
+
 @pytest.mark.parametrize("arch", ["gpt2", "llama"])
 @pytest.mark.parametrize("top_p", [1.0, 0.9])
 def test_sampled_tokens_equal_the_forward_paths(arch, top_p, monkeypatch):
