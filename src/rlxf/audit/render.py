@@ -336,8 +336,11 @@ def _oversight_tables(o: dict) -> list[tuple[list[str], list[list[str]]]]:
             for m, by_class in o["models"].items() for c, v in by_class.items()]
     rise, ci = o.get("rise") or {}, o.get("rise_ci95") or {}
     fb = [[k, num(v)] for k, v in (o.get("feedback") or {}).items() if v is not None]
-    return [(["model", "prompts", "samples", "confident-but-wrong", "wrong", "confident"], rows),
-            (["rise (policy − SFT)", "confident-but-wrong", "95% CI (prompt bootstrap)",
+    seeds = (((o.get("rise_intervals") or {}).get("gap") or {}).get("n") or {}).get("seeds")
+    first = ", first seed" if seeds and seeds > 1 else ""  # pooled below: these are RUN's
+    return [([f"model{first}", "prompts", "samples", "confident-but-wrong", "wrong", "confident"],
+             rows),
+            ([f"rise (policy − SFT){first}", "confident-but-wrong", "95% CI (prompt bootstrap)",
               "prompts"],
              [[c, signed(rise.get(c), 3), _interval(ci.get(c)),
                num((ci.get("n_prompts") or {}).get(c))]
