@@ -18,7 +18,7 @@ import torch
 from hf_models import save_model_dir
 from transformers import AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel
 
-from rlxf.train.lm import lm_batch, lm_loss, packed_positions
+from rlxf.train.lm import lm_batch, lm_loss, packed_positions, train_lm
 from rlxf.train.packing import best_fit_decreasing, pack
 
 torch.set_num_threads(1)
@@ -92,6 +92,43 @@ def test_packed_loss_and_gradients_equal_the_unpacked_ones(arch, tmp_path):
     tol = 1e-9 if arch == "gpt2" else 1e-6 * max(p.grad.abs().max() for p in model.parameters())
     for k, p in model.named_parameters():
         assert torch.allclose(got_grad[k], p.grad, atol=tol, rtol=0), k
+
+
+@pytest.mark.parametrize("arch", ["gpt2", "llama"])
+def test_padding_free_training_takes_the_padded_batches_steps(arch, tmp_path):
+    """train_lm with each micro-batch packed into rows (`padding_free`, the CPU's default)
+    reaches the parameters and per-step losses of padded batches: 3 steps of 8 ragged examples
+    in 2 micro-batches, float64."""
+    from rlxf.train.hparams import Optimisation
+    from rlxf.train.loop import Checkpointer
+
+    cfg = Optimisation(steps=3, batch_size=8, grad_accum=2, lr=1e-2, device="cpu")
+    rows_seen, runs = [], {}
+    for padding_free in (True, False):
+        model = _gpt2() if arch == "gpt2" else _llama(tmp_path)
+        hook = model.base_model.register_forward_pre_hook(  # lm_loss runs the backbone
+            lambda _m, args, kw: rows_seen.append((padding_free, kw["input_ids"].shape[0])),
+            with_kwargs=True)
+        losses = []
+        train_lm(model, _examples(16, seed=2), cfg, PAD, 0,
+                 Checkpointer(tmp_path / f"ckpt-{padding_free}", 1000),
+                 lambda _step, m: losses.append(m["loss/lm"]), padding_free=padding_free)
+        hook.remove()
+        runs[padding_free] = (torch.cat([p.detach().flatten() for p in model.parameters()]),
+                              losses)
+    # packed: fewer rows than examples in some micro-batch; padded: always 4 rows
+    assert any(n < 4 for packed, n in rows_seen if packed)
+    assert all(n == 4 for packed, n in rows_seen if not packed)
+    (got, got_losses), (want, want_losses) = runs[True], runs[False]
+    assert got_losses == pytest.approx(want_losses, abs=1e-12)
+    tol = 1e-10 if arch == "gpt2" else 1e-6  # Llama's RMSNorm computes in float32
+    assert (got - want).abs().max() < tol
+    assert (got - _gpt2_or_llama_start(arch, tmp_path)).abs().max() > 1e-4  # it did train
+
+
+def _gpt2_or_llama_start(arch, tmp_path):
+    model = _gpt2() if arch == "gpt2" else _llama(tmp_path)
+    return torch.cat([p.detach().flatten() for p in model.parameters()])
 
 
 def test_packed_loss_equals_the_loss_of_trls_packed_batch(tmp_path):
