@@ -18,7 +18,7 @@ import torch
 from hf_models import save_model_dir
 from transformers import AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel
 
-from rlxf.train.lm import lm_batch, lm_loss, packed_positions, train_lm
+from rlxf.train.lm import lm_batch, lm_loss, packed_positions, padding_free_rows, train_lm
 from rlxf.train.packing import best_fit_decreasing, pack
 
 torch.set_num_threads(1)
@@ -124,6 +124,15 @@ def test_padding_free_training_takes_the_padded_batches_steps(arch, tmp_path):
     tol = 1e-10 if arch == "gpt2" else 1e-6  # Llama's RMSNorm computes in float32
     assert (got - want).abs().max() < tol
     assert (got - _gpt2_or_llama_start(arch, tmp_path)).abs().max() > 1e-4  # it did train
+
+
+def test_padding_free_rows_leave_batches_that_cannot_pack():
+    """Rows as wide as the longest example: two examples share one only if they fit together."""
+    same = [([5] * 6, 2) for _ in range(4)]
+    assert padding_free_rows(same) is same
+    ragged = [([5] * n, 1) for n in (6, 2, 3, 6)]
+    rows = padding_free_rows(ragged)
+    assert sorted(r.lengths for r in rows) == [[3, 2], [6], [6]]
 
 
 def _gpt2_or_llama_start(arch, tmp_path):

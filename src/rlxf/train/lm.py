@@ -68,10 +68,14 @@ def padding_free_rows(examples: list) -> list:
     """A micro-batch's examples packed into rows no longer than its longest example (the
     padded batch's width), so that the positions a padded batch would fill with padding mostly
     hold other examples' tokens. The same sequences, trained tokens and loss (each sequence sees
-    only itself: train/packing.py), as TRL's `padding_free`; rows that are already packed stay."""
+    only itself: train/packing.py), as TRL's `padding_free`. Rows that are already packed stay,
+    and so do examples of which no two fit in one row (equal lengths: nothing to gain)."""
     if not examples or isinstance(examples[0], Packed):
         return examples
-    return pack(examples, max(len(ids) for ids, *_ in examples))
+    lengths = sorted(len(ids) for ids, *_ in examples)
+    if len(lengths) < 2 or lengths[0] + lengths[1] > lengths[-1]:
+        return examples
+    return pack(examples, lengths[-1])
 
 
 def train_lm(model, examples: list[tuple[list[int], int]], cfg: Optimisation, pad_id: int,
@@ -82,9 +86,9 @@ def train_lm(model, examples: list[tuple[list[int], int]], cfg: Optimisation, pa
     sum divided by the global batch's token count. `examples` may be packed rows
     (train/packing.py: `pack`), cfg.batch_size rows a step, as TRL's `packing=True`.
     `padding_free` (None: on the CPU) computes each micro-batch as `padding_free_rows`: the
-    same step up to float rounding (tests/test_packing.py) at about 0.6x the time of the lab's
-    pretraining step on the CPU, where every padded position costs as much as a real one. Off
-    by default on a GPU, where it has not been measured."""
+    same step up to float rounding (tests/test_packing.py), cheaper on the CPU, where every
+    padded position costs as much as a real one (bench/README.md: the lab's pretraining and
+    SFT steps). Off by default on a GPU, where it has not been measured."""
     engine = engine or Engine(cfg, recipe="sft")
     fuse_activations(model)  # same function, one kernel (models/fused_ops.py)
     order = BatchOrder(len(examples), cfg.batch_size, seed)
