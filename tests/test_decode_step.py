@@ -93,7 +93,7 @@ def test_what_it_does_not_reproduce_decodes_through_the_forward():
     window = _lm("llama").eval()
     window.config.sliding_window = 4
     linear = _lm("gpt2").eval()  # a GPT-2 whose projection is not Conv1D (weight (out, in))
-    linear.transformer.h[0].attn.c_proj = torch.nn.Linear(16, 16)
+    linear.transformer.h[0].attn.c_proj = torch.nn.Linear(16, 16).double()
     with torch.inference_mode():
         for model in (gemma, eager, window, linear):
             cache, mask, _, _ = _prefilled(model, prompts, 2, 3)
