@@ -72,7 +72,7 @@ def train_lm(model, examples: list[tuple[list[int], int]], cfg: Optimisation, pa
     sum divided by the global batch's token count. `examples` may be packed rows
     (train/packing.py: `pack`), cfg.batch_size rows a step, as TRL's `packing=True`."""
     engine = engine or Engine(cfg, recipe="sft")
-    fuse_activations(model)  # same function, one kernel (models/fused_ops.py)
+    fuse_activations(model)  # same function, cheaper kernels (models/fused_ops.py)
     order = BatchOrder(len(examples), cfg.batch_size, seed)
 
     def losses(model, step: int):
