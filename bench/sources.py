@@ -8,7 +8,14 @@ cannot share one), through that checkout's own `bench/run.py: one_run`, so every
 exactly as its own harness timed it; TRL fair runs from the first checkout's harness. The order
 of the sides rotates every repeat, so a burst of load hits each side in turn. Per repeat:
 every checkout's examples per CPU-second (and per wall second) over TRL's in that repeat, then
-the median and [min, max]. Writes bench/results/<date>-<model>-sources-<tasks>.json and .md."""
+the median and [min, max]. Writes bench/results/<date>-<model>-sources-<tasks>.json and .md.
+
+`--only grpo_files` runs the GRPO-from-files row (`rlxf grpo` against TRL's GRPOTrainer, the
+same reward function): `--grpo-prompts` prompts x `--group` completions a step, at most
+`--completion-len` new tokens, as `bench/run.py` runs it:
+
+    python bench/sources.py --src main=/tmp/main --src branch=. --only grpo_files --model 1m \
+        --threads 1 --repeats 3"""
 
 from __future__ import annotations
 
@@ -25,7 +32,7 @@ HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 # The options a side's process needs to rebuild the workload and run one side of one task.
 SIDE_OPTIONS = ("model", "pairs", "prompt_len", "completion_len", "batch", "steps", "warmup",
-                "seed", "threads")
+                "seed", "threads", "grpo_prompts", "group")
 
 
 def side_main(argv: list[str]) -> None:
@@ -48,10 +55,11 @@ def side_main(argv: list[str]) -> None:
     torch.set_num_threads(opts["threads"])
     datasets.disable_progress_bars()
     transformers.logging.set_verbosity_error()
-    # one_run reads the GRPO fields too, though these tasks never use them
-    args = argparse.Namespace(**opts, default_steps=0, grpo_prompts=4, group=8)
+    args = argparse.Namespace(**opts, default_steps=0)
     w = build(args.model, args.pairs, args.prompt_len, args.completion_len, args.seed)
-    order = run.rlxf_side.batch_order(len(w.prompts), args.steps, args.batch, args.seed)
+    # the item stream, as bench/run.py's bench_task makes it (GRPO: prompts, each `group` times)
+    per_step = args.grpo_prompts if a.task == "grpo_files" else args.batch
+    order = run.rlxf_side.batch_order(len(w.prompts), args.steps, per_step, args.seed)
     result = run.one_run(a.side, a.task, w, args, order, trl_side.FAIR)
     import rlxf
     result["rlxf_imported_from"] = rlxf.__file__
@@ -124,7 +132,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--src", action="append", required=True, metavar="NAME=ROOT",
                     help="an rlxf checkout (its src/ and bench/); two or more")
-    ap.add_argument("--only", nargs="+", choices=("sft", "reward", "dpo"), default=["sft", "dpo"])
+    ap.add_argument("--only", nargs="+", choices=("sft", "reward", "dpo", "grpo_files"),
+                    default=["sft", "dpo"])
     ap.add_argument("--model", default="1m")
     ap.add_argument("--pairs", type=int, default=512)
     ap.add_argument("--prompt-len", type=int, default=24)
@@ -132,6 +141,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--steps", type=int, default=15)
     ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--grpo-prompts", type=int, default=4, help="GRPO: prompts per step")
+    ap.add_argument("--group", type=int, default=8, help="GRPO: completions per prompt (G)")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)

@@ -102,15 +102,18 @@ def test_sampled_tokens_equal_the_forward_paths(arch, top_p, monkeypatch):
 
 
 def test_what_it_does_not_reproduce_decodes_through_the_forward():
-    """Gemma (scaled embeddings), another attention implementation, a sliding window."""
+    """Gemma (scaled embeddings), another attention implementation, a sliding window, a GPT-2
+    projection that is not transformers' Conv1D."""
     prompts = _prompts(2)
     gemma = _lm("gemma").eval()
     eager = _lm("llama").eval()
     eager.config._attn_implementation = "eager"
     window = _lm("llama").eval()
     window.config.sliding_window = 4
+    linear = _lm("gpt2").eval()  # a GPT-2 whose projection is not Conv1D (weight (out, in))
+    linear.transformer.h[0].attn.c_proj = torch.nn.Linear(16, 16).double()
     with torch.inference_mode():
-        for model in (gemma, eager, window):
+        for model in (gemma, eager, window, linear):
             cache, mask, _, _ = _prefilled(model, prompts, 2, 3)
             assert decode_step(model, cache, mask) is None
     llama = _lm("llama").eval()

@@ -13,6 +13,7 @@ from hf_models import small_config
 from transformers import (AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel, LlamaConfig,
                           LlamaForCausalLM)
 
+import rlxf.models.group_sampling as group_sampling
 from rlxf.models.group_sampling import draw, sample_groups
 
 PAD, EOS, VOCAB = 0, 1, 40
@@ -63,6 +64,32 @@ def test_draw_samples_the_softmax_and_never_a_zero_probability_token():
     freq2 = torch.bincount(draw(logits, 2.0, torch.Generator().manual_seed(1)),
                            minlength=4).float() / len(tokens)
     assert torch.allclose(freq2, probs.sqrt() / probs.sqrt().sum(), atol=0.015)
+
+
+def test_uniforms_drawn_up_front_are_the_per_token_ones(monkeypatch):
+    """UniformStream: one torch.rand per generator for every token gives the numbers one
+    torch.rand per generator per token gives (one generator, or one per prompt), so the
+    sampler draws the same tokens for a seed as when it drew each token's uniforms then."""
+    from rlxf.models.group_sampling import UniformStream, _uniforms
+    for make in (lambda: torch.Generator().manual_seed(7),
+                 lambda: [torch.Generator().manual_seed(s) for s in (1, 2, 3)]):
+        stream, per_token = UniformStream(6, make(), 5), make()
+        for _ in range(5):
+            assert torch.equal(_uniforms(6, stream), _uniforms(6, per_token))
+        with pytest.raises(ValueError, match="call 6"):
+            _uniforms(6, stream)
+    model, prompts = _lm("gpt2"), _prompts()
+    for seed in (3, [3, 4, 5]):
+        kwargs = dict(temperature=0.8, max_new_tokens=10, seed=seed, pad_id=PAD, eos_id=EOS,
+                      top_p=0.95)
+        up_front = sample_groups(model, prompts, 4, **kwargs)
+        with monkeypatch.context() as m:
+            class PerToken:  # the sampler keeps its generators: uniforms drawn token by token
+                def __new__(cls, rows, generator, calls):
+                    return generator
+            m.setattr(group_sampling, "UniformStream", PerToken)
+            per_token = sample_groups(model, prompts, 4, **kwargs)
+        assert up_front == per_token
 
 
 def test_groups_seeds_and_eos():

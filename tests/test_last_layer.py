@@ -1,7 +1,7 @@
 """The reward model's last layer run only where its head reads it (models/last_layer.py) is the
 same function as the full forward: values and gradients in float64 against an independent
 computation (one unpadded prompt + response sequence at a time through the unmodified model),
-with ragged prompt and response lengths. Also: torch's fused tanh-GELU equals GPT-2's gelu_new."""
+with ragged prompt and response lengths. Also: the sigmoid form of tanh-GELU equals GPT-2's gelu_new."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from transformers import GPT2Config, GPT2ForSequenceClassification, LlamaConfig
 from transformers import LlamaForSequenceClassification
 from transformers.activations import GELUTanh, NewGELUActivation
 
-from rlxf.models.fused_ops import fuse_activations
+from rlxf.models.fused_ops import SigmoidFormGELU, fuse_activations
 from rlxf.models.last_layer import pair_last_hidden, supports
 from rlxf.train.reward import pair_rewards
 
@@ -76,18 +76,30 @@ def test_other_architectures_take_the_full_path():
 
 
 def test_fused_gelu_equals_gelu_new_and_swaps_every_activation():
-    x = torch.linspace(-8, 8, 2001, dtype=torch.float64, requires_grad=True)
+    """The sigmoid form of tanh-GELU against `gelu_new` (transformers' own six ops): float64
+    values and gradients from -40 to 40 (where 1 + tanh saturates), with and without autograd;
+    in float32 within a few float32 roundings; bf16 through torch's kernel."""
+    x = torch.cat([torch.linspace(-8, 8, 2001, dtype=torch.float64),
+                   torch.tensor([-40.0, -20.0, -12.0, 12.0, 20.0, 40.0], dtype=torch.float64)])
+    x.requires_grad_()
     want = NewGELUActivation()(x)
-    (gw,) = torch.autograd.grad(want.sum(), x)
-    got = GELUTanh()(x)
-    (gg,) = torch.autograd.grad(got.sum(), x)
+    weights = torch.linspace(-1, 2, x.numel(), dtype=torch.float64)
+    (gw,) = torch.autograd.grad((want * weights).sum(), x)
+    got = SigmoidFormGELU()(x)
+    (gg,) = torch.autograd.grad((got * weights).sum(), x)
     assert torch.allclose(got, want, atol=1e-12, rtol=0)
     assert torch.allclose(gg, gw, atol=1e-12, rtol=0)
+    with torch.no_grad():
+        assert torch.allclose(SigmoidFormGELU()(x), want, atol=1e-12, rtol=0)
+        x32 = x.float()
+        assert torch.allclose(SigmoidFormGELU()(x32).double(), want, atol=2e-6, rtol=1e-6)
+        bf16 = x.to(torch.bfloat16)
+        assert torch.equal(SigmoidFormGELU()(bf16), GELUTanh()(bf16))
     model = _gpt2_rm()
     prompts, a, _ = _triples(seed=5)
     ids = torch.tensor([prompts[0] + a[0]])
     before = model(input_ids=ids).logits
     assert fuse_activations(model) == 3
     assert fuse_activations(model) == 0
-    assert all(isinstance(blk.mlp.act, GELUTanh) for blk in model.transformer.h)
+    assert all(isinstance(blk.mlp.act, SigmoidFormGELU) for blk in model.transformer.h)
     assert torch.allclose(model(input_ids=ids).logits, before, atol=1e-12, rtol=0)

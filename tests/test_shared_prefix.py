@@ -173,6 +173,24 @@ def test_group_token_logprobs_equal_full_forwards_per_token_values_and_gradients
         assert torch.allclose(got_grad[k], p.grad, atol=grad_tol, rtol=0), k
 
 
+def test_group_token_logprobs_of_one_token_responses():
+    """The log-prob path runs every response token but the last: with one-token responses only
+    the prompts run; mixed with longer ones, each row still equals its full forward."""
+    from rlxf.models.shared_prefix import group_token_logprobs
+
+    model = _lm("gpt2")
+    prompts = [[3, 4, 5], [6, 7]]
+    for responses in ([[8], [9], [10], [11]], [[8], [9, 12, 13], [10, 14], [11]]):
+        got, mask = group_token_logprobs(model, prompts, responses, PAD)
+        for i, r in enumerate(responses):
+            p = prompts[i // 2]
+            ids = torch.tensor([p + r])
+            logp = model(input_ids=ids).logits[0, :-1].log_softmax(-1)
+            want = logp[torch.arange(len(p) - 1, len(p) + len(r) - 1), ids[0, len(p):]]
+            assert torch.allclose(got[i, : len(r)], want, atol=TOL, rtol=0)
+            assert mask[i].sum() == len(r) and (got[i, len(r):] == 0).all()
+
+
 @pytest.mark.parametrize("arch", ARCHS)
 def test_grpo_loss_and_gradients_on_either_logprob_path_equal_full_forwards(arch, monkeypatch):
     """train/group_rl.py's log-probs (models/logprobs.group_response_logprobs): the shared-prefix
@@ -224,15 +242,13 @@ def test_grpo_loss_and_gradients_on_either_logprob_path_equal_full_forwards(arch
 def test_dpo_reference_pass_runs_the_kernel_the_policy_trains_with():
     """GPT-2's `gelu_new` (six ops) and the fused tanh-GELU the policy trains with round
     differently in float32; the reference pass fuses too, so step 0's log-ratio is exactly 0."""
-    from transformers.activations import GELUTanh
-
-    from rlxf.models.fused_ops import fuse_activations
+    from rlxf.models.fused_ops import SigmoidFormGELU, fuse_activations
     from rlxf.train.dpo import reference_logprobs
 
     reference, policy = _lm("gpt2").float(), _lm("gpt2").float()
     pairs = list(zip(*_triples(n=8, seed=9)))
     ref_chosen, ref_rejected = reference_logprobs(reference, pairs, PAD)
-    assert all(isinstance(b.mlp.act, GELUTanh) for b in reference.transformer.h)
+    assert all(isinstance(b.mlp.act, SigmoidFormGELU) for b in reference.transformer.h)
     fuse_activations(policy)
     with torch.no_grad():
         chosen, rejected = pair_logprobs(policy, pairs, PAD)

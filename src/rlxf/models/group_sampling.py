@@ -37,22 +37,50 @@ def prompt_seeds(base: int, positions: Sequence[int]) -> list[int]:
     return [base * 1_000_003 + p for p in positions]
 
 
-def _uniforms(rows: int, generator: torch.Generator | list[torch.Generator]) -> torch.Tensor:
+def _uniforms(rows: int, generator: torch.Generator | list[torch.Generator] | UniformStream
+              ) -> torch.Tensor:
     """(rows, 1) uniforms: from one generator, or consecutive equal blocks of rows each from
-    its own generator (a prompt's group)."""
+    its own generator (a prompt's group), or the next of a `UniformStream`'s."""
+    if isinstance(generator, UniformStream):
+        return generator.next(rows)
     if isinstance(generator, torch.Generator):
         return torch.rand(rows, 1, generator=generator)
     block = rows // len(generator)
     return torch.cat([torch.rand(block, 1, generator=g) for g in generator])
 
 
+class UniformStream:
+    """The uniforms of `calls` consecutive `_uniforms(rows, generator)` calls, drawn up front:
+    one `torch.rand` per generator for all of them instead of one per generator per token.
+    The same numbers in the same order (a CPU generator's stream is sequential:
+    tests/test_group_sampling.py checks it), so a seed draws the same tokens."""
+
+    def __init__(self, rows: int, generator: torch.Generator | list[torch.Generator],
+                 calls: int):
+        if isinstance(generator, torch.Generator):
+            self._values = torch.rand(calls, rows, 1, generator=generator)
+        else:
+            block = rows // len(generator)
+            self._values = torch.cat([torch.rand(calls, block, 1, generator=g)
+                                      for g in generator], 1)
+        self._next = 0
+
+    def next(self, rows: int) -> torch.Tensor:
+        if self._next == len(self._values) or rows != self._values.shape[1]:
+            raise ValueError(f"UniformStream: call {self._next + 1} for {rows} rows; drawn for "
+                             f"{len(self._values)} calls of {self._values.shape[1]}")
+        self._next += 1
+        return self._values[self._next - 1]
+
+
 def draw(logits: torch.Tensor, temperature: float,
-         generator: torch.Generator | list[torch.Generator], top_p: float = 1.0) -> torch.Tensor:
+         generator: torch.Generator | list[torch.Generator] | UniformStream,
+         top_p: float = 1.0) -> torch.Tensor:
     """(N,) one token per row of (N, V) logits: softmax(logits / temperature) sampled by inverse
     CDF (a token of probability 0 is never drawn); argmax when temperature is 0. With top_p < 1
     only the most probable tokens whose probabilities reach top_p can be drawn (nucleus).
     `generator`: one for all rows, or a list that splits the rows into equal consecutive blocks
-    (a prompt's group each)."""
+    (a prompt's group each), or a `UniformStream` drawn from either."""
     if temperature == 0:
         return logits.argmax(-1)
     # x / 1.0 is x: at temperature 1 the division is skipped (the same probabilities)
@@ -116,6 +144,8 @@ def _sample_groups(model, prompts, k, device, *, temperature, max_new_tokens, se
     next_position = mask.sum(1)
     generator = torch.Generator().manual_seed(seed) if isinstance(seed, int) else \
         [torch.Generator().manual_seed(s) for s in _per_prompt(seed, n)]
+    if temperature != 0:  # greedy draws no uniforms
+        generator = UniformStream(n * k, generator, max_new_tokens)
     done = torch.zeros(n * k, dtype=torch.bool, device=device)
     tokens: list[torch.Tensor] = []
     lean = decode_step(model, cache, mask)  # None: the model's own forward (models/decode_step.py)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from .batching import fully_sharded, pad_right
+from .head_logprobs import head_token_logprobs
 from .kv_cache import cache_kwargs, returned_cache
 
 
@@ -63,6 +64,9 @@ class GroupStates:
     response_ids: torch.Tensor  # (k·B, Tr)
     response_mask: torch.Tensor  # (k·B, Tr)
     prompt_ids: torch.Tensor | None = None  # (B, Tp)
+    # True: `response` holds the states of response tokens 0 .. Tr - 2 only (group_states'
+    # `predictors_only`): the last token's state predicts nothing a log-prob reads
+    without_last: bool = False
 
     @property
     def k(self) -> int:
@@ -74,11 +78,13 @@ class GroupStates:
         n = self.prompt.shape[0]
         last_prompt = self.prompt[torch.arange(n), self.prompt_mask.sum(1) - 1]
         return torch.cat([last_prompt.repeat_interleave(self.k, 0)[:, None],
-                          self.response[:, :-1]], 1)
+                          self.response if self.without_last else self.response[:, :-1]], 1)
 
     def sequence_layout(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(states (k·B, Tp + Tr, d), ids, mask): each row's prompt (padded to Tp) then its
         response, the layout `scored_index` indexes."""
+        if self.without_last:
+            raise ValueError("group_states(predictors_only=True) ran no last response token")
         k = self.k
         return (torch.cat([self.prompt.repeat_interleave(k, 0), self.response], 1),
                 torch.cat([self.prompt_ids.repeat_interleave(k, 0), self.response_ids], 1),
@@ -100,9 +106,11 @@ class GroupStates:
 
 
 def group_states(backbone, prompts: list[list[int]], responses: list[list[int]],
-                 pad_id: int) -> GroupStates:
+                 pad_id: int, predictors_only: bool = False) -> GroupStates:
     """`backbone` is the transformer without its head (`model.base_model`); `responses` holds
-    k per prompt, grouped by prompt (k = len(responses) / len(prompts))."""
+    k per prompt, grouped by prompt (k = len(responses) / len(prompts)). `predictors_only`:
+    each response's last token is not run (causal attention: no other state depends on it),
+    so only `predictors()` can be read -- what log-probs need, 1/Tr of the work less."""
     k, rest = divmod(len(responses), len(prompts))
     if rest or k < 1:
         raise ValueError(f"{len(responses)} responses for {len(prompts)} prompts: need k each")
@@ -113,20 +121,28 @@ def group_states(backbone, prompts: list[list[int]], responses: list[list[int]],
     cache = returned_cache(out)
     cache.batch_repeat_interleave(k)  # row i·k + j continues prompt i
     r_ids, r_mask = pad_right(responses, pad_id)
-    # Each response continues right after its own prompt; pad positions get 0 (never attended).
-    starts = p_mask.sum(1).repeat_interleave(k)
-    pos = (starts[:, None] + torch.arange(r_ids.shape[1])).masked_fill(r_mask == 0, 0)
-    r_out = backbone(input_ids=r_ids, attention_mask=torch.cat(
-        [p_mask.repeat_interleave(k, 0), r_mask], 1), position_ids=pos, use_cache=False,
-        **cache_kwargs(backbone, cache))
-    return GroupStates(out.last_hidden_state, p_mask, r_out.last_hidden_state, r_ids, r_mask,
-                       p_ids)
+    # token t of a response is run where token t + 1 exists
+    ids, mask = (r_ids[:, :-1], r_mask[:, 1:]) if predictors_only else (r_ids, r_mask)
+    if ids.shape[1] == 0:  # every response is one token: only the prompts' states are read
+        states = out.last_hidden_state.new_zeros(len(responses), 0,
+                                                 out.last_hidden_state.shape[2])
+    else:
+        # Each response continues right after its own prompt; pad positions get 0 (never
+        # attended).
+        starts = p_mask.sum(1).repeat_interleave(k)
+        pos = (starts[:, None] + torch.arange(ids.shape[1])).masked_fill(mask == 0, 0)
+        states = backbone(input_ids=ids, attention_mask=torch.cat(
+            [p_mask.repeat_interleave(k, 0), mask], 1), position_ids=pos, use_cache=False,
+            **cache_kwargs(backbone, cache)).last_hidden_state
+    return GroupStates(out.last_hidden_state, p_mask, states, r_ids, r_mask, p_ids,
+                       without_last=predictors_only)
 
 
 def pair_states(backbone, prompts: list[list[int]], a: list[list[int]], b: list[list[int]],
-                pad_id: int) -> GroupStates:
+                pad_id: int, predictors_only: bool = False) -> GroupStates:
     """k = 2: rows a_0, b_0, a_1, b_1, ..."""
-    return group_states(backbone, prompts, [r for pair in zip(a, b) for r in pair], pad_id)
+    return group_states(backbone, prompts, [r for pair in zip(a, b) for r in pair], pad_id,
+                        predictors_only)
 
 
 def pair_hidden(backbone, prompts: list[list[int]], a: list[list[int]], b: list[list[int]],
@@ -142,10 +158,9 @@ def pair_hidden(backbone, prompts: list[list[int]], a: list[list[int]], b: list[
 
 def response_token_logprobs(model, s: GroupStates) -> torch.Tensor:
     """(k·B, Tr): log π(response token t | prompt, response < t), 0 on padding. The LM head and
-    the softmax run on response positions only."""
-    logits = model.get_output_embeddings()(s.predictors())
-    logits = logits.to(torch.promote_types(logits.dtype, torch.float32))  # bf16 -> float32
-    token_lp = torch.gather(logits.log_softmax(-1), 2, s.response_ids[..., None]).squeeze(2)
+    the softmax run on response positions only (models/head_logprobs.py)."""
+    token_lp = head_token_logprobs(model.get_output_embeddings(), s.predictors(),
+                                   s.response_ids)
     return token_lp * s.response_mask
 
 
@@ -153,11 +168,11 @@ def group_token_logprobs(model, prompts: list[list[int]], responses: list[list[i
                          pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(per-token log-probs (k·B, Tr), response mask (k·B, Tr)) of k responses per prompt
     (grouped by prompt, as GRPO samples them), each prompt run once."""
-    s = group_states(model.base_model, prompts, responses, pad_id)
+    s = group_states(model.base_model, prompts, responses, pad_id, predictors_only=True)
     return response_token_logprobs(model, s), s.response_mask
 
 
 def pair_response_logprobs(model, prompts, a, b, pad_id: int) -> torch.Tensor:
     """(2B,): summed log π(response | prompt) for [a..., b...]."""
-    s = pair_states(model.base_model, prompts, a, b, pad_id)
+    s = pair_states(model.base_model, prompts, a, b, pad_id, predictors_only=True)
     return s.to_pair_order(response_token_logprobs(model, s).sum(-1))

@@ -77,7 +77,7 @@ def train_dpo(policy, pairs: list[Pair], ref_chosen: torch.Tensor, ref_rejected:
     processes, each takes an equal share of every step's global batch of cfg.batch_size pairs."""
     engine = Engine(cfg, accelerator, recipe="dpo")
     loss_fn = pair_loss(cfg)
-    fuse_activations(policy)  # same function, one kernel (models/fused_ops.py)
+    fuse_activations(policy)  # same function, cheaper kernels (models/fused_ops.py)
     order = BatchOrder(len(pairs), cfg.batch_size, seed)
     lengths = torch.tensor([[len(c), len(r)] for _, c, r in pairs])
 

@@ -197,7 +197,7 @@ def train_group_rl(policy, reference, prompts: list[list[int]], reward_fn: Rewar
 
     reference.eval().to(engine.device)
     for model in (policy, reference):
-        fuse_activations(model)  # same function, one kernel (models/fused_ops.py)
+        fuse_activations(model)  # same function, cheaper kernels (models/fused_ops.py)
     result = optimise(policy, cfg, ckpt, losses, on_step=on_step,
                       evaluate=evaluate_with_lambda if evaluate and cost_fn else evaluate,
                       engine=engine,

@@ -90,7 +90,7 @@ def train_lm(model, examples: list[tuple[list[int], int]], cfg: Optimisation, pa
     padded position costs as much as a real one (bench/README.md: the lab's pretraining and
     SFT steps). Off by default on a GPU, where it has not been measured."""
     engine = engine or Engine(cfg, recipe="sft")
-    fuse_activations(model)  # same function, one kernel (models/fused_ops.py)
+    fuse_activations(model)  # same function, cheaper kernels (models/fused_ops.py)
     order = BatchOrder(len(examples), cfg.batch_size, seed)
     if padding_free is None:
         padding_free = engine.device.type == "cpu"

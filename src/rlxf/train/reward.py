@@ -107,7 +107,7 @@ def train_reward_model(model, pairs: list, cfg: Optimisation, pad_id: int, seed:
     Every batch loss is a mean over its examples, so a micro-batch weighs 1 / grad_accum."""
     batch_loss = batch_loss or bradley_terry_batch(center_coefficient)
     engine = engine or Engine(cfg)
-    fuse_activations(model)  # same function, one kernel (models/fused_ops.py)
+    fuse_activations(model)  # same function, cheaper kernels (models/fused_ops.py)
     order = BatchOrder(len(pairs), cfg.batch_size, seed)
 
     def losses(model, step: int):

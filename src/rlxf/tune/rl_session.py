@@ -140,7 +140,7 @@ class RLSession:
                               "reward_weights": sources.weights,
                               "config": cfg.model_dump(mode="json"), **(inputs or {})}, engine)
         disable_dropout(policy)
-        fuse_activations(policy)  # same function, one kernel (models/fused_ops.py)
+        fuse_activations(policy)  # same function, cheaper kernels (models/fused_ops.py)
         policy = prepare(policy, cfg)
         reference = None
         if cfg.lora is None:
