@@ -16,7 +16,7 @@ from transformers import (GPT2Config, GPT2ForSequenceClassification, GPT2LMHeadM
 import rlxf.train.dpo as dpo_module
 import rlxf.train.reward as reward_module
 from rlxf.train.dpo import pair_logprobs, reference_logprobs
-from rlxf.train.pair_packing import applies_to, pack_pairs
+from rlxf.train.pair_packing import applies_to, pack_for, pack_pairs
 from rlxf.train.reward import pair_rewards
 
 PAD, VOCAB, TOL = 0, 50, 1e-10
@@ -73,11 +73,11 @@ CASES = [(arch, head, attention) for arch in ("gpt2", "llama") for head in ("rew
 def test_packed_equals_padded_values_and_gradients(arch, head, attention, monkeypatch):
     """Against the padded shared-prefix path, and the values against full forwards."""
     model, pairs = _model(arch, head, attention), _pairs(seed=len(arch) + len(head))
-    assert applies_to(model)
+    assert pack_for(model, *map(list, zip(*pairs)), PAD) is not None  # packed, not padded
     fn = pair_rewards if head == "reward" else pair_logprobs
     got, got_grad = _values_and_grads(model, lambda: torch.cat(fn(model, pairs, PAD)))
     module = reward_module if head == "reward" else dpo_module
-    monkeypatch.setattr(module, "packing_applies", lambda model: False)
+    monkeypatch.setattr(module, "pack_for", lambda *args: None)
     want, want_grad = _values_and_grads(model, lambda: torch.cat(fn(model, pairs, PAD)))
     full = _full_reward if head == "reward" else _full_logprob
     independent = torch.stack([full(model, p, rs[k]) for k in (0, 1) for p, *rs in pairs])
@@ -101,10 +101,15 @@ def test_reference_pass_in_batches_equals_full_forwards(arch):
     assert torch.allclose(torch.cat([chosen, rejected]), want, atol=TOL, rtol=0)
 
 
-def test_off_the_cpu_path_conditions():
+def test_packs_only_where_it_saves_positions():
     model = _model("gpt2", "lm", "sdpa")
+    ragged = list(map(list, zip(*_pairs(n=12, seed=3))))
+    assert pack_for(model, *ragged, PAD) is not None
+    rng = random.Random(0)
+    same = [[rng.randrange(1, VOCAB) for _ in range(n)] for n in (6, 9, 9) for _ in range(12)]
+    assert pack_for(model, same[:12], same[12:24], same[24:], PAD) is None  # nothing to save
     model.config._attn_implementation = "flash_attention_2"  # reads no custom mask
-    assert not applies_to(model)
+    assert not applies_to(model) and pack_for(model, *ragged, PAD) is None
 
 
 def test_rows_hold_several_pairs_and_no_token_sees_another_pair_or_the_other_response():

@@ -12,8 +12,11 @@ sees exactly its prompt and itself, as in two separate prompt + response forward
 function up to float rounding (tests/test_pair_packing.py, float64, values and gradients, GPT-2
 and Llama).
 
-`applies_to`: the models whose mask the attention honours as given (sdpa, eager) among those the
-shared-prefix path is tested on; others take that path."""
+`pack_for` packs only where it pays: for models whose attention takes the mask as given (sdpa,
+eager) among those the shared-prefix path is tested on, on the CPU, and when the rows hold at
+most MAX_SHARE of the padded batch's positions. Equal-length pairs (bench/run.py's workload)
+gain nothing from packing and lose to its masked attention (bench/README.md: 5-7% slower at one
+pair a row); they, and every other case, take the shared-prefix path."""
 
 from __future__ import annotations
 
@@ -28,6 +31,7 @@ from ..models.shared_prefix import applies_to as shared_prefix_applies
 from .packing import best_fit_decreasing
 
 ATTENTIONS = ("sdpa", "eager")  # the implementations that take a 4-D mask as it is
+MAX_SHARE = 0.8  # packed positions / padded positions at or below which packing is used
 
 
 def applies_to(model) -> bool:
@@ -62,13 +66,29 @@ class PackedPairs:
         return torch.zeros(mask.shape, dtype=dtype).masked_fill(~mask, torch.finfo(dtype).min)
 
 
+def pack_for(model, prompts: list[list[int]], a: list[list[int]], b: list[list[int]],
+             pad_id: int) -> PackedPairs | None:
+    """The pairs packed for `model`, or None where packing does not apply or pay (see the
+    module's doc)."""
+    if not applies_to(model):
+        return None
+    lengths = [len(p) + len(x) + len(y) for p, x, y in zip(prompts, a, b)]
+    rows = best_fit_decreasing(lengths, max(lengths))
+    padded = len(prompts) * (max(map(len, prompts)) + 2 * max(map(len, a + b)))
+    if len(rows) * max(lengths) > MAX_SHARE * padded:
+        return None
+    return pack_pairs(prompts, a, b, pad_id, rows)
+
+
 def pack_pairs(prompts: list[list[int]], a: list[list[int]], b: list[list[int]],
-               pad_id: int) -> PackedPairs:
+               pad_id: int, rows: list[list[int]] | None = None) -> PackedPairs:
+    """`rows`: the pairs' indices row by row (default: best-fit decreasing, rows as wide as the
+    longest prompt + a + b)."""
     if any(not r for r in a + b):
         raise ValueError("every response needs at least one token (its <eos>)")
     n = len(prompts)
     lengths = [len(p) + len(x) + len(y) for p, x, y in zip(prompts, a, b)]
-    rows = best_fit_decreasing(lengths, max(lengths))
+    rows = rows or best_fit_decreasing(lengths, max(lengths))
     width = max(lengths)
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     positions = torch.zeros((len(rows), width), dtype=torch.long)
@@ -125,10 +145,9 @@ def _forward(backbone, packed: PackedPairs, model) -> torch.Tensor:
                     position_ids=packed.positions, use_cache=False).last_hidden_state
 
 
-def packed_pair_logprobs(model, prompts, a, b, pad_id: int) -> torch.Tensor:
+def packed_pair_logprobs(model, packed: PackedPairs) -> torch.Tensor:
     """(2B,): summed log π(response | prompt) for [a..., b...]; the LM head and the softmax run
     on response positions only (as shared_prefix.response_token_logprobs)."""
-    packed = pack_pairs(prompts, a, b, pad_id)
     hidden = _forward(model.base_model, packed, model)
     logits = model.get_output_embeddings()(hidden[packed.row[:, None], packed.predictors])
     logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
@@ -136,10 +155,9 @@ def packed_pair_logprobs(model, prompts, a, b, pad_id: int) -> torch.Tensor:
     return (token_lp * packed.target_mask).sum(-1)
 
 
-def packed_pair_last_hidden(model, prompts, a, b, pad_id: int) -> torch.Tensor:
+def packed_pair_last_hidden(model, packed: PackedPairs) -> torch.Tensor:
     """(2B, d): the final hidden state where a reward head reads each of [a..., b...]. On GPT-2
     the last block runs at those positions only (models/last_layer.py)."""
-    packed = pack_pairs(prompts, a, b, pad_id)
     backbone = model.base_model
     if not last_layer_supports(backbone):
         return _forward(backbone, packed, model)[packed.row, packed.scored]
