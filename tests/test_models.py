@@ -7,7 +7,7 @@ import torch
 from rlxf.config import ModelConfig, TrainConfig
 from rlxf.models.build import build_causal_lm, load_causal_lm, load_tokenizer
 from rlxf.models.fused_ops import fuse_activations
-from rlxf.models.generate import sample_responses
+from rlxf.models.sampling import sample_responses
 from rlxf.models.tokenizer import build_word_tokenizer, decode_response, prompt_ids, response_ids
 from rlxf.train.lm import train_lm
 from rlxf.train.loop import STATE_FILE, BatchOrder, Checkpointer
