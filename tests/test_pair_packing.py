@@ -10,14 +10,17 @@ import random
 
 import pytest
 import torch
-from transformers import (GPT2Config, GPT2ForSequenceClassification, GPT2LMHeadModel,
-                          LlamaConfig, LlamaForCausalLM, LlamaForSequenceClassification)
+from transformers import (AutoModelForCausalLM, GPT2Config, GPT2ForSequenceClassification,
+                          GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM,
+                          LlamaForSequenceClassification)
 
 import rlxf.train.dpo as dpo_module
 import rlxf.train.reward as reward_module
 from rlxf.train.dpo import pair_logprobs, reference_logprobs
 from rlxf.train.pair_packing import applies_to, pack_for, pack_pairs
 from rlxf.train.reward import pair_rewards
+
+from hf_models import small_config
 
 PAD, VOCAB, TOL = 0, 50, 1e-10
 
@@ -124,3 +127,24 @@ def test_rows_hold_several_pairs_and_no_token_sees_another_pair_or_the_other_res
         row, first_b = packed.row[n + i], packed.predictors[n + i, 1] if len(b) > 1 else None
         if first_b is not None:
             assert int(packed.allowed[row, first_b].sum()) == len(p) + 1
+
+
+@pytest.mark.parametrize("arch", ["qwen2", "mistral", "gemma"])
+def test_other_tested_architectures_pack_to_the_same_logprobs(arch, monkeypatch):
+    """The shared-prefix path's other architectures (Qwen2: q/k/v bias; Gemma: scaled
+    embeddings, tied head) take the packed path too: same values and gradients."""
+    torch.manual_seed(0)
+    config = small_config(arch, VOCAB, pad_token_id=PAD)
+    config._attn_implementation = "sdpa"
+    model, pairs = AutoModelForCausalLM.from_config(config).double(), _pairs(seed=7)
+    assert pack_for(model, *map(list, zip(*pairs)), PAD) is not None
+    got, got_grad = _values_and_grads(model, lambda: torch.cat(pair_logprobs(model, pairs, PAD)))
+    monkeypatch.setattr(dpo_module, "pack_for", lambda *args: None)
+    want, want_grad = _values_and_grads(model, lambda: torch.cat(pair_logprobs(model, pairs, PAD)))
+    # Gemma's RMSNorm computes in float32 (transformers), so Gemma is not float64 throughout
+    tol = 1e-6 if arch == "gemma" else TOL
+    assert torch.allclose(got, want, atol=tol, rtol=0), (got - want).abs().max()
+    scale = max(g.abs().max() for g in want_grad.values())
+    for k in want_grad:
+        assert torch.allclose(got_grad[k], want_grad[k], atol=tol * scale, rtol=0), \
+            (k, (got_grad[k] - want_grad[k]).abs().max() / scale)
