@@ -2,6 +2,7 @@
 
     python bench/lab_pipeline.py --config examples/quickstart.toml \\
         --tree old=/path/to/main/src --tree new=src [--threads 0] [--out /tmp/labbench]
+        [--until STAGE] [--start FINISHED_RUN --from STAGE]
 
 Each stage runs as its own `python -m rlxf run CONFIG --out RUN --until STAGE` process (the
 earlier stages are already done and skipped), once per tree, the trees back to back stage by
@@ -65,6 +66,19 @@ def ledger_walls(run: Path) -> dict[str, float]:
     return walls
 
 
+def start_from(finished: Path, run: Path, stages: list[str]) -> None:
+    """`run`: a copy of the finished run without `stages` (outputs, checkpoints, ledger lines),
+    so that `rlxf run` recomputes exactly those."""
+    shutil.copytree(finished, run)
+    for stage in stages:
+        shutil.rmtree(run / stage, ignore_errors=True)
+    shutil.rmtree(run / ".ckpt", ignore_errors=True)
+    shutil.rmtree(run / ".partial", ignore_errors=True)
+    lines = (run / "ledger.jsonl").read_text().splitlines()
+    (run / "ledger.jsonl").write_text("".join(
+        line + "\n" for line in lines if json.loads(line)["stage"] not in stages))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--config", type=Path, default=Path("examples/quickstart.toml"))
@@ -73,7 +87,14 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=0, help="rlxf run --threads (0: its default)")
     ap.add_argument("--until", help="stop after this stage (default: every stage and the report)")
     ap.add_argument("--out", type=Path, default=Path("/tmp/lab_pipeline_bench"))
+    ap.add_argument("--start", type=Path, metavar="RUN",
+                    help="a finished run of CONFIG: each tree starts from a copy of it, with "
+                         "--from and every later stage removed (their outputs and ledger lines)")
+    ap.add_argument("--from", dest="first", metavar="STAGE", help="with --start: the first "
+                    "stage to run (the earlier ones are RUN's, identical for both trees)")
     args = ap.parse_args()
+    if (args.start is None) != (args.first is None):
+        ap.error("--start and --from go together")
     trees = dict(t.split("=", 1) for t in args.tree)
     trees = {name: Path(src) for name, src in trees.items()}
     shutil.rmtree(args.out, ignore_errors=True)
@@ -81,6 +102,10 @@ def main() -> None:
     stages = stage_names(next(iter(trees.values())))
     if args.until:
         stages = stages[: stages.index(args.until) + 1]
+    if args.first:
+        stages = stages[stages.index(args.first):]
+        for name in trees:
+            start_from(args.start, args.out / name, stages)
     rows: list[dict] = []
     for i, stage in enumerate(stages):
         last = i == len(stages) - 1 and not args.until

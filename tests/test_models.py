@@ -6,7 +6,8 @@ import torch
 
 from rlxf.config import ModelConfig, TrainConfig
 from rlxf.models.build import build_causal_lm, load_causal_lm, load_tokenizer
-from rlxf.models.generate import sample_responses
+from rlxf.models.fused_ops import fuse_activations
+from rlxf.models.sampling import sample_responses
 from rlxf.models.tokenizer import build_word_tokenizer, decode_response, prompt_ids, response_ids
 from rlxf.train.lm import train_lm
 from rlxf.train.loop import STATE_FILE, BatchOrder, Checkpointer
@@ -23,6 +24,7 @@ def test_save_and_reload_gives_identical_logits(tmp_path, arch):
     again, tok = load_causal_lm(tmp_path), load_tokenizer(tmp_path)
     ids = torch.tensor([prompt_ids(tok, "what is the capital of veloria ?")])
     model.eval()
+    fuse_activations(model)  # what the loader hands out (models/build.py)
     assert torch.equal(model(ids).logits, again(ids).logits)
     assert tok.convert_ids_to_tokens(ids[0].tolist())[2:-1] == "what is the capital of veloria ?".split()
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from ..models.generate import sample_responses
+from ..models.sampling import sample_responses
 from ..models.tokenizer import prompt_ids, response_ids
 from ..train.bon import best_of_n, bon_kl_exact
 

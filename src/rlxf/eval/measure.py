@@ -7,7 +7,7 @@ from statistics import mean
 
 import torch
 
-from ..models.generate import sample_responses
+from ..models.sampling import sample_responses
 from ..models.reward_ensemble import RewardEnsemble
 from ..models.logprobs import response_batch, sequence_logprobs
 from ..models.tokenizer import prompt_ids, response_ids

@@ -9,6 +9,7 @@ from transformers import (AutoModelForCausalLM, AutoModelForSequenceClassificati
                           AutoTokenizer, GPT2Config, LlamaConfig)
 
 from ..config import ModelConfig
+from .fused_ops import fuse_activations
 
 
 def build_causal_lm(cfg: ModelConfig, tokenizer, seed: int):
@@ -29,13 +30,18 @@ def build_causal_lm(cfg: ModelConfig, tokenizer, seed: int):
 
 
 def load_causal_lm(path: str | Path):
+    """In eval mode, GPT-2's Python tanh-GELU swapped for the same function in fewer ops
+    (models/fused_ops.py): the lab samples and scores with these, and trainers swap it anyway."""
     model = AutoModelForCausalLM.from_pretrained(path)
+    fuse_activations(model)
     model.eval()
     return model
 
 
 def load_reward_model(path: str | Path):
+    """As load_causal_lm: eval mode, fused GELU."""
     model = AutoModelForSequenceClassification.from_pretrained(path)
+    fuse_activations(model)
     model.eval()
     return model
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import torch
 
-from .tokenizer import decode_response, prompt_ids
-
 
 def cut_at_stop(rows: list[list[int]], stops: list[int]) -> list[list[int]]:
     """Each row up to and including its first stop token (all of it if it has none)."""
@@ -50,13 +48,3 @@ def sample_response_ids(model, prompts: list[list[int]], *, temperature: float,
                              eos_token_id=eos_id)
         out += cut_at_stop(gen[:, width:].tolist(), stops)
     return out
-
-
-def sample_responses(model, tokenizer, prompts: list[str], *, temperature: float,
-                     max_new_tokens: int, seed: int, batch_size: int = 256) -> list[str]:
-    """One sampled response text per prompt (repeat prompts for more); see sample_response_ids."""
-    ids = sample_response_ids(model, [prompt_ids(tokenizer, p) for p in prompts],
-                              temperature=temperature, max_new_tokens=max_new_tokens, seed=seed,
-                              pad_id=tokenizer.pad_token_id, eos_id=tokenizer.eos_token_id,
-                              batch_size=batch_size)
-    return [decode_response(tokenizer, row) for row in ids]

@@ -27,7 +27,7 @@ def supports(backbone) -> bool:
 
 
 @contextmanager
-def _without_last_layer(backbone):
+def without_last_layer(backbone):
     """The backbone, for the duration, without its last block and final norm (restored after)."""
     blocks, norm = backbone.h, backbone.ln_f
     backbone.h, backbone.ln_f = blocks[:-1], torch.nn.Identity()
@@ -42,6 +42,14 @@ def gpt2_block_at_last(block, inputs: torch.Tensor, key_mask: torch.Tensor,
     """GPT2Block's output at one position per row: `inputs` (N, T, d) the block's input at
     every position (keys and values), `key_mask` (N, T) the real positions, `last` (N,) the
     position read (its query attends causally: to the real positions up to and including it)."""
+    causal = key_mask.bool() & (torch.arange(inputs.shape[1])[None, :] <= last[:, None])
+    return gpt2_block_at(block, inputs, torch.arange(inputs.shape[0]), last, causal)
+
+
+def gpt2_block_at(block, inputs: torch.Tensor, rows: torch.Tensor, at: torch.Tensor,
+                  keys: torch.Tensor) -> torch.Tensor:
+    """GPT2Block's output at M positions (row `rows[m]`, position `at[m]`) of `inputs` (N, T, d),
+    the block's input at every position; `keys` (M, T) bool: the positions each one attends to."""
     attn = block.attn
     n, t, d = inputs.shape
     heads, hd = attn.num_heads, attn.head_dim
@@ -49,12 +57,10 @@ def gpt2_block_at_last(block, inputs: torch.Tensor, key_mask: torch.Tensor,
     x = block.ln_1(inputs)
     kv = torch.addmm(bias[d:], x.reshape(-1, d), w[:, d:]).view(n, t, 2, heads, hd)
     k, v = kv.permute(2, 0, 3, 1, 4).unbind(0)  # each (N, H, T, hd)
-    rows = torch.arange(n)
-    q = torch.addmm(bias[:d], x[rows, last], w[:, :d]).view(n, heads, 1, hd)
-    causal = key_mask.bool() & (torch.arange(t)[None, :] <= last[:, None])
-    o = F.scaled_dot_product_attention(q, k, v, attn_mask=causal[:, None, None, :],
+    q = torch.addmm(bias[:d], x[rows, at], w[:, :d]).view(len(rows), heads, 1, hd)
+    o = F.scaled_dot_product_attention(q, k[rows], v[rows], attn_mask=keys[:, None, None, :],
                                        scale=attn.scaling)
-    h = inputs[rows, last] + attn.c_proj(o.reshape(n, d))
+    h = inputs[rows, at] + attn.c_proj(o.reshape(len(rows), d))
     return h + block.mlp(block.ln_2(h))
 
 
@@ -64,7 +70,7 @@ def pair_last_hidden(backbone, prompts: list[list[int]], a: list[list[int]],
     (`GroupStates.scored_index`: transformers' last non-pad token), rows [a..., b...]."""
     if not supports(backbone):
         return pair_hidden(backbone, prompts, a, b, pad_id).last
-    with _without_last_layer(backbone) as (block, norm):
+    with without_last_layer(backbone) as (block, norm):
         s = pair_states(backbone, prompts, a, b, pad_id)
     # Keys: each row's prompt (shared by its two responses) then its response.
     inputs, _, key_mask = s.sequence_layout()

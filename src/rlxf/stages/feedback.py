@@ -18,7 +18,7 @@ from ..feedback.quality import (annotator_reliability, bradley_terry_choices, da
 from ..feedback.simulated import build_pool, label_comparisons, rate_comparisons
 from ..feedback.verification import verification_accuracy
 from ..models.build import load_causal_lm
-from ..models.generate import sample_responses
+from ..models.sampling import sample_responses
 from ..rundir import atomic_write_json, write_jsonl
 from ..world.corpus import sample_family_balanced
 from ..world.judge import score

@@ -19,7 +19,7 @@ from statistics import mean, pstdev
 from ..feedback.quality import items_of, majority
 from ..feedback.record import read_records
 from ..models.build import load_causal_lm
-from ..models.generate import sample_responses
+from ..models.sampling import sample_responses
 from ..models.reward_heads import GROUPS_DIR, GroupRewardModel
 from ..models.reward_scores import score as scalar_score
 from ..models.tokenizer import prompt_ids, response_ids

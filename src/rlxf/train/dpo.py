@@ -17,6 +17,7 @@ from .engine import Engine
 from .hparams import DPOHparams
 from .losses import cdpo_loss, dpo_loss, ipo_loss, robust_dpo_loss
 from .loop import BatchOrder, Checkpointer, StepCallback
+from .pair_packing import pack_for, packed_pair_logprobs
 from .policy_loop import optimise
 from .reward import Pair
 
@@ -42,9 +43,12 @@ def pair_loss(cfg: DPOHparams) -> PairLoss:
 
 def pair_logprobs(model, pairs: list[Pair], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(chosen, rejected) summed response log-probs, each (B,), from one forward that runs each
-    prompt once (models/shared_prefix.py)."""
+    prompt once (padding-free on the CPU: train/pair_packing.py; else models/shared_prefix.py)."""
     prompts, chosen, rejected = ([t[k] for t in pairs] for k in range(3))
-    if applies_to(model):
+    packed = pack_for(model, prompts, chosen, rejected, pad_id)
+    if packed is not None:
+        logps = packed_pair_logprobs(model, packed)
+    elif applies_to(model):
         logps = pair_response_logprobs(model, prompts, chosen, rejected, pad_id)
     else:
         batch = response_batch(prompts * 2, chosen + rejected, pad_id)

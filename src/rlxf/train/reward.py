@@ -23,6 +23,7 @@ from .hparams import Optimisation, RewardHparams
 from .losses import (bradley_terry_loss, plackett_luce_loss, plackett_luce_weak_order_loss,
                      reward_model_loss)
 from .loop import BatchOrder, Checkpointer, StepCallback
+from .pair_packing import pack_for, packed_pair_last_hidden
 
 Pair = tuple[list[int], list[int], list[int]]  # prompt ids, chosen ids, rejected ids
 Ranking = tuple[list[int], list[list[int]]]  # prompt ids, response ids best first (k ≥ 2)
@@ -36,10 +37,14 @@ BatchLoss = Callable[[object, list, int], tuple[torch.Tensor, torch.Tensor]]
 
 def pair_rewards(model, pairs: list[Pair], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(chosen, rejected) rewards, each (B,): the scalar head on each sequence's last token, from
-    one forward that runs each prompt once (models/shared_prefix.py) and the last layer only
-    where the head reads it (models/last_layer.py)."""
+    one forward that runs each prompt once (padding-free on the CPU: train/pair_packing.py; else
+    models/shared_prefix.py) and the last layer only where the head reads it
+    (models/last_layer.py)."""
     prompts, chosen, rejected = ([t[k] for t in pairs] for k in range(3))
-    if applies_to(model):
+    packed = pack_for(model, prompts, chosen, rejected, pad_id)
+    if packed is not None:
+        rewards = at_least_fp32(model.score(packed_pair_last_hidden(model, packed))[:, 0])
+    elif applies_to(model):
         rewards = at_least_fp32(model.score(pair_last_hidden(model.base_model, prompts, chosen,
                                                              rejected, pad_id))[:, 0])
     else:
