@@ -1,5 +1,5 @@
-"""The lab's loaders (models/build.py) hand out GPT-2 models with torch's fused tanh-GELU in
-place of transformers' Python `gelu_new`: the same outputs as plain `transformers` loading (to
+"""The lab's loaders (models/build.py) hand out GPT-2 models with `SigmoidFormGELU`
+(models/fused_ops.py) in place of transformers' Python `gelu_new`: the same outputs as plain `transformers` loading (to
 float32 rounding; tests/test_last_layer.py checks the two activations equal in float64), and
 the saved config keeps its own activation."""
 
@@ -8,9 +8,10 @@ from __future__ import annotations
 import torch
 from transformers import (AutoModelForCausalLM, AutoModelForSequenceClassification, GPT2Config,
                           GPT2ForSequenceClassification, GPT2LMHeadModel)
-from transformers.activations import GELUTanh, NewGELUActivation
+from transformers.activations import NewGELUActivation
 
 from rlxf.models.build import load_causal_lm, load_reward_model
+from rlxf.models.fused_ops import SigmoidFormGELU
 
 
 def _config():
@@ -28,7 +29,7 @@ def test_loaded_models_are_fused_and_give_plain_transformers_outputs(tmp_path):
         cls(_config()).save_pretrained(path)
         model, plain = load(path), auto.from_pretrained(path).eval()
         kinds = {type(m) for m in model.modules()}
-        assert GELUTanh in kinds and NewGELUActivation not in kinds
+        assert SigmoidFormGELU in kinds and NewGELUActivation not in kinds
         assert NewGELUActivation in {type(m) for m in plain.modules()}
         assert not model.training
         with torch.no_grad():
