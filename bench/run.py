@@ -244,6 +244,19 @@ def markdown(result: dict) -> str:
     return "\n".join(lines)
 
 
+def load_note(machine: dict) -> str:
+    """The results file's note from the 1-minute load average at the start and the end: whether
+    other jobs shared the cores (load above the benchmark's own threads) or not."""
+    top = max(machine["loadavg_at_start"][0], machine["loadavg_at_end"][0])
+    where = (f"1-minute load average {machine['loadavg_at_start'][0]} at the start and "
+             f"{machine['loadavg_at_end'][0]} at the end, {machine['nproc']} cores, "
+             f"{machine['torch_threads']} benchmark thread(s)")
+    if top > machine["torch_threads"] + 0.5:
+        return (f"Other jobs shared the machine while this ran ({where}): absolute numbers are "
+                "inflated; the side-by-side ratios are what count.")
+    return f"No other load was seen while this ran ({where})."
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--only", nargs="+", choices=TASKS, default=list(TASKS))
@@ -261,9 +274,8 @@ def main(argv: list[str] | None = None) -> dict:
                     help="steps of the single TRL-defaults and TRL-bf16 runs (0: skip them)")
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--note", default="The machine was shared with other engineers' jobs "
-                    "while this ran: absolute numbers are inflated; the side-by-side ratios are "
-                    "what count.")
+    ap.add_argument("--note", help="a note for the results file (default: what the load "
+                    "average at the start and end says, load_note)")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -290,6 +302,7 @@ def main(argv: list[str] | None = None) -> dict:
     for task in args.only:
         result["tasks"][task] = bench_task(task, w, args)
     result["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    result["note"] = args.note or load_note(result["machine"])
     peaks.append((matmul_peak_flops(), matmul_peak_flops(cpu=True)))
     # The best of the measurements before and after: a conservative (high) peak.
     peak = {"wall": max(p[0] for p in peaks), "cpu": max(p[1] for p in peaks)}
