@@ -135,6 +135,19 @@ def test_padding_free_rows_leave_batches_that_cannot_pack():
     assert sorted(r.lengths for r in rows) == [[3, 2], [6], [6]]
 
 
+def test_padding_free_is_the_default_on_the_cpu_for_tested_architectures_only(tmp_path):
+    from hf_models import save_model_dir
+
+    from rlxf.train.lm import padding_free_by_default
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    llama = _llama(tmp_path)
+    qwen2 = AutoModelForCausalLM.from_pretrained(save_model_dir(tmp_path / "q", "qwen2"))
+    assert padding_free_by_default(_gpt2(), cpu) and padding_free_by_default(llama, cpu)
+    assert not padding_free_by_default(llama, cuda)
+    assert not padding_free_by_default(qwen2, cpu)  # not tested packed: stays padded
+
+
 def _gpt2_or_llama_start(arch, tmp_path):
     model = _gpt2() if arch == "gpt2" else _llama(tmp_path)
     return torch.cat([p.detach().flatten() for p in model.parameters()])

@@ -64,6 +64,19 @@ def packed_positions(rows: list, width: int) -> torch.Tensor | None:
     return position_ids(rows, width) if rows and isinstance(rows[0], Packed) else None
 
 
+# Architectures whose packed forward is tested against the padded one (tests/test_packing.py):
+# transformers keeps packed sequences apart only where the model builds its mask through
+# masking_utils, so others are not packed unless a caller asks.
+PADDING_FREE_TESTED = ("gpt2", "llama")
+
+
+def padding_free_by_default(model, device: torch.device) -> bool:
+    """On the CPU, for a tested architecture (also under a peft wrapper, which forwards
+    `config`)."""
+    model_type = getattr(getattr(model, "config", None), "model_type", None)
+    return device.type == "cpu" and model_type in PADDING_FREE_TESTED
+
+
 def padding_free_rows(examples: list) -> list:
     """A micro-batch's examples packed into rows no longer than its longest example (the
     padded batch's width), so that the positions a padded batch would fill with padding mostly
@@ -85,15 +98,15 @@ def train_lm(model, examples: list[tuple[list[int], int]], cfg: Optimisation, pa
     with gradient accumulation and several processes: each micro-batch contributes its token
     sum divided by the global batch's token count. `examples` may be packed rows
     (train/packing.py: `pack`), cfg.batch_size rows a step, as TRL's `packing=True`.
-    `padding_free` (None: on the CPU) computes each micro-batch as `padding_free_rows`: the
-    same step up to float rounding (tests/test_packing.py), cheaper on the CPU, where every
-    padded position costs as much as a real one (bench/README.md: the lab's pretraining and
-    SFT steps). Off by default on a GPU, where it has not been measured."""
+    `padding_free` (None: `padding_free_by_default`) computes each micro-batch as
+    `padding_free_rows`: the same step up to float rounding (tests/test_packing.py), cheaper on
+    the CPU, where every padded position costs as much as a real one (bench/README.md: the
+    lab's pretraining and SFT steps). Off by default on a GPU, where it has not been measured."""
     engine = engine or Engine(cfg, recipe="sft")
     fuse_activations(model)  # same function, cheaper kernels (models/fused_ops.py)
     order = BatchOrder(len(examples), cfg.batch_size, seed)
     if padding_free is None:
-        padding_free = engine.device.type == "cpu"
+        padding_free = padding_free_by_default(model, engine.device)
 
     def losses(model, step: int):
         micro = [[examples[i] for i in idx]
