@@ -10,7 +10,8 @@ of the sides rotates every repeat, so a burst of load hits each side in turn. Pe
 every checkout's examples per CPU-second (and per wall second) over TRL's in that repeat, then
 the median and [min, max]. Writes bench/results/<date>-<model>-sources-<tasks>.json and .md.
 
-`--only grpo_files` runs the GRPO-from-files row (`rlxf grpo` against TRL's GRPOTrainer, the
+`--only grpo` runs `bench/run.py`'s GRPO row (rlxf's GRPO step on the workload's model) and
+`--only grpo_files` the GRPO-from-files row (`rlxf grpo` against TRL's GRPOTrainer, the
 same reward function): `--grpo-prompts` prompts x `--group` completions a step, at most
 `--completion-len` new tokens, as `bench/run.py` runs it:
 
@@ -58,7 +59,7 @@ def side_main(argv: list[str]) -> None:
     args = argparse.Namespace(**opts, default_steps=0)
     w = build(args.model, args.pairs, args.prompt_len, args.completion_len, args.seed)
     # the item stream, as bench/run.py's bench_task makes it (GRPO: prompts, each `group` times)
-    per_step = args.grpo_prompts if a.task == "grpo_files" else args.batch
+    per_step = args.grpo_prompts if a.task in ("grpo", "grpo_files") else args.batch
     order = run.rlxf_side.batch_order(len(w.prompts), args.steps, per_step, args.seed)
     result = run.one_run(a.side, a.task, w, args, order, trl_side.FAIR)
     import rlxf
@@ -132,7 +133,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--src", action="append", required=True, metavar="NAME=ROOT",
                     help="an rlxf checkout (its src/ and bench/); two or more")
-    ap.add_argument("--only", nargs="+", choices=("sft", "reward", "dpo", "grpo_files"),
+    ap.add_argument("--only", nargs="+", choices=("sft", "reward", "dpo", "grpo", "grpo_files"),
                     default=["sft", "dpo"])
     ap.add_argument("--model", default="1m")
     ap.add_argument("--pairs", type=int, default=512)
