@@ -72,7 +72,8 @@ def git_commit(root: Path) -> str:
         return subprocess.run(["git", "-C", str(root), *cmd], capture_output=True,
                               text=True).stdout.strip()
     return git("rev-parse", "--short", "HEAD") + ("+dirty" if git("status", "--porcelain",
-                                                                   "--", "src", "bench") else "")
+                                                                   "--untracked-files=no", "--",
+                                                                   "src", "bench") else "")
 
 
 def run_side(root: Path, side: str, task: str, opts: dict) -> dict:
